@@ -1,0 +1,149 @@
+/**
+ * An in-memory guest for unit tests of pure logic: a map of absolute paths to
+ * entries. Symlinks are resolved inside the map, like the rootfs backend.
+ */
+import path from 'node:path/posix';
+import { GuestError } from '../util/errors.js';
+import type { FileStat, Guest, ReadOptions, WriteAttributes } from './backend.js';
+import { DEFAULT_MAX_READ } from './backend.js';
+
+export type MemoryEntry =
+  | { type: 'file'; content: Buffer; mode: number; uid: number; gid: number }
+  | { type: 'dir'; mode: number; uid: number; gid: number }
+  | { type: 'symlink'; target: string };
+
+/** Spec for the constructor: a string or Buffer is a 0644 root file; `{symlink}` a link; `{dir: true}` a directory. */
+export type MemorySpec = string | Buffer | { symlink: string } | { dir: true; mode?: number } | { content: string | Buffer; mode?: number; uid?: number; gid?: number };
+
+const MAX_LINKS = 40;
+
+export class MemoryGuest implements Guest {
+  readonly entries = new Map<string, MemoryEntry>();
+  readonly readonly: boolean;
+  constructor(files: Record<string, MemorySpec> = {}, readonly description = 'memory', options: { readonly?: boolean } = {}) {
+    this.readonly = options.readonly ?? false;
+    this.entries.set('/', { type: 'dir', mode: 0o755, uid: 0, gid: 0 });
+    for (const [p, spec] of Object.entries(files)) this.put(p, spec);
+  }
+
+  /** Add an entry, creating parent directories. */
+  put(p: string, spec: MemorySpec): void {
+    const abs = path.resolve('/', p);
+    this.ensureParents(abs);
+    if (typeof spec === 'string' || Buffer.isBuffer(spec)) {
+      this.entries.set(abs, { type: 'file', content: Buffer.from(spec), mode: 0o644, uid: 0, gid: 0 });
+    } else if ('symlink' in spec) {
+      this.entries.set(abs, { type: 'symlink', target: spec.symlink });
+    } else if ('dir' in spec) {
+      this.entries.set(abs, { type: 'dir', mode: spec.mode ?? 0o755, uid: 0, gid: 0 });
+    } else {
+      this.entries.set(abs, { type: 'file', content: Buffer.from(spec.content), mode: spec.mode ?? 0o644, uid: spec.uid ?? 0, gid: spec.gid ?? 0 });
+    }
+  }
+
+  /** Text of a file, for assertions. */
+  text(p: string): string | undefined {
+    const e = this.entries.get(this.resolve(p, true));
+    return e?.type === 'file' ? e.content.toString('utf8') : undefined;
+  }
+
+  private ensureParents(abs: string): void {
+    let dir = path.dirname(abs);
+    const missing: string[] = [];
+    while (!this.entries.has(dir)) { missing.push(dir); dir = path.dirname(dir); }
+    for (const d of missing.reverse()) this.entries.set(d, { type: 'dir', mode: 0o755, uid: 0, gid: 0 });
+  }
+
+  /** Resolve symlinks inside the map, as chroot would; `follow` applies to the last component. */
+  resolve(p: string, follow: boolean): string {
+    let parts = path.resolve('/', p).split('/').filter(Boolean);
+    let cur = '/';
+    let hops = 0;
+    while (parts.length) {
+      const [head, ...rest] = parts;
+      const next = path.join(cur, head!);
+      const e = this.entries.get(next);
+      if (e?.type === 'symlink' && (rest.length > 0 || follow)) {
+        if (++hops > MAX_LINKS) throw new GuestError(`too many levels of symbolic links: ${p}`, p);
+        const base = e.target.startsWith('/') ? '/' : cur;
+        parts = [...path.resolve(base, e.target).split('/').filter(Boolean), ...rest];
+        cur = '/';
+        continue;
+      }
+      cur = next;
+      parts = rest;
+    }
+    return cur;
+  }
+
+  private statOf(e: MemoryEntry | undefined): FileStat | null {
+    if (!e) return null;
+    if (e.type === 'symlink') return { type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: e.target.length };
+    if (e.type === 'dir') return { type: 'dir', mode: e.mode, uid: e.uid, gid: e.gid, size: 4096 };
+    return { type: 'file', mode: e.mode, uid: e.uid, gid: e.gid, size: e.content.length };
+  }
+
+  async readFile(p: string, options: ReadOptions = {}): Promise<Buffer | null> {
+    const e = this.entries.get(this.resolve(p, true));
+    if (!e) return null;
+    if (e.type !== 'file') throw new GuestError(`${p} is not a regular file`, p);
+    if (e.content.length > (options.maxBytes ?? DEFAULT_MAX_READ)) throw new GuestError(`${p} is too large (${e.content.length} bytes)`, p);
+    return Buffer.from(e.content);
+  }
+  async lstat(p: string): Promise<FileStat | null> { return this.statOf(this.entries.get(this.resolve(p, false))); }
+  async stat(p: string): Promise<FileStat | null> { return this.statOf(this.entries.get(this.resolve(p, true))); }
+  async readdir(p: string): Promise<string[] | null> {
+    const dir = this.resolve(p, true);
+    const e = this.entries.get(dir);
+    if (!e) return null;
+    if (e.type !== 'dir') throw new GuestError(`${p} is not a directory`, p);
+    const prefix = dir === '/' ? '/' : dir + '/';
+    return [...this.entries.keys()].filter((k) => k !== dir && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => k.slice(prefix.length)).sort();
+  }
+  async readlink(p: string): Promise<string | null> {
+    const e = this.entries.get(this.resolve(p, false));
+    return e?.type === 'symlink' ? e.target : null;
+  }
+
+  private writable(p: string): string {
+    if (this.readonly) throw new GuestError(`${this.description} is open read-only`, p);
+    return this.resolve(p, false);
+  }
+  async writeFile(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {
+    let abs = this.writable(p);
+    if (this.entries.get(abs)?.type === 'symlink') abs = this.resolve(abs, true);
+    this.ensureParents(abs);
+    this.entries.set(abs, { type: 'file', content: Buffer.from(content), ...attrs });
+  }
+  async mkdir(p: string, attrs: WriteAttributes): Promise<void> {
+    const abs = this.resolve(this.writable(p), true);
+    if (this.entries.get(abs)?.type === 'dir') return;
+    this.ensureParents(abs);
+    this.entries.set(abs, { type: 'dir', ...attrs });
+  }
+  async remove(p: string, options: { recursive?: boolean } = {}): Promise<void> {
+    const abs = this.writable(p);
+    const e = this.entries.get(abs);
+    if (!e) return;
+    const prefix = abs + '/';
+    const children = [...this.entries.keys()].filter((k) => k.startsWith(prefix));
+    if (e.type === 'dir' && children.length && !options.recursive) throw new GuestError(`${p} is a non-empty directory`, p);
+    for (const k of children) this.entries.delete(k);
+    this.entries.delete(abs);
+  }
+  async symlink(target: string, p: string): Promise<void> {
+    const abs = this.writable(p);
+    this.ensureParents(abs);
+    this.entries.set(abs, { type: 'symlink', target });
+  }
+  async chmod(p: string, mode: number): Promise<void> {
+    const e = this.entries.get(this.resolve(this.writable(p), true));
+    if (!e || e.type === 'symlink') throw new GuestError(`${p} does not exist`, p);
+    (e as { mode: number }).mode = mode;
+  }
+  async chown(p: string, uid: number, gid: number): Promise<void> {
+    const e = this.entries.get(this.resolve(this.writable(p), true));
+    if (!e || e.type === 'symlink') throw new GuestError(`${p} does not exist`, p);
+    Object.assign(e, { uid, gid });
+  }
+}
