@@ -1,0 +1,53 @@
+/**
+ * Strict IP parsing on top of ipaddr.js. ipaddr.js alone accepts forms no
+ * network tool should see in a config file ("10", "0x0a.0.0.1", "fe80::1%eth0"),
+ * so IPv4 must be four decimal parts and IPv6 must carry no zone.
+ */
+import ipaddr from 'ipaddr.js';
+import type { Address, IpFamily } from './model.js';
+
+export type Ip = ipaddr.IPv4 | ipaddr.IPv6;
+
+/** Parse a plain address (no prefix); null when not strictly valid. */
+export function parseIp(text: string): { family: IpFamily; ip: Ip; canonical: string } | null {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(text)) {
+    if (!ipaddr.IPv4.isValidFourPartDecimal(text)) return null;
+    const ip = ipaddr.IPv4.parse(text);
+    return { family: 4, ip, canonical: ip.toString() };
+  }
+  if (!text.includes(':') || text.includes('%') || !ipaddr.IPv6.isValid(text)) return null;
+  const ip = ipaddr.IPv6.parse(text);
+  return { family: 6, ip, canonical: ip.toRFC5952String() };
+}
+
+/** Parse "ip/prefix"; null when not a valid IPv4/IPv6 CIDR. */
+export function parseCidr(text: string): Address | null {
+  const m = /^([^/\s]+)\/(\d{1,3})$/.exec(text);
+  if (!m) return null;
+  const parsed = parseIp(m[1]!);
+  const prefix = Number(m[2]);
+  if (!parsed || prefix > (parsed.family === 4 ? 32 : 128)) return null;
+  return { family: parsed.family, ip: parsed.canonical, prefix, cidr: `${parsed.canonical}/${prefix}` };
+}
+
+/** The network address of a CIDR in canonical form (10.1.0.0/16). */
+export function networkOf(addr: Address): string {
+  const net = addr.family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(addr.cidr) : ipaddr.IPv6.networkAddressFromCIDR(addr.cidr);
+  const text = net instanceof ipaddr.IPv6 ? net.toRFC5952String() : net.toString();
+  return `${text}/${addr.prefix}`;
+}
+
+/** Whether plain address `ip` lies inside `net`. */
+export function contains(net: Address, ip: string): boolean {
+  const parsed = parseIp(ip);
+  if (!parsed || parsed.family !== net.family) return false;
+  const base = parseIp(net.ip)!.ip;
+  return (parsed.ip as ipaddr.IPv4).match(base as ipaddr.IPv4, net.prefix);
+}
+
+/** Dotted netmask of an IPv4 prefix (ifcfg/ENI users still read these). */
+export function netmaskOf(prefix: number): string {
+  return ipaddr.IPv4.subnetMaskFromPrefixLength(prefix).toString();
+}
+
+export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;

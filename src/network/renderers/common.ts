@@ -1,0 +1,98 @@
+/**
+ * Helpers shared by the renderers: the renderer record, file headers,
+ * deterministic UUIDs, and interface renames for renderers that cannot
+ * rename by themselves (NetworkManager, ifcfg, ENI).
+ */
+import { createHash } from 'node:crypto';
+import type { Distro } from '../../distro/detect.js';
+import type { Iface, NetworkModel, RenderedFile, WholeFile } from '../model.js';
+import { byId, NetworkRenderError, SECTION_OF } from '../model.js';
+
+export interface Renderer {
+  readonly name: string;
+  readonly description: string;
+  render(model: NetworkModel, distro: Distro): RenderedFile[];
+}
+
+export const HEADER = 'Written by ghostprep from the profile\'s network configuration; local changes are overwritten on the next apply.';
+
+export function file(path: string, mode: number, content: string): WholeFile {
+  return { kind: 'file', path, mode, content };
+}
+
+/** Name-based (v5-style) UUID: stable across runs, so re-applying changes nothing. */
+export function stableUuid(seed: string): string {
+  const h = createHash('sha1').update('ghostprep-network:' + seed).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+/** The interface a member/vlan refers to; interpret+check guarantee it exists. */
+export function ref(model: NetworkModel, id: string, from: Iface): Iface {
+  const found = byId(model, id);
+  if (!found) throw new NetworkRenderError(`${SECTION_OF[from.kind]}/${from.id} refers to "${id}", which is not defined`);
+  return found;
+}
+
+/** File-name stem for an interface: its kernel name, else its ID. */
+export function stem(iface: Iface): string {
+  return iface.name ?? iface.id;
+}
+
+export function vlansOn(model: NetworkModel, iface: Iface): Iface[] {
+  return model.interfaces.filter((i) => i.vlan?.link === iface.id);
+}
+
+/** Ethernets that must be renamed (set-name) by udev before the network service starts. */
+export function renames(model: NetworkModel): Iface[] {
+  return model.interfaces.filter((i) => i.kind === 'ethernet' && i.setName !== undefined);
+}
+
+/** systemd .link file that renames a card (udev applies it whatever network service runs). */
+export function linkFile(iface: Iface, withMtu: boolean): WholeFile {
+  const m = iface.match ?? {};
+  const lines = [`# ${HEADER}`, '[Match]'];
+  if (m.macaddress) lines.push(`MACAddress=${m.macaddress}`);
+  if (m.driver) lines.push(`Driver=${m.driver}`);
+  if (m.name) lines.push(`OriginalName=${m.name}`);
+  lines.push('', '[Link]', `Name=${iface.setName}`);
+  if (withMtu && iface.mtu !== undefined) lines.push(`MTUBytes=${iface.mtu}`);
+  return file(`/etc/systemd/network/10-ghostprep-${iface.setName}.link`, 0o644, lines.join('\n') + '\n');
+}
+
+export const UDEV_RULES_PATH = '/etc/udev/rules.d/70-ghostprep-net.rules';
+
+/** Alpine has no systemd-udevd .link support (eudev/mdev): plain udev rules instead. */
+function udevRules(list: Iface[]): WholeFile {
+  const lines = [`# ${HEADER}`];
+  for (const i of list) {
+    const m = i.match ?? {};
+    if (m.name) throw new NetworkRenderError(`ethernets/${i.id}: renaming by match.name needs systemd-udevd (.link files); match by macaddress instead`);
+    const conds = ['SUBSYSTEM=="net"', 'ACTION=="add"'];
+    if (m.macaddress) conds.push(`ATTR{address}=="${m.macaddress}"`);
+    if (m.driver) conds.push(`DRIVERS=="${m.driver}"`);
+    lines.push(`${conds.join(', ')}, NAME="${i.setName}"`);
+  }
+  return file(UDEV_RULES_PATH, 0o644, lines.join('\n') + '\n');
+}
+
+/** Rename files for renderers without their own rename support. */
+export function renameFiles(model: NetworkModel, distro: Distro): WholeFile[] {
+  const list = renames(model);
+  if (!list.length) return [];
+  if (distro.family === 'alpine') return [udevRules(list)];
+  return list.map((i) => linkFile(i, false));
+}
+
+/** Shell-style double quoting for ifcfg values (sourced by bash). */
+export function shq(value: string): string {
+  if (/^[A-Za-z0-9_.:/@+-]+$/.test(value)) return value;
+  return `"${value.replace(/(["\\$`])/g, '\\$1')}"`;
+}
+
+/** Defaults first, then the rest, each family's in config order. */
+export function splitDefault<T extends { isDefault: boolean }>(routes: readonly T[]): { defaults: T[]; others: T[] } {
+  return { defaults: routes.filter((r) => r.isDefault), others: routes.filter((r) => !r.isDefault) };
+}
