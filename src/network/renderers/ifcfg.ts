@@ -1,0 +1,221 @@
+/**
+ * ifcfg files, two flavours chosen by distro family (0644):
+ *  - RHEL (initscripts, NetworkManager's ifcfg-rh plugin):
+ *    /etc/sysconfig/network-scripts/ifcfg-NAME, route-NAME, route6-NAME
+ *    (route files in `ip route` syntax).
+ *  - SUSE (wicked, sysconfig): /etc/sysconfig/network/ifcfg-NAME and
+ *    ifroute-NAME ("DEST GATEWAY NETMASK DEVICE [metric N]"); DNS is global
+ *    on SUSE, so nameservers/search go to NETCONFIG_DNS_STATIC_* in
+ *    /etc/sysconfig/network/config (netconfig writes resolv.conf from them).
+ * Renames (set-name) become systemd .link files: neither flavour renames by
+ * itself on current releases.
+ */
+import type { Distro } from '../../distro/detect.js';
+import type { Iface, NetworkModel, Route, RenderedFile, EditedFile } from '../model.js';
+import { NetworkRenderError, requireName, SECTION_OF } from '../model.js';
+import type { Renderer } from './common.js';
+import { HEADER, file, ref, renameFiles, shq } from './common.js';
+
+export const RHEL_DIR = '/etc/sysconfig/network-scripts';
+export const SUSE_DIR = '/etc/sysconfig/network';
+export const SUSE_NETCONFIG = '/etc/sysconfig/network/config';
+
+type Kv = [string, string | number | undefined];
+
+function kvText(pairs: Kv[]): string {
+  const lines = pairs.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${shq(String(v))}`);
+  return `# ${HEADER}\n${lines.join('\n')}\n`;
+}
+
+const yesNo = (b: boolean | undefined): string | undefined => (b === undefined ? undefined : b ? 'yes' : 'no');
+
+function where(i: Iface): string {
+  return `${SECTION_OF[i.kind]}/${i.id}`;
+}
+
+/** Kernel bonding options (BONDING_OPTS / BONDING_MODULE_OPTS). */
+export function bondingOpts(model: NetworkModel, i: Iface): string {
+  const p = i.bond ?? {};
+  const primary = p.primary ? requireName(ref(model, p.primary, i), 'ifcfg') : undefined;
+  const opts: [string, string | number | undefined][] = [
+    ['mode', p.mode ?? 'balance-rr'], ['miimon', p.miiMonitorInterval], ['lacp_rate', p.lacpRate],
+    ['xmit_hash_policy', p.transmitHashPolicy], ['ad_select', p.adSelect], ['min_links', p.minLinks],
+    ['updelay', p.upDelay], ['downdelay', p.downDelay], ['arp_interval', p.arpInterval],
+    ['arp_ip_target', p.arpIpTargets?.join(',')], ['primary', primary], ['primary_reselect', p.primaryReselectPolicy],
+    ['fail_over_mac', p.failOverMacPolicy], ['num_grat_arp', p.gratuitousArp],
+  ];
+  return opts.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(' ');
+}
+
+// ---------------------------------------------------------------- RHEL
+
+/** The first non-on-link default route per family goes to GATEWAY=/IPV6_DEFAULTGW=; the rest to route files. */
+function rhelGateway(i: Iface, family: 4 | 6): Route | undefined {
+  return i.routes.find((r) => r.family === family && r.isDefault && r.via && !r.onLink);
+}
+
+function rhelIp(i: Iface): Kv[] {
+  const v4 = i.addresses.filter((a) => a.family === 4);
+  const v6 = i.addresses.filter((a) => a.family === 6);
+  const gw4 = rhelGateway(i, 4);
+  const gw6 = rhelGateway(i, 6);
+  const pairs: Kv[] = [['BOOTPROTO', i.dhcp4 ? 'dhcp' : 'none']];
+  v4.forEach((a, n) => pairs.push([`IPADDR${n || ''}`, a.ip], [`PREFIX${n || ''}`, a.prefix]));
+  if (gw4) pairs.push(['GATEWAY', gw4.via], ['DEFROUTE', 'yes'], ['METRIC', gw4.metric], ['IPV4_ROUTE_METRIC', gw4.metric]);
+  const v6on = i.dhcp6 || v6.length > 0;
+  pairs.push(['IPV6INIT', yesNo(v6on)]);
+  if (v6on) pairs.push(['IPV6_AUTOCONF', yesNo(i.dhcp6)], ['DHCPV6C', yesNo(i.dhcp6)]);
+  if (v6.length) pairs.push(['IPV6ADDR', v6[0]!.cidr], ['IPV6ADDR_SECONDARIES', v6.slice(1).map((a) => a.cidr).join(' ') || undefined]);
+  if (gw6) pairs.push(['IPV6_DEFAULTGW', gw6.via], ['IPV6_ROUTE_METRIC', gw6.metric]);
+  i.nameservers.forEach((n, k) => pairs.push([`DNS${k + 1}`, n]));
+  if (i.search.length) pairs.push(['DOMAIN', i.search.join(' ')]);
+  return pairs;
+}
+
+const RHEL_TYPE = { ethernet: 'Ethernet', bond: 'Bond', bridge: 'Bridge', vlan: 'Vlan' } as const;
+
+/** initscripts reads BRIDGING_OPTS times in centiseconds, NetworkManager in seconds: refuse rather than guess. */
+function rhelBridge(i: Iface): Kv[] {
+  const p = i.bridge ?? {};
+  const ambiguous = (['helloTime', 'maxAge', 'ageingTime'] as const).filter((k) => p[k] !== undefined);
+  if (ambiguous.length) {
+    throw new NetworkRenderError(`${where(i)}: hello-time, max-age and ageing-time cannot be written to RHEL ifcfg files unambiguously (initscripts reads them in centiseconds, NetworkManager in seconds); use the network-manager or networkd renderer, or drop them`);
+  }
+  return [['STP', yesNo(p.stp)], ['DELAY', p.forwardDelay], ['BRIDGING_OPTS', p.priority !== undefined ? `priority=${p.priority}` : undefined]];
+}
+
+function rhelKind(model: NetworkModel, i: Iface): Kv[] {
+  if (i.kind === 'bond') return [['BONDING_MASTER', 'yes'], ['BONDING_OPTS', bondingOpts(model, i)]];
+  if (i.kind === 'bridge') return rhelBridge(i);
+  if (i.kind === 'vlan') return [['VLAN', 'yes'], ['PHYSDEV', requireName(ref(model, i.vlan!.link, i), 'ifcfg')], ['VLAN_ID', i.vlan!.id]];
+  return [['HWADDR', i.match?.macaddress]];
+}
+
+function rhelIfcfg(model: NetworkModel, i: Iface, name: string): string {
+  const master = i.master ? ref(model, i.master, i) : undefined;
+  const pairs: Kv[] = [['DEVICE', name], ['NAME', `ghostprep-${name}`], ['TYPE', RHEL_TYPE[i.kind]], ['ONBOOT', 'yes'], ...rhelKind(model, i)];
+  if (master?.kind === 'bond') pairs.push(['MASTER', requireName(master, 'ifcfg')], ['SLAVE', 'yes'], ['BOOTPROTO', 'none']);
+  else if (master?.kind === 'bridge') pairs.push(['BRIDGE', requireName(master, 'ifcfg')], ['BOOTPROTO', 'none']);
+  else pairs.push(...rhelIp(i));
+  pairs.push(['MTU', i.mtu], ['USERCTL', 'no']);
+  return kvText(pairs);
+}
+
+function rhelRouteLine(r: Route, name: string): string {
+  const dest = r.isDefault ? 'default' : r.to;
+  return [dest, r.via && `via ${r.via}`, `dev ${name}`, r.metric !== undefined && `metric ${r.metric}`, r.onLink && 'onlink'].filter(Boolean).join(' ');
+}
+
+function rhelRouteFiles(i: Iface, name: string): RenderedFile[] {
+  const out: RenderedFile[] = [];
+  for (const family of [4, 6] as const) {
+    const gw = rhelGateway(i, family);
+    const routes = i.routes.filter((r) => r.family === family && r !== gw);
+    if (!routes.length) continue;
+    const path = `${RHEL_DIR}/${family === 4 ? 'route' : 'route6'}-${name}`;
+    out.push(file(path, 0o644, `# ${HEADER}\n${routes.map((r) => rhelRouteLine(r, name)).join('\n')}\n`));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- SUSE
+
+function suseBootproto(i: Iface): string {
+  if (i.dhcp4 && i.dhcp6) return 'dhcp';
+  if (i.dhcp4) return 'dhcp4';
+  if (i.dhcp6) return 'dhcp6';
+  return i.addresses.length ? 'static' : 'none';
+}
+
+function suseKind(model: NetworkModel, i: Iface): Kv[] {
+  if (i.kind === 'bond') {
+    return [['BONDING_MASTER', 'yes'], ['BONDING_MODULE_OPTS', bondingOpts(model, i)],
+      ...i.members.map((m, n): Kv => [`BONDING_SLAVE_${n}`, requireName(ref(model, m, i), 'ifcfg')])];
+  }
+  if (i.kind === 'bridge') {
+    const p = i.bridge ?? {};
+    return [['BRIDGE', 'yes'], ['BRIDGE_PORTS', i.members.map((m) => requireName(ref(model, m, i), 'ifcfg')).join(' ')],
+      ['BRIDGE_STP', p.stp === undefined ? undefined : p.stp ? 'on' : 'off'], ['BRIDGE_FORWARDDELAY', p.forwardDelay],
+      ['BRIDGE_HELLOTIME', p.helloTime], ['BRIDGE_MAXAGE', p.maxAge], ['BRIDGE_AGEINGTIME', p.ageingTime], ['BRIDGE_PRIORITY', p.priority]];
+  }
+  if (i.kind === 'vlan') return [['ETHERDEVICE', requireName(ref(model, i.vlan!.link, i), 'ifcfg')], ['VLAN_ID', i.vlan!.id]];
+  return [];
+}
+
+function suseIfcfg(model: NetworkModel, i: Iface, name: string): string {
+  if ((i.dhcp4 || i.dhcp6) && i.addresses.length) {
+    throw new NetworkRenderError(`${where(i)}: SUSE ifcfg files cannot combine DHCP with static addresses on one interface; use one or the other, or the network-manager renderer`);
+  }
+  // Bond and bridge ports are started by their master (hotplug), with no IP of their own.
+  const port = i.master !== undefined;
+  const pairs: Kv[] = [['NAME', `ghostprep-${name}`], ['STARTMODE', port ? 'hotplug' : 'auto'], ['BOOTPROTO', port ? 'none' : suseBootproto(i)]];
+  if (!port) i.addresses.forEach((a, n) => pairs.push([n ? `IPADDR_${n}` : 'IPADDR', a.cidr]));
+  pairs.push(...suseKind(model, i), ['MTU', i.mtu]);
+  return kvText(pairs);
+}
+
+/**
+ * ifroute lines. wicked has no portable on-link flag, so an on-link gateway
+ * gets an explicit device route to it first (the classic idiom).
+ */
+function suseRouteFile(i: Iface, name: string): RenderedFile[] {
+  if (!i.routes.length) return [];
+  const lines: string[] = [];
+  for (const r of i.routes) {
+    if (r.onLink && r.via) lines.push(`${r.via}/${r.family === 4 ? 32 : 128} - - ${name}`);
+    const dest = r.isDefault ? 'default' : r.to;
+    lines.push([dest, r.via ?? '-', '-', name, r.metric !== undefined ? `metric ${r.metric}` : ''].join(' ').trimEnd());
+  }
+  return [file(`${SUSE_DIR}/ifroute-${name}`, 0o644, `# ${HEADER}\n${lines.join('\n')}\n`)];
+}
+
+/** Set KEY="value" in a sysconfig file, replacing an existing assignment or appending. */
+export function setSysconfigKey(text: string, key: string, value: string): string {
+  const line = `${key}="${value.replace(/(["\\$`])/g, '\\$1')}"`;
+  const re = new RegExp(`^\\s*${key}=.*$`, 'm');
+  if (re.test(text)) return text.replace(re, line);
+  return `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${line}\n`;
+}
+
+function suseDns(model: NetworkModel): EditedFile[] {
+  const servers = [...new Set(model.interfaces.flatMap((i) => i.nameservers))];
+  const search = [...new Set(model.interfaces.flatMap((i) => i.search))];
+  if (!servers.length && !search.length) return [];
+  return [{
+    kind: 'edit',
+    path: SUSE_NETCONFIG,
+    mode: 0o644,
+    reason: 'SUSE keeps DNS servers in netconfig, not per interface',
+    apply: (current) => {
+      let text = current ?? '';
+      if (servers.length) text = setSysconfigKey(text, 'NETCONFIG_DNS_STATIC_SERVERS', servers.join(' '));
+      if (search.length) text = setSysconfigKey(text, 'NETCONFIG_DNS_STATIC_SEARCHLIST', search.join(' '));
+      return text;
+    },
+  }];
+}
+
+// ---------------------------------------------------------------- both
+
+export function isSuse(distro: Distro): boolean {
+  return distro.family === 'suse';
+}
+
+export function renderIfcfg(model: NetworkModel, distro: Distro): RenderedFile[] {
+  const suse = isSuse(distro);
+  const out: RenderedFile[] = [];
+  for (const i of model.interfaces) {
+    const name = requireName(i, 'ifcfg');
+    if (suse) out.push(file(`${SUSE_DIR}/ifcfg-${name}`, 0o644, suseIfcfg(model, i, name)), ...suseRouteFile(i, name));
+    else out.push(file(`${RHEL_DIR}/ifcfg-${name}`, 0o644, rhelIfcfg(model, i, name)), ...rhelRouteFiles(i, name));
+  }
+  out.push(...renameFiles(model, distro));
+  if (suse) out.push(...suseDns(model));
+  return out;
+}
+
+export const ifcfg: Renderer = {
+  name: 'ifcfg',
+  description: 'sysconfig ifcfg files: RHEL flavour (/etc/sysconfig/network-scripts) or SUSE flavour (/etc/sysconfig/network, wicked)',
+  render: renderIfcfg,
+};

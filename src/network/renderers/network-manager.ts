@@ -1,0 +1,154 @@
+/**
+ * NetworkManager keyfiles: /etc/NetworkManager/system-connections/ghostprep-NAME.nmconnection
+ * (0600, root: NetworkManager ignores keyfiles readable by others). One
+ * connection per interface; members point at their bond/bridge with
+ * master=/slave-type= (still read by every NM >= 1.0; controller=/port-type=
+ * only exist from 1.46). UUIDs are derived from the interface ID so
+ * re-applying rewrites identical bytes. NM cannot rename a card, so set-name
+ * becomes a systemd .link file (udev applies it before NM starts).
+ */
+import type { Distro } from '../../distro/detect.js';
+import type { Iface, IpFamily, NetworkModel, Route, WholeFile } from '../model.js';
+import type { Renderer } from './common.js';
+import { HEADER, file, ref, renameFiles, stableUuid, stem } from './common.js';
+
+export const NM_DIR = '/etc/NetworkManager/system-connections';
+
+type Section = [string, (string | undefined)[]];
+
+function keyfile(sections: Section[]): string {
+  const parts = sections
+    .map(([name, lines]) => [name, lines.filter((l): l is string => l !== undefined)] as const)
+    .filter(([, lines]) => lines.length > 0)
+    .map(([name, lines]) => `[${name}]\n${lines.join('\n')}\n`);
+  return `# ${HEADER}\n${parts.join('\n')}`;
+}
+
+const opt = (key: string, v: string | number | boolean | undefined): string | undefined => (v === undefined ? undefined : `${key}=${v}`);
+
+export function connectionId(i: Iface): string {
+  return `ghostprep-${stem(i)}`;
+}
+
+export function connectionUuid(i: Iface): string {
+  return stableUuid(`nm:${i.kind}:${i.id}`);
+}
+
+/** NM accepts an interface name or a connection UUID for master=/parent=. */
+function refName(target: Iface): string {
+  return target.name ?? connectionUuid(target);
+}
+
+const NM_TYPE = { ethernet: 'ethernet', bond: 'bond', bridge: 'bridge', vlan: 'vlan' } as const;
+
+function connectionSection(model: NetworkModel, i: Iface): Section {
+  const master = i.master ? ref(model, i.master, i) : undefined;
+  return ['connection', [
+    `id=${connectionId(i)}`,
+    `uuid=${connectionUuid(i)}`,
+    `type=${NM_TYPE[i.kind]}`,
+    opt('interface-name', i.name),
+    'autoconnect=true',
+    master ? `master=${refName(master)}` : undefined,
+    master ? `slave-type=${master.kind}` : undefined,
+  ]];
+}
+
+function matchSection(i: Iface): Section {
+  // Only what [ethernet]/interface-name cannot express: driver and glob names (NM >= 1.26).
+  const m = i.name === undefined ? i.match ?? {} : { driver: i.match?.driver };
+  return ['match', [opt('driver', m.driver), 'name' in m ? opt('interface-name', m.name) : undefined]];
+}
+
+function routeLines(routes: readonly Route[]): string[] {
+  const out: string[] = [];
+  routes.forEach((r, n) => {
+    const parts = [r.to, r.via ?? (r.metric !== undefined ? (r.to.includes(':') ? '::' : '0.0.0.0') : undefined), r.metric].filter((p) => p !== undefined);
+    out.push(`route${n + 1}=${parts.join(',')}`);
+    if (r.onLink) out.push(`route${n + 1}_options=onlink=true`);
+  });
+  return out;
+}
+
+function method(i: Iface, family: IpFamily, hasStatic: boolean): string {
+  if (family === 4) return i.dhcp4 ? 'auto' : hasStatic ? 'manual' : 'disabled';
+  // "ignore" leaves IPv6 to the kernel (router advertisements), as netplan does.
+  return i.dhcp6 ? 'auto' : hasStatic ? 'manual' : 'ignore';
+}
+
+/**
+ * The first default route becomes gateway= (+ route-metric=, the metric of
+ * the default route); further default routes stay explicit routeN entries.
+ */
+function ipSection(i: Iface, family: IpFamily): Section {
+  const addrs = i.addresses.filter((a) => a.family === family);
+  const routes = i.routes.filter((r) => r.family === family);
+  const gw = routes.find((r) => r.isDefault && r.via && !r.onLink);
+  const rest = routes.filter((r) => r !== gw);
+  const dns = i.nameservers.filter((n) => n.includes(':') === (family === 6));
+  const searchHere = family === 4 ? i.search : i.addresses.some((a) => a.family === 4) || i.dhcp4 ? [] : i.search;
+  const m = method(i, family, addrs.length > 0 || rest.length > 0 || gw !== undefined);
+  return [`ipv${family}`, [
+    `method=${m}`,
+    ...addrs.map((a, n) => `address${n + 1}=${a.cidr}`),
+    opt('gateway', gw?.via),
+    opt('route-metric', gw?.metric),
+    ...routeLines(rest),
+    dns.length ? `dns=${dns.join(';')};` : undefined,
+    searchHere.length && m !== 'disabled' && m !== 'ignore' ? `dns-search=${searchHere.join(';')};` : undefined,
+  ]];
+}
+
+function typeSection(model: NetworkModel, i: Iface): Section {
+  if (i.kind === 'ethernet') return ['ethernet', [opt('mac-address', i.match?.macaddress?.toUpperCase()), opt('mtu', i.mtu)]];
+  if (i.kind === 'vlan') return ['vlan', [`id=${i.vlan!.id}`, `parent=${refName(ref(model, i.vlan!.link, i))}`]];
+  if (i.kind === 'bridge') {
+    const p = i.bridge ?? {};
+    return ['bridge', [opt('ageing-time', p.ageingTime), opt('forward-delay', p.forwardDelay), opt('hello-time', p.helloTime), opt('max-age', p.maxAge), opt('priority', p.priority), opt('stp', p.stp)]];
+  }
+  return ['bond', bondOptions(model, i)];
+}
+
+/** [bond] keys are the kernel's bonding option names (sorted, as nmcli writes them). */
+function bondOptions(model: NetworkModel, i: Iface): string[] {
+  const p = i.bond ?? {};
+  const primary = p.primary ? ref(model, p.primary, i) : undefined;
+  const opts: Record<string, string | number | undefined> = {
+    ad_select: p.adSelect,
+    arp_interval: p.arpInterval,
+    arp_ip_target: p.arpIpTargets?.join(','),
+    downdelay: p.downDelay,
+    fail_over_mac: p.failOverMacPolicy,
+    lacp_rate: p.lacpRate,
+    miimon: p.miiMonitorInterval,
+    min_links: p.minLinks,
+    mode: p.mode ?? 'balance-rr',
+    num_grat_arp: p.gratuitousArp,
+    primary: primary ? stem(primary) : undefined,
+    primary_reselect: p.primaryReselectPolicy,
+    updelay: p.upDelay,
+    xmit_hash_policy: p.transmitHashPolicy,
+  };
+  return Object.entries(opts).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+}
+
+function connectionFile(model: NetworkModel, i: Iface): WholeFile {
+  const sections: Section[] = [connectionSection(model, i), typeSection(model, i), matchSection(i)];
+  if (i.kind !== 'ethernet') {
+    // A bond, bridge or vlan takes its MTU from the wired ([ethernet]) setting.
+    sections.push(['ethernet', [opt('mtu', i.mtu)]]);
+  }
+  // Ports of a bond or bridge have no IP configuration of their own.
+  if (!i.master) sections.push(ipSection(i, 4), ipSection(i, 6));
+  return file(`${NM_DIR}/${connectionId(i)}.nmconnection`, 0o600, keyfile(sections));
+}
+
+export function renderNetworkManager(model: NetworkModel, distro: Distro): WholeFile[] {
+  return [...model.interfaces.map((i) => connectionFile(model, i)), ...renameFiles(model, distro)];
+}
+
+export const networkManager: Renderer = {
+  name: 'network-manager',
+  description: 'NetworkManager keyfiles (RHEL/Fedora >= 8, desktops, SUSE with NetworkManager)',
+  render: renderNetworkManager,
+};
