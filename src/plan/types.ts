@@ -20,6 +20,11 @@ export interface WriteChange extends ChangeBase {
   readonly gid: number;
   /** Content is secret (private keys, shadow): never shown, only its hash. */
   readonly secret?: boolean;
+  /**
+   * The content is generated at apply time (a new SSH host key, a new
+   * machine-id) because `plan` keeps the state dir untouched; the diff says so.
+   */
+  readonly pending?: boolean;
 }
 
 export interface DeleteChange extends ChangeBase {

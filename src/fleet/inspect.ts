@@ -1,0 +1,73 @@
+/**
+ * Read a guest's identity back: what `inspect` prints and `audit` compares.
+ */
+import path from 'node:path/posix';
+import type { GuestReader } from '../backends/backend.js';
+import { detectDistro } from '../distro/detect.js';
+import { parseMachineId } from '../identity/machine-id.js';
+import { fingerprint, keyTypeOf } from '../identity/ssh-keys.js';
+
+export interface GuestIdentity {
+  distro: { id: string; versionId: string; family: string; name: string };
+  hostname: string | null;
+  machineId: string | null;
+  /** Raw first line of /etc/machine-id ("uninitialized" on a sealed master). */
+  machineIdRaw: string | null;
+  dbusMachineId: string | null;
+  sshHostKeys: Array<{ type: string; sha256: string; comment: string }>;
+  networkFiles: string[];
+}
+
+const NETWORK_DIRS = ['/etc/netplan', '/etc/systemd/network', '/etc/NetworkManager/system-connections', '/etc/sysconfig/network-scripts', '/etc/sysconfig/network', '/etc/network/interfaces.d'];
+
+async function text(g: GuestReader, p: string): Promise<string | null> {
+  try { return (await g.readFile(p, { maxBytes: 1024 * 1024 }))?.toString('utf8') ?? null; } catch { return null; }
+}
+
+export async function inspectGuest(g: GuestReader): Promise<GuestIdentity> {
+  const d = detectDistro((await text(g, '/etc/os-release')) ?? (await text(g, '/usr/lib/os-release')) ?? '');
+  const mid = await text(g, '/etc/machine-id');
+  const keys: GuestIdentity['sshHostKeys'] = [];
+  for (const name of (await g.readdir('/etc/ssh').catch(() => null)) ?? []) {
+    if (!/^ssh_host_.*_key\.pub$/.test(name)) continue;
+    const pub = (await text(g, `/etc/ssh/${name}`))?.trim();
+    if (pub) keys.push({ type: keyTypeOf(pub), sha256: fingerprint(pub), comment: pub.split(/\s+/).slice(2).join(' ') });
+  }
+  const networkFiles: string[] = [];
+  for (const dir of NETWORK_DIRS) {
+    for (const name of (await g.readdir(dir).catch(() => null)) ?? []) {
+      const p = path.join(dir, name);
+      if ((await g.lstat(p))?.type === 'file' && (dir !== '/etc/sysconfig/network' || name.startsWith('ifcfg-'))) networkFiles.push(p);
+    }
+  }
+  if (await g.lstat('/etc/network/interfaces')) networkFiles.push('/etc/network/interfaces');
+  return {
+    distro: { id: d.id, versionId: d.versionId, family: d.family, name: d.name },
+    hostname: (await text(g, '/etc/hostname'))?.trim().split('\n')[0] ?? null,
+    machineId: parseMachineId(mid) ?? null,
+    machineIdRaw: mid === null ? null : mid.trim(),
+    dbusMachineId: parseMachineId(await text(g, '/var/lib/dbus/machine-id')) ?? null,
+    sshHostKeys: keys,
+    networkFiles: networkFiles.sort(),
+  };
+}
+
+export interface Duplicate { kind: 'machine-id' | 'ssh-host-key' | 'hostname'; value: string; targets: string[] }
+
+/** Every identity value shared by two or more targets. */
+export function findDuplicates(found: ReadonlyArray<{ target: string; identity: GuestIdentity }>): Duplicate[] {
+  const groups = new Map<string, Duplicate>();
+  const add = (kind: Duplicate['kind'], value: string | null, target: string) => {
+    if (!value) return;
+    const key = `${kind}\0${value}`;
+    const g = groups.get(key) ?? { kind, value, targets: [] };
+    if (!g.targets.includes(target)) g.targets.push(target);
+    groups.set(key, g);
+  };
+  for (const { target, identity } of found) {
+    add('machine-id', identity.machineId, target);
+    for (const k of identity.sshHostKeys) add('ssh-host-key', `${k.type} ${k.sha256}`, target);
+    add('hostname', identity.hostname, target);
+  }
+  return [...groups.values()].filter((g) => g.targets.length > 1);
+}

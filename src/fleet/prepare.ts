@@ -1,0 +1,105 @@
+/**
+ * From loaded files to machines: each inventory entry gets its resolved
+ * profile (extends + machine overrides, with provenance) and its template
+ * data; `renderMachine` renders every template string of it and checks the
+ * rendered values, locating each problem in the file that wrote the value.
+ */
+import type { Distro } from '../distro/detect.js';
+import { fqdnOf } from '../identity/hostname.js';
+import { ExtendsCycleError, profileRef, resolveProfile, type LoadedConfig } from '../profile/config.js';
+import { mergeInto, originOf, type Traced } from '../profile/merge.js';
+import { placeIn, type SourceFile } from '../profile/source.js';
+import type { MachineEntry, Profile } from '../profile/types.js';
+import type { Diagnostic } from '../report/diagnostics.js';
+import { baseMachineData, distroData, renderTree, UNKNOWN_DISTRO, type RenderProblem, type TemplateContext } from '../template/context.js';
+
+export interface PreparedMachine {
+  readonly index: number;
+  readonly name: string;
+  readonly entry: MachineEntry;
+  readonly profileName: string;
+  readonly traced: Traced<Record<string, unknown>>;
+  readonly vars: Record<string, unknown>;
+  readonly inventory: SourceFile;
+}
+
+export interface MachineIdentityData {
+  readonly machineId: string;
+  readonly sshHostKeys: Record<string, string>;
+}
+
+export interface RenderedMachine {
+  readonly prepared: PreparedMachine;
+  readonly profile: Profile;
+  readonly hostname: string;
+  readonly fqdn: string;
+  readonly context: TemplateContext;
+  readonly diagnostics: Diagnostic[];
+}
+
+export function prepareFleet(config: LoadedConfig): { machines: PreparedMachine[]; diagnostics: Diagnostic[] } {
+  const diagnostics: Diagnostic[] = [];
+  const machines: PreparedMachine[] = [];
+  const inv = config.inventory;
+  if (!inv) return { machines, diagnostics };
+  const resolved = new Map<string, Traced<Record<string, unknown>> | null>();
+  const resolveOnce = (name: string): Traced<Record<string, unknown>> | null => {
+    if (!resolved.has(name)) {
+      try {
+        resolved.set(name, config.profiles.has(name) ? resolveProfile(config.profiles, name) : null);
+      } catch (err) {
+        if (!(err instanceof ExtendsCycleError)) throw err;
+        diagnostics.push(placeIn(err.source, { severity: 'error', path: '/extends', message: err.message }));
+        resolved.set(name, null);
+      }
+    }
+    return resolved.get(name)!;
+  };
+  inv.data.machines.forEach((entry, index) => {
+    if (!entry || typeof entry.name !== 'string') return;
+    const ref = profileRef(inv.data, entry, index);
+    if (!ref.name) return;
+    const base = resolveOnce(ref.name);
+    if (!base) return;
+    const traced: Traced<Record<string, unknown>> = { value: structuredClone(base.value), origins: new Map(base.origins) };
+    const overrides: Record<string, unknown> = {};
+    if (entry.hostname !== undefined) overrides.hostname = entry.hostname;
+    if (entry.network !== undefined) overrides.network = entry.network;
+    mergeInto(traced, overrides, inv.source, ['machines', String(index)]);
+    const vars = { ...(traced.value.vars as object ?? {}), ...(inv.data.defaults?.vars ?? {}), ...(inv.data.vars ?? {}), ...(entry.vars ?? {}) };
+    machines.push({ index, name: entry.name, entry, profileName: ref.name, traced, vars, inventory: inv.source });
+  });
+  return { machines, diagnostics };
+}
+
+/** Turn a problem at a pointer of the resolved profile into a located diagnostic. */
+export function locateProblem(m: PreparedMachine, pointer: string, message: string, severity: 'error' | 'warning' = 'error', key = false): Diagnostic {
+  const origin = originOf(m.traced.origins, pointer);
+  if (!origin) return { severity, path: pointer, message: `machine ${m.name}: ${message}` };
+  return placeIn(origin.source, { severity, path: origin.pointer, message }, { key });
+}
+
+const PLACEHOLDER_IDENTITY: MachineIdentityData = { machineId: '', sshHostKeys: {} };
+
+export function renderMachine(m: PreparedMachine, identity: MachineIdentityData = PLACEHOLDER_IDENTITY, distro: Distro = UNKNOWN_DISTRO): RenderedMachine {
+  const problems: RenderProblem[] = [];
+  const raw = m.traced.value;
+  const ctx: TemplateContext = {
+    machine: { ...baseMachineData(m.entry), name: m.name, hostname: '', fqdn: '', machineId: identity.machineId, sshHostKeys: identity.sshHostKeys },
+    site: (raw.site as Record<string, unknown>) ?? {},
+    profile: { name: m.profileName },
+    distro: distroData(distro),
+    vars: m.vars,
+  };
+  // Pass 1: site and hostname, which the rest may use (machine.fqdn).
+  ctx.site = renderTree(raw.site ?? {}, ctx, m.traced.origins, problems, ['site']) as Record<string, unknown>;
+  const hostnameTemplate = typeof raw.hostname === 'string' ? raw.hostname : '{{machine.name}}';
+  const hostname = String(renderTree(hostnameTemplate, ctx, m.traced.origins, problems, ['hostname']));
+  const fqdn = fqdnOf(hostname, typeof ctx.site.domain === 'string' ? ctx.site.domain : undefined);
+  ctx.machine.hostname = hostname;
+  ctx.machine.fqdn = fqdn;
+  // Pass 2: everything.
+  const profile = renderTree(raw, ctx, m.traced.origins, problems) as unknown as Profile;
+  const diagnostics = problems.map((p) => locateProblem(m, p.pointer, p.message));
+  return { prepared: m, profile, hostname, fqdn, context: ctx, diagnostics };
+}

@@ -1,0 +1,157 @@
+/**
+ * The engine behind plan and apply: validate everything first, then per
+ * machine: open its target, detect the distro, resolve identity, render,
+ * assemble the plan, diff it against the guest and (apply) write and verify.
+ * A failure in one machine is that machine's result; the others go on.
+ */
+import type { Backend, Guest, TargetSpec } from '../backends/backend.js';
+import { MemoryGuest } from '../backends/memory.js';
+import { RootfsBackend } from '../backends/rootfs.js';
+import { detectDistro, type Distro } from '../distro/detect.js';
+import { fingerprint, keyTypeOf } from '../identity/ssh-keys.js';
+import { parseMachineId } from '../identity/machine-id.js';
+import { resolveIdentity } from '../identity/resolve.js';
+import { sha256, StateDir } from '../identity/state.js';
+import { assemblePlan } from '../plan/assemble.js';
+import { applyChanges, verifyChanges } from '../plan/apply.js';
+import { effectiveChanges, renderDiff, type EffectiveChange } from '../plan/diff.js';
+import { describeMode } from '../plan/types.js';
+import type { MachineReport } from '../report/report.js';
+import { GhostprepError, InvalidInputError, errorMessage } from '../util/errors.js';
+import { renderMachine, type PreparedMachine } from './prepare.js';
+import { selectShard, type Shard } from './shard.js';
+import { parseTarget } from './targets.js';
+import { validateFleet } from './validate.js';
+import { parseCidr } from '../network/ip.js';
+import { addressesOf } from '../network/check.js';
+
+export interface RunOptions {
+  readonly profiles: readonly string[];
+  readonly inventory: string;
+  readonly target?: string;
+  readonly machines?: readonly string[];
+  readonly shard?: Shard;
+  readonly jobs?: number;
+  readonly state: string;
+  readonly mode: 'plan' | 'apply';
+  readonly onWarning?: (msg: string) => void;
+  readonly onMachineDone?: (r: MachineResult, done: number, total: number) => void;
+  /** Backend for disk images and devices (guestfs); injected so the core does not load it for rootfs runs. */
+  readonly imageBackend?: () => Promise<Backend>;
+}
+
+export interface MachineResult {
+  readonly report: MachineReport;
+  readonly changes: readonly EffectiveChange[];
+  readonly publicKeys: readonly string[];
+}
+
+export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
+  const { config, machines, diagnostics } = validateFleet(opts.profiles, opts.inventory);
+  const errors = diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length) throw new InvalidInputError(diagnostics, `${errors.length} error(s) in the input`);
+  void config;
+  const selected = selectMachines(machines, opts.machines, opts.shard);
+  const state = new StateDir(opts.state);
+  if (opts.mode === 'apply') state.ensure();
+
+  const results: MachineResult[] = [];
+  const done = (r: MachineResult) => { results.push(r); opts.onMachineDone?.(r, results.length, selected.length); };
+  const byKind = new Map<string, Array<{ m: PreparedMachine; t: TargetSpec }>>();
+  for (const m of selected) {
+    const text = m.entry.target ?? opts.target;
+    if (!text) {
+      done(await processMachine(m, undefined, { kind: 'rootfs', path: '(render only)' }, opts, state));
+      continue;
+    }
+    if (!m.entry.target && !text.includes('{name}') && selected.length > 1) throw new GhostprepError(`target "${text}" has no {name} but ${selected.length} machines are selected: use a pattern like 'clones/{name}.qcow2' or --machine NAME`);
+    let t: TargetSpec;
+    try { t = parseTarget(text, m.name); } catch (err) { done(failed(m, text, err)); continue; }
+    const kind = t.kind === 'rootfs' ? 'rootfs' : 'image';
+    byKind.set(kind, [...(byKind.get(kind) ?? []), { m, t }]);
+  }
+  for (const [kind, list] of byKind) {
+    const backend = kind === 'rootfs' ? new RootfsBackend(opts.onWarning) : await loadImageBackend(opts);
+    const byPath = new Map(list.map((x) => [x.t.path, x.m]));
+    await backend.forEachGuest(list.map((x) => x.t), { readonly: opts.mode === 'plan', jobs: opts.jobs }, async (t, guest) => {
+      const m = byPath.get(t.path)!;
+      done(guest instanceof Error ? failed(m, t.path, guest) : await processMachine(m, guest, t, opts, state));
+    });
+  }
+  const order = new Map(selected.map((m, i) => [m.name, i]));
+  return results.sort((a, b) => order.get(a.report.name)! - order.get(b.report.name)!);
+}
+
+async function loadImageBackend(opts: RunOptions): Promise<Backend> {
+  if (opts.imageBackend) return opts.imageBackend();
+  const mod = await import('../backends/guestfs/backend.js');
+  return new mod.GuestfsBackend();
+}
+
+export function selectMachines(machines: readonly PreparedMachine[], names: readonly string[] | undefined, shard: Shard | undefined): PreparedMachine[] {
+  let out = [...machines];
+  if (names?.length) {
+    const known = new Set(machines.map((m) => m.name));
+    const unknown = names.filter((n) => !known.has(n));
+    if (unknown.length) throw new GhostprepError(`--machine ${unknown.join(', ')}: not in the inventory`);
+    out = out.filter((m) => names.includes(m.name));
+  }
+  return shard ? selectShard(out, shard) : out;
+}
+
+function failed(m: PreparedMachine, target: string, err: unknown): MachineResult {
+  return { report: { name: m.name, target, status: 'failed', error: errorMessage(err), distro: null, identity: null, changes: [], durationMs: 0 }, changes: [], publicKeys: [] };
+}
+
+async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: TargetSpec, opts: RunOptions, state: StateDir): Promise<MachineResult> {
+  const started = Date.now();
+  const target = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
+  try {
+    const renderOnly = !guest;
+    const g: Guest = guest ?? new MemoryGuest({}, 'render only', { readonly: true });
+    const distro = renderOnly ? detectDistro('') : await readDistro(g);
+    const first = renderMachine(m, undefined, distro);
+    const identity = await resolveIdentity(first, g, { state, readOnly: opts.mode === 'plan' });
+    const keys = Object.fromEntries(identity.hostKeys.map((k) => [k.type, k.publicKey]));
+    const machineId = identity.machineId ?? parseMachineId((await g.readFile('/etc/machine-id').catch(() => null))?.toString()) ?? '';
+    const r = renderMachine(m, { machineId, sshHostKeys: keys }, distro);
+    if (r.diagnostics.some((d) => d.severity === 'error')) throw new InvalidInputError(r.diagnostics, r.diagnostics.map((d) => d.message).join('; '));
+    const planned = await assemblePlan({ guest: g, distro, machine: r, profile: r.profile, identity, renderOnly });
+    const changes = await effectiveChanges(g, planned);
+    if (opts.mode === 'apply' && guest) {
+      await applyChanges(guest, changes);
+      const problems = await verifyChanges(guest, changes.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || t.kind !== 'rootfs' });
+      if (problems.length) throw new GhostprepError(`verification failed: ${problems.join('; ')}`);
+    }
+    const addresses = [...new Set([...(m.entry.ip ? [parseCidr(m.entry.ip)?.ip ?? m.entry.ip] : []), ...(r.profile.network ? addressesOf(r.profile.network) : [])])];
+    const report: MachineReport = {
+      name: m.name, target, status: 'ok', error: null,
+      distro: { id: distro.id, versionId: distro.versionId, family: distro.family },
+      identity: {
+        hostname: r.hostname, fqdn: r.fqdn, machineId: identity.pending ? null : machineId || null,
+        sshHostKeys: identity.hostKeys.map((k) => ({ type: keyTypeOf(k.publicKey), sha256: fingerprint(k.publicKey) })),
+        addresses,
+      },
+      changes: changes.map(({ change: c }) => ({
+        op: c.op, path: c.path,
+        mode: 'mode' in c ? describeMode(c.mode) : null,
+        sha256: c.op === 'write' && !c.pending ? sha256(c.content) : null,
+      })),
+      durationMs: Date.now() - started,
+    };
+    return { report, changes, publicKeys: identity.hostKeys.map((k) => k.publicKey) };
+  } catch (err) {
+    const r = failed(m, target, err);
+    return { ...r, report: { ...r.report, durationMs: Date.now() - started } };
+  }
+}
+
+async function readDistro(g: Guest): Promise<Distro> {
+  const text = (await g.readFile('/etc/os-release', { maxBytes: 64 * 1024 })) ?? (await g.readFile('/usr/lib/os-release', { maxBytes: 64 * 1024 }));
+  if (!text) throw new GhostprepError('no /etc/os-release or /usr/lib/os-release in the guest: cannot tell its distribution');
+  return detectDistro(text.toString('utf8'));
+}
+
+export function diffText(r: MachineResult): string {
+  return r.changes.map(renderDiff).join('');
+}

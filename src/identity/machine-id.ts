@@ -1,0 +1,30 @@
+/**
+ * machine-id values. systemd wants 32 lowercase hex digits; it derives the
+ * DHCP DUID/IAID and IPv6 stable addresses from it, so two clones with one
+ * machine-id get one lease. New ids are shaped as UUID v4 like systemd's own.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+
+export const MACHINE_ID_RE = /^[0-9a-f]{32}$/;
+
+function asV4(bytes: Buffer): string {
+  const b = Buffer.from(bytes.subarray(0, 16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  return b.toString('hex');
+}
+
+export function generateMachineId(random: (n: number) => Buffer = randomBytes): string {
+  return asV4(random(16));
+}
+
+/** Stable per machine name and site secret: re-deriving after a rebuild gives the same id. */
+export function deriveMachineId(secret: Buffer | string, machineName: string): string {
+  return asV4(createHmac('sha256', secret).update('ghostprep machine-id\0' + machineName).digest());
+}
+
+/** The id in a machine-id file, or undefined for empty / "uninitialized" / malformed. */
+export function parseMachineId(text: string | undefined | null): string | undefined {
+  const v = (text ?? '').trim();
+  return MACHINE_ID_RE.test(v) ? v : undefined;
+}

@@ -1,0 +1,76 @@
+/**
+ * Identity per machine: machine-id and SSH host keys, from the state dir when
+ * it has them, else generated (or derived). `plan` resolves read-only: it
+ * generates nothing and marks what apply would generate as pending.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { GuestReader } from '../backends/backend.js';
+import type { RenderedMachine } from '../fleet/prepare.js';
+import type { ResolvedIdentity } from '../operations/registry.js';
+import { originOf } from '../profile/merge.js';
+import { GhostprepError } from '../util/errors.js';
+import { deriveMachineId, generateMachineId, parseMachineId } from './machine-id.js';
+import { hostKeysFor, type HostKeyPair } from './ssh-keys.js';
+import type { StateDir } from './state.js';
+
+/** The site secret for `machineId: derive`: site.secretFile (relative to its profile) or $GHOSTPREP_SITE_SECRET. */
+export function siteSecret(r: RenderedMachine): Buffer | undefined {
+  const file = r.profile.site?.secretFile;
+  if (file) {
+    const origin = originOf(r.prepared.traced.origins, '/site/secretFile');
+    try {
+      return Buffer.from(readFileSync(path.resolve(path.dirname(origin?.source.file ?? '.'), file), 'utf8').trim());
+    } catch {
+      return undefined;
+    }
+  }
+  const env = process.env.GHOSTPREP_SITE_SECRET;
+  return env ? Buffer.from(env) : undefined;
+}
+
+export interface ResolveOptions {
+  readonly state: StateDir;
+  /** plan: never write the state dir, never run ssh-keygen. */
+  readonly readOnly: boolean;
+}
+
+export async function resolveIdentity(r: RenderedMachine, guest: GuestReader | undefined, opts: ResolveOptions): Promise<ResolvedIdentity> {
+  const name = r.prepared.name;
+  const mode = r.profile.machineId ?? 'generate';
+  let machineId: string | undefined;
+  let pending = false;
+  if (mode === 'keep') {
+    machineId = undefined;
+  } else if (mode === 'derive') {
+    const secret = siteSecret(r);
+    if (!secret) throw new GhostprepError(`machine ${name}: machineId: derive needs a site secret (site.secretFile or $GHOSTPREP_SITE_SECRET)`);
+    machineId = deriveMachineId(secret, name);
+  } else {
+    machineId = parseMachineId(opts.state.read(name, 'machine-id')?.toString('utf8'));
+    if (!machineId) {
+      machineId = generateMachineId();
+      if (opts.readOnly) pending = true;
+    }
+  }
+  if (machineId && !opts.readOnly) opts.state.write(name, 'machine-id', machineId + '\n', 0o600);
+  const types = r.profile.ssh?.hostKeys ?? [];
+  let hostKeys: HostKeyPair[] = [];
+  if (opts.readOnly) {
+    hostKeys = readStoredKeys(opts.state, name, types);
+  } else if (types.length) {
+    hostKeys = await hostKeysFor(opts.state, name, types, `root@${r.fqdn}`);
+  }
+  void guest;
+  return { machineId, pending, hostKeys };
+}
+
+function readStoredKeys(state: StateDir, name: string, types: readonly string[]): HostKeyPair[] {
+  const out: HostKeyPair[] = [];
+  for (const type of types) {
+    const priv = state.read(name, `ssh/ssh_host_${type}_key`);
+    const pub = state.read(name, `ssh/ssh_host_${type}_key.pub`);
+    if (priv && pub) out.push({ type: type as HostKeyPair['type'], privateKey: priv, publicKey: pub.toString('utf8').trim() });
+  }
+  return out;
+}

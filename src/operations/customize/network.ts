@@ -1,0 +1,18 @@
+import { planNetwork } from '../../network/index.js';
+import type { Operation } from '../registry.js';
+
+/** Network configuration in the format the guest reads, with the master's conflicting files removed. */
+export const networkOperation: Operation = {
+  name: 'network',
+  kind: 'customize',
+  description: 'render the network config for the guest\'s renderer; remove the master\'s conflicting files',
+  defaultEnabled: true,
+  async plan({ guest, distro, profile, renderOnly }) {
+    if (!profile.network) return [];
+    const chosen = profile.networkRenderer && profile.networkRenderer !== 'auto' ? profile.networkRenderer : undefined;
+    // With no guest to look at, show netplan's rendering unless the profile forces one.
+    const forced = chosen ?? (renderOnly ? 'netplan' : undefined);
+    const plan = await planNetwork({ config: profile.network, distro, reader: guest, renderer: forced });
+    return plan.changes;
+  },
+};

@@ -1,0 +1,36 @@
+import { GuestError } from '../../util/errors.js';
+import { applyUsers } from '../../identity/users.js';
+import type { FileChange } from '../../plan/types.js';
+import type { Operation } from '../registry.js';
+import { readText, write, modeOr } from '../util.js';
+
+/** Users and groups with password hashes; other lines of the four files are kept as they are. */
+export const usersOperation: Operation = {
+  name: 'users',
+  kind: 'customize',
+  description: 'create or update users and group memberships (passwd, shadow, group, gshadow)',
+  defaultEnabled: true,
+  async plan({ guest, profile, renderOnly }) {
+    const users = profile.users ?? [];
+    if (!users.length) return [];
+    const [passwd, shadow, group, gshadow] = await Promise.all(['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/gshadow'].map((p) => readText(guest, p)));
+    if (passwd === undefined && !renderOnly) throw new GuestError('the guest has no /etc/passwd', '/etc/passwd');
+    const defaultShell = (await guest.stat('/bin/bash')) ? '/bin/bash' : '/bin/sh';
+    const r = applyUsers({ passwd, shadow, group, gshadow }, users, { defaultShell, hasShadow: shadow !== undefined, hasGshadow: gshadow !== undefined });
+    if (r.problems.length) throw new GuestError(r.problems.join('; '));
+    const changes: FileChange[] = [
+      write('users', '/etc/passwd', r.passwd, await modeOr(guest, '/etc/passwd', 0o644)),
+      write('users', '/etc/group', r.group, await modeOr(guest, '/etc/group', 0o644)),
+    ];
+    // shadow files keep the guest's own mode and group (0640 root:shadow on Debian, 0000 on rhel).
+    for (const [p, text] of [['/etc/shadow', r.shadow], ['/etc/gshadow', r.gshadow]] as const) {
+      if ((p === '/etc/shadow' ? shadow : gshadow) === undefined) continue;
+      const st = await guest.stat(p);
+      changes.push({ ...write('users', p, text, st?.mode ?? 0o640, { secret: true }), uid: st?.uid ?? 0, gid: st?.gid ?? 0 });
+    }
+    for (const c of r.created) {
+      if (!(await guest.lstat(c.home))) changes.push({ op: 'mkdir', source: 'users', path: c.home, mode: 0o700, uid: c.uid, gid: c.gid, reason: `home of new user ${c.name}` });
+    }
+    return changes;
+  },
+};

@@ -1,0 +1,33 @@
+/** Small helpers shared by operations. */
+import type { GuestReader } from '../backends/backend.js';
+import type { WriteChange, DeleteChange } from '../plan/types.js';
+
+export const ROOT = { uid: 0, gid: 0 } as const;
+
+export function write(source: string, path: string, content: string | Buffer, mode: number, extra: Partial<WriteChange> = {}): WriteChange {
+  return { op: 'write', source, path, content: Buffer.isBuffer(content) ? content : Buffer.from(content), mode, uid: 0, gid: 0, ...extra };
+}
+
+export function del(source: string, path: string, reason?: string, recursive = false): DeleteChange {
+  return { op: 'delete', source, path, reason, ...(recursive ? { recursive } : {}) };
+}
+
+export async function readText(guest: GuestReader, path: string): Promise<string | undefined> {
+  const b = await guest.readFile(path);
+  return b === null ? undefined : b.toString('utf8');
+}
+
+/** Mode of an existing file, to keep it when rewriting one line of it. */
+export async function modeOr(guest: GuestReader, path: string, fallback: number): Promise<number> {
+  return (await guest.stat(path))?.mode ?? fallback;
+}
+
+export async function exists(guest: GuestReader, path: string): Promise<boolean> {
+  return (await guest.lstat(path)) !== null;
+}
+
+/** systemd is the init when its binary is present (the guest never runs here). */
+export async function hasSystemd(guest: GuestReader): Promise<boolean> {
+  for (const p of ['/usr/lib/systemd/systemd', '/lib/systemd/systemd']) if (await guest.stat(p)) return true;
+  return false;
+}

@@ -1,0 +1,94 @@
+/**
+ * Compare a plan with the guest: which changes would really change
+ * something, and a unified diff of each for people. Secret contents are
+ * never shown (only that they change, and their size).
+ */
+import { createTwoFilesPatch } from 'diff';
+import type { FileStat, GuestReader } from '../backends/backend.js';
+import { sha256 } from '../identity/state.js';
+import { describeMode, type FileChange } from './types.js';
+
+export type Action = 'create' | 'modify' | 'delete' | 'chmod' | 'chown' | 'symlink';
+
+export interface EffectiveChange {
+  readonly change: FileChange;
+  readonly action: Action;
+  readonly before: FileStat | null;
+  /** Previous content for writes over an existing regular file. */
+  readonly beforeContent?: Buffer;
+  /** Notes like "mode 0644 -> 0600". */
+  readonly notes: readonly string[];
+}
+
+const TEXT_LIMIT = 256 * 1024;
+
+export async function effectiveChanges(guest: GuestReader, changes: readonly FileChange[]): Promise<EffectiveChange[]> {
+  const out: EffectiveChange[] = [];
+  for (const change of changes) {
+    const e = await compare(guest, change);
+    if (e) out.push(e);
+  }
+  return out;
+}
+
+async function compare(guest: GuestReader, c: FileChange): Promise<EffectiveChange | null> {
+  const before = await guest.lstat(c.path);
+  switch (c.op) {
+    case 'delete':
+      return before ? { change: c, action: 'delete', before, notes: [] } : null;
+    case 'symlink': {
+      if (before?.type === 'symlink' && (await guest.readlink(c.path)) === c.target) return null;
+      return { change: c, action: 'symlink', before, notes: [] };
+    }
+    case 'mkdir': {
+      const st = before?.type === 'symlink' ? await guest.stat(c.path) : before;
+      if (!st) return { change: c, action: 'create', before, notes: [] };
+      if (st.type !== 'dir') return { change: c, action: 'modify', before, notes: [`replaces a ${st.type}`] };
+      return attrChange(c, st, c.mode, c.uid, c.gid);
+    }
+    case 'write': {
+      if (!before) return { change: c, action: 'create', before, notes: [] };
+      if (before.type !== 'file') return { change: c, action: 'modify', before, notes: [`replaces a ${before.type}`] };
+      const current = await guest.readFile(c.path);
+      if (c.pending || !current || !current.equals(c.content)) return { change: c, action: 'modify', before, beforeContent: current ?? undefined, notes: attrNotes(before, c.mode, c.uid, c.gid) };
+      return attrChange(c, before, c.mode, c.uid, c.gid);
+    }
+  }
+}
+
+function attrNotes(st: FileStat, mode: number, uid: number, gid: number): string[] {
+  const notes: string[] = [];
+  if ((st.mode & 0o7777) !== (mode & 0o7777)) notes.push(`mode ${describeMode(st.mode)} -> ${describeMode(mode)}`);
+  if (st.uid !== uid || st.gid !== gid) notes.push(`owner ${st.uid}:${st.gid} -> ${uid}:${gid}`);
+  return notes;
+}
+
+function attrChange(c: FileChange, st: FileStat, mode: number, uid: number, gid: number): EffectiveChange | null {
+  const notes = attrNotes(st, mode, uid, gid);
+  if (!notes.length) return null;
+  return { change: c, action: notes.some((n) => n.startsWith('mode')) ? 'chmod' : 'chown', before: st, notes };
+}
+
+function isText(b: Buffer): boolean {
+  return b.length <= TEXT_LIMIT && !b.includes(0) && Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+}
+
+/** One unified diff per change, git-style headers, secrets masked. */
+export function renderDiff(e: EffectiveChange): string {
+  const c = e.change;
+  const p = c.path;
+  const head = `--- ${e.before ? 'a' + p : '/dev/null'}\n+++ ${c.op === 'delete' ? '/dev/null' : 'b' + p}\n`;
+  const why = [c.reason, ...e.notes].filter(Boolean).join('; ');
+  const note = `# ${e.action} ${p} (${c.source}${why ? ': ' + why : ''})\n`;
+  if (c.op === 'delete') return note + head + (e.before?.type === 'file' ? '@@ deleted @@\n' : `@@ deleted ${e.before?.type ?? ''} @@\n`);
+  if (c.op === 'symlink') return note + head + `@@ symlink -> ${c.target} @@\n`;
+  if (c.op === 'mkdir') return note + (e.action === 'create' ? `@@ directory ${describeMode(c.mode)} ${c.uid}:${c.gid} @@\n` : '');
+  if (e.action === 'chmod' || e.action === 'chown') return note;
+  if (c.pending) return note + head + `@@ ${c.secret ? 'secret ' : ''}content generated at apply @@\n`;
+  if (c.secret) return note + head + `@@ secret content not shown: ${e.beforeContent ? `${e.beforeContent.length} -> ` : ''}${c.content.length} bytes @@\n`;
+  const old = e.beforeContent;
+  if ((old && !isText(old)) || !isText(c.content)) return note + head + `@@ binary content: sha256 ${old ? sha256(old).slice(0, 12) + ' -> ' : ''}${sha256(c.content).slice(0, 12)} @@\n`;
+  const patch = createTwoFilesPatch(e.before ? 'a' + p : '/dev/null', 'b' + p, old?.toString('utf8') ?? '', c.content.toString('utf8'), undefined, undefined, { context: 3 });
+  // drop the "===" header line the library adds
+  return note + patch.split('\n').filter((l, i) => !(i === 0 && l.startsWith('===='))).join('\n');
+}

@@ -1,0 +1,107 @@
+/**
+ * YAML sources with positions. Every loaded file keeps its parsed Document
+ * and a LineCounter so that a JSON pointer found by validation can be turned
+ * back into `file:line:col` (ignition correlates report paths the same way).
+ */
+import { readFileSync } from 'node:fs';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type { Diagnostic } from '../report/diagnostics.js';
+
+export interface SourceFile {
+  /** Path as given by the user (relative paths stay relative in messages). */
+  readonly file: string;
+  readonly text: string;
+  readonly doc: Document.Parsed;
+  readonly lines: LineCounter;
+  /** Plain data (undefined for an empty document). */
+  readonly data: unknown;
+}
+
+export interface Position { readonly line: number; readonly col: number }
+
+export function parseSource(file: string, text: string): { source: SourceFile; diagnostics: Diagnostic[] } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  const diagnostics: Diagnostic[] = [];
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    const pos = lines.linePos(e.pos[0]);
+    diagnostics.push({
+      severity: doc.errors.includes(e as never) ? 'error' : 'warning',
+      message: yamlMessage(e.code, e.message),
+      path: '',
+      file, line: pos.line, col: pos.col,
+    });
+  }
+  let data: unknown;
+  if (!doc.errors.length) {
+    try { data = doc.toJS({ maxAliasCount: 100 }); } catch (err) {
+      diagnostics.push({ severity: 'error', message: `cannot load YAML: ${(err as Error).message}`, path: '', file, line: 1, col: 1 });
+    }
+  }
+  return { source: { file, text, doc, lines, data }, diagnostics };
+}
+
+export function loadSource(file: string): { source: SourceFile; diagnostics: Diagnostic[] } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+    const lines = new LineCounter();
+    return {
+      source: { file, text: '', doc: parseDocument('', { lineCounter: lines }), lines, data: undefined },
+      diagnostics: [{ severity: 'error', message: `cannot read: ${why}`, path: '', file }],
+    };
+  }
+  return parseSource(file, text);
+}
+
+/** First line of a yaml error, without the library's code-frame and position suffix. */
+function yamlMessage(code: string, message: string): string {
+  const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+  if (code === 'DUPLICATE_KEY') return `duplicate key: ${first.replace(/^Map keys must be unique;?\s*/i, '') || 'map keys must be unique'}`;
+  return first;
+}
+
+export function pointerSegments(pointer: string): string[] {
+  if (!pointer) return [];
+  return pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+export function toPointer(segments: readonly (string | number)[]): string {
+  return segments.map((s) => '/' + String(s).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
+}
+
+/**
+ * Position of the node at a JSON pointer: the value node, or with `key: true`
+ * the key of the last segment (for "unknown key" errors). When the pointer
+ * goes deeper than the document, the deepest existing node is used.
+ */
+export function locate(source: SourceFile, pointer: string, options: { key?: boolean } = {}): Position {
+  let node: unknown = source.doc.contents;
+  let best: [number, number, number] | undefined = (node as YamlNode | null)?.range ?? undefined;
+  for (const seg of pointerSegments(pointer)) {
+    let next: unknown;
+    let keyNode: unknown;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
+      if (pair) { keyNode = pair.key; next = pair.value; }
+    } else if (isSeq(node)) {
+      next = node.items[Number(seg)];
+    }
+    if (next === undefined && keyNode === undefined) break;
+    const range = (options.key && keyNode ? keyNode as YamlNode : (next ?? keyNode) as YamlNode | null)?.range;
+    if (range) best = range;
+    node = next;
+  }
+  if (!best) return { line: 1, col: 1 };
+  const p = source.lines.linePos(best[0]);
+  return { line: p.line, col: p.col };
+}
+
+/** Attach file/line/col to a diagnostic whose path is relative to this source. */
+export function placeIn(source: SourceFile, d: Omit<Diagnostic, 'file' | 'line' | 'col'>, options: { key?: boolean } = {}): Diagnostic {
+  const pos = locate(source, d.path, options);
+  return { ...d, file: source.file, line: pos.line, col: pos.col };
+}

@@ -1,0 +1,76 @@
+/** Shapes of profiles and inventories after schema validation (DESIGN section 3). */
+export type MachineIdMode = 'generate' | 'derive' | 'keep';
+export type HostKeyType = 'ed25519' | 'rsa' | 'ecdsa';
+
+export interface Site {
+  domain?: string;
+  timezone?: string;
+  gateway?: string;
+  dns?: string[];
+  search?: string[];
+  ntp?: string | string[];
+  /** File holding the site secret for `machineId: derive` (relative to the profile). */
+  secretFile?: string;
+}
+
+export interface UserSpec {
+  name: string;
+  uid?: number;
+  gid?: number;
+  groups?: string[];
+  shell?: string;
+  home?: string;
+  gecos?: string;
+  passwordHash?: string;
+  authorizedKeys?: string[];
+}
+
+export interface FileSpec {
+  path: string;
+  template?: string;
+  content?: string;
+  source?: string;
+  mode?: string;
+  owner?: string;
+  group?: string;
+}
+
+export interface FirstbootSpec { name: string; run: string }
+
+export interface Profile {
+  profile: string;
+  extends?: string | string[];
+  description?: string;
+  site?: Site;
+  hostname?: string;
+  machineId?: MachineIdMode;
+  ssh?: {
+    hostKeys?: HostKeyType[];
+    authorizedKeys?: Record<string, string[]>;
+  };
+  users?: UserSpec[];
+  timezone?: string;
+  network?: Record<string, unknown>;
+  networkRenderer?: string;
+  files?: FileSpec[];
+  delete?: string[];
+  firstboot?: FirstbootSpec[];
+  vars?: Record<string, unknown>;
+}
+
+export interface MachineEntry {
+  name: string;
+  mac?: string;
+  ip?: string;
+  profile?: string;
+  hostname?: string;
+  target?: string;
+  network?: Record<string, unknown>;
+  vars?: Record<string, unknown>;
+}
+
+export interface Inventory {
+  defaults?: { profile?: string; vars?: Record<string, unknown> };
+  vars?: Record<string, unknown>;
+  machines: MachineEntry[];
+}

@@ -1,0 +1,175 @@
+/**
+ * Checks beyond the schema, one function each: per machine on rendered
+ * values, then across the fleet (uniqueness in O(n) with maps).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { checkFqdn, checkHostname } from '../identity/hostname.js';
+import { deriveMachineId } from '../identity/machine-id.js';
+import { checkNetwork, addressesOf } from '../network/check.js';
+import { contains, MAC_RE, parseCidr, parseIp } from '../network/ip.js';
+import type { LoadedConfig } from '../profile/config.js';
+import { originOf } from '../profile/merge.js';
+import { placeIn } from '../profile/source.js';
+import type { Diagnostic } from '../report/diagnostics.js';
+import { locateProblem, type PreparedMachine, type RenderedMachine } from '../fleet/prepare.js';
+import { TEMPLATE_DIR } from '../template/render.js';
+import { validateAgainst } from './validate.js';
+
+type MachineRule = (r: RenderedMachine) => Diagnostic[];
+
+const inInventory = (m: PreparedMachine, key: string, message: string, severity: 'error' | 'warning' = 'error'): Diagnostic =>
+  placeIn(m.inventory, { severity, path: `/machines/${m.index}${key ? '/' + key : ''}`, message });
+
+const hostnameRule: MachineRule = (r) => {
+  const e = checkHostname(r.hostname) ?? (r.fqdn !== r.hostname ? checkFqdn(r.fqdn) : undefined);
+  return e ? [locateProblem(r.prepared, '/hostname', e)] : [];
+};
+
+const macRule: MachineRule = (r) => {
+  const mac = r.prepared.entry.mac;
+  return mac !== undefined && !MAC_RE.test(mac) ? [inInventory(r.prepared, 'mac', `"${mac}" is not a MAC address (six hex pairs separated by ":")`)] : [];
+};
+
+const ipRule: MachineRule = (r) => {
+  const ip = r.prepared.entry.ip;
+  if (ip === undefined) return [];
+  const cidr = parseCidr(ip);
+  if (!cidr) return [inInventory(r.prepared, 'ip', `"${ip}" is not an IPv4/IPv6 CIDR address (e.g. 10.0.0.11/24)`)];
+  const gw = r.profile.site?.gateway;
+  if (typeof gw === 'string' && parseIp(gw)?.family === cidr.family && !contains(cidr, gw)) {
+    return [inInventory(r.prepared, 'ip', `gateway ${gw} (site.gateway) is not inside ${cidr.cidr}: the machine could not reach it`)];
+  }
+  return [];
+};
+
+const gatewayRule: MachineRule = (r) => {
+  const gw = r.profile.site?.gateway;
+  return typeof gw === 'string' && !parseIp(gw) ? [locateProblem(r.prepared, '/site/gateway', `"${gw}" is not an IP address`)] : [];
+};
+
+const timezoneRule: MachineRule = (r) => {
+  const tz = r.profile.timezone;
+  return typeof tz === 'string' && !/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/.test(tz)
+    ? [locateProblem(r.prepared, '/timezone', `"${tz}" is not a time zone name (e.g. Europe/Berlin, UTC)`)] : [];
+};
+
+/** Rendered values go back through the schema: a template can carry a newline into a field. */
+const renderedSchemaRule: MachineRule = (r) => {
+  const { network: _n, ...rest } = r.profile as unknown as Record<string, unknown>;
+  return validateAgainst('profile', rest).map((d) => locateProblem(r.prepared, d.path, `after templates: ${d.message}`, 'error', d.key));
+};
+
+const guestPathRule: MachineRule = (r) => {
+  const out: Diagnostic[] = [];
+  const check = (p: unknown, pointer: string) => {
+    if (typeof p !== 'string') return;
+    if (!p.startsWith('/') || p.split('/').includes('..') || /[\0\n\r]/.test(p)) out.push(locateProblem(r.prepared, pointer, `${JSON.stringify(p)} must be an absolute guest path without ".." or control characters`));
+  };
+  r.profile.files?.forEach((f, i) => check(f?.path, `/files/${i}/path`));
+  r.profile.delete?.forEach((p, i) => check(p, `/delete/${i}`));
+  return out;
+};
+
+const authorizedKeysRule: MachineRule = (r) => {
+  const out: Diagnostic[] = [];
+  const check = (k: unknown, pointer: string) => {
+    if (typeof k !== 'string' || k.startsWith('file:')) return;
+    if (/[\n\r]/.test(k) || !/^(?:\S+ )?(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+)\s+[A-Za-z0-9+/]+={0,3}(\s.*)?$/.test(k)) out.push(locateProblem(r.prepared, pointer, 'is not an SSH public key (type, base64 key, optional comment on one line)'));
+  };
+  for (const [user, keys] of Object.entries(r.profile.ssh?.authorizedKeys ?? {})) keys?.forEach((k, i) => check(k, `/ssh/authorizedKeys/${user}/${i}`));
+  r.profile.users?.forEach((u, ui) => u?.authorizedKeys?.forEach((k, i) => check(k, `/users/${ui}/authorizedKeys/${i}`)));
+  return out;
+};
+
+const networkRule: MachineRule = (r) => {
+  const net = r.profile.network;
+  if (net === undefined) return [];
+  const schema = validateAgainst('network-v2', net, '/network').map((d) => locateProblem(r.prepared, d.path, d.message, 'error', d.key));
+  if (schema.length) return schema;
+  return checkNetwork(net).map((p) => locateProblem(r.prepared, '/network' + p.path, p.message));
+};
+
+export const MACHINE_RULES: ReadonlyArray<{ name: string; check: MachineRule }> = [
+  { name: 'hostname', check: hostnameRule },
+  { name: 'mac', check: macRule },
+  { name: 'ip', check: ipRule },
+  { name: 'gateway', check: gatewayRule },
+  { name: 'timezone', check: timezoneRule },
+  { name: 'rendered-schema', check: renderedSchemaRule },
+  { name: 'guest-paths', check: guestPathRule },
+  { name: 'authorized-keys', check: authorizedKeysRule },
+  { name: 'network', check: networkRule },
+];
+
+export function checkMachine(r: RenderedMachine): Diagnostic[] {
+  return MACHINE_RULES.flatMap((rule) => rule.check(r));
+}
+
+/** Names, hostnames, FQDNs, MACs, IPs and derived machine-ids unique across the inventory. */
+export function checkFleetUniqueness(rendered: readonly RenderedMachine[], siteSecret: (m: RenderedMachine) => Buffer | undefined): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const seen = new Map<string, RenderedMachine>();
+  const claim = (kind: string, value: string | undefined, r: RenderedMachine, key: string) => {
+    if (!value) return;
+    const id = `${kind}\0${value.toLowerCase()}`;
+    const first = seen.get(id);
+    if (!first) { seen.set(id, r); return; }
+    if (first === r) return;
+    const where = `${first.prepared.inventory.file}:${placeIn(first.prepared.inventory, { severity: 'error', path: `/machines/${first.prepared.index}`, message: '' }).line}`;
+    out.push(inInventory(r.prepared, key, `duplicate ${kind} "${value}": also used by machine "${first.prepared.name}" (${where})`));
+  };
+  for (const r of rendered) {
+    claim('machine name', r.prepared.name, r, 'name');
+    claim('hostname', r.hostname, r, r.prepared.entry.hostname !== undefined ? 'hostname' : 'name');
+    if (r.fqdn !== r.hostname) claim('FQDN', r.fqdn, r, 'name');
+    claim('MAC address', r.prepared.entry.mac, r, 'mac');
+    const ips = new Set<string>();
+    const own = r.prepared.entry.ip ? parseCidr(r.prepared.entry.ip)?.ip : undefined;
+    if (own) ips.add(own);
+    if (r.profile.network) for (const a of safeAddresses(r.profile.network)) ips.add(a);
+    for (const ip of ips) claim('IP address', ip, r, r.prepared.entry.ip !== undefined ? 'ip' : 'name');
+    if (r.profile.machineId === 'derive') {
+      const secret = siteSecret(r);
+      if (secret) claim('derived machine-id', deriveMachineId(secret, r.prepared.name), r, 'name');
+    }
+  }
+  return out;
+}
+
+function safeAddresses(net: unknown): string[] {
+  try { return addressesOf(net); } catch { return []; }
+}
+
+/** Directories searched for templates named by a profile: next to it, its sibling templates/, the bundled ones. */
+export function templateDirs(profileFile: string): string[] {
+  const dir = path.dirname(path.resolve(profileFile));
+  return [path.join(dir, 'templates'), path.join(dir, '..', 'templates'), dir, TEMPLATE_DIR];
+}
+
+/** Every template, source file, secret file and key file a profile names exists. */
+export function checkReferencedFiles(config: LoadedConfig): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const p of config.profiles.values()) {
+    const base = path.dirname(p.source.file);
+    const missing = (pointer: string, what: string, file: string, searched: string[]) => out.push(placeIn(p.source, { severity: 'error', path: pointer, message: `${what} "${file}" not found (searched ${searched.join(', ')})` }));
+    p.data.files?.forEach((f, i) => {
+      if (typeof f?.template === 'string' && !f.template.includes('{{')) {
+        const dirs = templateDirs(p.source.file);
+        if (!dirs.some((d) => existsSync(path.resolve(d, f.template!)))) missing(`/files/${i}/template`, 'template', f.template, dirs);
+      }
+      if (typeof f?.source === 'string' && !f.source.includes('{{') && !existsSync(path.resolve(base, f.source))) missing(`/files/${i}/source`, 'source file', f.source, [path.resolve(base, f.source)]);
+    });
+    const secret = p.data.site?.secretFile;
+    if (typeof secret === 'string' && !existsSync(path.resolve(base, secret))) missing('/site/secretFile', 'secret file', secret, [path.resolve(base, secret)]);
+    const keyRefs: Array<[string, unknown]> = [];
+    for (const [user, keys] of Object.entries(p.data.ssh?.authorizedKeys ?? {})) (keys ?? []).forEach((k, i) => keyRefs.push([`/ssh/authorizedKeys/${user}/${i}`, k]));
+    p.data.users?.forEach((u, ui) => u?.authorizedKeys?.forEach((k, i) => keyRefs.push([`/users/${ui}/authorizedKeys/${i}`, k])));
+    for (const [pointer, k] of keyRefs) {
+      if (typeof k === 'string' && k.startsWith('file:') && !existsSync(path.resolve(base, k.slice(5)))) missing(pointer, 'key file', k.slice(5), [path.resolve(base, k.slice(5))]);
+    }
+  }
+  return out;
+}
+
+export { originOf };

@@ -1,0 +1,155 @@
+/**
+ * JSON Schema validation (ajv, draft 2020-12) turned into located
+ * diagnostics. Messages are rewritten for people: "unknown key "hostnme"
+ * (did you mean "hostname"?)" rather than ajv's "must NOT have additional
+ * properties".
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import type Ajv2020Type from 'ajv/dist/2020.js';
+import type { Diagnostic } from '../report/diagnostics.js';
+import { placeIn, type SourceFile } from '../profile/source.js';
+
+// ajv and ajv-formats are CommonJS modules whose ESM interop types disagree with NodeNext: load them with require.
+const require = createRequire(import.meta.url);
+type Ajv = Ajv2020Type.default;
+const Ajv2020 = (require('ajv/dist/2020.js') as { default: new (o: object) => Ajv }).default;
+const addFormats = (require('ajv-formats') as { default: (a: Ajv) => void }).default;
+
+export const SCHEMA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../schemas');
+
+export type SchemaName = 'profile' | 'inventory' | 'report' | 'network-v2';
+
+let ajv: Ajv | undefined;
+const compiled = new Map<SchemaName, ValidateFunction>();
+
+function schemaId(name: SchemaName): string {
+  return `https://ghostprep.dev/schemas/${name}.schema.json`;
+}
+
+function instance(): Ajv {
+  if (ajv) return ajv;
+  ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
+  addFormats(ajv);
+  for (const name of ['profile', 'inventory', 'report', 'network-v2'] as const) {
+    try {
+      ajv.addSchema(JSON.parse(readFileSync(path.join(SCHEMA_DIR, `${name}.schema.json`), 'utf8')));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return ajv;
+}
+
+export function validator(name: SchemaName): ValidateFunction {
+  let fn = compiled.get(name);
+  if (!fn) {
+    const v = instance().getSchema(schemaId(name));
+    if (!v) throw new Error(`schema ${name} is not installed (${SCHEMA_DIR})`);
+    fn = v as ValidateFunction;
+    compiled.set(name, fn);
+  }
+  return fn;
+}
+
+/** Validate data against a schema; diagnostics carry pointers relative to `prefix`. */
+export function validateAgainst(name: SchemaName, data: unknown, prefix = ''): Array<Omit<Diagnostic, 'file' | 'line' | 'col'> & { key?: boolean }> {
+  const fn = validator(name);
+  if (fn(data)) return [];
+  return simplify(fn.errors ?? []).map((e) => toDiagnostic(e, prefix));
+}
+
+/** Validate a whole source file; diagnostics are placed in that file. */
+export function validateSource(name: SchemaName, source: SourceFile): Diagnostic[] {
+  return validateAgainst(name, source.data ?? {}).map(({ key, ...d }) => placeIn(source, d, { key }));
+}
+
+/**
+ * Drop the noise of oneOf/anyOf: when a oneOf fails at a place, its branches'
+ * own errors at that same place say nothing more (deeper errors are kept).
+ */
+function simplify(errors: readonly ErrorObject[]): ErrorObject[] {
+  const alternatives = errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf');
+  return errors.filter((e) => !alternatives.some((alt) =>
+    alt !== e && e.instancePath === alt.instancePath && e.schemaPath.startsWith(alt.schemaPath + '/')));
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  if (typeof v === 'object') return 'map';
+  return typeof v;
+}
+
+function toDiagnostic(e: ErrorObject, prefix: string): Omit<Diagnostic, 'file' | 'line' | 'col'> & { key?: boolean } {
+  const at = prefix + e.instancePath;
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(p.additionalProperty);
+      const known = Object.keys((e.parentSchema as { properties?: object })?.properties ?? {});
+      const hint = suggest(key, known);
+      return { severity: 'error', path: `${at}/${key}`, key: true, message: `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : known.length ? ` (allowed: ${known.join(', ')})` : ''}` };
+    }
+    case 'required':
+      return { severity: 'error', path: at, message: `missing required key "${p.missingProperty}"` };
+    case 'enum':
+      return { severity: 'error', path: at, message: `${show(e.data)} is not one of: ${(p.allowedValues as unknown[]).map(String).join(', ')}` };
+    case 'type':
+      return { severity: 'error', path: at, message: `must be ${article(String(p.type))} (got ${typeName(e.data)} ${show(e.data)})` };
+    case 'pattern':
+      return { severity: 'error', path: at, message: `${show(e.data)} is not valid here (must match ${p.pattern})` };
+    case 'oneOf':
+    case 'anyOf': {
+      const branches = (e.schema as Array<{ required?: string[]; type?: string }>);
+      const req = branches.map((b) => b.required?.[0]).filter(Boolean);
+      if (req.length === branches.length) return { severity: 'error', path: at, message: `needs exactly one of: ${req.join(', ')}` };
+      const types = branches.map((b) => b.type).filter(Boolean);
+      return { severity: 'error', path: at, message: `must be ${types.map((t) => article(t!)).join(' or ')} (got ${typeName(e.data)})` };
+    }
+    case 'uniqueItems':
+      return { severity: 'error', path: at, message: `has duplicate items (${p.j} and ${p.i})` };
+    case 'const':
+      return { severity: 'error', path: at, message: `must be ${show(p.allowedValue)} (got ${show(e.data)})` };
+    default:
+      return { severity: 'error', path: at, message: e.message ?? e.keyword };
+  }
+}
+
+function article(type: string): string {
+  const names: Record<string, string> = { string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false', object: 'a map', array: 'a list', null: 'null' };
+  return type.split(',').map((t) => names[t] ?? t).join(' or ');
+}
+
+/** The closest known key by edit distance, when it is close enough to be a typo. */
+export function suggest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = distance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) { best = c; bestD = d; }
+  }
+  return best;
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

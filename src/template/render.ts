@@ -1,0 +1,106 @@
+/**
+ * Handlebars in an isolated instance, strict (an unknown variable is an
+ * error naming the template, line and variable) and without HTML escaping
+ * (we write config files, not web pages).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Handlebars from 'handlebars';
+import { registerHelpers } from './helpers.js';
+
+export const TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates');
+
+const hb = Handlebars.create();
+registerHelpers(hb);
+
+export class TemplateError extends Error {
+  constructor(readonly template: string, readonly line: number, readonly col: number, readonly detail: string) {
+    super(`${template}:${line}:${col}: ${detail}`);
+  }
+}
+
+type Compiled = (ctx: unknown) => string;
+const cache = new Map<string, Compiled>();
+
+function compile(text: string): Compiled {
+  let fn = cache.get(text);
+  if (!fn) {
+    fn = hb.compile(text, { strict: true, noEscape: true });
+    if (cache.size > 10000) cache.clear();
+    cache.set(text, fn);
+  }
+  return fn;
+}
+
+/** Render `text`; `name` identifies the template in errors (file path or "profile.yaml:/hostname"). */
+export function renderTemplate(text: string, context: unknown, name: string): string {
+  if (!text.includes('{{')) return text;
+  try {
+    return compile(text)(context);
+  } catch (err) {
+    throw explain(err as Error, text, name);
+  }
+}
+
+/**
+ * A string that is one single `{{path}}` expression keeps the type of the
+ * value it names, so `addresses: "{{site.dns}}"` yields the list itself.
+ */
+export function renderValue(text: string, context: unknown, name: string): unknown {
+  const whole = /^\{\{\s*([A-Za-z_][\w]*(?:\.[A-Za-z_][\w-]*)*)\s*\}\}$/.exec(text);
+  if (whole) {
+    const segs = whole[1]!.split('.');
+    let v: unknown = context;
+    for (const s of segs) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[s] : undefined;
+    if (v !== undefined && typeof v === 'object' && v !== null) return structuredClone(v);
+    if (typeof v === 'number' || typeof v === 'boolean') return v;
+  }
+  return renderTemplate(text, context, name);
+}
+
+export function loadTemplateFile(name: string, dirs: readonly string[] = [TEMPLATE_DIR]): { file: string; text: string } {
+  for (const dir of dirs) {
+    const file = path.resolve(dir, name);
+    try {
+      return { file, text: readFileSync(file, 'utf8') };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  throw new Error(`template "${name}" not found in ${dirs.join(', ')}`);
+}
+
+function explain(err: Error, text: string, name: string): TemplateError {
+  const msg = err.message ?? String(err);
+  const strict = /^"([^"]+)" not defined in .* - (\d+):(\d+)/.exec(msg);
+  if (strict) {
+    const line = Number(strict[2]);
+    const col = Number(strict[3]) + 1;
+    return new TemplateError(name, line, col, `unknown variable "${fullPathAt(text, line, col - 1) ?? strict[1]}"`);
+  }
+  const parse = /Parse error on line (\d+):\n([^\n]*)\n([^\n]*)\n(.*)/s.exec(msg);
+  if (parse) {
+    const caret = parse[3]!.indexOf('^');
+    return new TemplateError(name, Number(parse[1]), Math.max(1, caret + 1), `syntax error: ${parse[4]!.split('\n')[0]}`);
+  }
+  const missingHelper = /Missing helper: "([^"]+)"/.exec(msg);
+  if (missingHelper) return new TemplateError(name, 1, 1, `unknown helper "${missingHelper[1]}"`);
+  return new TemplateError(name, 1, 1, msg.split('\n')[0]!);
+}
+
+/** The dotted path (machine.nope) of the expression at a position, for a useful message. */
+function fullPathAt(text: string, line: number, col: number): string | undefined {
+  let found: string | undefined;
+  try {
+    const ast = hb.parse(text);
+    const visit = (node: unknown): void => {
+      if (!node || typeof node !== 'object') return;
+      const n = node as { type?: string; loc?: { start: { line: number; column: number } }; original?: string };
+      if (n.type === 'PathExpression' && n.loc && n.loc.start.line === line && n.loc.start.column === col) found = n.original;
+      for (const v of Object.values(node)) if (v && typeof v === 'object') visit(v);
+    };
+    visit(ast);
+  } catch { /* the parse error is reported elsewhere */ }
+  return found;
+}
