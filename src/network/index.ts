@@ -89,7 +89,7 @@ export async function planNetwork(input: NetworkInput): Promise<NetworkPlan> {
   const why = `renderer ${name}: ${reason}`;
   const files = rendered.filter((f) => f.kind === 'file').map((f) => writeChange(f.path, f.content, f.mode, why));
   const edits = rendered.filter((f): f is EditedFile => f.kind === 'edit');
-  const stale = new Map((await findStale(input.reader, model, rendered.map((f) => f.path))).map((c) => [c.path, c]));
+  const stale = new Map((await findStale(input.reader, model, files.map((f) => f.path))).map((c) => [c.path, c]));
   const edited = await applyEdits(edits, stale, input.reader, why);
   return { renderer: name, reason, changes: [...files, ...edited, ...stale.values()] };
 }

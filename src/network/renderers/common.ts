@@ -50,16 +50,21 @@ export function renames(model: NetworkModel): Iface[] {
   return model.interfaces.filter((i) => i.kind === 'ethernet' && i.setName !== undefined);
 }
 
-/** systemd .link file that renames a card (udev applies it whatever network service runs). */
+/**
+ * systemd .link file: renames a card (set-name) and/or sets its MTU when udev
+ * first sees it (as netplan does); udev applies it whatever network service runs.
+ */
 export function linkFile(iface: Iface, withMtu: boolean): WholeFile {
-  const m = iface.match ?? {};
+  const m = iface.match;
   const lines = [`# ${HEADER}`, '[Match]'];
-  if (m.macaddress) lines.push(`MACAddress=${m.macaddress}`);
-  if (m.driver) lines.push(`Driver=${m.driver}`);
-  if (m.name) lines.push(`OriginalName=${m.name}`);
-  lines.push('', '[Link]', `Name=${iface.setName}`);
+  if (m?.macaddress) lines.push(`MACAddress=${m.macaddress}`);
+  if (m?.driver) lines.push(`Driver=${m.driver}`);
+  if (m?.name) lines.push(`OriginalName=${m.name}`);
+  if (!m) lines.push(`OriginalName=${iface.id}`);
+  lines.push('', '[Link]');
+  if (iface.setName) lines.push(`Name=${iface.setName}`);
   if (withMtu && iface.mtu !== undefined) lines.push(`MTUBytes=${iface.mtu}`);
-  return file(`/etc/systemd/network/10-ghostprep-${iface.setName}.link`, 0o644, lines.join('\n') + '\n');
+  return file(`/etc/systemd/network/10-ghostprep-${stem(iface)}.link`, 0o644, lines.join('\n') + '\n');
 }
 
 export const UDEV_RULES_PATH = '/etc/udev/rules.d/70-ghostprep-net.rules';

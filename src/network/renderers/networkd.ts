@@ -110,7 +110,7 @@ function netdevFile(i: Iface): WholeFile {
 export function renderNetworkd(model: NetworkModel): WholeFile[] {
   const out: WholeFile[] = [];
   for (const i of model.interfaces) {
-    if (i.setName) out.push(linkFile(i, true));
+    if (i.setName || (i.kind === 'ethernet' && i.mtu !== undefined)) out.push(linkFile(i, true));
     if (i.kind !== 'ethernet') out.push(netdevFile(i));
     out.push(networkFile(model, i));
   }
