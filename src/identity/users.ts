@@ -75,7 +75,9 @@ export function applyUsers(files: { passwd?: string; shadow?: string; group?: st
         else pw[1] = u.passwordHash;
       }
     }
-    for (const g of u.groups ?? []) {
+    for (const wanted of u.groups ?? []) {
+      // @admin: the administrators' group of this distribution.
+      const g = wanted === '@admin' ? (find(group, 'sudo') ? 'sudo' : 'wheel') : wanted;
       const gr = find(group, g);
       if (!gr) { problems.push(`user ${u.name}: group "${g}" does not exist in the guest`); continue; }
       addMember(gr, 3, u.name);

@@ -1,0 +1,67 @@
+import type { Command } from 'commander';
+import { runFleet, type MachineResult } from '../../fleet/run.js';
+import { updateKnownHosts, writeAtomic, type RunReport } from '../../report/report.js';
+import { ExitCode } from '../../util/errors.js';
+import { Logger, out, type GlobalOptions } from '../common.js';
+import { addFleetOptions, runOptions, type FleetCliOptions } from './fleet-options.js';
+
+export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
+  addFleetOptions(program.command('apply'))
+    .description('customize each machine offline, then verify by reading back')
+    .option('--report <file>', 'write the JSON run report here')
+    .option('--known-hosts <file>', 'write/update an ssh known_hosts file with the new host keys')
+    .addHelpText('after', `
+Identity (machine-id, SSH host keys) is generated once per machine and kept in
+the state dir: applying again is idempotent, and plan afterwards shows nothing.
+Exit 0 all ok, 3 some machines failed (see the report), 1 all failed or bad input.
+
+Examples:
+  ghostprep apply -p profiles/ -i inventory.yaml --target 'rootfs:/srv/nodes/{name}' --report report.json
+  ghostprep apply -p profiles/ -i inventory.yaml --target 'clones/{name}.qcow2' --jobs 2 --known-hosts known_hosts`)
+    .action((o: FleetCliOptions & { report?: string; knownHosts?: string }) => run(async (g) => {
+      const log = new Logger(g);
+      const started = new Date();
+      const results = await runFleet({
+        ...runOptions(o, 'apply'),
+        onWarning: (m) => log.warn(m),
+        onMachineDone: (r, n, total) => log.progress(`[${n}/${total}] ${r.report.name}: ${r.report.status === 'ok' ? `ok, ${r.changes.length} change(s)` : `FAILED: ${r.report.error}`} (${(r.report.durationMs / 1000).toFixed(1)} s)`),
+      });
+      const report = buildReport('apply', started, results);
+      if (o.report) writeAtomic(o.report, JSON.stringify(report, null, 2) + '\n');
+      if (o.knownHosts) {
+        updateKnownHosts(o.knownHosts, results.filter((r) => r.report.status === 'ok' && r.publicKeys.length).map((r) => ({
+          names: [...new Set([r.report.identity!.fqdn, r.report.identity!.hostname, ...r.report.identity!.addresses])],
+          publicKeys: [...r.publicKeys],
+        })));
+      }
+      if (g.json) out(JSON.stringify(report, null, 2));
+      else printSummary(results);
+      return exitFor(report);
+    }));
+}
+
+export function buildReport(command: string, started: Date, results: readonly MachineResult[]): RunReport {
+  const finished = new Date();
+  const ok = results.filter((r) => r.report.status === 'ok').length;
+  return {
+    version: 1, command, started: started.toISOString(), finished: finished.toISOString(),
+    summary: { ok, failed: results.length - ok, durationMs: finished.getTime() - started.getTime() },
+    machines: results.map((r) => r.report),
+  };
+}
+
+export function exitFor(report: RunReport): number {
+  if (!report.summary.failed) return ExitCode.ok;
+  return report.summary.ok ? ExitCode.partial : ExitCode.error;
+}
+
+export function printSummary(results: readonly MachineResult[]): void {
+  const rows = results.map((r) => {
+    const id = r.report.identity;
+    const key = id?.sshHostKeys[0]?.sha256 ?? '-';
+    return [r.report.name, r.report.status, id?.fqdn ?? '-', id?.machineId ?? '-', key, r.report.status === 'ok' ? `${r.changes.length} changes` : r.report.error ?? ''];
+  });
+  const header = ['MACHINE', 'STATUS', 'FQDN', 'MACHINE-ID', 'SSH HOST KEY', 'RESULT'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  for (const row of [header, ...rows]) out(row.map((c, i) => (i === row.length - 1 ? c : String(c).padEnd(widths[i]!))).join('  '));
+}

@@ -1,0 +1,45 @@
+import type { Command } from 'commander';
+import { findDuplicates, inspectGuest, type GuestIdentity } from '../../fleet/inspect.js';
+import { visitTargets } from '../../fleet/open.js';
+import { parseTarget } from '../../fleet/targets.js';
+import { expandTargetGlob } from '../../util/glob.js';
+import { ExitCode, GhostprepError, errorMessage } from '../../util/errors.js';
+import { collect, out, type GlobalOptions } from '../common.js';
+
+export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
+  program.command('audit')
+    .description('find identities (machine-id, SSH host key, hostname) shared by two or more clones')
+    .requiredOption('-t, --target <TARGET>', "image, rootfs:DIR or a glob like 'clones/*.qcow2' (repeatable)", collect)
+    .option('-j, --jobs <n>', 'appliances in parallel for images')
+    .addHelpText('after', `
+Exit 0 when every identity is unique, 5 when any is shared, 3 when some targets could not be read.
+
+Examples:
+  ghostprep audit --target 'rootfs:/srv/nodes/*'
+  ghostprep audit --target 'clones/*.qcow2' --json`)
+    .action((o: { target: string[]; jobs?: string }) => run(async (g) => {
+      const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
+      if (!targets.length) throw new GhostprepError(`no target matched ${o.target.join(' ')}`);
+      const found: Array<{ target: string; identity: GuestIdentity }> = [];
+      const errors: Array<{ target: string; error: string }> = [];
+      await visitTargets(targets, { jobs: o.jobs ? Number(o.jobs) : undefined }, async (t, guest) => {
+        const name = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
+        if (guest instanceof Error) { errors.push({ target: name, error: guest.message }); return; }
+        try { found.push({ target: name, identity: await inspectGuest(guest) }); } catch (err) { errors.push({ target: name, error: errorMessage(err) }); }
+      });
+      found.sort((a, b) => a.target.localeCompare(b.target));
+      const duplicates = findDuplicates(found);
+      if (g.json) {
+        out(JSON.stringify({ targets: found.length, unique: duplicates.length === 0, duplicates, errors, identities: found }, null, 2));
+      } else {
+        for (const f of found) out(`${f.target}  ${f.identity.hostname ?? '-'}  ${f.identity.machineId ?? '(no machine-id)'}  ${f.identity.sshHostKeys.map((k) => `${k.type}:${k.sha256.slice(7, 19)}`).join(' ')}`);
+        for (const e of errors) out(`${e.target}  ERROR: ${e.error}`);
+        if (duplicates.length) {
+          out(`\n${duplicates.length} shared identit${duplicates.length === 1 ? 'y' : 'ies'}:`);
+          for (const d of duplicates) out(`  ${d.kind} ${d.value} shared by ${d.targets.length}: ${d.targets.join(', ')}`);
+        } else out(`\naudit: ${found.length} target(s), every identity unique`);
+      }
+      if (duplicates.length) return ExitCode.duplicates;
+      return errors.length ? ExitCode.partial : ExitCode.ok;
+    }));
+}

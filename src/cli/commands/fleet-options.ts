@@ -1,0 +1,28 @@
+/** Options shared by plan and apply. */
+import type { Command } from 'commander';
+import { parseShard } from '../../fleet/shard.js';
+import { DEFAULT_STATE_DIR } from '../../identity/state.js';
+import type { RunOptions } from '../../fleet/run.js';
+import { collect } from '../common.js';
+
+export interface FleetCliOptions { profile: string[]; inventory: string; target?: string; machine?: string[]; shard?: string; jobs?: string; state: string }
+
+export function addFleetOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('-p, --profile <file|dir>', 'profile file or directory of profiles (repeatable)', collect)
+    .requiredOption('-i, --inventory <file>', 'machine inventory')
+    .option('-t, --target <TARGET>', "image, rootfs:DIR, /dev/X, or a pattern with {name}: 'clones/{name}.qcow2'")
+    .option('-m, --machine <name>', 'only this machine (repeatable)', collect)
+    .option('--shard <I/N>', 'a stable slice of the inventory (0 <= I < N)')
+    .option('-j, --jobs <n>', 'machines (rootfs) or appliances (images) in parallel')
+    .option('--state <dir>', 'where generated identities are kept', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR);
+}
+
+export function runOptions(o: FleetCliOptions, mode: 'plan' | 'apply'): Omit<RunOptions, 'onWarning' | 'onMachineDone'> {
+  return {
+    profiles: o.profile, inventory: o.inventory, target: o.target, machines: o.machine,
+    shard: o.shard ? parseShard(o.shard) : undefined,
+    jobs: o.jobs ? Math.max(1, Number(o.jobs)) : undefined,
+    state: o.state, mode,
+  };
+}

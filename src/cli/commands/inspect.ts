@@ -1,0 +1,45 @@
+import type { Command } from 'commander';
+import { inspectGuest, type GuestIdentity } from '../../fleet/inspect.js';
+import { visitTargets } from '../../fleet/open.js';
+import { parseTarget } from '../../fleet/targets.js';
+import { expandTargetGlob } from '../../util/glob.js';
+import { ExitCode, GhostprepError, errorMessage } from '../../util/errors.js';
+import { collect, out, type GlobalOptions } from '../common.js';
+
+export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
+  program.command('inspect')
+    .description('read a target\'s identity: distro, hostname, machine-id, SSH host key fingerprints, network files')
+    .requiredOption('-t, --target <TARGET>', 'image, rootfs:DIR or glob (repeatable)', collect)
+    .addHelpText('after', `
+Examples:
+  ghostprep inspect --target rootfs:/srv/nodes/node01
+  ghostprep inspect --target clones/node01.qcow2 --json`)
+    .action((o: { target: string[] }) => run(async (g) => {
+      const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
+      if (!targets.length) throw new GhostprepError('no target matched');
+      const found: Array<{ target: string; identity?: GuestIdentity; error?: string }> = [];
+      await visitTargets(targets, {}, async (t, guest) => {
+        const name = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
+        if (guest instanceof Error) { found.push({ target: name, error: guest.message }); return; }
+        try { found.push({ target: name, identity: await inspectGuest(guest) }); } catch (err) { found.push({ target: name, error: errorMessage(err) }); }
+      });
+      if (g.json) out(JSON.stringify(found.length === 1 ? found[0] : found, null, 2));
+      else for (const f of found) out(formatIdentity(f.target, f.identity, f.error));
+      return found.some((f) => f.error) ? (found.every((f) => f.error) ? ExitCode.error : ExitCode.partial) : ExitCode.ok;
+    }));
+}
+
+export function formatIdentity(target: string, id: GuestIdentity | undefined, error?: string): string {
+  if (!id) return `${target}\n  error: ${error}\n`;
+  const lines = [
+    target,
+    `  distro:      ${id.distro.name} (id ${id.distro.id}, version ${id.distro.versionId || '-'}, family ${id.distro.family})`,
+    `  hostname:    ${id.hostname ?? '(none)'}`,
+    `  machine-id:  ${id.machineId ?? `(${id.machineIdRaw === null ? 'missing' : id.machineIdRaw || 'empty'})`}`,
+    `  dbus id:     ${id.dbusMachineId ?? '(none)'}`,
+    ...id.sshHostKeys.map((k) => `  ssh ${k.type.padEnd(8)} ${k.sha256} ${k.comment}`),
+    ...(id.sshHostKeys.length ? [] : ['  ssh:         (no host keys)']),
+    `  network:     ${id.networkFiles.join(', ') || '(none)'}`,
+  ];
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { diffText, runFleet } from '../../fleet/run.js';
+import { ExitCode } from '../../util/errors.js';
+import { Logger, out, type GlobalOptions } from '../common.js';
+import { addFleetOptions, runOptions, type FleetCliOptions } from './fleet-options.js';
+
+export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
+  addFleetOptions(program.command('plan'))
+    .description('show, per machine, a unified diff of what apply would change (never writes)')
+    .option('--detailed-exitcode', 'exit 2 when there are changes, 0 when none')
+    .addHelpText('after', `
+Images are opened read-only; rootfs trees are only read. Secrets (private keys,
+shadow) are never shown. Without --target, templates are rendered against an
+empty guest: every file is shown as new.
+
+Examples:
+  ghostprep plan -p profiles/ -i inventory.yaml --target 'rootfs:/srv/nodes/{name}'
+  ghostprep plan -p profiles/ -i inventory.yaml --target 'clones/{name}.qcow2' --detailed-exitcode
+  ghostprep plan -p profiles/ -i inventory.yaml --machine node01 --json`)
+    .action((o: FleetCliOptions & { detailedExitcode?: boolean }) => run(async (g) => {
+      const log = new Logger(g);
+      const results = await runFleet({ ...runOptions(o, 'plan'), onWarning: (m) => log.warn(m) });
+      let changed = 0;
+      let failed = 0;
+      for (const r of results) {
+        if (r.report.status !== 'ok') failed++;
+        if (r.changes.length) changed++;
+      }
+      if (g.json) {
+        out(JSON.stringify({ machines: results.map((r) => ({ ...r.report, diff: diffText(r) })), summary: { machines: results.length, changed, failed } }, null, 2));
+      } else {
+        for (const r of results) {
+          const head = `=== ${r.report.name} (${r.report.target})`;
+          if (r.report.status !== 'ok') { out(`${head}: FAILED: ${r.report.error}`); continue; }
+          out(`${head}: ${r.changes.length ? `${r.changes.length} change(s)` : 'no changes'}`);
+          if (r.changes.length) out(diffText(r));
+        }
+        log.info(`plan: ${results.length} machine(s), ${changed} with changes, ${failed} failed`);
+      }
+      if (failed) return failed === results.length ? ExitCode.error : ExitCode.partial;
+      return o.detailedExitcode && changed ? ExitCode.changes : ExitCode.ok;
+    }));
+}

@@ -1,0 +1,54 @@
+/**
+ * What every command shares: global options, a logger that keeps stdout for
+ * results (JSON with --json) and stderr for logs, and the one place where
+ * errors become exit codes.
+ */
+import { formatDiagnostics, hasErrors, type Diagnostic } from '../report/diagnostics.js';
+import { ExitCode, GhostprepError, InvalidInputError } from '../util/errors.js';
+
+export interface GlobalOptions { json?: boolean; quiet?: boolean; verbose?: boolean; progress?: boolean }
+
+export class Logger {
+  constructor(private readonly opts: GlobalOptions) {}
+  info(msg: string): void { if (!this.opts.quiet) process.stderr.write(msg + '\n'); }
+  verbose(msg: string): void { if (this.opts.verbose) process.stderr.write(msg + '\n'); }
+  warn(msg: string): void { process.stderr.write(`warning: ${msg}\n`); }
+  /** Progress lines only on a TTY (or with -v), never into --json stdout. */
+  progress(msg: string): void {
+    if (this.opts.quiet || this.opts.progress === false) return;
+    if (process.stderr.isTTY || this.opts.verbose) process.stderr.write(msg + '\n');
+  }
+}
+
+export function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') || text === '' ? text : text + '\n');
+}
+
+export function printDiagnostics(diags: readonly Diagnostic[], format: 'text' | 'json' | 'github'): void {
+  if (!diags.length && format !== 'json') return;
+  const text = formatDiagnostics(diags, format);
+  if (format === 'json') out(text);
+  else process.stderr.write(text + '\n');
+}
+
+/** Map any error to a message and exit code (DESIGN section 2). */
+export function handleError(err: unknown, opts: GlobalOptions & { format?: 'text' | 'json' | 'github' }): number {
+  if (err instanceof InvalidInputError) {
+    printDiagnostics(err.diagnostics, opts.format ?? (opts.json ? 'json' : 'text'));
+    if (!hasErrors(err.diagnostics)) process.stderr.write(`error: ${err.message}\n`);
+    return ExitCode.error;
+  }
+  if (err instanceof GhostprepError) {
+    if (opts.json) out(JSON.stringify({ ok: false, error: err.message }));
+    process.stderr.write(`error: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(`error: ${e?.message ?? String(err)}\n`);
+  if (opts.verbose && e?.stack) process.stderr.write(e.stack + '\n');
+  return ExitCode.error;
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
