@@ -33,7 +33,7 @@ export interface GuestReader {
   lstat(path: string): Promise<FileStat | null>;
   /** Metadata after following symlinks inside the guest; null when absent or dangling. */
   stat(path: string): Promise<FileStat | null>;
-  /** Entry names of a directory (following symlinks); null when absent. Sorted. */
+  /** Entry names of a directory (following symlinks); null when absent or not a directory. Sorted. */
   readdir(path: string): Promise<string[] | null>;
   /** Target of a symlink; null when the path is not a symlink. */
   readlink(path: string): Promise<string | null>;

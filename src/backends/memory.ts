@@ -96,7 +96,7 @@ export class MemoryGuest implements Guest {
     const dir = this.resolve(p, true);
     const e = this.entries.get(dir);
     if (!e) return null;
-    if (e.type !== 'dir') throw new GuestError(`${p} is not a directory`, p);
+    if (e.type !== 'dir') return null;
     const prefix = dir === '/' ? '/' : dir + '/';
     return [...this.entries.keys()].filter((k) => k !== dir && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => k.slice(prefix.length)).sort();
   }

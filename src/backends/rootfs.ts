@@ -104,8 +104,7 @@ export class RootfsGuest implements Guest {
   }
   async readdir(p: string): Promise<string[] | null> {
     try { return (await fs.readdir(await this.resolve(p, true))).sort(); } catch (err) {
-      if (errno(err) === 'ENOENT') return null;
-      if (errno(err) === 'ENOTDIR') throw new GuestError(`${p} is not a directory`, p);
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return null;
       throw err;
     }
   }

@@ -1,5 +1,5 @@
 /** Shell-style globs (* ? [..]) for --target, expanded per path segment (Node 20 has no fs.glob). */
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const MAGIC = /[*?[]/;
@@ -37,6 +37,10 @@ export function expandGlob(pattern: string): string[] {
 
 /** Expand a TARGET that may be a glob: keeps the rootfs: prefix. */
 export function expandTargetGlob(target: string): string[] {
-  if (target.startsWith('rootfs:')) return expandGlob(target.slice(7)).map((p) => 'rootfs:' + p);
+  if (target.startsWith('rootfs:')) {
+    const dirs = expandGlob(target.slice(7));
+    // a glob over root trees matches directories only (reports and known_hosts may sit beside them)
+    return (MAGIC.test(target) ? dirs.filter((p) => statSync(p, { throwIfNoEntry: false })?.isDirectory()) : dirs).map((p) => 'rootfs:' + p);
+  }
   return expandGlob(target);
 }
