@@ -1,0 +1,94 @@
+import { expect } from 'chai';
+import { MemoryGuest } from '../../src/backends/memory.js';
+import { findStale, interpret } from '../../src/network/index.js';
+import { pruneEni } from '../../src/network/stale.js';
+import type { FileChange } from '../../src/plan/types.js';
+
+const model = interpret({ version: 2, ethernets: { lan: { match: { macaddress: '52:54:00:aa:bb:01' }, 'set-name': 'lan', dhcp4: true } } });
+const summary = (changes: FileChange[]) => changes.map((c) => `${c.op} ${c.path}: ${c.reason}`);
+
+describe('findStale', () => {
+  it('removes NetworkManager connections bound to a MAC, for our interface, or for any Ethernet', async () => {
+    const g = new MemoryGuest({
+      '/etc/NetworkManager/system-connections/Wired.nmconnection': '[connection]\nid=Wired\ntype=ethernet\n[ethernet]\nmac-address=52:54:00:12:34:56\n',
+      '/etc/NetworkManager/system-connections/lan.nmconnection': '[connection]\nid=lan\ntype=ethernet\ninterface-name=lan\n',
+      '/etc/NetworkManager/system-connections/any.nmconnection': '[connection]\nid=any\ntype=ethernet\n',
+      '/etc/NetworkManager/system-connections/wifi.nmconnection': '[connection]\nid=home\ntype=wifi\ninterface-name=wlan0\n',
+    });
+    expect(summary(await findStale(g, model, []))).to.deep.equal([
+      'delete /etc/NetworkManager/system-connections/Wired.nmconnection: master connection bound to MAC 52:54:00:12:34:56',
+      'delete /etc/NetworkManager/system-connections/any.nmconnection: master Ethernet connection not bound to any interface (it would compete for every card)',
+      'delete /etc/NetworkManager/system-connections/lan.nmconnection: master connection for interface lan',
+    ]);
+  });
+  it('removes ifcfg files with HWADDR or our DEVICE, with their route files; keeps lo and our own', async () => {
+    const g = new MemoryGuest({
+      '/etc/sysconfig/network-scripts/ifcfg-eth0': 'DEVICE=eth0\nHWADDR="52:54:00:12:34:56"\nBOOTPROTO=dhcp\n',
+      '/etc/sysconfig/network-scripts/route-eth0': '10.1.0.0/16 via 10.0.0.1\n',
+      '/etc/sysconfig/network-scripts/ifcfg-lo': 'DEVICE=lo\n',
+      '/etc/sysconfig/network-scripts/ifcfg-lan': 'DEVICE=lan\n',
+      '/etc/sysconfig/network/ifcfg-eth1': "BOOTPROTO='dhcp'\n",
+    });
+    expect(summary(await findStale(g, model, ['/etc/sysconfig/network-scripts/ifcfg-lan']))).to.deep.equal([
+      'delete /etc/sysconfig/network-scripts/ifcfg-eth0: master ifcfg bound to MAC 52:54:00:12:34:56',
+      'delete /etc/sysconfig/network-scripts/route-eth0: routes of /etc/sysconfig/network-scripts/ifcfg-eth0, which is removed (master ifcfg bound to MAC 52:54:00:12:34:56)',
+    ]);
+  });
+  it('rewrites netplan files without conflicting definitions, deletes them when nothing is left', async () => {
+    const g = new MemoryGuest({
+      '/etc/netplan/50-cloud-init.yaml': { content: 'network:\n  version: 2\n  ethernets:\n    eth0:\n      match: {macaddress: "52:54:00:12:34:56"}\n      set-name: eth0\n      dhcp4: true\n', mode: 0o600 },
+      '/etc/netplan/60-mixed.yaml': 'network:\n  version: 2\n  ethernets:\n    lan: {dhcp4: true}\n    eth9: {dhcp4: true}  # keep me\n',
+      '/etc/netplan/01-nm.yaml': 'network:\n  version: 2\n  renderer: NetworkManager\n',
+    });
+    const changes = await findStale(g, model, []);
+    expect(summary(changes)).to.deep.equal([
+      'delete /etc/netplan/50-cloud-init.yaml: master netplan ethernets/eth0 bound to MAC 52:54:00:12:34:56',
+      'write /etc/netplan/60-mixed.yaml: master netplan ethernets/lan same ID as interface lan (netplan merges definitions with one ID) (other definitions kept)',
+    ]);
+    const mixed = changes[1]!;
+    expect(mixed.op === 'write' && mixed.content.toString()).to.equal('network:\n  version: 2\n  ethernets:\n    eth9: { dhcp4: true } # keep me\n');
+  });
+  it('refuses an unparsable netplan file with its path', async () => {
+    const g = new MemoryGuest({ '/etc/netplan/bad.yaml': 'network: [\n' });
+    try { await findStale(g, model, []); expect.fail('should throw'); } catch (err) { expect((err as Error).message).to.match(/^cannot parse \/etc\/netplan\/bad.yaml/); }
+  });
+  it('removes networkd files bound to a MAC or our name; keeps later globs', async () => {
+    const g = new MemoryGuest({
+      '/etc/systemd/network/05-any.network': '[Match]\nName=l*\n[Network]\nDHCP=yes\n',
+      '/etc/systemd/network/20-wired.network': '[Match]\nName=en*\n[Network]\nDHCP=yes\n',
+      '/etc/systemd/network/50-mac.network': '[Match]\nMACAddress=52:54:00:12:34:56\n',
+      '/etc/systemd/network/70-lan.link': '[Match]\nPath=pci-0000:00:03.0\n[Link]\nName=lan\n',
+    });
+    expect(summary(await findStale(g, model, []))).to.deep.equal([
+      'delete /etc/systemd/network/05-any.network: master network file matching l* takes precedence over ours for lan',
+      'delete /etc/systemd/network/50-mac.network: master network file bound to MAC 52:54:00:12:34:56',
+      'delete /etc/systemd/network/70-lan.link: master link file also creates or names lan',
+    ]);
+  });
+  it('rewrites /etc/network/interfaces without our stanzas, keeping lo and the rest', async () => {
+    const g = new MemoryGuest({ '/etc/network/interfaces': 'auto lo lan\niface lo inet loopback\n\n# the uplink\nallow-hotplug lan\niface lan inet dhcp\n    hwaddress 52:54:00:12:34:56\n\n# storage\nauto eth1\niface eth1 inet static\n  address 10.9.0.1/24\n' });
+    const [c] = await findStale(g, model, []);
+    expect(c!.reason).to.equal('master ifupdown stanzas for lan removed, the rest kept');
+    expect(c!.op === 'write' && c!.content.toString()).to.equal('auto lo\niface lo inet loopback\n\n# the uplink\n\n# storage\nauto eth1\niface eth1 inet static\n  address 10.9.0.1/24\n');
+  });
+  it('pruneEni leaves unrelated files untouched', () => {
+    const text = 'auto eth1\niface eth1 inet dhcp\n';
+    expect(pruneEni(text, new Set(['lan']))).to.deep.equal({ text, removed: [] });
+  });
+  it('removes udev persistent-net rules and files of an earlier run; guards cloud-init', async () => {
+    const g = new MemoryGuest({
+      '/etc/udev/rules.d/70-persistent-net.rules': 'SUBSYSTEM=="net", ATTR{address}=="52:54:00:12:34:56", NAME="eth0"\n',
+      '/etc/systemd/network/10-ghostprep-old.network': "# Written by ghostprep from the profile's network configuration; local changes are overwritten on the next apply.\n[Match]\nName=old\n",
+      '/etc/cloud/cloud.cfg': 'datasource_list: [NoCloud]\n',
+    });
+    expect(summary(await findStale(g, model, []))).to.deep.equal([
+      'write /etc/cloud/cloud.cfg.d/99-ghostprep-network.cfg: cloud-init is installed and would regenerate the network configuration on the clone\'s first boot',
+      'delete /etc/systemd/network/10-ghostprep-old.network: written by an earlier ghostprep run; the current network configuration no longer produces it',
+      'delete /etc/udev/rules.d/70-persistent-net.rules: udev persistent-net rules bind interface names to the master\'s MAC addresses',
+    ]);
+  });
+  it('every change is attributed to the network source', async () => {
+    const g = new MemoryGuest({ '/etc/udev/rules.d/70-persistent-net.rules': '' });
+    for (const c of await findStale(g, model, [])) expect(c.source).to.equal('network');
+  });
+});
