@@ -249,6 +249,21 @@ function checkUniqueness(list: Entry[], report: Report): void {
   }
 }
 
+/** One address on two interfaces of the same machine (fleet-wide duplicates are the caller's, via addressesOf). */
+function checkDuplicateAddresses(list: Entry[], report: Report): void {
+  const seen = new Map<string, string>();
+  for (const e of list) {
+    if (!Array.isArray(e.cfg.addresses)) continue;
+    e.cfg.addresses.forEach((text, i) => {
+      const a = typeof text === 'string' ? parseCidr(text) : null;
+      if (!a) return;
+      const prev = seen.get(a.ip);
+      if (prev) report(`${e.path}/addresses/${i}`, `address ${a.ip} is also assigned at ${prev}`);
+      else seen.set(a.ip, `${e.path}/addresses/${i}`);
+    });
+  }
+}
+
 /** All semantic problems of a v2 network config (empty when it is fine). */
 export function checkNetwork(config: unknown): NetworkProblem[] {
   const problems: NetworkProblem[] = [];
@@ -267,6 +282,7 @@ export function checkNetwork(config: unknown): NetworkProblem[] {
     checkBondPrimary(e, report);
   }
   checkMembers(list, all, report);
+  checkDuplicateAddresses(list, report);
   return problems;
 }
 

@@ -107,3 +107,9 @@ describe('addressesOf', () => {
     expect(addressesOf({ version: 2, ethernets: { a: { addresses: ['10.0.0.11/24', '2001:DB8:0::11/64', 'junk'] } }, vlans: { v: { id: 2, link: 'a', addresses: ['10.2.0.1/24'] } } })).to.deep.equal(['10.0.0.11', '2001:db8::11', '10.2.0.1']);
   });
 });
+
+describe('checkNetwork duplicate addresses', () => {
+  it('rejects one address on two interfaces', () => {
+    expect(messages({ version: 2, ethernets: { a: { addresses: ['10.0.0.5/24'] }, b: { addresses: ['10.0.0.5/16'] } } })).to.deep.equal(['/ethernets/b/addresses/0: address 10.0.0.5 is also assigned at /ethernets/a/addresses/0']);
+  });
+});
