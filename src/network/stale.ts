@@ -138,6 +138,12 @@ async function staleIfcfg(reader: GuestReader, c: Claims): Promise<FileChange[]>
   const out: FileChange[] = [];
   for (const dir of IFCFG_DIRS) {
     const names = (await reader.readdir(dir)) ?? [];
+    // Master route files for an interface we configure would add the master's routes to it.
+    for (const n of names) {
+      const m = /^(?:route6?|ifroute)-(.+)$/.exec(n);
+      const p = path.join(dir, n);
+      if (m && c.names.has(m[1]!) && !c.ours.has(p)) out.push(del(p, `master routes for interface ${m[1]}`));
+    }
     for (const file of await listFiles(reader, dir, (n) => n.startsWith('ifcfg-') && n !== 'ifcfg-lo' && !n.includes('~') && !n.endsWith('.bak'))) {
       if (c.ours.has(file.path)) continue;
       const suffix = path.basename(file.path).slice('ifcfg-'.length);
@@ -147,7 +153,7 @@ async function staleIfcfg(reader: GuestReader, c: Claims): Promise<FileChange[]>
       // Its route files would otherwise outlive it.
       for (const r of [`route-${suffix}`, `route6-${suffix}`, `ifroute-${suffix}`]) {
         const rp = path.join(dir, r);
-        if (names.includes(r) && !c.ours.has(rp)) out.push(del(rp, `routes of ${file.path}, which is removed (${why})`));
+        if (names.includes(r) && !c.ours.has(rp) && !c.names.has(suffix)) out.push(del(rp, `routes of ${file.path}, which is removed (${why})`));
       }
     }
   }

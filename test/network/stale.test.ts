@@ -92,3 +92,17 @@ describe('findStale', () => {
     for (const c of await findStale(g, model, [])) expect(c.source).to.equal('network');
   });
 });
+
+describe('findStale route files', () => {
+  it('removes master route files of an interface we configure, even when its ifcfg is replaced', async () => {
+    const g = new MemoryGuest({
+      '/etc/sysconfig/network-scripts/ifcfg-lan': 'DEVICE=lan\n',
+      '/etc/sysconfig/network-scripts/route-lan': '10.1.0.0/16 via 10.0.0.1\n',
+      '/etc/sysconfig/network/ifroute-lan': 'default 10.0.0.1 - lan\n',
+    });
+    expect(summary(await findStale(g, model, ['/etc/sysconfig/network-scripts/ifcfg-lan']))).to.deep.equal([
+      'delete /etc/sysconfig/network-scripts/route-lan: master routes for interface lan',
+      'delete /etc/sysconfig/network/ifroute-lan: master routes for interface lan',
+    ]);
+  });
+});
