@@ -12,7 +12,9 @@ export function del(source: string, path: string, reason?: string, recursive = f
   return { op: 'delete', source, path, reason, ...(recursive ? { recursive } : {}) };
 }
 
+/** Text of a file; undefined when absent or a directory (/etc/sysconfig/network is a file on rhel, a directory on suse). */
 export async function readText(guest: GuestReader, path: string): Promise<string | undefined> {
+  if ((await guest.stat(path))?.type === 'dir') return undefined;
   const b = await guest.readFile(path);
   return b === null ? undefined : b.toString('utf8');
 }

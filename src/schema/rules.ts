@@ -56,8 +56,12 @@ const timezoneRule: MachineRule = (r) => {
 
 /** Rendered values go back through the schema: a template can carry a newline into a field. */
 const renderedSchemaRule: MachineRule = (r) => {
-  const { network: _n, ...rest } = r.profile as unknown as Record<string, unknown>;
-  return validateAgainst('profile', rest).map((d) => locateProblem(r.prepared, d.path, `after templates: ${d.message}`, 'error', d.key));
+  const withoutNetwork = (v: object) => { const { network: _n, ...rest } = v as Record<string, unknown>; return rest; };
+  const rendered = validateAgainst('profile', withoutNetwork(r.profile));
+  if (!rendered.length) return [];
+  // problems already in the raw file are reported by the load stage; only new ones came from templates
+  const raw = new Set(validateAgainst('profile', withoutNetwork(r.prepared.traced.value)).map((d) => `${d.path}\0${d.message}`));
+  return rendered.filter((d) => !raw.has(`${d.path}\0${d.message}`)).map((d) => locateProblem(r.prepared, d.path, `after templates: ${d.message}`, 'error', d.key));
 };
 
 const guestPathRule: MachineRule = (r) => {
@@ -110,17 +114,19 @@ export function checkMachine(r: RenderedMachine): Diagnostic[] {
 export function checkFleetUniqueness(rendered: readonly RenderedMachine[], siteSecret: (m: RenderedMachine) => Buffer | undefined): Diagnostic[] {
   const out: Diagnostic[] = [];
   const seen = new Map<string, RenderedMachine>();
-  const claim = (kind: string, value: string | undefined, r: RenderedMachine, key: string) => {
-    if (!value) return;
+  const claim = (kind: string, value: string | undefined, r: RenderedMachine, key: string): boolean => {
+    if (!value) return true;
     const id = `${kind}\0${value.toLowerCase()}`;
     const first = seen.get(id);
-    if (!first) { seen.set(id, r); return; }
-    if (first === r) return;
+    if (!first) { seen.set(id, r); return true; }
+    if (first === r) return true;
     const where = `${first.prepared.inventory.file}:${placeIn(first.prepared.inventory, { severity: 'error', path: `/machines/${first.prepared.index}`, message: '' }).line}`;
     out.push(inInventory(r.prepared, key, `duplicate ${kind} "${value}": also used by machine "${first.prepared.name}" (${where})`));
+    return false;
   };
   for (const r of rendered) {
-    claim('machine name', r.prepared.name, r, 'name');
+    // a repeated entry would repeat every other duplicate too: report the name only
+    if (!claim('machine name', r.prepared.name, r, 'name')) continue;
     claim('hostname', r.hostname, r, r.prepared.entry.hostname !== undefined ? 'hostname' : 'name');
     if (r.fqdn !== r.hostname) claim('FQDN', r.fqdn, r, 'name');
     claim('MAC address', r.prepared.entry.mac, r, 'mac');
