@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { checkFqdn, checkHostname } from '../identity/hostname.js';
 import { deriveMachineId } from '../identity/machine-id.js';
+import { siteSecret } from '../identity/resolve.js';
 import { checkNetwork, addressesOf } from '../network/check.js';
 import { contains, MAC_RE, parseCidr, parseIp } from '../network/ip.js';
 import type { LoadedConfig } from '../profile/config.js';
@@ -94,6 +95,11 @@ const networkRule: MachineRule = (r) => {
   return checkNetwork(net).map((p) => locateProblem(r.prepared, '/network' + p.path, p.message));
 };
 
+const deriveSecretRule: MachineRule = (r) =>
+  r.profile.machineId === 'derive' && !siteSecret(r)
+    ? [locateProblem(r.prepared, '/machineId', 'machineId: derive needs a site secret: set site.secretFile (a file next to the profile) or $GHOSTPREP_SITE_SECRET')]
+    : [];
+
 export const MACHINE_RULES: ReadonlyArray<{ name: string; check: MachineRule }> = [
   { name: 'hostname', check: hostnameRule },
   { name: 'mac', check: macRule },
@@ -104,6 +110,7 @@ export const MACHINE_RULES: ReadonlyArray<{ name: string; check: MachineRule }> 
   { name: 'guest-paths', check: guestPathRule },
   { name: 'authorized-keys', check: authorizedKeysRule },
   { name: 'network', check: networkRule },
+  { name: 'derive-secret', check: deriveSecretRule },
 ];
 
 export function checkMachine(r: RenderedMachine): Diagnostic[] {
