@@ -1,0 +1,297 @@
+/**
+ * A Guest over a GuestfsSession, for the guest currently mounted at / in the
+ * appliance.
+ *
+ * Symlink safety. The appliance mounts the guest under /sysroot, and most
+ * guestfsd calls resolve paths by chroot()ing into it, but not all of them
+ * (several just prefix "/sysroot" and let the appliance kernel follow links,
+ * so an absolute guest link like /etc/hostname -> /etc/shadow could reach the
+ * appliance's own files). We therefore never hand guestfs a path that still
+ * contains a symlink: `resolve` walks the path one component at a time with
+ * `lstatns` + `readlink` and substitutes links lexically inside the guest
+ * (`..` never climbs above the guest's /), as chroot would. Every call then
+ * receives a symlink-free path, which means the same thing to every guestfsd
+ * implementation. Nothing else writes to the guest while we hold it, so the
+ * check and the use cannot race. Cost: ~1.2 ms per path component.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { GuestError } from '../../util/errors.js';
+import type { FileStat, FileType, Guest, ReadOptions, WriteAttributes } from '../backend.js';
+import { DEFAULT_MAX_READ } from '../backend.js';
+import { GuestfsError, MAX_LINE, quoteArg, type Arg, type GuestfsSession } from './session.js';
+
+const posix = path.posix;
+const MAX_LINKS = 40;
+/** pread returns one protocol message; guestfs caps those at 4 MiB. */
+const READ_CHUNK = 2 * 1024 * 1024;
+/** Above this, one `upload` (~200 ms) beats many inline `write-append`s (~2 ms each). */
+const INLINE_WRITE_MAX = 64 * 1024;
+
+interface RawStat extends FileStat {
+  readonly path: string;
+}
+
+function fileType(stMode: number): FileType {
+  switch (stMode & 0o170000) {
+    case 0o100000: return 'file';
+    case 0o040000: return 'dir';
+    case 0o120000: return 'symlink';
+    default: return 'other';
+  }
+}
+
+function splitPath(p: string): string[] {
+  return posix.resolve('/', p).split('/').filter(Boolean);
+}
+
+/** Is the error "this path is not there" (ENOENT, or ENOTDIR for a file used as a directory)? */
+function isAbsent(err: unknown): boolean {
+  return err instanceof GuestfsError && (err.notFound || /Not a directory/.test(err.stderr));
+}
+
+export class GuestfsGuest implements Guest {
+  constructor(
+    private readonly session: GuestfsSession,
+    readonly description: string,
+    readonly readonly: boolean,
+  ) {}
+
+  // ---- resolution -------------------------------------------------------
+
+  /** lstat of a symlink-free guest path; null when absent. */
+  private async rawLstat(p: string): Promise<RawStat | null> {
+    let f: Record<string, string>;
+    try {
+      f = await this.session.fields('lstatns', [p]);
+    } catch (err) {
+      if (isAbsent(err)) return null;
+      throw this.wrap(err, p);
+    }
+    const stMode = Number(f.st_mode);
+    const type = fileType(stMode);
+    return { path: p, type, mode: type === 'symlink' ? 0o777 : stMode & 0o7777, uid: Number(f.st_uid), gid: Number(f.st_gid), size: Number(f.st_size) };
+  }
+
+  /**
+   * The symlink-free guest path that `p` designates, resolved inside the
+   * guest; `follow` decides whether a final symlink is followed. Missing
+   * components are kept as they are (they cannot be links).
+   */
+  async resolve(p: string, follow: boolean): Promise<string> {
+    let parts = splitPath(p);
+    let cur = '/';
+    let hops = 0;
+    while (parts.length) {
+      const [head, ...rest] = parts as [string, ...string[]];
+      const next = posix.join(cur, head);
+      const st = await this.rawLstat(next);
+      if (!st) return posix.join(next, ...rest);
+      if (st.type === 'symlink' && (rest.length > 0 || follow)) {
+        if (++hops > MAX_LINKS) throw new GuestError(`${this.description}: too many levels of symbolic links: ${p}`, p);
+        const target = await this.session.text('readlink', [next]);
+        parts = [...splitPath(posix.resolve(target.startsWith('/') ? '/' : cur, target)), ...rest];
+        cur = '/';
+        continue;
+      }
+      cur = next;
+      parts = rest;
+    }
+    return cur;
+  }
+
+  private wrap(err: unknown, p: string): Error {
+    if (err instanceof GuestfsError) {
+      return new GuestfsError(`${this.description}: ${p}: ${err.stderr || err.message}`, err.command, err.stderr, { path: p, cause: err });
+    }
+    return err instanceof Error ? err : new GuestError(String(err), p);
+  }
+
+  private async run(p: string, name: string, args: readonly Arg[]): Promise<Buffer> {
+    try {
+      return await this.session.command(name, args);
+    } catch (err) {
+      throw this.wrap(err, p);
+    }
+  }
+
+  private assertWritable(p: string): void {
+    if (this.readonly) throw new GuestError(`${this.description} is open read-only: cannot change ${p}`, p);
+  }
+
+  private static toStat(st: RawStat | null): FileStat | null {
+    if (!st) return null;
+    const { path: _p, ...rest } = st;
+    return rest;
+  }
+
+  // ---- GuestReader ------------------------------------------------------
+
+  async readFile(p: string, options: ReadOptions = {}): Promise<Buffer | null> {
+    const real = await this.resolve(p, true);
+    const st = await this.rawLstat(real);
+    if (!st) return null;
+    if (st.type !== 'file') throw new GuestError(`${this.description}: ${p} is not a regular file (${st.type})`, p);
+    const max = options.maxBytes ?? DEFAULT_MAX_READ;
+    if (st.size > max) throw new GuestError(`${this.description}: ${p} is too large (${st.size} bytes, limit ${max})`, p);
+    const chunks: Buffer[] = [];
+    let offset = 0;
+    // pread, not read-file/cat: 1.6 ms against ~300 ms (measured), and binary-safe.
+    while (offset < st.size) {
+      const chunk = await this.run(p, 'pread', [real, Math.min(READ_CHUNK, st.size - offset), offset]);
+      if (chunk.length === 0) break;
+      chunks.push(chunk);
+      offset += chunk.length;
+    }
+    return Buffer.concat(chunks);
+  }
+
+  async lstat(p: string): Promise<FileStat | null> {
+    return GuestfsGuest.toStat(await this.rawLstat(await this.resolve(p, false)));
+  }
+
+  async stat(p: string): Promise<FileStat | null> {
+    return GuestfsGuest.toStat(await this.rawLstat(await this.resolve(p, true)));
+  }
+
+  async readdir(p: string): Promise<string[] | null> {
+    const real = await this.resolve(p, true);
+    const st = await this.rawLstat(real);
+    if (!st) return null;
+    if (st.type !== 'dir') throw new GuestError(`${this.description}: ${p} is not a directory`, p);
+    const out = (await this.run(p, 'ls', [real])).toString('utf8');
+    return out.split('\n').filter(Boolean).sort();
+  }
+
+  async readlink(p: string): Promise<string | null> {
+    const real = await this.resolve(p, false);
+    const st = await this.rawLstat(real);
+    if (st?.type !== 'symlink') return null;
+    return (await this.run(p, 'readlink', [real])).toString('utf8').replace(/\n$/, '');
+  }
+
+  // ---- GuestWriter ------------------------------------------------------
+
+  async writeFile(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {
+    this.assertWritable(p);
+    const real = await this.resolve(p, true);
+    if (real === '/') throw new GuestError(`${this.description}: cannot write a file at /`, p);
+    const st = await this.rawLstat(real);
+    if (st && st.type !== 'file') throw new GuestError(`${this.description}: ${p} exists and is not a regular file (${st.type})`, p);
+    const dir = posix.dirname(real);
+    await this.ensureDir(p, dir);
+    // Same directory, so the final rename is atomic on the guest filesystem.
+    const tmp = posix.join(dir, `.${posix.basename(real)}.ghostprep-${randomBytes(6).toString('hex')}`);
+    try {
+      await this.putContent(p, tmp, content);
+      await this.run(p, 'chown', [attrs.uid, attrs.gid, tmp]); // before chmod: chown clears setuid bits
+      await this.run(p, 'chmod', [attrs.mode, tmp]);
+      await this.run(p, 'rename', [tmp, real]);
+    } catch (err) {
+      await this.session.command('rm-f', [tmp]).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** A missing parent is created 0755 root (mkdir-p under the appliance's umask 022). */
+  private async ensureDir(p: string, dir: string): Promise<void> {
+    const st = await this.rawLstat(dir);
+    if (st?.type === 'dir') return;
+    if (st) throw new GuestError(`${this.description}: ${p}: parent ${dir} is not a directory`, p);
+    await this.run(p, 'mkdir-p', [dir]);
+  }
+
+  /** Inline `write`/`write-append` for small text (~2 ms each), `upload` of a host temp file otherwise. */
+  private async putContent(p: string, guestPath: string, content: Buffer): Promise<void> {
+    if (content.length <= INLINE_WRITE_MAX && !content.includes(0)) {
+      const chunks = inlineChunks(content, MAX_LINE - guestPath.length * 4 - 64);
+      await this.run(p, 'write', [guestPath, chunks[0] ?? '']);
+      for (const chunk of chunks.slice(1)) await this.run(p, 'write-append', [guestPath, chunk]);
+      return;
+    }
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ghostprep-upload-'));
+    try {
+      const hostFile = path.join(dir, 'content');
+      await fs.writeFile(hostFile, content, { mode: 0o600 });
+      await this.run(p, 'upload', [hostFile, guestPath]);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async mkdir(p: string, attrs: WriteAttributes): Promise<void> {
+    this.assertWritable(p);
+    const real = await this.resolve(p, true);
+    const st = await this.rawLstat(real);
+    if (st?.type === 'dir') return;
+    if (st) throw new GuestError(`${this.description}: ${p} exists and is not a directory`, p);
+    await this.run(p, 'mkdir-p', [real]);
+    await this.run(p, 'chown', [attrs.uid, attrs.gid, real]);
+    await this.run(p, 'chmod', [attrs.mode, real]);
+  }
+
+  async remove(p: string, options: { recursive?: boolean } = {}): Promise<void> {
+    this.assertWritable(p);
+    const real = await this.resolve(p, false);
+    if (real === '/') throw new GuestError(`${this.description}: refusing to remove /`, p);
+    const st = await this.rawLstat(real);
+    if (!st) return;
+    if (st.type !== 'dir') await this.run(p, 'rm-f', [real]);
+    else if (options.recursive) await this.run(p, 'rm-rf', [real]);
+    else await this.run(p, 'rmdir', [real]);
+  }
+
+  async symlink(target: string, p: string): Promise<void> {
+    this.assertWritable(p);
+    const real = await this.resolve(p, false);
+    const st = await this.rawLstat(real);
+    if (st?.type === 'dir') throw new GuestError(`${this.description}: ${p} is a directory; not replacing it with a symlink`, p);
+    await this.ensureDir(p, posix.dirname(real));
+    // Not ln-sf: with an existing link to a directory it would create the link inside that directory.
+    if (st) await this.run(p, 'rm-f', [real]);
+    await this.run(p, 'ln-s', [target, real]);
+  }
+
+  async chmod(p: string, mode: number): Promise<void> {
+    this.assertWritable(p);
+    await this.run(p, 'chmod', [mode, await this.existing(p)]);
+  }
+
+  async chown(p: string, uid: number, gid: number): Promise<void> {
+    this.assertWritable(p);
+    await this.run(p, 'lchown', [uid, gid, await this.existing(p)]);
+  }
+
+  private async existing(p: string): Promise<string> {
+    const real = await this.resolve(p, true);
+    if (!(await this.rawLstat(real))) throw new GuestError(`${this.description}: ${p} does not exist`, p);
+    return real;
+  }
+}
+
+/**
+ * Split content into pieces whose quoted form fits one guestfish line,
+ * never inside a UTF-8 sequence (each byte is escaped alone, so any split is
+ * safe for the bytes; we only need the budget).
+ */
+export function inlineChunks(content: Buffer, budget: number): Buffer[] {
+  const chunks: Buffer[] = [];
+  let start = 0;
+  let cost = 0;
+  for (let i = 0; i < content.length; i++) {
+    const b = content[i]!;
+    const c = b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c ? 1 : 4;
+    if (cost + c > budget) {
+      chunks.push(content.subarray(start, i));
+      start = i;
+      cost = 0;
+    }
+    cost += c;
+  }
+  if (start < content.length || chunks.length === 0) chunks.push(content.subarray(start));
+  return chunks;
+}
+
+export { quoteArg };

@@ -1,0 +1,180 @@
+/**
+ * Test disk images built without root from a rootfs tree, cached under
+ * .cache/test-images/ by a hash of their inputs (tree contents, kind, this
+ * helper's recipe version), so a second test run builds nothing.
+ *
+ * - ext4-gpt: raw file + sfdisk (GPT) + mkfs.ext4 -d TREE -E offset=… into
+ *   the partition, then qemu-img convert to qcow2. No appliance needed.
+ * - lvm: GPT, one PV, VG `vgghost` with LVs root (/) and var (/var), ext4;
+ *   fstab names /dev/mapper/vgghost-root and /dev/vgghost/var.
+ * - xfs: GPT, xfs labelled `ghostroot`, fstab `LABEL=ghostroot`.
+ *   lvm and xfs are built in one guestfish run each (tar-in of the tree).
+ *
+ * Never write to a cached image: make an overlay with `overlayOf`.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { guestfsEnv } from '../../src/backends/guestfs/env.js';
+
+export type ImageKind = 'ext4-gpt' | 'lvm' | 'xfs';
+
+/** Bump when a recipe changes: it is part of the cache key. */
+const RECIPE_VERSION = 3;
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Repository root (this file runs from dist/test/helpers/). */
+export const REPO_ROOT = path.resolve(here, '../../..');
+export const CACHE_DIR = path.join(REPO_ROOT, '.cache', 'test-images');
+export const FIXTURE = path.join(REPO_ROOT, 'fixtures', 'rootfs', 'debian12');
+
+export const EXT4_FS_UUID = '6f1c5d2a-0b7e-4c59-9a77-1d0e5e3b9a01';
+export const EXT4_PART_UUID = '3e5f0c1d-8a2b-4c4d-9e6f-7a8b9c0d1e2f';
+export const LVM_VG = 'vgghost';
+export const XFS_LABEL = 'ghostroot';
+
+const FSTAB: Record<ImageKind, string> = {
+  'ext4-gpt': `UUID=${EXT4_FS_UUID} / ext4 errors=remount-ro 0 1\n`,
+  lvm: `/dev/mapper/${LVM_VG}-root / ext4 errors=remount-ro 0 1\n/dev/${LVM_VG}/var /var ext4 defaults 0 2\n# a network filesystem is not on the image\nnas:/export /srv/nas nfs defaults 0 0\n`,
+  xfs: `LABEL=${XFS_LABEL} / xfs defaults 0 1\n`,
+};
+
+export async function tempDir(prefix = 'ghostprep-test-'): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+/** A minimal plausible Debian tree, used when the fixture is not there. */
+async function tinyTree(dir: string): Promise<void> {
+  for (const d of ['etc', 'usr/bin', 'usr/sbin', 'usr/lib', 'root', 'tmp', 'var/lib/dbus']) await fs.mkdir(path.join(dir, d), { recursive: true });
+  await fs.symlink('usr/bin', path.join(dir, 'bin'));
+  await fs.writeFile(path.join(dir, 'usr/lib/os-release'), 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n');
+  await fs.symlink('../usr/lib/os-release', path.join(dir, 'etc/os-release'));
+  await fs.writeFile(path.join(dir, 'etc/hostname'), 'master\n');
+  await fs.writeFile(path.join(dir, 'etc/machine-id'), '0123456789abcdef0123456789abcdef\n');
+  await fs.writeFile(path.join(dir, 'etc/debian_version'), '12.5\n');
+}
+
+/** Copy the fixture (or make a tiny tree), apply MANIFEST.tsv modes, write the image's fstab. */
+export async function stageTree(kind: ImageKind, fixture = FIXTURE): Promise<string> {
+  const dir = await tempDir('ghostprep-tree-');
+  const root = path.join(dir, 'root');
+  if (await exists(fixture)) {
+    await execa('cp', ['-a', fixture, root]);
+    await applyManifest(fixture, root);
+  } else {
+    await fs.mkdir(root);
+    await tinyTree(root);
+  }
+  await fs.rm(path.join(root, 'etc/fstab'), { force: true });
+  await fs.writeFile(path.join(root, 'etc/fstab'), FSTAB[kind]);
+  return root;
+}
+
+async function applyManifest(fixture: string, root: string): Promise<void> {
+  const manifest = path.join(path.dirname(fixture), 'MANIFEST.tsv');
+  if (!(await exists(manifest))) return;
+  const prefix = path.basename(fixture) + '/';
+  for (const line of (await fs.readFile(manifest, 'utf8')).split('\n').slice(1)) {
+    const [p, mode, uid, gid] = line.split('\t');
+    if (!p?.startsWith(prefix) || !mode) continue;
+    const target = path.join(root, p.slice(prefix.length));
+    await fs.chmod(target, parseInt(mode, 8)).catch(() => undefined);
+    await fs.chown(target, Number(uid), Number(gid)).catch(() => undefined); // EPERM without root: fine for tests
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.lstat(p).then(() => true, () => false);
+}
+
+/** Hash of a tree: paths, types, modes, link targets and contents. */
+async function treeHash(root: string): Promise<string> {
+  const h = createHash('sha256');
+  const walk = async (rel: string): Promise<void> => {
+    const abs = path.join(root, rel);
+    const st = await fs.lstat(abs);
+    h.update(`${rel}\0${st.mode}\0`);
+    if (st.isSymbolicLink()) h.update(await fs.readlink(abs));
+    else if (st.isFile()) h.update(await fs.readFile(abs));
+    else if (st.isDirectory()) for (const e of (await fs.readdir(abs)).sort()) await walk(path.join(rel, e));
+    h.update('\n');
+  };
+  await walk('.');
+  return h.digest('hex');
+}
+
+const building = new Map<string, Promise<string>>();
+
+/** Path of a cached qcow2 test image of `kind` (built on first use). Read-only use only. */
+export function testImage(kind: ImageKind, fixture = FIXTURE): Promise<string> {
+  const key = `${kind}:${fixture}`;
+  let p = building.get(key);
+  if (!p) building.set(key, (p = buildCached(kind, fixture)));
+  return p;
+}
+
+async function buildCached(kind: ImageKind, fixture: string): Promise<string> {
+  const tree = await stageTree(kind, fixture);
+  try {
+    const hash = createHash('sha256').update(`${kind}\0${RECIPE_VERSION}\0${await treeHash(tree)}`).digest('hex').slice(0, 16);
+    const out = path.join(CACHE_DIR, `${kind}-${hash}.qcow2`);
+    if (await exists(out)) return out;
+    await fs.mkdir(CACHE_DIR, { recursive: true });
+    const work = await tempDir('ghostprep-build-');
+    try {
+      const raw = path.join(work, 'disk.raw');
+      if (kind === 'ext4-gpt') await buildExt4(tree, raw);
+      else await buildWithGuestfish(kind, tree, raw, work);
+      const tmp = `${out}.tmp-${process.pid}`;
+      await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, tmp]);
+      await fs.chmod(tmp, 0o444); // a test writing to the shared base fails loudly
+      await fs.rename(tmp, out);
+      return out;
+    } finally {
+      await fs.rm(work, { recursive: true, force: true });
+    }
+  } finally {
+    await fs.rm(path.dirname(tree), { recursive: true, force: true });
+  }
+}
+
+const MiB = 1024 * 1024;
+
+async function buildExt4(tree: string, raw: string): Promise<void> {
+  const size = 256 * MiB;
+  await fs.writeFile(raw, '');
+  await fs.truncate(raw, size);
+  const start = 2048; // sectors
+  await execa('sfdisk', ['-q', raw], { input: `label: gpt\nstart=${start}, type=L, uuid=${EXT4_PART_UUID}\n` });
+  const sectors = size / 512 - start - 34; // GPT backup header at the end
+  await execa('mkfs.ext4', ['-F', '-q', '-U', EXT4_FS_UUID, '-L', 'root', '-E', `offset=${start * 512}`, '-d', tree, raw, `${Math.floor(sectors / 2)}k`]);
+}
+
+async function buildWithGuestfish(kind: 'lvm' | 'xfs', tree: string, raw: string, work: string): Promise<void> {
+  const tarball = path.join(work, 'tree.tar');
+  await execa('tar', ['--numeric-owner', '-C', tree, '-cf', tarball, '.']);
+  await fs.writeFile(raw, '');
+  await fs.truncate(raw, 512 * MiB);
+  const lvm = [
+    'part-disk /dev/sda gpt', 'pvcreate /dev/sda1', `vgcreate ${LVM_VG} /dev/sda1`,
+    `lvcreate root ${LVM_VG} 200`, `lvcreate-free var ${LVM_VG} 100`,
+    `mkfs ext4 /dev/${LVM_VG}/root`, `mkfs ext4 /dev/${LVM_VG}/var`,
+    `mount /dev/${LVM_VG}/root /`, 'mkdir-p /var', `mount /dev/${LVM_VG}/var /var`,
+  ];
+  const xfs = ['part-disk /dev/sda gpt', `mkfs xfs /dev/sda1 label:${XFS_LABEL}`, 'mount /dev/sda1 /'];
+  const script = [
+    `add-drive ${raw} format:raw`, 'run',
+    ...(kind === 'lvm' ? lvm : xfs),
+    `tar-in ${tarball} /`, 'umount-all', 'exit',
+  ].join('\n') + '\n';
+  await execa('guestfish', [], { input: script, env: guestfsEnv(), extendEnv: false });
+}
+
+/** A qcow2 overlay of `base` at dir/name.qcow2 (base used read-only). */
+export async function overlayOf(base: string, dir: string, name: string): Promise<string> {
+  const out = path.join(dir, `${name}.qcow2`);
+  await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.resolve(base), out]);
+  return out;
+}
