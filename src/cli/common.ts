@@ -27,7 +27,8 @@ export function out(text: string): void {
 export function printDiagnostics(diags: readonly Diagnostic[], format: 'text' | 'json' | 'github'): void {
   if (!diags.length && format !== 'json') return;
   const text = formatDiagnostics(diags, format);
-  if (format === 'json') out(text);
+  // GitHub Actions reads workflow commands from stdout
+  if (format === 'json' || format === 'github') out(text);
   else process.stderr.write(text + '\n');
 }
 

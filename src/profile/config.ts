@@ -35,6 +35,7 @@ export function loadConfig(profileArgs: readonly string[], inventoryFile?: strin
   const profiles = new Map<string, LoadedProfile>();
   const queue = expandProfileArgs(profileArgs);
   const seenFiles = new Set<string>();
+  let someProfileFailed = false;
 
   const addProfileFile = (file: string): LoadedProfile | undefined => {
     const abs = path.resolve(file);
@@ -42,11 +43,11 @@ export function loadConfig(profileArgs: readonly string[], inventoryFile?: strin
     seenFiles.add(abs);
     const { source, diagnostics: parseDiags } = loadSource(file);
     diagnostics.push(...parseDiags);
-    if (parseDiags.some((d) => d.severity === 'error')) return undefined;
+    if (parseDiags.some((d) => d.severity === 'error')) { someProfileFailed = true; return undefined; }
     const schemaDiags = validateSource('profile', source);
     diagnostics.push(...schemaDiags);
     const data = source.data as Profile | undefined;
-    if (!data || typeof data !== 'object' || typeof data.profile !== 'string') return undefined;
+    if (!data || typeof data !== 'object' || typeof data.profile !== 'string') { someProfileFailed = true; return undefined; }
     const prior = profiles.get(data.profile);
     if (prior) {
       diagnostics.push(placeIn(source, { severity: 'error', path: '/profile', message: `profile "${data.profile}" is also defined in ${prior.source.file}` }));
@@ -98,7 +99,8 @@ export function loadConfig(profileArgs: readonly string[], inventoryFile?: strin
       const { name, pointer } = profileRef(inventory!.data, m, i);
       if (name === undefined) {
         if (typeof m?.name === 'string') diagnostics.push(placeIn(inventory!.source, { severity: 'error', path: `/machines/${i}`, message: `machine "${m.name}" has no profile (set "profile" here or "defaults.profile")` }));
-      } else if (!findByName(name, inventory!.source) && !(profileArgs.length === 0 && name === undefined)) {
+      } else if (!findByName(name, inventory!.source) && !someProfileFailed) {
+        // (when a profile file failed to load, its own errors explain the missing name)
         diagnostics.push(placeIn(inventory!.source, { severity: 'error', path: pointer, message: `profile "${name}" not found (given: ${[...profiles.keys()].sort().join(', ') || 'none'})` }));
       }
     });

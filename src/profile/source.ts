@@ -23,14 +23,18 @@ export function parseSource(file: string, text: string): { source: SourceFile; d
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
   const diagnostics: Diagnostic[] = [];
-  for (const e of [...doc.errors, ...doc.warnings]) {
-    const pos = lines.linePos(e.pos[0]);
-    diagnostics.push({
-      severity: doc.errors.includes(e as never) ? 'error' : 'warning',
-      message: yamlMessage(e.code, e.message),
-      path: '',
-      file, line: pos.line, col: pos.col,
-    });
+  // After the first syntax error the parser's further errors are mostly its
+  // own confusion (cascades); report the first, and count the rest.
+  const [first, ...rest] = doc.errors;
+  if (first) {
+    const { message, offset } = explainYamlError(text, first.code, first.message, first.pos);
+    const pos = lines.linePos(offset);
+    const more = rest.length ? ` (${rest.length} more YAML error${rest.length > 1 ? 's' : ''} follow from it)` : '';
+    diagnostics.push({ severity: 'error', message: message + more, path: '', file, line: pos.line, col: pos.col });
+  }
+  for (const w of doc.warnings) {
+    const pos = lines.linePos(w.pos[0]);
+    diagnostics.push({ severity: 'warning', message: yamlMessage(w.message), path: '', file, line: pos.line, col: pos.col });
   }
   let data: unknown;
   if (!doc.errors.length) {
@@ -58,10 +62,44 @@ export function loadSource(file: string): { source: SourceFile; diagnostics: Dia
 }
 
 /** First line of a yaml error, without the library's code-frame and position suffix. */
-function yamlMessage(code: string, message: string): string {
-  const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-  if (code === 'DUPLICATE_KEY') return `duplicate key: ${first.replace(/^Map keys must be unique;?\s*/i, '') || 'map keys must be unique'}`;
-  return first;
+function yamlMessage(message: string): string {
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/** A clearer message and place for the yaml errors people make most. */
+function explainYamlError(text: string, code: string, message: string, pos: [number, number]): { message: string; offset: number } {
+  const plain = yamlMessage(message);
+  if (code === 'DUPLICATE_KEY') {
+    const lineEnd = text.indexOf('\n', pos[0]);
+    const key = text.slice(pos[0], lineEnd < 0 ? undefined : lineEnd).split(':')[0]!.trim().replace(/^["']|["']$/g, '');
+    return { message: `duplicate key "${key}" (keys of a map must be unique)`, offset: pos[0] };
+  }
+  if (/end with an? [}\]]/.test(plain)) {
+    const close = plain.includes('}') ? '}' : ']';
+    const opener = unclosedFlow(text, pos[0], close === '}' ? '{' : '[', close);
+    if (opener !== undefined) return { message: `${plain}: this "${close === '}' ? '{' : '['}" is never closed`, offset: opener };
+  }
+  if (/without - indicator|must start at the same column|Nested mappings are not allowed in compact mappings/.test(plain)) {
+    let at = pos[0];
+    while (text[at] === ' ') at++;
+    return { message: `${plain}: check the indentation of this line against its siblings`, offset: at };
+  }
+  return { message: plain, offset: Math.min(pos[0], Math.max(0, text.length - 1)) };
+}
+
+/** Offset of the last unmatched opener before `at` (quotes and comments skipped). */
+function unclosedFlow(text: string, at: number, open: string, close: string): number | undefined {
+  const stack: number[] = [];
+  let quote: string | undefined;
+  for (let i = 0; i < Math.min(at, text.length); i++) {
+    const c = text[i]!;
+    if (quote) { if (c === quote && text[i - 1] !== '\\') quote = undefined; continue; }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) { const nl = text.indexOf('\n', i); i = nl < 0 ? text.length : nl; }
+    else if (c === open) stack.push(i);
+    else if (c === close) stack.pop();
+  }
+  return stack.pop();
 }
 
 export function pointerSegments(pointer: string): string[] {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { checkFqdn, checkHostname } from '../identity/hostname.js';
 import { deriveMachineId } from '../identity/machine-id.js';
 import { siteSecret } from '../identity/resolve.js';
-import { checkNetwork, addressesOf } from '../network/check.js';
+import { checkNetwork } from '../network/check.js';
 import { contains, MAC_RE, parseCidr, parseIp } from '../network/ip.js';
 import type { LoadedConfig } from '../profile/config.js';
 import { originOf } from '../profile/merge.js';
@@ -15,7 +15,7 @@ import { placeIn } from '../profile/source.js';
 import type { Diagnostic } from '../report/diagnostics.js';
 import { locateProblem, type PreparedMachine, type RenderedMachine } from '../fleet/prepare.js';
 import { TEMPLATE_DIR } from '../template/render.js';
-import { validateAgainst } from './validate.js';
+import { suggest, validateAgainst } from './validate.js';
 
 type MachineRule = (r: RenderedMachine) => Diagnostic[];
 
@@ -50,9 +50,31 @@ const gatewayRule: MachineRule = (r) => {
 };
 
 const timezoneRule: MachineRule = (r) => {
-  const tz = r.profile.timezone;
-  return typeof tz === 'string' && !/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/.test(tz)
-    ? [locateProblem(r.prepared, '/timezone', `"${tz}" is not a time zone name (e.g. Europe/Berlin, UTC)`)] : [];
+  const out: Diagnostic[] = [];
+  const site = r.profile.site?.timezone;
+  const check = (tz: unknown, pointer: string) => {
+    if (typeof tz !== 'string') return;
+    const problem = timeZoneProblem(tz);
+    if (problem) out.push(locateProblem(r.prepared, pointer, problem));
+  };
+  check(site, '/site/timezone');
+  if (r.profile.timezone !== site) check(r.profile.timezone, '/timezone');
+  return out;
+};
+
+let knownZones: Set<string> | undefined;
+/** Zone names from ICU plus the host's tz database; the guest's own tzdata is checked at plan time. */
+export function timeZoneProblem(tz: string): string | undefined {
+  if (!/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/.test(tz)) return `"${tz}" is not a time zone name (e.g. Europe/Berlin, UTC)`;
+  knownZones ??= new Set([...Intl.supportedValuesOf('timeZone'), 'UTC', 'GMT', 'Etc/UTC', 'Etc/GMT', 'Universal', 'Zulu']);
+  if (knownZones.has(tz) || /^Etc\/GMT[+-]\d{1,2}$/.test(tz) || existsSync(path.join('/usr/share/zoneinfo', tz))) return undefined;
+  const hint = suggest(tz, [...knownZones]);
+  return `"${tz}" is not a time zone of the tz database${hint ? ` (did you mean "${hint}"?)` : ''}`;
+}
+
+const siteDnsRule: MachineRule = (r) => {
+  const dns = r.profile.site?.dns;
+  return Array.isArray(dns) ? dns.flatMap((a, i) => (typeof a === 'string' && !parseIp(a) ? [locateProblem(r.prepared, `/site/dns/${i}`, `"${a}" is not an IPv4/IPv6 address (name servers are given by address)`)] : [])) : [];
 };
 
 /** Rendered values go back through the schema: a template can carry a newline into a field. */
@@ -105,6 +127,7 @@ export const MACHINE_RULES: ReadonlyArray<{ name: string; check: MachineRule }> 
   { name: 'mac', check: macRule },
   { name: 'ip', check: ipRule },
   { name: 'gateway', check: gatewayRule },
+  { name: 'site-dns', check: siteDnsRule },
   { name: 'timezone', check: timezoneRule },
   { name: 'rendered-schema', check: renderedSchemaRule },
   { name: 'guest-paths', check: guestPathRule },
@@ -114,34 +137,44 @@ export const MACHINE_RULES: ReadonlyArray<{ name: string; check: MachineRule }> 
 ];
 
 export function checkMachine(r: RenderedMachine): Diagnostic[] {
-  return MACHINE_RULES.flatMap((rule) => rule.check(r));
+  const out: Diagnostic[] = [];
+  for (const rule of MACHINE_RULES) {
+    // a bad inventory mac/ip or site.dns flows into the network templates: say it once, where it was written
+    if (rule.name === 'network' && out.length) continue;
+    out.push(...rule.check(r));
+  }
+  return out;
 }
 
 /** Names, hostnames, FQDNs, MACs, IPs and derived machine-ids unique across the inventory. */
 export function checkFleetUniqueness(rendered: readonly RenderedMachine[], siteSecret: (m: RenderedMachine) => Buffer | undefined): Diagnostic[] {
   const out: Diagnostic[] = [];
   const seen = new Map<string, RenderedMachine>();
-  const claim = (kind: string, value: string | undefined, r: RenderedMachine, key: string): boolean => {
+  const claim = (kind: string, value: string | undefined, r: RenderedMachine, where: string | (() => Diagnostic), message?: (first: RenderedMachine, at: string) => string): boolean => {
     if (!value) return true;
     const id = `${kind}\0${value.toLowerCase()}`;
     const first = seen.get(id);
     if (!first) { seen.set(id, r); return true; }
     if (first === r) return true;
-    const where = `${first.prepared.inventory.file}:${placeIn(first.prepared.inventory, { severity: 'error', path: `/machines/${first.prepared.index}`, message: '' }).line}`;
-    out.push(inInventory(r.prepared, key, `duplicate ${kind} "${value}": also used by machine "${first.prepared.name}" (${where})`));
+    const at = `${first.prepared.inventory.file}:${placeIn(first.prepared.inventory, { severity: 'error', path: `/machines/${first.prepared.index}`, message: '' }).line}`;
+    const text = message ? message(first, at) : `duplicate ${kind} "${value}": also used by machine "${first.prepared.name}" (${at})`;
+    out.push(typeof where === 'string' ? inInventory(r.prepared, where, text) : { ...where(), message: text });
     return false;
   };
   for (const r of rendered) {
     // a repeated entry would repeat every other duplicate too: report the name only
     if (!claim('machine name', r.prepared.name, r, 'name')) continue;
-    claim('hostname', r.hostname, r, r.prepared.entry.hostname !== undefined ? 'hostname' : 'name');
-    if (r.fqdn !== r.hostname) claim('FQDN', r.fqdn, r, 'name');
+    const hostnameOk = claim('hostname', r.hostname, r, r.prepared.entry.hostname !== undefined ? 'hostname' : 'name');
+    if (hostnameOk && r.fqdn !== r.hostname) claim('FQDN', r.fqdn, r, 'name');
     claim('MAC address', r.prepared.entry.mac, r, 'mac');
-    const ips = new Set<string>();
     const own = r.prepared.entry.ip ? parseCidr(r.prepared.entry.ip)?.ip : undefined;
-    if (own) ips.add(own);
-    if (r.profile.network) for (const a of safeAddresses(r.profile.network)) ips.add(a);
-    for (const ip of ips) claim('IP address', ip, r, r.prepared.entry.ip !== undefined ? 'ip' : 'name');
+    const claimed = new Set<string>();
+    if (own) { claimed.add(own); claim('IP address', own, r, 'ip'); }
+    for (const { ip, pointer } of staticAddresses(r.profile.network)) {
+      if (claimed.has(ip)) continue; // the machine's own ip rendered into its network config
+      claimed.add(ip);
+      claim('IP address', ip, r, () => locateProblem(r.prepared, pointer, ''));
+    }
     if (r.profile.machineId === 'derive') {
       const secret = siteSecret(r);
       if (secret) claim('derived machine-id', deriveMachineId(secret, r.prepared.name), r, 'name');
@@ -150,9 +183,24 @@ export function checkFleetUniqueness(rendered: readonly RenderedMachine[], siteS
   return out;
 }
 
-function safeAddresses(net: unknown): string[] {
-  try { return addressesOf(net); } catch { return []; }
+/** Static addresses of a rendered network config, with the pointer where each is written. */
+function staticAddresses(net: unknown): Array<{ ip: string; pointer: string }> {
+  const out: Array<{ ip: string; pointer: string }> = [];
+  if (!net || typeof net !== 'object') return out;
+  for (const section of ['ethernets', 'bonds', 'bridges', 'vlans']) {
+    const ifaces = (net as Record<string, unknown>)[section];
+    if (!ifaces || typeof ifaces !== 'object') continue;
+    for (const [id, iface] of Object.entries(ifaces as Record<string, { addresses?: unknown }>)) {
+      const list = iface?.addresses;
+      if (Array.isArray(list)) list.forEach((a, i) => {
+        const ip = typeof a === 'string' ? parseCidr(a)?.ip : undefined;
+        if (ip) out.push({ ip, pointer: `/network/${section}/${id.replace(/~/g, '~0').replace(/\//g, '~1')}/addresses/${i}` });
+      });
+    }
+  }
+  return out;
 }
+
 
 /** Directories searched for templates named by a profile: next to it, its sibling templates/, the bundled ones. */
 export function templateDirs(profileFile: string): string[] {

@@ -73,7 +73,9 @@ export function validateSource(name: SchemaName, source: SourceFile): Diagnostic
  */
 function simplify(errors: readonly ErrorObject[]): ErrorObject[] {
   const alternatives = errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf');
-  return errors.filter((e) => !alternatives.some((alt) =>
+  // propertyNames: ajv adds a summary error beside the one that names the key
+  const named = errors.some((e) => e.propertyName !== undefined);
+  return errors.filter((e) => !(named && e.keyword === 'propertyNames')).filter((e) => !alternatives.some((alt) =>
     alt !== e && e.instancePath === alt.instancePath && e.schemaPath.startsWith(alt.schemaPath + '/')));
 }
 
@@ -92,6 +94,10 @@ function typeName(v: unknown): string {
 function toDiagnostic(e: ErrorObject, prefix: string): Omit<Diagnostic, 'file' | 'line' | 'col'> & { key?: boolean } {
   const at = prefix + e.instancePath;
   const p = e.params as Record<string, unknown>;
+  if (e.propertyName !== undefined) {
+    const key = e.propertyName.replace(/~/g, '~0').replace(/\//g, '~1');
+    return { severity: 'error', path: `${at}/${key}`, key: true, message: `key ${JSON.stringify(e.propertyName)} is not valid here${e.keyword === 'pattern' ? ` (must match ${p.pattern})` : ''}` };
+  }
   switch (e.keyword) {
     case 'additionalProperties': {
       const key = String(p.additionalProperty);

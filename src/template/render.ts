@@ -75,32 +75,58 @@ function explain(err: Error, text: string, name: string): TemplateError {
   const msg = err.message ?? String(err);
   const strict = /^"([^"]+)" not defined in .* - (\d+):(\d+)/.exec(msg);
   if (strict) {
-    const line = Number(strict[2]);
-    const col = Number(strict[3]) + 1;
-    return new TemplateError(name, line, col, `unknown variable "${fullPathAt(text, line, col - 1) ?? strict[1]}"`);
+    const at = expressionAt(text, Number(strict[2]), Number(strict[3]));
+    return new TemplateError(name, at?.line ?? Number(strict[2]), at?.col ?? Number(strict[3]) + 1, `unknown variable "${at?.path ?? strict[1]}"`);
   }
+  const unclosed = /got 'EOF'/.test(msg) ? unclosedBlock(text) : undefined;
+  if (unclosed) return new TemplateError(name, unclosed.line, unclosed.col, `syntax error: {{#${unclosed.name}}} is never closed (no {{/${unclosed.name}}})`);
   const parse = /Parse error on line (\d+):\n([^\n]*)\n([^\n]*)\n(.*)/s.exec(msg);
   if (parse) {
     const caret = parse[3]!.indexOf('^');
     return new TemplateError(name, Number(parse[1]), Math.max(1, caret + 1), `syntax error: ${parse[4]!.split('\n')[0]}`);
   }
+  const mismatch = /^(\S+) doesn't match (\S+) - (\d+):(\d+)/.exec(msg);
+  if (mismatch) return new TemplateError(name, Number(mismatch[3]), Number(mismatch[4]) + 1, `syntax error: {{/${mismatch[2]}}} closes {{#${mismatch[1]}}}`);
   const missingHelper = /Missing helper: "([^"]+)"/.exec(msg);
   if (missingHelper) return new TemplateError(name, 1, 1, `unknown helper "${missingHelper[1]}"`);
   return new TemplateError(name, 1, 1, msg.split('\n')[0]!);
 }
 
-/** The dotted path (machine.nope) of the expression at a position, for a useful message. */
-function fullPathAt(text: string, line: number, col: number): string | undefined {
-  let found: string | undefined;
+/**
+ * The dotted path (machine.nope) of the expression Handlebars complained
+ * about, and where its `{{` starts, for a message that points at it.
+ */
+function expressionAt(text: string, line: number, col: number): { path: string; line: number; col: number } | undefined {
+  let found: { path: string; line: number; col: number } | undefined;
+  type Loc = { start: { line: number; column: number } };
   try {
-    const ast = hb.parse(text);
-    const visit = (node: unknown): void => {
-      if (!node || typeof node !== 'object') return;
-      const n = node as { type?: string; loc?: { start: { line: number; column: number } }; original?: string };
-      if (n.type === 'PathExpression' && n.loc && n.loc.start.line === line && n.loc.start.column === col) found = n.original;
-      for (const v of Object.values(node)) if (v && typeof v === 'object') visit(v);
+    const visit = (node: unknown, stmt: Loc | undefined): void => {
+      if (!node || typeof node !== 'object' || found) return;
+      const n = node as { type?: string; loc?: Loc; original?: string };
+      const here = n.type && /Statement$/.test(n.type) && n.loc ? n.loc : stmt;
+      if (n.type === 'PathExpression' && n.loc && n.loc.start.line === line && n.loc.start.column === col) {
+        const at = here ?? n.loc;
+        found = { path: n.original ?? '', line: at.start.line, col: at.start.column + 1 };
+        return;
+      }
+      for (const v of Object.values(node)) if (v && typeof v === 'object') visit(v, here);
     };
-    visit(ast);
+    visit(hb.parse(text), undefined);
   } catch { /* the parse error is reported elsewhere */ }
   return found;
+}
+
+/** The innermost block opened and never closed, for "unexpected end of template". */
+function unclosedBlock(text: string): { name: string; line: number; col: number } | undefined {
+  const stack: Array<{ name: string; index: number }> = [];
+  for (const m of text.matchAll(/\{\{~?\s*([#^/])\s*>?\s*([\w.-]+)/g)) {
+    if (m[1] === '/') {
+      const i = stack.map((s) => s.name).lastIndexOf(m[2]!);
+      if (i >= 0) stack.length = i;
+    } else stack.push({ name: m[2]!, index: m.index! });
+  }
+  const open = stack.pop();
+  if (!open) return undefined;
+  const before = text.slice(0, open.index).split('\n');
+  return { name: open.name, line: before.length, col: before[before.length - 1]!.length + 1 };
 }

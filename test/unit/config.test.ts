@@ -59,7 +59,7 @@ describe('profile inheritance', () => {
 
 describe('templates', () => {
   it('is strict: an unknown variable names the template, line and full variable', () => {
-    expect(() => renderTemplate('ok\n{{machine.nope}}', { machine: {} }, 'motd.hbs')).to.throw('motd.hbs:2:3: unknown variable "machine.nope"');
+    expect(() => renderTemplate('ok\n{{machine.nope}}', { machine: {} }, 'motd.hbs')).to.throw('motd.hbs:2:1: unknown variable "machine.nope"');
   });
   it('does not HTML-escape', () => {
     expect(renderTemplate('{{v}}', { v: '<a & "b">' }, 't')).to.equal('<a & "b">');

@@ -37,7 +37,8 @@ export async function readImageBytes(image: string, format: string, offset: numb
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ghostprep-probe-'));
   try {
     const out = path.join(dir, 'bytes');
-    const r = await execa('qemu-img', ['dd', '-f', format, '-O', 'raw', `bs=${SECTOR}`, `skip=${first}`, `count=${count}`, `if=${image}`, `of=${out}`], { reject: false });
+    // qemu-img dd (7.x) counts `count` from the start of the input, skipped blocks included.
+    const r = await execa('qemu-img', ['dd', '-f', format, '-O', 'raw', `bs=${SECTOR}`, `skip=${first}`, `count=${first + count}`, `if=${image}`, `of=${out}`], { reject: false });
     if (r.exitCode !== 0) throw new GuestError(`${image}: qemu-img dd failed: ${String(r.stderr).trim()}`, image);
     const buf = await fs.readFile(out);
     const start = offset - first * SECTOR;

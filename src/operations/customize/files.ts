@@ -1,9 +1,5 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { originOf } from '../../profile/merge.js';
 import { lookupId } from '../../identity/users.js';
-import { templateDirs } from '../../schema/rules.js';
-import { loadTemplateFile, renderTemplate } from '../../template/render.js';
+import { fileContent } from '../../template/files.js';
 import { GuestError } from '../../util/errors.js';
 import type { FileChange } from '../../plan/types.js';
 import type { Operation } from '../registry.js';
@@ -22,17 +18,7 @@ export const filesOperation: Operation = {
     const group = await readText(guest, '/etc/group');
     const changes: FileChange[] = [];
     for (const [i, f] of specs.entries()) {
-      const origin = originOf(machine.prepared.traced.origins, `/files/${i}`);
-      const profileFile = origin?.source.file ?? '.';
-      let content: Buffer;
-      if (f.template !== undefined) {
-        const t = loadTemplateFile(f.template, templateDirs(profileFile));
-        content = Buffer.from(renderTemplate(t.text, machine.context, path.relative(process.cwd(), t.file) || t.file));
-      } else if (f.content !== undefined) {
-        content = Buffer.from(renderTemplate(f.content, machine.context, `${profileFile}:${origin?.pointer ?? `/files/${i}`}/content`));
-      } else {
-        content = readFileSync(path.resolve(path.dirname(profileFile), f.source!));
-      }
+      const content = fileContent(machine, f, i);
       const uid = f.owner ? lookupId(passwd, f.owner) : 0;
       const gid = f.group ? lookupId(group, f.group) : 0;
       if (uid === undefined) throw new GuestError(`files: owner "${f.owner}" of ${f.path} does not exist in the guest`);
