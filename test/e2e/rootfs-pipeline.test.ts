@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { lstatSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { validateAgainst } from '../../src/schema/validate.js';
 import { copyFixture, REPO, ROOTFS_FIXTURES, tempDir } from '../helpers/rootfs.js';
@@ -210,5 +210,31 @@ describe('e2e: rootfs pipeline on every fixture family', function () {
     expect(r.status).to.equal(1);
     expect(r.stderr).to.match(/bad\.yaml:\d+:1: error: \/hostnme: unknown key "hostnme" \(did you mean "hostname"\?\)/);
     expect(treeDigest(trees)).to.equal(before);
+  });
+});
+
+describe('e2e: apply on a hostile tree never touches the host', function () {
+  this.timeout(120_000);
+  it('writes inside the root although /etc/hostname, /etc/ssh and /root point outside', () => {
+    const work = tempDir('ghostprep-hostile-e2e-');
+    const root = copyFixture('debian12', path.join(work, 'trees', 'evil'));
+    const outside = path.join(work, 'outside');
+    mkdirSync(outside);
+    writeFileSync(path.join(outside, 'hostname'), 'HOST FILE\n');
+    cpSync(path.join(root, 'etc/ssh'), path.join(outside, 'ssh'), { recursive: true });
+    // /etc/hostname -> an absolute host path; /etc/ssh -> a ".." chain to the host; /root -> /
+    unlinkSync(path.join(root, 'etc/hostname'));
+    symlinkSync(path.join(outside, 'hostname'), path.join(root, 'etc/hostname'));
+    renameSync(path.join(root, 'etc/ssh'), path.join(root, 'etc/ssh.orig'));
+    symlinkSync('../../../../../../../../..' + path.join(outside, 'ssh'), path.join(root, 'etc/ssh'));
+    const before = treeDigest(outside);
+    writeFileSync(path.join(work, 'e2e.yaml'), PROFILE);
+    writeFileSync(path.join(work, 'inv.yaml'), 'defaults: {profile: e2e}\nmachines: [{name: evil, mac: "52:54:00:e2:e0:50", ip: 10.1.0.50/24}]\n');
+    const r = ghostprep(['apply', '-p', path.join(work, 'e2e.yaml'), '-i', path.join(work, 'inv.yaml'), '--target', `rootfs:${path.join(work, 'trees')}/{name}`, '--state', path.join(work, 'state')]);
+    expect(r.status, r.stdout + r.stderr).to.equal(0);
+    expect(treeDigest(outside)).to.equal(before);
+    // the links resolved inside the root: the host paths re-rooted under the tree got the files
+    expect(readFileSync(path.join(root, 'etc/hostname'), 'utf8')).to.equal('evil\n');
+    expect(readFileSync(path.join(root, outside.slice(1), 'ssh/ssh_host_ed25519_key.pub'), 'utf8')).to.include('root@evil.e2e.example.org');
   });
 });
