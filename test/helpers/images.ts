@@ -23,7 +23,7 @@ import { guestfsEnv } from '../../src/backends/guestfs/env.js';
 export type ImageKind = 'ext4-gpt' | 'lvm' | 'xfs';
 
 /** Bump when a recipe changes: it is part of the cache key. */
-const RECIPE_VERSION = 3;
+const RECIPE_VERSION = 4;
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Repository root (this file runs from dist/test/helpers/). */
 export const REPO_ROOT = path.resolve(here, '../../..');
@@ -148,7 +148,9 @@ async function buildExt4(tree: string, raw: string): Promise<void> {
   await fs.truncate(raw, size);
   const start = 2048; // sectors
   await execa('sfdisk', ['-q', raw], { input: `label: gpt\nstart=${start}, type=L, uuid=${EXT4_PART_UUID}\n` });
-  const sectors = size / 512 - start - 34; // GPT backup header at the end
+  // sfdisk aligns the end of the partition: take its real size, not our arithmetic.
+  const table = JSON.parse((await execa('sfdisk', ['-J', raw])).stdout) as { partitiontable: { partitions: { size: number }[] } };
+  const sectors = table.partitiontable.partitions[0]!.size;
   await execa('mkfs.ext4', ['-F', '-q', '-U', EXT4_FS_UUID, '-L', 'root', '-E', `offset=${start * 512}`, '-d', tree, raw, `${Math.floor(sectors / 2)}k`]);
 }
 

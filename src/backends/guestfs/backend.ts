@@ -15,7 +15,7 @@ import { errorMessage, GuestError } from '../../util/errors.js';
 import type { Backend, GuestVisitor, OpenOptions, TargetSpec } from '../backend.js';
 import { imageFormat } from '../../image/format.js';
 import { GuestfsGuest } from './guest.js';
-import { ApplianceLayout, inspectDrive, mountGuest, type InspectedOs } from './inspect.js';
+import { ApplianceLayout, openDrive, type InspectedOs } from './inspect.js';
 import { conflictKeys, probeLvm } from './lvm-probe.js';
 import { GuestfsSession, type SessionOptions } from './session.js';
 
@@ -34,6 +34,7 @@ export interface GuestfsBackendOptions {
   readonly launchTimeoutMs?: number;
   readonly memsizeMb?: number;
   readonly verbose?: (msg: string) => void;
+  readonly trace?: SessionOptions['trace'];
 }
 
 /** A guest opened by the guestfs backend; `os` is what inspection found. */
@@ -47,6 +48,7 @@ export interface Prepared {
   readonly target: TargetSpec;
   readonly format: string;
   readonly keys: readonly string[];
+  readonly vgNames: readonly string[];
 }
 
 /**
@@ -115,7 +117,7 @@ export async function prepareTarget(t: TargetSpec): Promise<Prepared> {
   }
   // Also validates the image early (a truncated qcow2 fails here, alone).
   const lvm = await probeLvm(real, format);
-  return { target: t, format, keys: conflictKeys(real, lvm) };
+  return { target: t, format, keys: conflictKeys(real, lvm), vgNames: lvm.vgNames };
 }
 
 /** State of one forEachGuest call: visitor errors are collected and rethrown at the end. */
@@ -135,6 +137,7 @@ class BatchRun {
       ...(o.launchTimeoutMs !== undefined && { launchTimeoutMs: o.launchTimeoutMs }),
       ...(o.memsizeMb !== undefined && { memsizeMb: o.memsizeMb }),
       ...(o.verbose && { verbose: o.verbose }),
+      ...(o.trace && { trace: o.trace }),
     };
   }
 
@@ -183,9 +186,8 @@ class BatchRun {
     const image = p.target.path;
     let guest: GuestfsImageGuest;
     try {
-      const os = await inspectDrive(session, layout, index, image);
+      const os = await openDrive(session, layout, index, image, { readonly: this.open.readonly, vgNames: p.vgNames });
       for (const n of os.notes) this.backend.verbose?.(`${image}: ${n}`);
-      await mountGuest(session, os, this.open.readonly, image);
       guest = new GuestfsImageGuest(session, image, this.open.readonly, os);
     } catch (err) {
       return this.visitSafely(p.target, asError(err));

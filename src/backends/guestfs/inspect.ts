@@ -49,6 +49,7 @@ interface Volume {
 export class ApplianceLayout {
   private partitions: Promise<string[]> | undefined;
   private lvm: Promise<Map<string, string[]>> | undefined;
+  private lvs: Promise<string[]> | undefined;
   constructor(private readonly session: GuestfsSession) {}
 
   /** Partitions of the drive at `index`; the whole device when it has none. */
@@ -60,7 +61,14 @@ export class ApplianceLayout {
     return parts.length ? parts : [dev];
   }
 
-  /** Logical volumes whose volume group lives on these PV devices. */
+  /** Logical volumes of these volume groups (names unique in this appliance). */
+  async logicalVolumesOfVgs(vgs: readonly string[]): Promise<string[]> {
+    this.lvs ??= this.session.lines('lvs');
+    const all = await this.lvs;
+    return all.filter((lv) => vgs.some((vg) => lv.startsWith(`/dev/${vg}/`)));
+  }
+
+  /** Logical volumes whose volume group lives on these PV devices (slow path: ~4 s of LVM calls). */
   async logicalVolumes(pvs: readonly string[]): Promise<string[]> {
     if (!pvs.length) return [];
     this.lvm ??= this.readLvm();
@@ -71,7 +79,8 @@ export class ApplianceLayout {
   /** PV device → LVs of its VG. One `vgs`, one `lvs`, then a few cheap calls per VG/PV. */
   private async readLvm(): Promise<Map<string, string[]>> {
     const s = this.session;
-    const lvs = await s.lines('lvs');
+    this.lvs ??= s.lines('lvs');
+    const lvs = await this.lvs;
     const out = new Map<string, string[]>();
     const pvByUuid = new Map<string, string>();
     for (const pv of await s.lines('pvs')) pvByUuid.set(normUuid(await s.text('pvuuid', [pv])), pv);
@@ -104,60 +113,89 @@ async function blkid(session: GuestfsSession, device: string): Promise<Volume> {
   };
 }
 
-/** Inspect drive `index` of the session. `image` names it in errors. */
-export async function inspectDrive(session: GuestfsSession, layout: ApplianceLayout, index: number, image: string): Promise<InspectedOs> {
-  const volumes = await driveVolumes(session, layout, index);
+export interface OpenDriveOptions {
+  readonly readonly: boolean;
+  /** VG names the header probe found on this drive (lvm-probe.ts): spares the LVM scan. */
+  readonly vgNames?: readonly string[];
+}
+
+/**
+ * Inspect drive `index` and leave its guest mounted at / (rw unless
+ * `readonly`). Each candidate filesystem is mounted once: the root found
+ * stays mounted when no other candidate remains to be checked (volumes its
+ * fstab mounts are not roots), which saves a mount cycle (~1 s) per image.
+ * `image` names the drive in errors.
+ */
+export async function openDrive(session: GuestfsSession, layout: ApplianceLayout, index: number, image: string, options: OpenDriveOptions): Promise<InspectedOs> {
+  const volumes = await driveVolumes(session, layout, index, options.vgNames);
   await session.command('umount-all');
+  const candidates = volumes.filter((x) => LINUX_FS.has(x.type));
+  const skip = new Set<string>();
   const roots: Volume[] = [];
-  for (const v of volumes.filter((x) => LINUX_FS.has(x.type))) {
-    if (await looksLikeRoot(session, v.device)) roots.push(v);
+  let found: InspectedOs | undefined;
+  let mounted = false;
+  for (const [i, v] of candidates.entries()) {
+    if (skip.has(v.device)) continue;
+    if (!(await tryMount(session, v.device, options.readonly))) continue;
+    mounted = true;
+    if (await looksLikeRoot(session, v.device)) {
+      roots.push(v);
+      found ??= await describeRoot(session, v, volumes, image);
+      for (const m of found.mounts) skip.add(m.device);
+    }
+    const more = candidates.slice(i + 1).some((c) => !skip.has(c.device));
+    if (roots.length !== 1 || v !== roots[0] || more) {
+      await session.command('umount-all');
+      mounted = false;
+    }
   }
-  if (roots.length === 0) {
+  if (!found) {
     const seen = volumes.map((v) => `${v.device}${v.type ? ':' + v.type : ''}`).join(', ') || 'none';
     throw new GuestError(`${image}: no Linux operating system found (filesystems: ${seen})`, image);
   }
   if (roots.length > 1) {
     throw new GuestError(`${image}: several operating systems found (${roots.map((r) => r.device).join(', ')}); ghostprep handles one per image`, image);
   }
-  return describeRoot(session, roots[0]!, volumes, image);
+  await mountGuest(session, found, options.readonly, image, mounted);
+  return found;
 }
 
-async function driveVolumes(session: GuestfsSession, layout: ApplianceLayout, index: number): Promise<Volume[]> {
+async function driveVolumes(session: GuestfsSession, layout: ApplianceLayout, index: number, vgNames?: readonly string[]): Promise<Volume[]> {
   const parts = await Promise.all((await layout.drivePartitions(index)).map((p) => blkid(session, p)));
   const pvs = parts.filter((v) => v.type === 'LVM2_member').map((v) => v.device);
-  const lvs = await Promise.all((await layout.logicalVolumes(pvs)).map((lv) => blkid(session, lv)));
+  if (!pvs.length) return parts;
+  // The scheduler keeps VG names unique per appliance, so the probed names identify this drive's LVs.
+  const lvNames = vgNames?.length ? await layout.logicalVolumesOfVgs(vgNames) : await layout.logicalVolumes(pvs);
+  const lvs = await Promise.all(lvNames.map((lv) => blkid(session, lv)));
   return [...parts, ...lvs];
 }
 
-async function looksLikeRoot(session: GuestfsSession, device: string): Promise<boolean> {
+async function tryMount(session: GuestfsSession, device: string, readonly: boolean): Promise<boolean> {
   try {
-    await session.command('mount-ro', [device, '/']);
+    await session.command(readonly ? 'mount-ro' : 'mount', [device, '/']);
+    return true;
   } catch (err) {
-    if (err instanceof GuestfsError) return false; // unmountable: not our root
+    if (err instanceof GuestfsError && session.alive) return false; // unmountable: not our root
     throw err;
-  }
-  try {
-    const probe = new GuestfsGuest(session, device, true);
-    const etc = await probe.lstat('/etc');
-    if (etc?.type !== 'dir') return false;
-    return (await probe.stat('/etc/os-release')) !== null || (await probe.stat('/usr/lib/os-release')) !== null || (await probe.stat('/etc/fstab')) !== null;
-  } finally {
-    await session.command('umount-all');
   }
 }
 
+/** Linux root: a real /etc with os-release (or fstab). Mounted at / already. */
+async function looksLikeRoot(session: GuestfsSession, device: string): Promise<boolean> {
+  const probe = new GuestfsGuest(session, device, true);
+  const etc = await probe.lstat('/etc');
+  if (etc?.type !== 'dir') return false;
+  return (await probe.stat('/etc/os-release')) !== null || (await probe.stat('/usr/lib/os-release')) !== null || (await probe.stat('/etc/fstab')) !== null;
+}
+
+/** Read os-release and fstab of the root mounted at /. */
 async function describeRoot(session: GuestfsSession, root: Volume, volumes: readonly Volume[], image: string): Promise<InspectedOs> {
-  await session.command('mount-ro', [root.device, '/']);
-  try {
-    const g = new GuestfsGuest(session, image, true);
-    const osRelease = (await g.readFile('/etc/os-release', { maxBytes: 65536 })) ?? (await g.readFile('/usr/lib/os-release', { maxBytes: 65536 }));
-    const fstab = (await g.readFile('/etc/fstab', { maxBytes: 1024 * 1024 }))?.toString('utf8') ?? '';
-    const distro = detectDistro(osRelease?.toString('utf8'));
-    const { mounts, notes } = fstabMounts(fstab, root, volumes);
-    return { type: 'linux', root: root.device, mounts, distro, product: distro.name, notes };
-  } finally {
-    await session.command('umount-all');
-  }
+  const g = new GuestfsGuest(session, image, true);
+  const osRelease = (await g.readFile('/etc/os-release', { maxBytes: 65536 })) ?? (await g.readFile('/usr/lib/os-release', { maxBytes: 65536 }));
+  const fstab = (await g.readFile('/etc/fstab', { maxBytes: 1024 * 1024 }))?.toString('utf8') ?? '';
+  const distro = detectDistro(osRelease?.toString('utf8'));
+  const { mounts, notes } = fstabMounts(fstab, root, volumes);
+  return { type: 'linux', root: root.device, mounts, distro, product: distro.name, notes };
 }
 
 /** Mounts from fstab that live on this drive, root first, shallowest first. */
@@ -231,10 +269,11 @@ function mapperToLv(name: string): string | undefined {
  * without symlinks: mounting over `/var` when the guest's /var is a link to
  * `/` would put the filesystem on the appliance's own tree.
  */
-export async function mountGuest(session: GuestfsSession, osInfo: InspectedOs, readonly: boolean, image: string): Promise<void> {
-  await session.command('umount-all');
+export async function mountGuest(session: GuestfsSession, osInfo: InspectedOs, readonly: boolean, image: string, rootMounted = false): Promise<void> {
+  if (!rootMounted) await session.command('umount-all');
   const probe = new GuestfsGuest(session, image, true);
   for (const m of osInfo.mounts) {
+    if (m.mountpoint === '/' && rootMounted) continue;
     if (m.mountpoint !== '/') {
       const real = await probe.resolve(m.mountpoint, true);
       const st = await probe.lstat(real);

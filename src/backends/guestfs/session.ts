@@ -43,6 +43,8 @@ export interface SessionOptions {
   /** Appliance memory in MiB (guestfish -m); libguestfs's default otherwise. */
   readonly memsizeMb?: number;
   readonly verbose?: (msg: string) => void;
+  /** Called after every command with its line and duration (profiling, -vv). */
+  readonly trace?: (line: string, ms: number, ok: boolean) => void;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -141,6 +143,7 @@ interface Pending {
   readonly stderrMark: string;
   readonly resolve: (out: Buffer) => void;
   readonly reject: (err: Error) => void;
+  readonly started: number;
   timer?: NodeJS.Timeout;
 }
 
@@ -175,6 +178,7 @@ export class GuestfsSession {
   private readonly nonce = 'GP' + randomBytes(16).toString('hex');
   private readonly child: ResultPromise;
   private readonly commandTimeoutMs: number;
+  private readonly trace: SessionOptions['trace'];
   private seq = 0;
   private stdout: Buffer = Buffer.alloc(0);
   private stderr = '';
@@ -189,6 +193,7 @@ export class GuestfsSession {
     requireTool('guestfish', GUESTFISH_INSTALL, env);
     this.drives = options.drives ?? [];
     this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.trace = options.trace;
     const args = options.memsizeMb ? ['-m', String(options.memsizeMb)] : [];
     // detached: guestfish, qemu and libguestfs's recovery process get their
     // own process group, which kill() ends as a whole; a terminal's Ctrl-C
@@ -269,7 +274,7 @@ export class GuestfsSession {
     const seq = ++this.seq;
     return new Promise<Buffer>((resolve, reject) => {
       const p: Pending = {
-        line, resolve, reject,
+        line, resolve, reject, started: Date.now(),
         stdoutMark: Buffer.from(`${this.nonce}:${seq}\n`),
         stderrMark: `${this.nonce}_${seq}: unknown command\n`,
       };
@@ -304,6 +309,7 @@ export class GuestfsSession {
     this.stderr = this.stderr.slice(j + p.stderrMark.length);
     this.pending = undefined;
     clearTimeout(p.timer);
+    this.trace?.(p.line, Date.now() - p.started, !err);
     if (err) p.reject(new GuestfsError(`guestfish ${shorten(p.line)}: ${err}`, p.line, err));
     else p.resolve(out);
   }
