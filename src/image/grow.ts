@@ -1,0 +1,79 @@
+/**
+ * Grow the last partition of a drive and the filesystem in it to fill a
+ * disk that was made bigger (qemu-img resize), inside a running appliance:
+ * ext2/3/4 (e2fsck -f, resize2fs), xfs (mounted, xfs_growfs) and LVM
+ * (pvresize, the root LV takes the free space, then its filesystem).
+ */
+import { GuestError } from '../util/errors.js';
+import { ApplianceLayout, openDrive } from '../backends/guestfs/inspect.js';
+import { driveDevice, type GuestfsSession } from '../backends/guestfs/session.js';
+
+export interface GrowResult {
+  readonly partition: string;
+  readonly filesystem: string;
+  /** The device whose filesystem was grown (the partition, or the root LV). */
+  readonly grown: string;
+}
+
+interface PartEntry {
+  readonly num: number;
+  readonly start: number;
+}
+
+async function partitions(session: GuestfsSession, dev: string): Promise<PartEntry[]> {
+  const out: PartEntry[] = [];
+  let cur: Partial<{ num: number; start: number }> = {};
+  for (const line of await session.lines('part-list', [dev])) {
+    const m = /^\s*(part_num|part_start): (\d+)/.exec(line);
+    if (m) cur = { ...cur, [m[1] === 'part_num' ? 'num' : 'start']: Number(m[2]) };
+    if (/^\}/.test(line.trim()) && cur.num !== undefined && cur.start !== undefined) {
+      out.push({ num: cur.num, start: cur.start });
+      cur = {};
+    }
+  }
+  return out;
+}
+
+/** Grow the filesystem on `device` to the size of the device. */
+export async function growFilesystem(session: GuestfsSession, device: string, fsType: string): Promise<void> {
+  if (/^ext[234]$/.test(fsType)) {
+    await session.command('e2fsck-f', [device]); // resize2fs refuses an unchecked filesystem
+    await session.command('resize2fs', [device]);
+  } else if (fsType === 'xfs') {
+    await session.command('mount', [device, '/']);
+    try {
+      await session.command('xfs-growfs', ['/']);
+    } finally {
+      await session.command('umount-all');
+    }
+  } else {
+    throw new GuestError(`${device}: cannot grow a ${fsType || 'unknown'} filesystem (ext2/3/4 and xfs only)`);
+  }
+}
+
+/** Drive `index` of `session` (opened writable) after its disk was enlarged. */
+export async function growDrive(session: GuestfsSession, index: number, image: string): Promise<GrowResult> {
+  const dev = driveDevice(index);
+  await session.command('umount-all');
+  const parts = await partitions(session, dev);
+  if (!parts.length) throw new GuestError(`${image}: no partition table; cannot grow a partition`, image);
+  const last = parts.reduce((a, b) => (b.start > a.start ? b : a));
+  const partition = `${dev}${last.num}`;
+  const table = await session.text('part-get-parttype', [dev]);
+  if (table === 'gpt') await session.command('part-expand-gpt', [dev]); // backup GPT to the new end
+  const sectors = Number(await session.text('blockdev-getsz', [dev]));
+  // Last usable sector: GPT keeps 33 sectors of backup structures at the end.
+  await session.command('part-resize', [dev, last.num, sectors - (table === 'gpt' ? 34 : 1)]);
+  const fsType = (await session.fields('blkid', [partition])).TYPE ?? '';
+  if (fsType !== 'LVM2_member') {
+    await growFilesystem(session, partition, fsType);
+    return { partition, filesystem: fsType, grown: partition };
+  }
+  await session.command('pvresize', [partition]);
+  const os = await openDrive(session, new ApplianceLayout(session), index, image, { readonly: false });
+  await session.command('umount-all');
+  await session.command('lvresize-free', [os.root, 100]);
+  const rootType = (await session.fields('blkid', [os.root])).TYPE ?? '';
+  await growFilesystem(session, os.root, rootType);
+  return { partition, filesystem: rootType, grown: os.root };
+}
