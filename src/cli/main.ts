@@ -11,6 +11,7 @@ import * as audit from './commands/audit.js';
 import * as inspect from './commands/inspect.js';
 import * as operations from './commands/operations.js';
 import * as plan from './commands/plan.js';
+import * as seal from './commands/seal.js';
 import * as validate from './commands/validate.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -19,6 +20,12 @@ if (!process.env.LIBGUESTFS_BACKEND_SETTINGS) {
   // Nested KVM hangs the libguestfs appliance at SeaBIOS on many CI hosts; TCG is slower but always works.
   process.env.LIBGUESTFS_BACKEND_SETTINGS = 'force_tcg';
 }
+
+// `ghostprep … | head` closes stdout early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 const program = new Command();
 program
@@ -51,7 +58,7 @@ const run = async (fn: (g: GlobalOptions) => Promise<number>): Promise<void> => 
   }
 };
 
-for (const mod of [validate, plan, apply, inspect, audit, operations]) mod.register(program, run);
+for (const mod of [validate, plan, apply, seal, inspect, audit, operations]) mod.register(program, run);
 
 await program.parseAsync(process.argv);
 process.exitCode = exitCode;

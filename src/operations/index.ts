@@ -12,8 +12,26 @@ import { sshHostKeysOperation } from './customize/ssh-host-keys.js';
 import { timezoneOperation } from './customize/timezone.js';
 import { usersOperation } from './customize/users.js';
 
+import { sealCloudInit } from './seal/cloud-init.js';
+import { sealCredentialSecret } from './seal/credential-secret.js';
+import { sealDbusMachineId } from './seal/dbus-machine-id.js';
+import { sealDhcp } from './seal/dhcp.js';
+import { sealIscsiInitiator } from './seal/iscsi-initiator.js';
+import { sealLogs } from './seal/logs.js';
+import { sealLvmDevices } from './seal/lvm-devices.js';
+import { sealMachineId } from './seal/machine-id.js';
+import { sealNetworkManager } from './seal/network-manager.js';
+import { sealPackageCache } from './seal/package-cache.js';
+import { sealRandomSeed } from './seal/random-seed.js';
+import { sealShellHistory } from './seal/shell-history.js';
+import { sealSshHostKeys } from './seal/ssh-host-keys.js';
+import { sealTmp } from './seal/tmp.js';
+import { sealUdevNet } from './seal/udev-persistent-net.js';
+import { sealUserAccounts } from './seal/user-accounts.js';
+
 export const operations = new OperationRegistry();
 for (const op of [hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation, filesOperation, deleteOperation]) operations.register(op);
+for (const op of [sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts]) operations.register(op);
 
 /**
  * Order matters where operations touch the same files: users before the
@@ -22,4 +40,4 @@ for (const op of [hostnameOperation, machineIdOperation, sshHostKeysOperation, u
  */
 export const CUSTOMIZE_ORDER = ['hostname', 'machine-id', 'ssh-host-keys', 'users', 'authorized-keys', 'timezone', 'network', 'clone-state', 'firstboot', 'files', 'delete'];
 
-export type { Operation, OperationContext, ResolvedIdentity } from './registry.js';
+export type { Operation, OperationContext, ResolvedIdentity, SealContext, SealOperation } from './registry.js';

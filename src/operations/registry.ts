@@ -31,23 +31,45 @@ export interface OperationContext {
   readonly renderOnly?: boolean;
 }
 
-export interface Operation {
+/** What a seal operation sees: the master, nothing about machines. */
+export interface SealContext {
+  readonly guest: GuestReader;
+  readonly distro: Distro;
+}
+
+interface OperationBase {
   readonly name: string;
-  readonly kind: OperationKind;
   readonly description: string;
   readonly defaultEnabled: boolean;
+}
+
+export interface CustomizeOperation extends OperationBase {
+  readonly kind: 'customize';
   /** What the operation wants the guest to look like; reads the guest, writes nothing. */
   plan(ctx: OperationContext): Promise<FileChange[]>;
 }
 
+export interface SealOperation extends OperationBase {
+  readonly kind: 'seal';
+  plan(ctx: SealContext): Promise<FileChange[]>;
+}
+
+export type Operation = CustomizeOperation | SealOperation;
+
 export class OperationRegistry {
   private readonly ops = new Map<string, Operation>();
   register(op: Operation): void {
-    if (this.ops.has(op.name)) throw new Error(`operation "${op.name}" is registered twice`);
-    this.ops.set(op.name, op);
+    const key = `${op.kind}:${op.name}`;
+    if (this.ops.has(key)) throw new Error(`${op.kind} operation "${op.name}" is registered twice`);
+    this.ops.set(key, op);
   }
-  get(name: string): Operation | undefined { return this.ops.get(name); }
+  get(kind: 'customize', name: string): CustomizeOperation | undefined;
+  get(kind: 'seal', name: string): SealOperation | undefined;
+  get(kind: OperationKind, name: string): Operation | undefined { return this.ops.get(`${kind}:${name}`); }
   /** Sorted by name. */
+  list(): Operation[];
+  list(kind: 'customize'): CustomizeOperation[];
+  list(kind: 'seal'): SealOperation[];
   list(kind?: OperationKind): Operation[] {
     return [...this.ops.values()].filter((o) => !kind || o.kind === kind).sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -33,3 +33,27 @@ export async function hasSystemd(guest: GuestReader): Promise<boolean> {
   for (const p of ['/usr/lib/systemd/systemd', '/lib/systemd/systemd']) if (await guest.stat(p)) return true;
   return false;
 }
+
+/** Expand a glob (* and ? within one path segment) inside the guest; sorted, existing paths only. */
+export async function guestGlob(guest: GuestReader, pattern: string): Promise<string[]> {
+  let paths = ['/'];
+  for (const seg of pattern.split('/').filter(Boolean)) {
+    if (!/[*?]/.test(seg)) {
+      const next: string[] = [];
+      for (const p of paths) {
+        const candidate = p === '/' ? `/${seg}` : `${p}/${seg}`;
+        if (await guest.lstat(candidate)) next.push(candidate);
+      }
+      paths = next;
+      continue;
+    }
+    const re = new RegExp('^' + seg.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+    const next: string[] = [];
+    for (const p of paths) {
+      if ((await guest.stat(p))?.type !== 'dir') continue;
+      for (const name of (await guest.readdir(p)) ?? []) if (re.test(name) && name !== '.' && name !== '..') next.push(p === '/' ? `/${name}` : `${p}/${name}`);
+    }
+    paths = next;
+  }
+  return paths.sort();
+}

@@ -11,7 +11,7 @@ import type { FileChange } from './types.js';
 export async function assemblePlan(ctx: OperationContext, enabled: (name: string) => boolean = () => true): Promise<FileChange[]> {
   const changes: FileChange[] = [];
   for (const name of CUSTOMIZE_ORDER) {
-    const op = operations.get(name)!;
+    const op = operations.get('customize', name)!;
     if (!enabled(name)) continue;
     try {
       changes.push(...(await op.plan(ctx)));

@@ -13,11 +13,16 @@ describe('README', () => {
     const firstBlock = /```sh\n([\s\S]*?)```/.exec(README)![1]!;
     expect(firstBlock.split('\n').filter(Boolean).map((l) => l.split('#')[0]!.trim())).to.deep.equal(['npm start', 'npm test']);
   });
-  it('documents every registered operation in its table, and nothing else', () => {
-    const table = [...README.matchAll(/^\| `([a-z-]+)` \| (on|off) \| (.+) \|$/gm)].map((m) => [m[1], m[2] === 'on', m[3]]);
-    const registry = operations.list().map((o) => [o.name, o.defaultEnabled, o.description]);
-    expect(table).to.deep.equal(registry);
-  });
+  for (const [kind, heading] of [['customize', '### Customize operations'], ['seal', '### Seal operations']] as const) {
+    it(`documents every registered ${kind} operation in its table, and nothing else`, () => {
+      const section = README.slice(README.indexOf(heading), README.indexOf('\n## ', README.indexOf(heading)));
+      const cut = section.indexOf('\n### ', 4);
+      const own = cut > 0 ? section.slice(0, cut) : section;
+      const table = [...own.matchAll(/^\| `([a-z-]+)` \| (on|off) \| (.+) \|$/gm)].map((m) => [m[1], m[2] === 'on', m[3]]);
+      const registry = (kind === 'seal' ? operations.list('seal') : operations.list('customize')).map((o) => [o.name, o.defaultEnabled, o.description]);
+      expect(table).to.deep.equal(registry);
+    });
+  }
   it('documents every template helper', () => {
     for (const h of HELPERS) expect(README).to.include(`| \`${h.name}\` |`);
   });

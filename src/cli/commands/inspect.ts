@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { inspectGuest, type GuestIdentity } from '../../fleet/inspect.js';
+import { planSeal, selectSealOperations } from '../../fleet/seal.js';
 import { visitTargets } from '../../fleet/open.js';
 import { parseTarget } from '../../fleet/targets.js';
 import { expandTargetGlob } from '../../util/glob.js';
@@ -17,14 +18,18 @@ Examples:
     .action((o: { target: string[] }) => run(async (g) => {
       const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
       if (!targets.length) throw new GhostprepError('no target matched');
-      const found: Array<{ target: string; identity?: GuestIdentity; error?: string }> = [];
+      const found: Array<{ target: string; identity?: GuestIdentity; seal?: SealState; error?: string }> = [];
       await visitTargets(targets, {}, async (t, guest) => {
         const name = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
         if (guest instanceof Error) { found.push({ target: name, error: guest.message }); return; }
-        try { found.push({ target: name, identity: await inspectGuest(guest) }); } catch (err) { found.push({ target: name, error: errorMessage(err) }); }
+        try {
+          const identity = await inspectGuest(guest);
+          const left = await planSeal(guest, selectSealOperations(undefined));
+          found.push({ target: name, identity, seal: { sealed: left.length === 0, identifying: left.map((c) => ({ path: c.change.path, operation: c.change.source, reason: c.change.reason ?? null })) } });
+        } catch (err) { found.push({ target: name, error: errorMessage(err) }); }
       });
       if (g.json) out(JSON.stringify(found.length === 1 ? found[0] : found, null, 2));
-      else for (const f of found) out(formatIdentity(f.target, f.identity, f.error));
+      else for (const f of found) out(formatIdentity(f.target, f.identity, f.error) + formatSeal(f.seal));
       return found.some((f) => f.error) ? (found.every((f) => f.error) ? ExitCode.error : ExitCode.partial) : ExitCode.ok;
     }));
 }
@@ -42,4 +47,14 @@ export function formatIdentity(target: string, id: GuestIdentity | undefined, er
     `  network:     ${id.networkFiles.join(', ') || '(none)'}`,
   ];
   return lines.join('\n') + '\n';
+}
+
+export interface SealState { sealed: boolean; identifying: Array<{ path: string; operation: string; reason: string | null }> }
+
+function formatSeal(s: SealState | undefined): string {
+  if (!s) return '';
+  if (s.sealed) return '  sealed:      yes (nothing identifies the master)\n';
+  const shown = s.identifying.slice(0, 12).map((i) => `    ${i.path} (${i.operation})`);
+  const more = s.identifying.length > 12 ? [`    … and ${s.identifying.length - 12} more (--json lists all)`] : [];
+  return ['  sealed:      no; still identifying:', ...shown, ...more].join('\n') + '\n';
 }

@@ -4,7 +4,7 @@ import { originOf } from '../../profile/merge.js';
 import { applyUsers, lookupId, parseTable } from '../../identity/users.js';
 import { GuestError } from '../../util/errors.js';
 import type { FileChange } from '../../plan/types.js';
-import type { Operation, OperationContext } from '../registry.js';
+import type { CustomizeOperation as Operation, OperationContext } from '../registry.js';
 import { readText, write } from '../util.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { FileChange } from '../../plan/types.js';
-import type { Operation } from '../registry.js';
+import type { CustomizeOperation as Operation } from '../registry.js';
 import { del, readText, write } from '../util.js';
 
 /**

@@ -1,6 +1,6 @@
 import { lookupId } from '../../identity/users.js';
 import type { DeleteChange, WriteChange } from '../../plan/types.js';
-import type { Operation } from '../registry.js';
+import type { CustomizeOperation as Operation } from '../registry.js';
 import { del, readText, write } from '../util.js';
 
 const ALL_TYPES = ['dsa', 'ecdsa', 'ed25519', 'rsa', 'rsa1'];

@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import { parseTarget } from '../../fleet/targets.js';
+import { sealTargets, selectSealOperations } from '../../fleet/seal.js';
+import { operations } from '../../operations/index.js';
+import { expandTargetGlob } from '../../util/glob.js';
+import { ExitCode, GhostprepError } from '../../util/errors.js';
+import { collect, Logger, out, type GlobalOptions } from '../common.js';
+
+export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
+  program.command('seal')
+    .description('generalize a master: remove or reset everything that identifies it, so clones make their own')
+    .option('-t, --target <TARGET>', 'image or rootfs:DIR of the master (repeatable, globs allowed)', collect)
+    .option('--ops <list>', 'operations: names, "default", +name to add, -name to remove (e.g. "+package-cache,-logs")')
+    .option('--dry-run', 'list what would be removed or changed, change nothing')
+    .option('--list', 'list the seal operations and exit')
+    .addHelpText('after', `
+machine-id becomes "uninitialized" (systemd's first-boot marker); SSH host keys are removed and a
+run-once unit regenerates them at first boot. Sealing twice changes nothing the second time.
+
+Examples:
+  ghostprep seal --list
+  ghostprep seal --target master.qcow2 --dry-run
+  ghostprep seal --target rootfs:/srv/golden --ops default,+package-cache,-logs`)
+    .action((o: { target?: string[]; ops?: string; dryRun?: boolean; list?: boolean }) => run(async (g) => {
+      if (o.list) {
+        const list = operations.list('seal');
+        if (g.json) out(JSON.stringify(list.map(({ name, description, defaultEnabled }) => ({ name, description, defaultEnabled })), null, 2));
+        else for (const op of list) out(`${op.name.padEnd(20)} ${op.defaultEnabled ? '*' : ' '} ${op.description}`);
+        return ExitCode.ok;
+      }
+      if (!o.target?.length) throw new GhostprepError('seal needs --target (or --list)');
+      const ops = selectSealOperations(o.ops);
+      const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
+      const log = new Logger(g);
+      const results = await sealTargets(targets, { ops, dryRun: !!o.dryRun });
+      if (g.json) {
+        out(JSON.stringify(results.map((r) => ({ ...r, changes: r.changes.map((c) => ({ op: c.change.op, action: c.action, path: c.change.path, operation: c.change.source, reason: c.change.reason ?? null })) })), null, 2));
+      } else {
+        for (const r of results) {
+          out(`${r.target}: ${r.status === 'ok' ? `${r.changes.length} change(s)${o.dryRun ? ' would be made' : ''}` : `FAILED: ${r.error}`}`);
+          for (const c of r.changes) out(`  ${c.action.padEnd(7)} ${c.change.path}  (${c.change.source}${c.change.reason ? ': ' + c.change.reason : ''})`);
+        }
+        log.info(`seal: ${ops.map((op) => op.name).join(', ')}`);
+      }
+      const failed = results.filter((r) => r.status !== 'ok').length;
+      return failed ? (failed === results.length ? ExitCode.error : ExitCode.partial) : ExitCode.ok;
+    }));
+}

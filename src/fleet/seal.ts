@@ -1,0 +1,84 @@
+/**
+ * seal: generalize a master. Each enabled seal operation says what to remove
+ * or reset; the changes go through the same diff/apply/verify path as apply.
+ */
+import type { Guest, GuestReader, TargetSpec } from '../backends/backend.js';
+import { detectDistro } from '../distro/detect.js';
+import { operations, type SealOperation } from '../operations/index.js';
+import { applyChanges, verifyChanges } from '../plan/apply.js';
+import { effectiveChanges, type EffectiveChange } from '../plan/diff.js';
+import { GhostprepError, errorMessage } from '../util/errors.js';
+import { backendFor } from './open.js';
+
+/**
+ * `--ops` syntax: a comma list of names, where `default` stands for the
+ * operations on by default, `+name` adds and `-name` removes one.
+ */
+export function selectSealOperations(list: string | undefined): SealOperation[] {
+  const all = operations.list('seal');
+  const known = new Map(all.map((o) => [o.name, o]));
+  const chosen = new Set<string>();
+  const words = (list ?? 'default').split(',').map((w) => w.trim()).filter(Boolean);
+  if (words.every((w) => w.startsWith('-') || w.startsWith('+'))) words.unshift('default');
+  for (const w of words) {
+    const name = w.replace(/^[+-]/, '');
+    if (name === 'default') { for (const o of all) if (o.defaultEnabled) chosen.add(o.name); continue; }
+    if (!known.has(name)) throw new GhostprepError(`--ops: unknown seal operation "${name}" (known: ${all.map((o) => o.name).join(', ')})`);
+    if (w.startsWith('-')) chosen.delete(name); else chosen.add(name);
+  }
+  return all.filter((o) => chosen.has(o.name));
+}
+
+export async function planSeal(guest: GuestReader, ops: readonly SealOperation[]): Promise<EffectiveChange[]> {
+  const text = (await guest.readFile('/etc/os-release', { maxBytes: 65536 })) ?? (await guest.readFile('/usr/lib/os-release', { maxBytes: 65536 }));
+  const distro = detectDistro(text?.toString('utf8'));
+  const planned = [];
+  for (const op of ops) {
+    try {
+      planned.push(...(await op.plan({ guest, distro })));
+    } catch (err) {
+      throw new GhostprepError(`${op.name}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+  // two operations may name one file (cloud-init's log is also a log): removing it wins
+  const deleted = new Set(planned.filter((c) => c.op === 'delete').map((c) => c.path));
+  const seen = new Set<string>();
+  const unique = planned.filter((c) => {
+    if ((deleted.has(c.path) && c.op !== 'delete') || seen.has(c.path)) return false;
+    seen.add(c.path);
+    return true;
+  });
+  return effectiveChanges(guest, unique);
+}
+
+export interface SealResult { target: string; status: 'ok' | 'failed'; error: string | null; changes: EffectiveChange[] }
+
+export async function sealTargets(targets: readonly TargetSpec[], opts: { ops: readonly SealOperation[]; dryRun: boolean; onDone?: (r: SealResult) => void }): Promise<SealResult[]> {
+  const results: SealResult[] = [];
+  const groups = [targets.filter((t) => t.kind === 'rootfs'), targets.filter((t) => t.kind !== 'rootfs')];
+  for (const group of groups) {
+    if (!group.length) continue;
+    const backend = await backendFor(group[0]!.kind);
+    await backend.forEachGuest(group, { readonly: opts.dryRun }, async (t, guest) => {
+      const name = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
+      const r = guest instanceof Error ? { target: name, status: 'failed' as const, error: guest.message, changes: [] } : await sealOne(name, guest, opts);
+      results.push(r);
+      opts.onDone?.(r);
+    });
+  }
+  return results;
+}
+
+async function sealOne(name: string, guest: Guest, opts: { ops: readonly SealOperation[]; dryRun: boolean }): Promise<SealResult> {
+  try {
+    const changes = await planSeal(guest, opts.ops);
+    if (!opts.dryRun) {
+      await applyChanges(guest, changes);
+      const problems = await verifyChanges(guest, changes.map((c) => c.change), { checkOwner: false });
+      if (problems.length) throw new GhostprepError(`verification failed: ${problems.join('; ')}`);
+    }
+    return { target: name, status: 'ok', error: null, changes };
+  } catch (err) {
+    return { target: name, status: 'failed', error: errorMessage(err), changes: [] };
+  }
+}
