@@ -108,7 +108,7 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
   const target = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
   try {
     const renderOnly = !guest;
-    const g: Guest = guest ?? new MemoryGuest({}, 'render only', { readonly: true });
+    const g: Guest = guest ?? renderOnlyGuest();
     const distro = renderOnly ? detectDistro('') : await readDistro(g);
     const first = renderMachine(m, undefined, distro);
     const identity = await resolveIdentity(first, g, { state, readOnly: opts.mode === 'plan' });
@@ -144,6 +144,11 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
     const r = failed(m, target, err);
     return { ...r, report: { ...r.report, durationMs: Date.now() - started } };
   }
+}
+
+/** The guest of `plan` without --target: nothing but root's account, so every file shows as new. */
+function renderOnlyGuest(): Guest {
+  return new MemoryGuest({ '/etc/passwd': 'root:x:0:0:root:/root:/bin/sh\n', '/etc/group': 'root:x:0:\n' }, 'render only', { readonly: true });
 }
 
 async function readDistro(g: Guest): Promise<Distro> {

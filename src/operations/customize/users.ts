@@ -17,7 +17,9 @@ export const usersOperation: Operation = {
     if (passwd === undefined && !renderOnly) throw new GuestError('the guest has no /etc/passwd', '/etc/passwd');
     const defaultShell = (await guest.stat('/bin/bash')) ? '/bin/bash' : '/bin/sh';
     const r = applyUsers({ passwd, shadow, group, gshadow }, users, { defaultShell, hasShadow: shadow !== undefined, hasGshadow: gshadow !== undefined });
-    if (r.problems.length) throw new GuestError(r.problems.join('; '));
+    // with no guest to look at (plan without --target), its groups are unknown: do not guess
+    const problems = renderOnly ? r.problems.filter((p) => !p.includes('does not exist in the guest')) : r.problems;
+    if (problems.length) throw new GuestError(problems.join('; '));
     const changes: FileChange[] = [
       write('users', '/etc/passwd', r.passwd, await modeOr(guest, '/etc/passwd', 0o644)),
       write('users', '/etc/group', r.group, await modeOr(guest, '/etc/group', 0o644)),
