@@ -1,0 +1,160 @@
+/**
+ * GuestfsGuest on a real ext4 image: reads, atomic writes of any bytes,
+ * metadata, and symlink safety against a hostile guest (links that point at
+ * `/../../etc/shadow`, appliance paths, loops): everything stays inside the
+ * guest. One appliance for the whole file.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Guest } from '../../../src/backends/backend.js';
+import { GuestfsBackend, type GuestfsImageGuest } from '../../../src/backends/guestfs/backend.js';
+import { GuestfsGuest } from '../../../src/backends/guestfs/guest.js';
+import type { GuestfsSession } from '../../../src/backends/guestfs/session.js';
+import { GuestError } from '../../../src/util/errors.js';
+import { FIXTURE, overlayOf, tempDir, testImage } from '../../helpers/images.js';
+
+const root = { mode: 0o644, uid: 0, gid: 0 };
+
+/** Hold one guest open across many `it`s: the visitor waits until `after`. */
+export function holdGuest(backend: GuestfsBackend, target: string, readonly: boolean) {
+  let release!: () => void;
+  let running!: Promise<void>;
+  const guest = new Promise<GuestfsImageGuest>((resolve, reject) => {
+    running = backend.forEachGuest([{ kind: 'image', path: target }], { readonly }, async (_t, g) => {
+      if (g instanceof Error) return reject(g);
+      resolve(g as GuestfsImageGuest);
+      await new Promise<void>((r) => (release = r));
+    });
+    running.catch(reject);
+  });
+  return { guest, done: async () => { release?.(); await running; } };
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  return p.then(() => { throw new Error('expected a rejection'); }, (e: unknown) => e as Error);
+}
+
+describe('GuestfsGuest on a real image', function () {
+  this.timeout(300_000);
+  let dir: string;
+  let g: Guest;
+  let held: ReturnType<typeof holdGuest>;
+
+  before(async () => {
+    dir = await tempDir();
+    const img = await overlayOf(await testImage('ext4-gpt'), dir, 'guest');
+    held = holdGuest(new GuestfsBackend(), img, false);
+    g = await held.guest;
+  });
+
+  after(async () => {
+    await held?.done();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads files, following symlinks inside the guest', async () => {
+    expect((await g.readFile('/etc/hostname'))?.toString()).to.equal('master\n');
+    const osRelease = await fs.readFile(path.join(FIXTURE, 'usr/lib/os-release'));
+    expect((await g.readFile('/etc/os-release'))?.equals(osRelease)).to.equal(true); // -> ../usr/lib/os-release
+    expect(await g.readFile('/etc/nope')).to.equal(null);
+    expect(await g.readFile('/etc/hostname/x')).to.equal(null);
+    expect((await rejection(g.readFile('/etc'))).message).to.match(/not a regular file/);
+    expect((await rejection(g.readFile('/etc/passwd', { maxBytes: 10 }))).message).to.match(/too large/);
+    expect((g as GuestfsImageGuest).os.distro.family).to.equal('debian');
+  });
+
+  it('stats, lists and reads links', async () => {
+    expect(await g.lstat('/etc/os-release')).to.include({ type: 'symlink' });
+    expect(await g.stat('/etc/os-release')).to.include({ type: 'file', uid: 0 });
+    expect(await g.stat('/etc/shadow')).to.include({ type: 'file', mode: 0o640, gid: 42 });
+    expect(await g.readlink('/etc/os-release')).to.equal('../usr/lib/os-release');
+    expect(await g.readlink('/etc/hostname')).to.equal(null);
+    const etc = await g.readdir('/etc');
+    expect(etc).to.include.members(['hostname', 'machine-id', 'ssh']);
+    expect(etc).to.deep.equal([...etc!].sort());
+    expect(await g.readdir('/nope')).to.equal(null);
+  });
+
+  it('writes any bytes atomically, with mode and owner, leaving no temp file', async () => {
+    const cases: [string, Buffer][] = [
+      ['/etc/t-empty', Buffer.alloc(0)],
+      ['/etc/t-text', Buffer.from('line 1\nline "2" \\ $HOME `x`\n\ttab\r\n')],
+      ['/etc/t-latin1', Buffer.from([0xe9, 0xff, 0x80, 0x0a])],
+      ['/etc/t-nul', Buffer.from([0x00, 0x01, 0x00, 0x0a, 0xff])],
+      ['/etc/t-10k', Buffer.alloc(10_000, 'abc"\\\n')],
+      ['/etc/t-200k', Buffer.alloc(200_000, 'x\n')],
+      ['/etc/t-3m', Buffer.alloc(3 * 1024 * 1024 + 17, 0xfe)],
+    ];
+    for (const [p, content] of cases) {
+      await g.writeFile(p, content, { mode: 0o600, uid: 1000, gid: 1000 });
+      expect((await g.readFile(p))?.equals(content), p).to.equal(true);
+      expect(await g.stat(p)).to.deep.equal({ type: 'file', mode: 0o600, uid: 1000, gid: 1000, size: content.length });
+    }
+    await g.writeFile('/etc/hostname', Buffer.from('node01\n'), root);
+    expect((await g.readFile('/etc/hostname'))?.toString()).to.equal('node01\n');
+    expect((await g.readdir('/etc'))!.filter((n) => n.includes('ghostprep'))).to.deep.equal([]);
+    await g.writeFile('/etc/new/deep/file', Buffer.from('x'), root);
+    expect(await g.stat('/etc/new/deep')).to.include({ type: 'dir', mode: 0o755, uid: 0 });
+  });
+
+  it('writes through a symlink to its target, keeping the link', async () => {
+    await g.writeFile('/etc/os-release', Buffer.from('ID=debian\n'), root);
+    expect(await g.lstat('/etc/os-release')).to.include({ type: 'symlink' });
+    expect((await g.readFile('/usr/lib/os-release'))?.toString()).to.equal('ID=debian\n');
+  });
+
+  it('keeps hostile links inside the guest', async () => {
+    const guestShadow = await g.readFile('/etc/shadow');
+    await g.symlink('/../../etc/shadow', '/etc/evil-abs');
+    await g.symlink('../../../../../../etc/shadow', '/etc/evil-rel');
+    expect((await g.readFile('/etc/evil-abs'))?.equals(guestShadow!)).to.equal(true);
+    expect((await g.readFile('/etc/evil-rel'))?.equals(guestShadow!)).to.equal(true);
+    // Paths that exist only in the appliance are absent from the guest.
+    for (const target of ['/sysroot/etc/hostname', '/usr/lib/x86_64-linux-gnu/guestfs', '/init']) {
+      await g.symlink(target, '/etc/evil-app');
+      expect(await g.readFile('/etc/evil-app'), target).to.equal(null);
+      expect(await g.stat('/etc/evil-app'), target).to.equal(null);
+    }
+    // A write through a link to an appliance-looking path lands in the guest.
+    await g.symlink('/../../../run/escape', '/etc/hostname');
+    await g.writeFile('/etc/hostname', Buffer.from('inside\n'), root);
+    expect((await g.readFile('/run/escape'))?.toString()).to.equal('inside\n');
+    // A directory link to / is just the guest's root.
+    await g.symlink('/', '/etc/rootlink');
+    expect(await g.readdir('/etc/rootlink/etc/..')).to.deep.equal(await g.readdir('/'));
+    await g.symlink('loop-b', '/etc/loop-a');
+    await g.symlink('loop-a', '/etc/loop-b');
+    expect((await rejection(g.readFile('/etc/loop-a'))).message).to.match(/too many levels/);
+  });
+
+  it('makes directories, removes, chmods and chowns', async () => {
+    await g.mkdir('/srv/a/b', { mode: 0o750, uid: 1000, gid: 1000 });
+    expect(await g.stat('/srv/a/b')).to.include({ type: 'dir', mode: 0o750, uid: 1000 });
+    await g.writeFile('/srv/a/b/f', Buffer.from('x'), root);
+    expect((await rejection(g.remove('/srv/a'))).message).to.match(/rmdir|not empty/i);
+    await g.symlink('/srv/a', '/srv/link');
+    await g.remove('/srv/link');
+    expect(await g.stat('/srv/a/b/f')).to.include({ type: 'file' });
+    await g.chown('/srv/a/b/f', 5, 6); // chown clears setuid: chmod second, as writeFile does
+    await g.chmod('/srv/a/b/f', 0o4755);
+    expect(await g.stat('/srv/a/b/f')).to.include({ mode: 0o4755, uid: 5, gid: 6 });
+    await g.remove('/srv/a', { recursive: true });
+    expect(await g.lstat('/srv/a')).to.equal(null);
+    await g.remove('/srv/never-there');
+    expect((await rejection(g.remove('/'))).message).to.match(/refusing/);
+    expect((await rejection(g.chmod('/nope', 0o644))).message).to.match(/does not exist/);
+    await g.symlink('/etc', '/srv/dirlink');
+    await g.symlink('/etc/machine-id', '/srv/dirlink'); // replaces the link, does not write inside /etc
+    expect(await g.readlink('/srv/dirlink')).to.equal('/etc/machine-id');
+  });
+
+  it('refuses writes on a read-only guest before touching the appliance', async () => {
+    const ro = new GuestfsGuest({} as GuestfsSession, 'img.qcow2', true);
+    for (const p of [ro.writeFile('/x', Buffer.from(''), root), ro.mkdir('/x', root), ro.remove('/x'), ro.symlink('/a', '/x'), ro.chmod('/x', 0), ro.chown('/x', 0, 0)]) {
+      const err = await rejection(p);
+      expect(err).to.be.instanceOf(GuestError);
+      expect(err.message).to.match(/img.qcow2 is open read-only/);
+    }
+  });
+});
