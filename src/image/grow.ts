@@ -34,6 +34,17 @@ async function partitions(session: GuestfsSession, dev: string): Promise<PartEnt
   return out;
 }
 
+/**
+ * GPT: the header's "last usable LBA" (sgdisk -e aligns it, so it is not
+ * simply size - 34); msdos: the last sector of the disk.
+ */
+async function lastUsableSector(session: GuestfsSession, dev: string, table: string): Promise<number> {
+  if (table !== 'gpt') return Number(await session.text('blockdev-getsz', [dev])) - 1;
+  const header = await session.command('pread-device', [dev, 512, 512]);
+  if (header.toString('latin1', 0, 8) !== 'EFI PART') throw new GuestError(`${dev}: GPT header not found after expanding it`);
+  return Number(header.readBigUInt64LE(48));
+}
+
 /** Grow the filesystem on `device` to the size of the device. */
 export async function growFilesystem(session: GuestfsSession, device: string, fsType: string): Promise<void> {
   if (/^ext[234]$/.test(fsType)) {
@@ -61,9 +72,7 @@ export async function growDrive(session: GuestfsSession, index: number, image: s
   const partition = `${dev}${last.num}`;
   const table = await session.text('part-get-parttype', [dev]);
   if (table === 'gpt') await session.command('part-expand-gpt', [dev]); // backup GPT to the new end
-  const sectors = Number(await session.text('blockdev-getsz', [dev]));
-  // Last usable sector: GPT keeps 33 sectors of backup structures at the end.
-  await session.command('part-resize', [dev, last.num, sectors - (table === 'gpt' ? 34 : 1)]);
+  await session.command('part-resize', [dev, last.num, await lastUsableSector(session, dev, table)]);
   const fsType = (await session.fields('blkid', [partition])).TYPE ?? '';
   if (fsType !== 'LVM2_member') {
     await growFilesystem(session, partition, fsType);

@@ -1,0 +1,97 @@
+/**
+ * restore on real images: overlay and copy, the base never written (its
+ * sha256 unchanged after writes to clones), no overwrite without force,
+ * checksum mismatch refused, sha256 cache, and --size growing ext4 and xfs
+ * (disk, last partition, filesystem: checked with statvfs in the guest).
+ */
+import { expect } from 'chai';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { GuestfsBackend } from '../../src/backends/guestfs/backend.js';
+import { GuestfsSession } from '../../src/backends/guestfs/session.js';
+import { cachedSha256, restore, sha256File, virtualSize, type RestoreProgress } from '../../src/image/restore.js';
+import { tempDir, testImage } from '../helpers/images.js';
+
+const GiB = 1024 * 1024 * 1024;
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  return p.then(() => { throw new Error('expected a rejection'); }, (e: unknown) => e as Error);
+}
+
+describe('restore (real qemu-img and guestfish)', function () {
+  this.timeout(600_000);
+  let dir: string;
+  let base: string;
+  let baseSha: string;
+  const cache = () => path.join(dir, 'sha256.json');
+
+  before(async () => {
+    dir = await tempDir();
+    base = await testImage('ext4-gpt');
+    baseSha = await sha256File(base);
+  });
+
+  after(async () => {
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('makes an overlay and a sparse copy, verified against the base checksum', async () => {
+    const progress: RestoreProgress[] = [];
+    const ov = await restore({ base, to: path.join(dir, 'ov.qcow2'), mode: 'overlay', expectedSha256: baseSha, sha256Cache: cache() });
+    expect(ov).to.include({ format: 'qcow2', baseSha256: baseSha, mode: 'overlay' });
+    expect(ov.virtualSize).to.equal(await virtualSize(base, 'qcow2'));
+    const cp = await restore({ base, to: path.join(dir, 'cp.qcow2'), mode: 'copy', expectedSha256: baseSha, sha256Cache: cache(), onProgress: (p) => progress.push(p) });
+    expect(progress.filter((p) => p.stage === 'copy').at(-1)?.fraction).to.equal(1);
+    expect((await fs.stat(cp.path)).size).to.be.below(ov.virtualSize / 2); // sparse
+    expect(await cachedSha256(base, cache())).to.deep.equal({ sha256: baseSha, cached: true });
+    expect(await fs.readdir(dir)).to.have.members(['sha256.json', 'ov.qcow2', 'cp.qcow2']);
+  });
+
+  it('never overwrites without force and leaves nothing behind on failure', async () => {
+    const to = path.join(dir, 'ov.qcow2');
+    const before = await fs.stat(to);
+    expect((await rejection(restore({ base, to, mode: 'overlay' }))).message).to.match(/exists; use --force/);
+    expect((await fs.stat(to)).mtimeMs).to.equal(before.mtimeMs);
+    await restore({ base, to, mode: 'overlay', force: true });
+    expect((await rejection(restore({ base, to: base, mode: 'copy', force: true }))).message).to.match(/base image itself/);
+    const bad = await rejection(restore({ base, to: path.join(dir, 'bad.qcow2'), mode: 'overlay', expectedSha256: '0'.repeat(64), sha256Cache: cache() }));
+    expect(bad.message).to.match(/checksum mismatch/);
+    expect((await rejection(restore({ base: path.join(dir, 'missing.qcow2'), to: path.join(dir, 'x.qcow2'), mode: 'copy' }))).message).to.match(/not found/);
+    expect((await rejection(restore({ base, to: path.join(dir, 'x.qcow2'), mode: 'overlay', size: '20 G' }))).message).to.match(/invalid size/);
+    expect((await rejection(restore({ base, to: '/dev/null', mode: 'device' }))).message).to.match(/--yes/);
+    expect((await rejection(restore({ base, to: path.join(dir, 'x.img'), mode: 'device', yes: true }))).message).to.match(/not a block device/);
+    expect((await fs.readdir(dir)).filter((n) => n.includes('ghostprep') || n.startsWith('bad') || n.startsWith('x.'))).to.deep.equal([]);
+  });
+
+  it('never writes the base: its sha256 is unchanged after writes to the clones', async () => {
+    await new GuestfsBackend().forEachGuest(
+      ['ov.qcow2', 'cp.qcow2'].map((n) => ({ kind: 'image' as const, path: path.join(dir, n) })),
+      { readonly: false },
+      async (_t, g) => {
+        if (g instanceof Error) throw g;
+        await g.writeFile('/etc/machine-id', Buffer.from('f'.repeat(32) + '\n'), { mode: 0o444, uid: 0, gid: 0 });
+      },
+    );
+    expect(await sha256File(base)).to.equal(baseSha);
+  });
+
+  it('grows disk, partition and filesystem with --size (ext4 and xfs)', async () => {
+    const ext4 = await restore({ base, to: path.join(dir, 'big-ext4.qcow2'), mode: 'overlay', size: '1G' });
+    expect(ext4.virtualSize).to.equal(GiB);
+    expect(ext4.grown).to.include({ filesystem: 'ext4', partition: '/dev/sda1' });
+    const xfs = await restore({ base: await testImage('xfs'), to: path.join(dir, 'big-xfs.qcow2'), mode: 'copy', size: '1G' });
+    expect(xfs.grown).to.include({ filesystem: 'xfs' });
+    const s = await GuestfsSession.open({ drives: [ext4.path, xfs.path].map((p) => ({ path: p, format: 'qcow2', readonly: true })) });
+    try {
+      for (const dev of ['/dev/sda1', '/dev/sdb1']) {
+        await s.command('mount-ro', [dev, '/']);
+        const st = await s.fields('statvfs', ['/']);
+        const bytes = Number(st.blocks) * Number(st.bsize);
+        expect(bytes, dev).to.be.above(0.85 * GiB); // was 256 MiB (ext4) / 512 MiB (xfs)
+        await s.command('umount-all');
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});
