@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { deploy } from '../../fleet/deploy.js';
+import { parseShard } from '../../fleet/shard.js';
+import { DEFAULT_STATE_DIR } from '../../identity/state.js';
+import { writeAtomic } from '../../report/report.js';
+import { GhostprepError } from '../../util/errors.js';
+import { collect, Logger, out, type GlobalOptions } from '../common.js';
+import { buildReport, exitFor, printSummary } from './apply.js';
+
+interface DeployCliOptions { profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; state: string; report?: string }
+
+export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
+  program.command('deploy')
+    .description('restore one clone per inventory machine from a base image into OUT/{name}.qcow2, then apply')
+    .requiredOption('-p, --profile <file|dir>', 'profile file or directory of profiles (repeatable)', collect)
+    .requiredOption('-i, --inventory <file>', 'machine inventory')
+    .requiredOption('--base <image>', 'base image (never written: overlays use it read-only)')
+    .requiredOption('--out <dir>', 'directory for the clones')
+    .option('--mode <mode>', 'overlay (qcow2 backed by the base, instant) or copy (standalone qcow2)', 'overlay')
+    .option('--size <size>', 'grow each clone\'s disk, last partition and filesystem (e.g. 20G)')
+    .option('--sha256 <hex>', 'refuse the base unless its sha256 is this')
+    .option('--force', 'restore clones that already exist again (default: reuse them and re-apply)')
+    .option('-m, --machine <name>', 'only this machine (repeatable)', collect)
+    .option('--shard <I/N>', 'a stable slice of the inventory (0 <= I < N)')
+    .option('-j, --jobs <n>', 'appliances in parallel')
+    .option('--state <dir>', 'where generated identities are kept', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR)
+    .option('--report <file>', 'write the JSON run report here')
+    .addHelpText('after', `
+Stages: verify the base (sha256, cached) -> restore each clone -> apply in shared appliances
+-> verify by reading back -> check the base is unchanged. Re-running resumes: existing
+clones are reused and apply only changes what is still different.
+
+Examples:
+  ghostprep deploy -p profiles/ -i inventory.yaml --base images/debian12.qcow2 --out clones/ --report report.json
+  ghostprep deploy -p profiles/ -i inventory.yaml --base golden.qcow2 --out clones/ --mode copy --size 40G --jobs 2`)
+    .action((o: DeployCliOptions) => run(async (g) => {
+      if (o.mode !== 'overlay' && o.mode !== 'copy') throw new GhostprepError(`--mode ${o.mode}: use overlay or copy (restore --mode device writes a block device)`);
+      const log = new Logger(g);
+      const started = new Date();
+      const event = (e: object) => { if (g.json) out(JSON.stringify(e)); };
+      const result = await deploy({
+        profiles: o.profile, inventory: o.inventory, base: o.base, out: o.out, restoreMode: o.mode, size: o.size, force: o.force,
+        expectedSha256: o.sha256, machines: o.machine, shard: o.shard ? parseShard(o.shard) : undefined,
+        jobs: o.jobs ? Math.max(1, Number(o.jobs)) : undefined, state: o.state,
+        onWarning: (m) => log.warn(m),
+        onRestored: (e, n, total) => { event({ event: 'restore', ...e, done: n, total }); log.progress(`[restore ${n}/${total}] ${e.machine}: ${e.action}${e.error ? `: ${e.error}` : ''}`); },
+        onMachineDone: (r, n, total) => { event({ event: 'apply', machine: r.report.name, status: r.report.status, error: r.report.error, changes: r.changes.length, done: n, total }); log.progress(`[apply ${n}/${total}] ${r.report.name}: ${r.report.status === 'ok' ? `ok, ${r.changes.length} change(s)` : `FAILED: ${r.report.error}`}`); },
+      });
+      const report = { ...buildReport('deploy', started, result.results), base: result.base };
+      if (o.report) writeAtomic(o.report, JSON.stringify(report, null, 2) + '\n');
+      if (g.json) out(JSON.stringify({ event: 'done', summary: report.summary, base: result.base }));
+      else {
+        printSummary(result.results);
+        log.info(`deploy: ${report.summary.ok} ok, ${report.summary.failed} failed; base ${result.base.path} sha256 ${result.base.sha256.slice(0, 16)}… unchanged`);
+      }
+      return exitFor(report);
+    }));
+}
