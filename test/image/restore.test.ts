@@ -5,12 +5,13 @@
  * (disk, last partition, filesystem: checked with statvfs in the guest).
  */
 import { expect } from 'chai';
+import { execa } from 'execa';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { GuestfsBackend } from '../../src/backends/guestfs/backend.js';
 import { GuestfsSession } from '../../src/backends/guestfs/session.js';
-import { cachedSha256, restore, sha256File, virtualSize, type RestoreProgress } from '../../src/image/restore.js';
-import { tempDir, testImage } from '../helpers/images.js';
+import { cachedSha256, growDrive, restore, sha256File, virtualSize, type RestoreProgress } from '../../src/image/restore.js';
+import { LVM_VG, tempDir, testImage } from '../helpers/images.js';
 
 const GiB = 1024 * 1024 * 1024;
 
@@ -75,21 +76,37 @@ describe('restore (real qemu-img and guestfish)', function () {
     expect(await sha256File(base)).to.equal(baseSha);
   });
 
-  it('grows disk, partition and filesystem with --size (ext4 and xfs)', async () => {
+  /** Filesystem size in bytes of `dev`, mounted read-only at / of `s`. */
+  async function fsBytes(s: GuestfsSession, dev: string): Promise<number> {
+    await s.command('mount-ro', [dev, '/']);
+    try {
+      const st = await s.fields('statvfs', ['/']);
+      return Number(st.blocks) * Number(st.bsize);
+    } finally {
+      await s.command('umount-all');
+    }
+  }
+
+  it('grows disk, partition and ext4 filesystem with --size', async () => {
     const ext4 = await restore({ base, to: path.join(dir, 'big-ext4.qcow2'), mode: 'overlay', size: '1G' });
     expect(ext4.virtualSize).to.equal(GiB);
-    expect(ext4.grown).to.include({ filesystem: 'ext4', partition: '/dev/sda1' });
-    const xfs = await restore({ base: await testImage('xfs'), to: path.join(dir, 'big-xfs.qcow2'), mode: 'copy', size: '1G' });
-    expect(xfs.grown).to.include({ filesystem: 'xfs' });
-    const s = await GuestfsSession.open({ drives: [ext4.path, xfs.path].map((p) => ({ path: p, format: 'qcow2', readonly: true })) });
+    expect(ext4.grown).to.include({ filesystem: 'ext4', partition: '/dev/sda1', grown: '/dev/sda1' });
+  });
+
+  it('grows xfs and an LVM root in one appliance (growDrive), then checks all three', async () => {
+    // qemu-img resize + growDrive is what restore --size does, minus one appliance per image.
+    const xfs = await restore({ base: await testImage('xfs'), to: path.join(dir, 'big-xfs.qcow2'), mode: 'copy' });
+    await execa('qemu-img', ['resize', '-q', '-f', 'qcow2', xfs.path, '1G']);
+    const lvm = await restore({ base: await testImage('lvm'), to: path.join(dir, 'big-lvm.qcow2'), mode: 'overlay', size: '1G' });
+    const drives = [path.join(dir, 'big-ext4.qcow2'), xfs.path, lvm.path].map((p, i) => ({ path: p, format: 'qcow2', readonly: i === 0 }));
+    const s = await GuestfsSession.open({ drives });
     try {
-      for (const dev of ['/dev/sda1', '/dev/sdb1']) {
-        await s.command('mount-ro', [dev, '/']);
-        const st = await s.fields('statvfs', ['/']);
-        const bytes = Number(st.blocks) * Number(st.bsize);
-        expect(bytes, dev).to.be.above(0.85 * GiB); // was 256 MiB (ext4) / 512 MiB (xfs)
-        await s.command('umount-all');
-      }
+      expect(await growDrive(s, 1, xfs.path)).to.deep.equal({ partition: '/dev/sdb1', filesystem: 'xfs', grown: '/dev/sdb1' });
+      expect(await growDrive(s, 2, lvm.path)).to.deep.equal({ partition: '/dev/sdc1', filesystem: 'ext4', grown: `/dev/${LVM_VG}/root` });
+      // were 256 MiB (ext4), 512 MiB (xfs), a 200 MiB root LV in a 512 MiB disk (LVM)
+      expect(await fsBytes(s, '/dev/sda1')).to.be.above(0.85 * GiB);
+      expect(await fsBytes(s, '/dev/sdb1')).to.be.above(0.85 * GiB);
+      expect(await fsBytes(s, `/dev/${LVM_VG}/root`)).to.be.above(0.6 * GiB);
     } finally {
       await s.close();
     }

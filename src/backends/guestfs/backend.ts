@@ -20,10 +20,11 @@ import { conflictKeys, probeLvm } from './lvm-probe.js';
 import { GuestfsSession, type SessionOptions } from './session.js';
 
 /**
- * Upper bound of drives per appliance. Measured (TCG, 2 cores): launch with
- * 1/5/10/20 drives costs 12.1/14.1/16.5/21.2 s, i.e. 12.1/2.8/1.65/1.06 s
- * per drive, and qemu RSS grows 0.53 → 1.47 GB at 20. Past 20 the gain per
- * drive is small while a batch's failure or restart costs more. See README.md.
+ * Upper bound of drives per appliance. Measured (TCG, 2 cores, forEachGuest
+ * with two writes per image): 1/5/10/20 drives cost 17.4/4.5/3.7/2.6 s per
+ * image (launch 15.5/16.7/22.9/25.9 s), and qemu RSS grows 0.53 → 1.47 GB
+ * at 20. Past 20 the gain per drive is small while a batch's failure or
+ * restart costs more. See README.md.
  */
 export const DEFAULT_DRIVES_PER_APPLIANCE = 20;
 

@@ -1,0 +1,107 @@
+/**
+ * The image library: DIR/library.yaml lists captured images with their
+ * checksum and metadata. Every change takes DIR/.library.lock (created with
+ * O_EXCL; a lock whose process is gone is taken over) and rewrites the file
+ * atomically, so two captures at once cannot lose an entry.
+ */
+import { existsSync, openSync, closeSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { GhostprepError } from '../util/errors.js';
+
+export interface LibraryEntry {
+  name: string;
+  file: string;
+  format: string;
+  virtualSize: number;
+  sha256: string;
+  compression: 'zstd' | 'zlib' | 'none';
+  encrypted: boolean;
+  created: string;
+  sealed: boolean;
+  source: string;
+  notes: string;
+}
+
+export interface LibraryFile { version: 1; images: LibraryEntry[] }
+
+export function defaultLibraryDir(): string {
+  return process.env.GHOSTPREP_LIBRARY || './images';
+}
+
+export function libraryFile(dir: string): string {
+  return path.join(dir, 'library.yaml');
+}
+
+export function readLibrary(dir: string): LibraryFile {
+  const file = libraryFile(dir);
+  if (!existsSync(file)) return { version: 1, images: [] };
+  let data: unknown;
+  try { data = parse(readFileSync(file, 'utf8')); } catch (err) {
+    throw new GhostprepError(`${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const images = (data as LibraryFile | null)?.images;
+  if (!Array.isArray(images)) throw new GhostprepError(`${file}: expected "images:" with a list of entries`);
+  return { version: 1, images };
+}
+
+export function findImage(dir: string, name: string): LibraryEntry {
+  const lib = readLibrary(dir);
+  const e = lib.images.find((i) => i.name === name);
+  if (!e) throw new GhostprepError(`library ${dir}: no image "${name}" (have: ${lib.images.map((i) => i.name).join(', ') || 'none'})`);
+  return e;
+}
+
+export function imagePath(dir: string, e: LibraryEntry): string {
+  return path.resolve(dir, e.file);
+}
+
+/** `library:NAME` -> entry, else undefined. */
+export function parseLibraryRef(base: string): string | undefined {
+  return base.startsWith('library:') ? base.slice('library:'.length) : undefined;
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Run `fn` holding the library lock; waits up to `timeoutMs` for another holder. */
+export async function withLibraryLock<T>(dir: string, fn: () => Promise<T> | T, timeoutMs = 120_000): Promise<T> {
+  mkdirSync(dir, { recursive: true });
+  const lock = path.join(dir, '.library.lock');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx', 0o644);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(readFileSync(lock, 'utf8').trim());
+      if (holder && !alive(holder)) { try { unlinkSync(lock); } catch { /* raced */ } continue; }
+      if (Date.now() > deadline) throw new GhostprepError(`library ${dir} is locked by process ${holder} (${lock})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    try { unlinkSync(lock); } catch { /* gone */ }
+  }
+}
+
+/** Add (or with `replace`, replace) an entry, under the lock, atomically. */
+export async function addEntry(dir: string, entry: LibraryEntry, options: { replace?: boolean } = {}): Promise<void> {
+  await withLibraryLock(dir, () => {
+    const lib = readLibrary(dir);
+    const i = lib.images.findIndex((e) => e.name === entry.name);
+    if (i >= 0 && !options.replace) throw new GhostprepError(`library ${dir} already has an image "${entry.name}" (use --force to replace it)`);
+    if (i >= 0) lib.images[i] = entry; else lib.images.push(entry);
+    lib.images.sort((a, b) => a.name.localeCompare(b.name));
+    const file = libraryFile(dir);
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, '# ghostprep image library (written by ghostprep capture; edit notes freely)\n' + stringify(lib));
+    renameSync(tmp, file);
+  });
+}
