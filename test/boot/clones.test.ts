@@ -5,9 +5,11 @@
  * interface) and none of the master's (no DHCP 10.0.2.15 from the master's
  * ens3 stanza), and the clones must differ from each other and the master.
  *
- * Two ways to get there:
+ * Three ways to get there:
  *  - `ghostprep apply --target rootfs:DIR` on copies of the master's tree,
  *    then disk images made from the trees (works without libguestfs);
+ *  - `qemu-img create -b base.qcow2` overlays customized by
+ *    `ghostprep apply --target DIR/{name}.qcow2` (the libguestfs backend);
  *  - `ghostprep deploy` of qcow2 overlays on the master image (skipped while
  *    the CLI has no deploy command; a failing deploy fails).
  */
@@ -115,6 +117,8 @@ function checkClones(getBase: () => DebianBase, getIdentities: () => Map<string,
         expect(v4).to.deep.equal([{ ifname: 'lan', family: 'inet', address: m.ip }]);
         expect(id().addresses.map((a) => a.replace(/\/\d+$/, ''))).to.include(m.ip.replace(/\/\d+$/, ''));
         expect(r().routes.join('\n')).to.include('default via 10.0.2.2 dev lan');
+        // the master's `allow-hotplug ens3` DHCP stanza must not have run: ens3 is renamed before ifupdown sees it
+        expect(r().ifupUnits.filter((u) => u.startsWith('ifup@ens3'))).to.deep.equal([]);
       });
       it('has no failed units', () => {
         expect(r().failedUnits).to.deep.equal([]);
@@ -136,6 +140,18 @@ function checkClones(getBase: () => DebianBase, getIdentities: () => Map<string,
   });
 }
 
+/** Boot every machine's image (two QEMUs at a time: TCG runs one vCPU per host thread). */
+async function bootAll(base: DebianBase, image: (name: string) => string, scratch: string): Promise<Map<string, BootReport>> {
+  const reports = await Promise.all(MACHINES.map((m) => bootAndReport(image(m.name), {
+    kernel: base.kernel, initrd: base.initrd, mac: m.mac, consoleLog: path.join(scratch, `${m.name}.console.log`),
+  })));
+  return new Map(MACHINES.map((m, i) => [m.name, reports[i]!]));
+}
+
+async function sha256(file: string): Promise<string> {
+  return (await execa('sha256sum', [file])).stdout.split(' ')[0]!;
+}
+
 async function setup(ctx: Mocha.Context): Promise<DebianBase> {
   if (SKIP_BOOT) { console.log(`      ${SKIP_BOOT_REASON}`); ctx.skip(); }
   const missing = await bootPrerequisites();
@@ -148,7 +164,7 @@ describe('boot: clones customized by ghostprep apply --target rootfs:DIR', funct
   let base: DebianBase;
   let scratch: string;
   let identities: Map<string, Identity>;
-  const reports = new Map<string, BootReport>();
+  let reports: Map<string, BootReport>;
 
   before(async function () {
     base = await setup(this);
@@ -159,10 +175,38 @@ describe('boot: clones customized by ghostprep apply --target rootfs:DIR', funct
     await ghostprep(['apply', '-p', profile, '-i', inventory, '--target', `rootfs:${scratch}/trees/{name}`, '--state', path.join(scratch, 'state'), '--report', report]);
     identities = readReport(report);
     mkdirSync(path.join(scratch, 'images'));
-    for (const m of MACHINES) {
-      const image = await buildImageFromTree(path.join(scratch, 'trees', m.name), path.join(scratch, 'images', `${m.name}.qcow2`));
-      reports.set(m.name, await bootAndReport(image, { kernel: base.kernel, initrd: base.initrd, mac: m.mac, consoleLog: path.join(scratch, `${m.name}.console.log`) }));
+    for (const m of MACHINES) await buildImageFromTree(path.join(scratch, 'trees', m.name), path.join(scratch, 'images', `${m.name}.qcow2`));
+    reports = await bootAll(base, (name) => path.join(scratch, 'images', `${name}.qcow2`), scratch);
+  });
+  after(() => { if (scratch && !process.env.GHOSTPREP_BOOT_KEEP) rmSync(scratch, { recursive: true, force: true }); });
+
+  checkClones(() => base, () => identities, () => reports);
+});
+
+describe('boot: clones made by qemu-img overlays + ghostprep apply --target DIR/{name}.qcow2 (libguestfs)', function () {
+  this.timeout(30 * 60_000);
+  let base: DebianBase;
+  let scratch: string;
+  let identities: Map<string, Identity>;
+  let reports: Map<string, BootReport>;
+
+  before(async function () {
+    base = await setup(this);
+    if ((await execa('sh', ['-c', 'command -v guestfish'], { reject: false })).exitCode !== 0) {
+      throw new Error('guestfish not found: install libguestfs-tools (see .ci/apt-packages.d/guestfs.txt), or set GHOSTPREP_SKIP_BOOT=1');
     }
+    scratch = bootScratch('guestfs');
+    const { profile, inventory } = writeInputs(scratch);
+    const baseSum = await sha256(base.image);
+    mkdirSync(path.join(scratch, 'clones'));
+    for (const m of MACHINES) {
+      await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base.image, '-F', 'qcow2', path.join(scratch, 'clones', `${m.name}.qcow2`)]);
+    }
+    const report = path.join(scratch, 'report.json');
+    await ghostprep(['apply', '-p', profile, '-i', inventory, '--target', `${scratch}/clones/{name}.qcow2`, '--state', path.join(scratch, 'state'), '--report', report]);
+    expect(await sha256(base.image), 'the base image must not be written').to.equal(baseSum);
+    identities = readReport(report);
+    reports = await bootAll(base, (name) => path.join(scratch, 'clones', `${name}.qcow2`), scratch);
   });
   after(() => { if (scratch && !process.env.GHOSTPREP_BOOT_KEEP) rmSync(scratch, { recursive: true, force: true }); });
 
@@ -174,7 +218,7 @@ describe('boot: clones made by ghostprep deploy (qcow2 overlays on the master im
   let base: DebianBase;
   let scratch: string;
   let identities: Map<string, Identity>;
-  const reports = new Map<string, BootReport>();
+  let reports: Map<string, BootReport>;
 
   before(async function () {
     const help = await execa('node', [CLI, '--help'], { reject: false });
@@ -186,14 +230,11 @@ describe('boot: clones made by ghostprep deploy (qcow2 overlays on the master im
     scratch = bootScratch('deploy');
     const { profile, inventory } = writeInputs(scratch);
     const report = path.join(scratch, 'report.json');
-    const baseSum = (await execa('sha256sum', [base.image])).stdout.split(' ')[0];
+    const baseSum = await sha256(base.image);
     await ghostprep(['deploy', '-p', profile, '-i', inventory, '--base', base.image, '--out', path.join(scratch, 'clones'), '--mode', 'overlay', '--state', path.join(scratch, 'state'), '--report', report]);
-    expect((await execa('sha256sum', [base.image])).stdout.split(' ')[0], 'the base image must not be written').to.equal(baseSum);
+    expect(await sha256(base.image), 'the base image must not be written').to.equal(baseSum);
     identities = readReport(report);
-    for (const m of MACHINES) {
-      const image = path.join(scratch, 'clones', `${m.name}.qcow2`);
-      reports.set(m.name, await bootAndReport(image, { kernel: base.kernel, initrd: base.initrd, mac: m.mac, consoleLog: path.join(scratch, `${m.name}.console.log`) }));
-    }
+    reports = await bootAll(base, (name) => path.join(scratch, 'clones', `${name}.qcow2`), scratch);
   });
   after(() => { if (scratch && !process.env.GHOSTPREP_BOOT_KEEP) rmSync(scratch, { recursive: true, force: true }); });
 

@@ -48,6 +48,8 @@ describe('boot harness: the Debian 12 master under QEMU', function () {
 
   it('gets the DHCP address of QEMU user networking on ens3', () => {
     expect(report.links.map((l) => l.ifname)).to.deep.equal(['ens3']);
+    // the master's `allow-hotplug ens3` stanza, through ifupdown's udev hook
+    expect(report.ifupUnits).to.include('ifup@ens3.service active');
     expect(report.addresses.filter((a) => a.family === 'inet')).to.deep.equal([{ ifname: 'ens3', family: 'inet', address: '10.0.2.15/24' }]);
     // restrict=on: QEMU's DHCP server offers no router (and no DNS), so no IPv4 default route
     expect(report.routes.filter((r) => !r.includes(':'))).to.deep.equal([]);

@@ -17,6 +17,8 @@
  *   GHOSTPREP-BOOT addr=lan inet 10.0.2.21/24     (ip -o addr, non-loopback)
  *   GHOSTPREP-BOOT route=default via 10.0.2.2 dev lan
  *   GHOSTPREP-BOOT failed=networking.service      (systemctl --failed)
+ *   GHOSTPREP-BOOT ifup=ifup@ens3.service active  (ifupdown hotplug instances)
+ *   GHOSTPREP-BOOT uptime=41.57                   (seconds since the kernel started)
  *   GHOSTPREP-BOOT end
  *
  * Plain key=value lines instead of JSON: no jq in the guest, nothing to
@@ -60,7 +62,13 @@ say "machine-id=$(cat /etc/machine-id 2>/dev/null)"
 for k in /etc/ssh/ssh_host_*_key.pub; do
   [ -e "$k" ] && say "ssh=$(ssh-keygen -lf "$k")"
 done
-ssh-keyscan -T 10 127.0.0.1 2>/dev/null | ssh-keygen -lf - 2>/dev/null | while read -r line; do say "sshd=$line"; done
+# what the running sshd serves (a key exchange per key type: slow under TCG on a busy host, so retry)
+for try in 1 2 3; do
+  served=$(ssh-keyscan -T 30 127.0.0.1 2>/dev/null | ssh-keygen -lf - 2>/dev/null)
+  [ -n "$served" ] && break
+  sleep 3
+done
+printf '%s\n' "$served" | while read -r line; do [ -n "$line" ] && say "sshd=$line"; done
 say "ssh-service=$(systemctl is-active ssh.service)"
 ip -o link show | while read -r idx name rest; do
   name=\${name%:}; name=\${name%@*}
@@ -75,6 +83,8 @@ done
 ip route show default | while read -r line; do say "route=$line"; done
 ip -6 route show default | while read -r line; do say "route=$line"; done
 systemctl --failed --plain --no-legend 2>/dev/null | while read -r unit rest; do say "failed=$unit"; done
+systemctl list-units --all --plain --no-legend 'ifup@*' 2>/dev/null | while read -r unit load active sub rest; do say "ifup=$unit $active"; done
+say "uptime=$(cut -d' ' -f1 /proc/uptime)"
 say end
 systemctl poweroff --no-block
 `;
@@ -140,13 +150,14 @@ systemctl enable ghostprep-boot-report.service
 # nothing that would only slow a 40 s boot down
 systemctl disable apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer 2>/dev/null || true
 systemctl mask systemd-timesyncd.service 2>/dev/null || true
-apt-get clean
-rm -rf /var/lib/apt/lists/* /var/log/*.log /var/cache/debconf/*-old
 `;
 
-/** Everything that determines the base image; its hash names the cache entry. */
-const RECIPE = JSON.stringify({ v: 4, SUITE, mirror: DEBIAN_MIRROR, PACKAGES, INITRAMFS_CONF, INITRAMFS_HOOK, REPORT_SCRIPT, REPORT_UNIT, MASTER_INTERFACES, CUSTOMIZE, ROOT_FS_UUID, sizeMiB: 2048 });
-export const RECIPE_HASH = createHash('sha256').update(RECIPE).digest('hex').slice(0, 12);
+const hash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
+/** What determines the debootstrap tree (stage 1) and the master image (stage 2); their hashes name the cache entries. */
+const DEBOOTSTRAP_RECIPE = JSON.stringify({ v: 1, SUITE, mirror: DEBIAN_MIRROR, PACKAGES, INITRAMFS_CONF, INITRAMFS_HOOK });
+const DEBOOTSTRAP_HASH = hash(DEBOOTSTRAP_RECIPE);
+const RECIPE = JSON.stringify({ v: 1, DEBOOTSTRAP_HASH, REPORT_SCRIPT, REPORT_UNIT, MASTER_INTERFACES, CUSTOMIZE, ROOT_FS_UUID, sizeMiB: 2048 });
+export const RECIPE_HASH = hash(RECIPE);
 
 export interface DebianBase {
   /** qcow2 image of the master (one ext4 partition, MBR); never written by the tests. */
@@ -183,43 +194,43 @@ export function buildDebianBase(log: Log = defaultLog): Promise<DebianBase> {
   return basePromise;
 }
 
+const CHROOT_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' };
+
+/**
+ * Stage 1, `.cache/boot/debootstrap-HASH1/rootfs`: the pristine debootstrap
+ * tree (slow: minutes). Stage 2, `.cache/boot/debian12-HASH2/`: a copy made
+ * into the master (hostname, network, report unit), its disk image, kernel
+ * and initrd (seconds). Editing the report script rebuilds stage 2 only.
+ */
 async function buildDebianBaseUncached(log: Log): Promise<DebianBase> {
-  if (process.getuid?.() !== 0) throw new Error('building the Debian boot image needs root (debootstrap, chroot, file owners)');
   const dir = path.join(BOOT_CACHE, `debian12-${RECIPE_HASH}`);
   const result = (cached: boolean): DebianBase => ({
     image: path.join(dir, 'base.qcow2'), kernel: path.join(dir, 'vmlinuz'), initrd: path.join(dir, 'initrd.img'), rootfs: path.join(dir, 'rootfs'), dir,
     timings: JSON.parse(readFileSync(path.join(dir, 'timings.json'), 'utf8')) as Record<string, number>, cached,
   });
   if (existsSync(path.join(dir, 'timings.json'))) { log(`base image cached: ${dir}`); return result(true); }
+  if (process.getuid?.() !== 0) throw new Error('building the Debian boot image needs root (debootstrap, chroot, file owners)');
 
   mkdirSync(BOOT_CACHE, { recursive: true });
   removeStaleBuilds();
+  const stage1 = await debootstrapTree(log);
   const work = `${dir}.tmp-${process.pid}`;
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const root = path.join(work, 'rootfs');
-  const timings: Record<string, number> = {};
+  const timings: Record<string, number> = { ...stage1.timings };
   try {
-    log(`debootstrap ${SUITE} (minbase + ${PACKAGES.join(',')}) from ${DEBIAN_MIRROR} into ${root}`);
-    const fail = (what: string) => (e: unknown): never => { throw new Error(`${what} failed:\n${tail(String((e as { all?: string }).all ?? e), 40)}`); };
-    // Two stages, so that the initramfs configuration is in place before the kernel's postinst builds it.
-    await timed(timings, 'debootstrapDownload', () => execa('debootstrap', ['--foreign', '--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE, root, DEBIAN_MIRROR], { all: true }).catch(fail('debootstrap (first stage)')));
-    mkdirSync(path.join(root, 'etc/initramfs-tools/conf.d'), { recursive: true });
-    mkdirSync(path.join(root, 'etc/initramfs-tools/hooks'), { recursive: true });
-    writeFileSync(path.join(root, 'etc/initramfs-tools/conf.d/ghostprep-boot'), INITRAMFS_CONF);
-    writeFileSync(path.join(root, 'etc/initramfs-tools/hooks/ghostprep-boot'), INITRAMFS_HOOK, { mode: 0o755 });
-    await timed(timings, 'debootstrapInstall', () => execa('chroot', [root, '/debootstrap/debootstrap', '--second-stage'], { all: true, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } }).catch(fail('debootstrap (second stage)')));
-    timings.debootstrap = timings.debootstrapDownload! + timings.debootstrapInstall!;
-    log(`debootstrap took ${(timings.debootstrap! / 1000).toFixed(0)} s; customizing the master`);
+    log('customizing a copy of the debootstrap tree into the master');
     await timed(timings, 'customize', async () => {
+      await copyTree(stage1.rootfs, root);
       writeFileSync(path.join(root, 'etc/network/interfaces'), MASTER_INTERFACES);
       mkdirSync(path.join(root, 'usr/local/sbin'), { recursive: true });
       writeFileSync(path.join(root, 'usr/local/sbin/ghostprep-boot-report'), REPORT_SCRIPT, { mode: 0o755 });
       writeFileSync(path.join(root, 'etc/systemd/system/ghostprep-boot-report.service'), REPORT_UNIT, { mode: 0o644 });
-      await execa('chroot', [root, '/bin/sh', '-c', CUSTOMIZE], { all: true, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
+      await execa('chroot', [root, '/bin/sh', '-c', CUSTOMIZE], { all: true, env: CHROOT_ENV }).catch(fail('customizing the master'));
       // the initramfs must be able to mount the root on virtio-blk
       const initrd = kernelFile(root, 'initrd.img');
-      const { stdout } = await execa('chroot', [root, 'lsinitramfs', `/boot/${path.basename(initrd)}`], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+      const { stdout } = await execa('chroot', [root, 'lsinitramfs', `/boot/${path.basename(initrd)}`], { env: CHROOT_ENV });
       for (const mod of ['virtio_blk.ko', 'virtio_pci.ko', 'ext4.ko']) {
         if (!stdout.split('\n').some((l) => l.endsWith(mod) || l.endsWith(`${mod}.xz`) || l.endsWith(`${mod}.zst`))) throw new Error(`${initrd} has no ${mod}`);
       }
@@ -230,14 +241,58 @@ async function buildDebianBaseUncached(log: Log): Promise<DebianBase> {
     await timed(timings, 'image', () => buildImageFromTree(root, path.join(work, 'base.qcow2')));
     writeFileSync(path.join(work, 'timings.json'), JSON.stringify(timings, null, 2) + '\n');
     writeFileSync(path.join(work, 'recipe.json'), RECIPE + '\n');
+    removeOtherEntries('debian12-');
     rmSync(dir, { recursive: true, force: true });
     renameSync(work, dir);
   } catch (e) {
     rmSync(work, { recursive: true, force: true });
     throw e;
   }
-  log(`base image built in ${Object.entries(timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}`);
+  log(`base image built: ${Object.entries(timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}`);
   return result(false);
+}
+
+const fail = (what: string) => (e: unknown): never => { throw new Error(`${what} failed:\n${tail(String((e as { all?: string }).all ?? e), 40)}`); };
+
+async function debootstrapTree(log: Log): Promise<{ rootfs: string; timings: Record<string, number> }> {
+  const dir = path.join(BOOT_CACHE, `debootstrap-${DEBOOTSTRAP_HASH}`);
+  const done = path.join(dir, 'timings.json');
+  if (existsSync(done)) {
+    log(`debootstrap tree cached: ${dir}`);
+    return { rootfs: path.join(dir, 'rootfs'), timings: JSON.parse(readFileSync(done, 'utf8')) as Record<string, number> };
+  }
+  const work = `${dir}.tmp-${process.pid}`;
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const root = path.join(work, 'rootfs');
+  const timings: Record<string, number> = {};
+  try {
+    log(`debootstrap ${SUITE} (minbase + ${PACKAGES.join(',')}) from ${DEBIAN_MIRROR} into ${root}`);
+    // Two stages, so that the initramfs configuration is in place before the kernel's postinst builds it.
+    await timed(timings, 'debootstrapDownload', () => execa('debootstrap', ['--foreign', '--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE, root, DEBIAN_MIRROR], { all: true }).catch(fail('debootstrap (first stage)')));
+    mkdirSync(path.join(root, 'etc/initramfs-tools/conf.d'), { recursive: true });
+    mkdirSync(path.join(root, 'etc/initramfs-tools/hooks'), { recursive: true });
+    writeFileSync(path.join(root, 'etc/initramfs-tools/conf.d/ghostprep-boot'), INITRAMFS_CONF);
+    writeFileSync(path.join(root, 'etc/initramfs-tools/hooks/ghostprep-boot'), INITRAMFS_HOOK, { mode: 0o755 });
+    await timed(timings, 'debootstrapInstall', () => execa('chroot', [root, '/debootstrap/debootstrap', '--second-stage'], { all: true, env: CHROOT_ENV }).catch(fail('debootstrap (second stage)')));
+    await execa('chroot', [root, '/bin/sh', '-c', 'apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/*.log'], { env: CHROOT_ENV });
+    writeFileSync(path.join(work, 'timings.json'), JSON.stringify(timings, null, 2) + '\n');
+    removeOtherEntries('debootstrap-');
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(work, dir);
+  } catch (e) {
+    rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
+  log(`debootstrap took ${((timings.debootstrapDownload! + timings.debootstrapInstall!) / 1000).toFixed(0)} s (download ${(timings.debootstrapDownload! / 1000).toFixed(0)} s, install ${(timings.debootstrapInstall! / 1000).toFixed(0)} s)`);
+  return { rootfs: path.join(dir, 'rootfs'), timings };
+}
+
+/** Drop finished cache entries of an older recipe (same prefix, other hash). */
+function removeOtherEntries(prefix: string): void {
+  for (const name of readdirSync(BOOT_CACHE)) {
+    if (name.startsWith(prefix) && !name.includes('.tmp-')) rmSync(path.join(BOOT_CACHE, name), { recursive: true, force: true });
+  }
 }
 
 /** Remove half-built cache entries (DIR.tmp-PID) whose process is gone. */
@@ -300,6 +355,10 @@ export interface BootReport {
   readonly addresses: Array<{ ifname: string; family: 'inet' | 'inet6'; address: string }>;
   readonly routes: string[];
   readonly failedUnits: string[];
+  /** ifup@IFACE.service instances and their state (ifupdown's allow-hotplug handling). */
+  readonly ifupUnits: string[];
+  /** Guest uptime when the report was printed, in seconds. */
+  readonly uptimeS: number;
   readonly console: string;
   readonly durationMs: number;
 }
@@ -326,7 +385,7 @@ export function parseBootReport(consoleText: string, durationMs = 0): BootReport
     sshService: one('ssh-service'),
     links: all('link').map((l) => { const [ifname = '', mac = ''] = l.split(/\s+/); return { ifname, mac }; }),
     addresses: all('addr').map((l) => { const [ifname = '', family = '', address = ''] = l.split(/\s+/); return { ifname, family: family as 'inet' | 'inet6', address }; }),
-    routes: all('route'), failedUnits: all('failed'), console: consoleText, durationMs,
+    routes: all('route'), failedUnits: all('failed'), ifupUnits: all('ifup'), uptimeS: Number(one('uptime')) || 0, console: consoleText, durationMs,
   };
 }
 
@@ -335,7 +394,7 @@ export interface BootOptions {
   readonly initrd: string;
   /** MAC of the virtio NIC (default QEMU's 52:54:00:12:34:56). */
   readonly mac?: string;
-  /** Kill QEMU after this long (default 240 s: TCG is slow). */
+  /** Kill QEMU after this long (default 240 s, or $GHOSTPREP_BOOT_TIMEOUT_S: TCG is slow). */
   readonly timeoutMs?: number;
   /** Boot with -snapshot (default true): the image is not modified by booting. */
   readonly snapshot?: boolean;
@@ -373,14 +432,14 @@ function tail(s: string, n: number): string {
  */
 export async function bootAndReport(image: string, opts: BootOptions): Promise<BootReport> {
   const log = opts.log ?? defaultLog;
-  const timeoutMs = opts.timeoutMs ?? 240_000;
+  const timeoutMs = opts.timeoutMs ?? (Number(process.env.GHOSTPREP_BOOT_TIMEOUT_S) * 1000 || 240_000);
   const format = opts.format ?? (image.endsWith('.qcow2') ? 'qcow2' : 'raw');
   const mac = opts.mac ?? DEFAULT_MAC;
   const args = [
     '-accel', 'tcg', '-cpu', 'max', '-m', '1024', '-smp', '1',
     '-nographic', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-nodefaults',
     '-kernel', opts.kernel, '-initrd', opts.initrd,
-    '-append', `root=/dev/vda1 ro console=ttyS0,115200 panic=-1 ${opts.append ?? ''}`.trim(),
+    '-append', `root=/dev/vda1 ro console=ttyS0,115200 panic=-1 systemd.mask=serial-getty@ttyS0.service ${opts.append ?? ''}`.trim(),
     '-drive', `file=${image},format=${format},if=none,id=d0,cache=unsafe`,
     '-device', 'virtio-blk-pci,drive=d0,addr=0x4',
     '-netdev', 'user,id=n0,restrict=on',
@@ -404,10 +463,14 @@ export async function bootAndReport(image: string, opts: BootOptions): Promise<B
   let timedOut = false;
   let afterReport: NodeJS.Timeout | undefined;
   const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-  // the guest powers off right after the report; do not wait for a slow shutdown forever
+  if (!(opts.snapshot ?? true)) log('booting without -snapshot: the image is written');
+  // The guest powers off right after the report. With -snapshot nothing of the run is kept, so
+  // there is no point in waiting for a shutdown that takes 10-20 s under TCG: stop QEMU at once.
+  // Without it, give the clean shutdown up to 60 s.
+  const snapshot = opts.snapshot ?? true;
   const watch = setInterval(() => {
-    if (reportAt && !afterReport) afterReport = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  }, 500);
+    if (reportAt && !afterReport) afterReport = setTimeout(() => child.kill(snapshot ? 'SIGTERM' : 'SIGKILL'), snapshot ? 500 : 60_000);
+  }, 250);
   let exit: Awaited<typeof child>;
   try {
     exit = await child;
@@ -424,7 +487,7 @@ export async function bootAndReport(image: string, opts: BootOptions): Promise<B
     const why = timedOut ? `timed out after ${timeoutMs / 1000} s` : `qemu exited (code ${exit.exitCode ?? exit.signal}) ${err.trim()}`;
     throw new BootError(`boot of ${image}: no complete GHOSTPREP-BOOT report: ${why}`, out);
   }
-  log(`report after ${(report.durationMs / 1000).toFixed(1)} s, qemu gone after ${(durationMs / 1000).toFixed(1)} s`);
+  log(`${path.basename(image)}: report after ${(report.durationMs / 1000).toFixed(1)} s (guest uptime ${report.uptimeS.toFixed(1)} s), qemu gone after ${(durationMs / 1000).toFixed(1)} s`);
   return report;
 }
 
