@@ -55,7 +55,7 @@ export async function capture(o: CaptureOptions): Promise<LibraryEntry> {
   const encrypted = !!key;
   const compression = encrypted ? 'none' : o.compress;
   const args = ['convert', '-p', '-f', format, '-O', 'qcow2'];
-  if (key) args.unshift('--object', `secret,id=gpkey,file=${key.file}`);
+  if (key) args.splice(1, 0, '--object', `secret,id=gpkey,file=${key.file}`);
   const opts = key ? ['encrypt.format=luks', 'encrypt.key-secret=gpkey'] : compression !== 'none' ? [`compression_type=${compression}`] : [];
   if (compression !== 'none') args.push('-c');
   if (opts.length) args.push('-o', opts.join(','));

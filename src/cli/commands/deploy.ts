@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
 import { deploy } from '../../fleet/deploy.js';
+import { resolveBase } from '../../image/base.js';
+import { defaultLibraryDir } from '../../image/library.js';
+import path from 'node:path';
 import { parseShard } from '../../fleet/shard.js';
 import { DEFAULT_STATE_DIR } from '../../identity/state.js';
 import { writeAtomic } from '../../report/report.js';
@@ -7,14 +10,17 @@ import { GhostprepError } from '../../util/errors.js';
 import { collect, Logger, out, type GlobalOptions } from '../common.js';
 import { buildReport, exitFor, printSummary } from './apply.js';
 
-interface DeployCliOptions { profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; state: string; report?: string }
+interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; state: string; report?: string }
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('deploy')
     .description('restore one clone per inventory machine from a base image into OUT/{name}.qcow2, then apply')
     .requiredOption('-p, --profile <file|dir>', 'profile file or directory of profiles (repeatable)', collect)
     .requiredOption('-i, --inventory <file>', 'machine inventory')
-    .requiredOption('--base <image>', 'base image (never written: overlays use it read-only)')
+    .requiredOption('--base <image|library:NAME>', 'base image (never written: overlays use it read-only), or a library image')
+    .option('--library <dir>', 'image library for library:NAME (default $GHOSTPREP_LIBRARY or ./images)', defaultLibraryDir())
+    .option('--key-file <file>', 'key of an encrypted library image (decrypted once into OUT/.bases/)')
+    .option('--key-env <var>', 'environment variable holding that key')
     .requiredOption('--out <dir>', 'directory for the clones')
     .option('--mode <mode>', 'overlay (qcow2 backed by the base, instant) or copy (standalone qcow2)', 'overlay')
     .option('--size <size>', 'grow each clone\'s disk, last partition and filesystem (e.g. 20G)')
@@ -38,9 +44,10 @@ Examples:
       const log = new Logger(g);
       const started = new Date();
       const event = (e: object) => { if (g.json) out(JSON.stringify(e)); };
+      const base = await resolveBase(o.base, { library: o.library, key: { file: o.keyFile, env: o.keyEnv }, clearDir: path.join(o.out, '.bases') });
       const result = await deploy({
-        profiles: o.profile, inventory: o.inventory, base: o.base, out: o.out, restoreMode: o.mode, size: o.size, force: o.force,
-        expectedSha256: o.sha256, machines: o.machine, shard: o.shard ? parseShard(o.shard) : undefined,
+        profiles: o.profile, inventory: o.inventory, base: base.path, out: o.out, restoreMode: o.mode, size: o.size, force: o.force,
+        expectedSha256: o.sha256 ?? base.expectedSha256, machines: o.machine, shard: o.shard ? parseShard(o.shard) : undefined,
         jobs: o.jobs ? Math.max(1, Number(o.jobs)) : undefined, state: o.state,
         onWarning: (m) => log.warn(m),
         onRestored: (e, n, total) => { event({ event: 'restore', ...e, done: n, total }); log.progress(`[restore ${n}/${total}] ${e.machine}: ${e.action}${e.error ? `: ${e.error}` : ''}`); },

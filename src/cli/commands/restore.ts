@@ -1,12 +1,19 @@
 import type { Command } from 'commander';
-import { restore, type RestoreMode } from '../../image/restore.js';
+import { restore, verifyBase, type RestoreMode } from '../../image/restore.js';
+import { resolveBase } from '../../image/base.js';
+import { decryptCopy } from '../../image/capture.js';
+import { defaultLibraryDir, findImage, imagePath, parseLibraryRef } from '../../image/library.js';
+import { existsSync } from 'node:fs';
 import { GhostprepError } from '../../util/errors.js';
 import { Logger, out, type GlobalOptions } from '../common.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('restore')
     .description('restore one clone from a base image (overlay, copy, or onto a block device)')
-    .requiredOption('--base <image>', 'base image (never written)')
+    .requiredOption('--base <image|library:NAME>', 'base image (never written), or a library image')
+    .option('--library <dir>', 'image library for library:NAME (default $GHOSTPREP_LIBRARY or ./images)', defaultLibraryDir())
+    .option('--key-file <file>', 'key of an encrypted library image')
+    .option('--key-env <var>', 'environment variable holding the key of an encrypted library image')
     .requiredOption('--to <path>', 'new clone file, or /dev/X with --mode device')
     .option('--mode <mode>', 'overlay | copy | device', 'overlay')
     .option('--size <size>', 'grow the disk, its last partition and filesystem (ext4, xfs, LVM root) to this size')
@@ -23,12 +30,24 @@ Examples:
   ghostprep restore --base images/debian12.qcow2 --to clones/node01.qcow2
   ghostprep restore --base images/debian12.qcow2 --to big.qcow2 --mode copy --size 40G
   ghostprep restore --base images/debian12.qcow2 --to /dev/sdb --mode device --yes`)
-    .action((o: { base: string; to: string; mode: string; size?: string; sha256?: string; force?: boolean; yes?: boolean }) => run(async (g) => {
+    .action((o: { base: string; to: string; mode: string; size?: string; sha256?: string; force?: boolean; yes?: boolean; library: string; keyFile?: string; keyEnv?: string }) => run(async (g) => {
       if (!['overlay', 'copy', 'device'].includes(o.mode)) throw new GhostprepError(`--mode ${o.mode}: use overlay, copy or device`);
       const log = new Logger(g);
+      const name = parseLibraryRef(o.base);
+      if (name && findImage(o.library, name).encrypted) {
+        // an encrypted image restores to a clear standalone copy, checked first
+        if (o.mode !== 'copy') throw new GhostprepError(`library image ${name} is encrypted: restore it with --mode copy (the clone is written decrypted)`);
+        if (existsSync(o.to) && !o.force) throw new GhostprepError(`${o.to} exists (use --force to overwrite it)`);
+        const entry = findImage(o.library, name);
+        await verifyBase(imagePath(o.library, entry), entry.sha256);
+        await decryptCopy(imagePath(o.library, entry), o.to, { file: o.keyFile, env: o.keyEnv });
+        out(g.json ? JSON.stringify({ path: o.to, mode: 'copy', decrypted: true }) : `restored ${o.to} (decrypted copy of ${name})`);
+        return 0;
+      }
+      const resolved = await resolveBase(o.base, { library: o.library });
       let last = -1;
       const result = await restore({
-        base: o.base, to: o.to, mode: o.mode as RestoreMode, size: o.size, expectedSha256: o.sha256, force: o.force, yes: o.yes,
+        base: resolved.path, to: o.to, mode: o.mode as RestoreMode, size: o.size, expectedSha256: o.sha256 ?? resolved.expectedSha256, force: o.force, yes: o.yes,
         onProgress: (p) => {
           const pct = Math.floor(p.fraction * 100);
           if (pct !== last && pct % 10 === 0) { last = pct; log.progress(`${p.stage}: ${pct}%`); }
