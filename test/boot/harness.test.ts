@@ -31,6 +31,8 @@ describe('boot harness: the Debian 12 master under QEMU', function () {
     const id = readFileSync(path.join(base.rootfs, 'etc/machine-id'), 'utf8').trim();
     expect(id).to.match(/^[0-9a-f]{32}$/);
     expect(report.machineId).to.equal(id);
+    expect(report.dbusMachineId).to.equal(id);
+    expect(report.dbusReportedMachineId).to.equal(id);
   });
 
   it("reports the master's SSH host keys, and sshd serves them", async () => {

@@ -11,6 +11,8 @@
  *   GHOSTPREP-BOOT hostname=node01              (hostname)
  *   GHOSTPREP-BOOT fqdn=node01.example.org       (hostname -f)
  *   GHOSTPREP-BOOT machine-id=0123…              (/etc/machine-id)
+ *   GHOSTPREP-BOOT dbus-machine-id=0123…         (/var/lib/dbus/machine-id)
+ *   GHOSTPREP-BOOT dbus-daemon-machine-id=0123…         (what the running dbus-daemon says: Peer.GetMachineId)
  *   GHOSTPREP-BOOT ssh=256 SHA256:… root@x (ED25519)   (ssh-keygen -lf of each /etc/ssh/ssh_host_*_key.pub)
  *   GHOSTPREP-BOOT sshd=256 SHA256:… 127.0.0.1 (ED25519) (what the running sshd serves, via ssh-keyscan)
  *   GHOSTPREP-BOOT link=lan 52:54:00:aa:bb:01     (non-loopback links and their MACs)
@@ -59,6 +61,8 @@ say begin
 say "hostname=$(hostname)"
 say "fqdn=$(hostname -f 2>/dev/null)"
 say "machine-id=$(cat /etc/machine-id 2>/dev/null)"
+say "dbus-machine-id=$(cat /var/lib/dbus/machine-id 2>/dev/null)"
+say "dbus-daemon-machine-id=$(dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.Peer.GetMachineId 2>/dev/null | grep -o '"[0-9a-f]*"' | tr -d '"')"
 for k in /etc/ssh/ssh_host_*_key.pub; do
   [ -e "$k" ] && say "ssh=$(ssh-keygen -lf "$k")"
 done
@@ -288,11 +292,15 @@ async function debootstrapTree(log: Log): Promise<{ rootfs: string; timings: Rec
   return { rootfs: path.join(dir, 'rootfs'), timings };
 }
 
-/** Drop finished cache entries of an older recipe (same prefix, other hash). */
+/**
+ * Drop finished cache entries of older recipes (same prefix, other hash),
+ * keeping the newest other one: a second checkout or a concurrent run of an
+ * older build may still be using it.
+ */
 function removeOtherEntries(prefix: string): void {
-  for (const name of readdirSync(BOOT_CACHE)) {
-    if (name.startsWith(prefix) && !name.includes('.tmp-')) rmSync(path.join(BOOT_CACHE, name), { recursive: true, force: true });
-  }
+  const others = readdirSync(BOOT_CACHE).filter((n) => n.startsWith(prefix) && !n.includes('.tmp-'))
+    .map((n) => ({ n, t: statSync(path.join(BOOT_CACHE, n)).mtimeMs })).sort((a, b) => b.t - a.t);
+  for (const { n } of others.slice(1)) rmSync(path.join(BOOT_CACHE, n), { recursive: true, force: true });
 }
 
 /** Remove half-built cache entries (DIR.tmp-PID) whose process is gone. */
@@ -344,6 +352,9 @@ export interface BootReport {
   readonly hostname: string;
   readonly fqdn: string;
   readonly machineId: string;
+  /** /var/lib/dbus/machine-id, and the machine id the running system bus reports. */
+  readonly dbusMachineId: string;
+  readonly dbusReportedMachineId: string;
   /** SHA256:… of each /etc/ssh/ssh_host_*_key.pub, sorted. */
   readonly sshFingerprints: string[];
   /** {type, sha256} of each host key file (type lowercase: ed25519, ecdsa, rsa). */
@@ -380,6 +391,7 @@ export function parseBootReport(consoleText: string, durationMs = 0): BootReport
   const sshKeys = all('ssh').map(fp).sort((a, b) => a.type.localeCompare(b.type));
   return {
     hostname: one('hostname'), fqdn: one('fqdn'), machineId: one('machine-id'),
+    dbusMachineId: one('dbus-machine-id'), dbusReportedMachineId: one('dbus-daemon-machine-id'),
     sshKeys, sshFingerprints: sshKeys.map((k) => k.sha256).sort(),
     sshdFingerprints: [...new Set(all('sshd').map((l) => fp(l).sha256))].sort(),
     sshService: one('ssh-service'),
