@@ -62,12 +62,17 @@ export async function capture(o: CaptureOptions): Promise<LibraryEntry> {
   args.push(o.source, tmp);
   try {
     await import('node:fs/promises').then((fs) => fs.mkdir(o.library, { recursive: true }));
-    const child = execa('qemu-img', args, { stdin: 'ignore', buffer: { stdout: false } });
-    child.stdout?.on('data', (d: Buffer) => {
-      const m = /\((\d+(?:\.\d+)?)\/100%\)/.exec(d.toString());
-      if (m) o.onProgress?.(Number(m[1]) / 100);
-    });
-    await child;
+    // LUKS creation times PBKDF2 on this CPU; on a loaded machine qemu-img can
+    // fail with "Unable to get accurate CPU usage": that is worth another try.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await convert(args, o.onProgress);
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/accurate CPU usage/.test(String((err as { stderr?: string }).stderr))) throw err;
+        await rm(tmp, { force: true });
+      }
+    }
     const sha256 = await sha256File(tmp);
     const size = await virtualSize(tmp, 'qcow2').catch(async () => (await stat(o.source)).size);
     await rename(tmp, dest);
@@ -84,6 +89,15 @@ export async function capture(o: CaptureOptions): Promise<LibraryEntry> {
   } finally {
     key?.cleanup();
   }
+}
+
+async function convert(args: string[], onProgress?: (fraction: number) => void): Promise<void> {
+  const child = execa('qemu-img', args, { stdin: 'ignore', buffer: { stdout: false } });
+  child.stdout?.on('data', (d: Buffer) => {
+    const m = /\((\d+(?:\.\d+)?)\/100%\)/.exec(d.toString());
+    if (m) onProgress?.(Number(m[1]) / 100);
+  });
+  await child;
 }
 
 /** Decrypt an encrypted library image into a clear standalone qcow2 (restore of an encrypted image). */
