@@ -129,6 +129,9 @@ function ifcfgConflict(name: string, text: string, c: Claims): string | undefine
   const kv = parseKv(text);
   const mac = kv.get('HWADDR');
   if (mac) return `master ifcfg bound to MAC ${mac.toLowerCase()}`;
+  // SUSE's LLADDR (and rhel's MACADDR) *set* the address: a clone would take the master's MAC
+  const forced = kv.get('LLADDR') || kv.get('MACADDR');
+  if (forced) return `master ifcfg forcing the master's MAC ${forced.toLowerCase()}`;
   const dev = kv.get('DEVICE') || name;
   if (c.names.has(dev)) return `master ifcfg for interface ${dev}`;
   return undefined;

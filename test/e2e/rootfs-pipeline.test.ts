@@ -3,7 +3,7 @@
  * tree: validate -> plan (changes) -> apply -> plan (none) -> audit.
  */
 import { expect } from 'chai';
-import { cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { validateAgainst } from '../../src/schema/validate.js';
 import { copyFixture, ROOTFS_FIXTURES, tempDir } from '../helpers/rootfs.js';
@@ -151,6 +151,27 @@ describe('e2e: rootfs pipeline on every fixture family', function () {
       expect(statSync(t('debian12', 'etc/ssh/ssh_host_ed25519_key')).mode & 0o777).to.equal(0o600);
       expect(statSync(t('debian12', 'etc/shadow')).gid).to.equal(42);
     }
+  });
+
+  it('wrote each family\'s network files and removed the master\'s conflicting ones', () => {
+    const has = (f: string, p: string) => existsSync(path.join(trees, `n-${f}`, p));
+    const expected: Record<string, { ours: string; stale?: string }> = {
+      debian12: { ours: 'etc/network/interfaces.d/50-ghostprep' },
+      ubuntu2204: { ours: 'etc/netplan/50-ghostprep.yaml', stale: 'etc/netplan/00-installer-config.yaml' },
+      rocky9: { ours: 'etc/NetworkManager/system-connections/ghostprep-lan.nmconnection', stale: 'etc/NetworkManager/system-connections/ens3.nmconnection' },
+      rocky8: { ours: 'etc/NetworkManager/system-connections/ghostprep-lan.nmconnection', stale: 'etc/sysconfig/network-scripts/ifcfg-eth0' },
+      fedora40: { ours: 'etc/NetworkManager/system-connections/ghostprep-lan.nmconnection' },
+      opensuse155: { ours: 'etc/sysconfig/network/ifcfg-lan', stale: 'etc/sysconfig/network/ifcfg-eth0' },
+      arch: { ours: 'etc/systemd/network/10-ghostprep-lan.network', stale: 'etc/systemd/network/20-wired.network' },
+      alpine319: { ours: 'etc/network/interfaces.d/50-ghostprep' },
+    };
+    for (const [f, e] of Object.entries(expected)) {
+      expect(has(f, e.ours), `${f}: ${e.ours}`).to.equal(true);
+      if (e.stale) expect(has(f, e.stale), `${f}: ${e.stale} removed`).to.equal(false);
+    }
+    const nm = readFileSync(path.join(trees, 'n-rocky9/etc/NetworkManager/system-connections/ghostprep-lan.nmconnection'), 'utf8');
+    expect(nm).to.include('10.1.0.12/24');
+    expect(statSync(path.join(trees, 'n-ubuntu2204/etc/netplan/50-ghostprep.yaml')).mode & 0o777).to.equal(0o600);
   });
 
   it('keeps the identity in a private state dir', () => {
