@@ -14,6 +14,7 @@ import * as plan from './commands/plan.js';
 import * as deploy from './commands/deploy.js';
 import * as restore from './commands/restore.js';
 import * as images from './commands/images.js';
+import * as report from './commands/report.js';
 import * as seal from './commands/seal.js';
 import * as validate from './commands/validate.js';
 
@@ -61,7 +62,7 @@ const run = async (fn: (g: GlobalOptions) => Promise<number>): Promise<void> => 
   }
 };
 
-for (const mod of [validate, plan, apply, deploy, restore, seal, images, inspect, audit, operations]) mod.register(program, run);
+for (const mod of [validate, plan, apply, deploy, restore, seal, images, inspect, audit, report, operations]) mod.register(program, run);
 
 await program.parseAsync(process.argv);
 process.exitCode = exitCode;

@@ -12,7 +12,8 @@
  *   GHOSTPREP-BOOT fqdn=node01.example.org       (hostname -f)
  *   GHOSTPREP-BOOT machine-id=0123…              (/etc/machine-id)
  *   GHOSTPREP-BOOT dbus-machine-id=0123…         (/var/lib/dbus/machine-id)
- *   GHOSTPREP-BOOT dbus-daemon-machine-id=0123…         (what the running dbus-daemon says: Peer.GetMachineId)
+ *   GHOSTPREP-BOOT dbus-uuidgen=0123…            (the id libdbus uses: dbus-uuidgen --get; the system
+ *                                                 bus policy denies Peer.GetMachineId on the bus driver)
  *   GHOSTPREP-BOOT ssh=256 SHA256:… root@x (ED25519)   (ssh-keygen -lf of each /etc/ssh/ssh_host_*_key.pub)
  *   GHOSTPREP-BOOT sshd=256 SHA256:… 127.0.0.1 (ED25519) (what the running sshd serves, via ssh-keyscan)
  *   GHOSTPREP-BOOT link=lan 52:54:00:aa:bb:01     (non-loopback links and their MACs)
@@ -62,7 +63,7 @@ say "hostname=$(hostname)"
 say "fqdn=$(hostname -f 2>/dev/null)"
 say "machine-id=$(cat /etc/machine-id 2>/dev/null)"
 say "dbus-machine-id=$(cat /var/lib/dbus/machine-id 2>/dev/null)"
-say "dbus-daemon-machine-id=$(dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.Peer.GetMachineId 2>/dev/null | grep -o '"[0-9a-f]*"' | tr -d '"')"
+say "dbus-uuidgen=$(dbus-uuidgen --get 2>&1)"
 for k in /etc/ssh/ssh_host_*_key.pub; do
   [ -e "$k" ] && say "ssh=$(ssh-keygen -lf "$k")"
 done
@@ -352,7 +353,7 @@ export interface BootReport {
   readonly hostname: string;
   readonly fqdn: string;
   readonly machineId: string;
-  /** /var/lib/dbus/machine-id, and the machine id the running system bus reports. */
+  /** /var/lib/dbus/machine-id, and the id libdbus uses (dbus-uuidgen --get). */
   readonly dbusMachineId: string;
   readonly dbusReportedMachineId: string;
   /** SHA256:… of each /etc/ssh/ssh_host_*_key.pub, sorted. */
@@ -391,7 +392,7 @@ export function parseBootReport(consoleText: string, durationMs = 0): BootReport
   const sshKeys = all('ssh').map(fp).sort((a, b) => a.type.localeCompare(b.type));
   return {
     hostname: one('hostname'), fqdn: one('fqdn'), machineId: one('machine-id'),
-    dbusMachineId: one('dbus-machine-id'), dbusReportedMachineId: one('dbus-daemon-machine-id'),
+    dbusMachineId: one('dbus-machine-id'), dbusReportedMachineId: one('dbus-uuidgen'),
     sshKeys, sshFingerprints: sshKeys.map((k) => k.sha256).sort(),
     sshdFingerprints: [...new Set(all('sshd').map((l) => fp(l).sha256))].sort(),
     sshService: one('ssh-service'),
