@@ -34,6 +34,8 @@ export interface Claims {
   readonly macs: ReadonlySet<string>;
   /** Paths the renderer writes: never deleted, they are replaced. */
   readonly ours: ReadonlySet<string>;
+  /** Ethernets matched by MAC and renamed (set-name): the master's kernel names for them are gone. */
+  readonly renamedByMac?: number;
 }
 
 export function claimsOf(model: NetworkModel, ours: Iterable<string>): Claims {
@@ -41,6 +43,7 @@ export function claimsOf(model: NetworkModel, ours: Iterable<string>): Claims {
     names: new Set(model.interfaces.map((i) => i.name).filter((n): n is string => n !== undefined)),
     macs: new Set(model.interfaces.map((i) => i.match?.macaddress).filter((m): m is string => m !== undefined)),
     ours: new Set(ours),
+    renamedByMac: model.interfaces.filter((i) => i.kind === 'ethernet' && i.match?.macaddress && i.setName).length,
   };
 }
 
@@ -286,16 +289,42 @@ export function pruneEni(text: string, names: ReadonlySet<string>): { text: stri
     out.push(line);
   }
   if (!skipping) out.push(...pending);
-  return { text: out.join('\n'), removed: [...removed].sort() };
+  const result = out.join('\n');
+  // the file's last newline belongs to the lines kept, not to a removed stanza
+  return { text: text.endsWith('\n') && !result.endsWith('\n') ? result + '\n' : result, removed: [...removed].sort() };
+}
+
+/** Kernel-style NIC names (eth0, ens3, enp1s0, eno1, enx…) the master configures. */
+const KERNEL_NIC = /^(eth\d+|ens\d+|enp\d+s\d+(f\d+)?|eno\d+|enx[0-9a-f]{12}|em\d+)$/;
+
+/**
+ * A master stanza for its kernel-named NIC (allow-hotplug ens3 / dhcp) is the
+ * same card that our config now matches by MAC and renames: left in place it
+ * would take over whenever the rename cannot happen (a NIC already up from the
+ * initramfs). When we rename at least as many MAC-matched NICs as the master
+ * configures kernel-named ones, those stanzas go too.
+ */
+function replacedKernelNames(texts: readonly string[], c: Claims): string[] {
+  const names = new Set<string>();
+  let ownStanzas = 0; // master stanzas already under our names account for some of the renamed NICs
+  for (const t of texts) {
+    for (const m of t.matchAll(/^\s*iface\s+(\S+)\s+inet6?\s/gm)) {
+      if (c.names.has(m[1]!)) ownStanzas++;
+      else if (KERNEL_NIC.test(m[1]!)) names.add(m[1]!);
+    }
+  }
+  return names.size && names.size <= (c.renamedByMac ?? 0) - ownStanzas ? [...names].sort() : [];
 }
 
 async function staleEni(reader: GuestReader, c: Claims): Promise<FileChange[]> {
   const out: FileChange[] = [];
   const main = await readText(reader, ENI_MAIN);
   const files = [...(main !== null ? [{ path: ENI_MAIN, text: main }] : []), ...(await listFiles(reader, ENI_DIR, () => true))];
-  for (const f of files) {
-    if (c.ours.has(f.path) || isOurs(f.text)) continue;
-    const pruned = pruneEni(f.text, c.names);
+  const mine = files.filter((f) => !c.ours.has(f.path) && !isOurs(f.text));
+  const replaced = replacedKernelNames(mine.map((f) => f.text), c);
+  const names = new Set([...c.names, ...replaced]);
+  for (const f of mine) {
+    const pruned = pruneEni(f.text, names);
     if (!pruned.removed.length) continue;
     const reason = `master ifupdown stanzas for ${pruned.removed.join(', ')}`;
     const onlyComments = pruned.text.split('\n').every((l) => l.trim() === '' || l.trim().startsWith('#'));

@@ -71,6 +71,16 @@ describe('findStale', () => {
     expect(c!.reason).to.equal('master ifupdown stanzas for lan removed, the rest kept');
     expect(c!.op === 'write' && c!.content.toString()).to.equal('auto lo\niface lo inet loopback\n\n# the uplink\n\n# storage\nauto eth1\niface eth1 inet static\n  address 10.9.0.1/24\n');
   });
+  it('removes the master\'s kernel-named DHCP stanza when our config renames that NIC by MAC', async () => {
+    const g = new MemoryGuest({ '/etc/network/interfaces': 'source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n\nallow-hotplug ens3\niface ens3 inet dhcp\n' });
+    const [c] = await findStale(g, model, []);
+    expect(c!.reason).to.equal('master ifupdown stanzas for ens3 removed, the rest kept');
+    expect(c!.op === 'write' && c!.content.toString()).to.equal('source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n');
+  });
+  it('keeps kernel-named stanzas when the master configures more NICs than we rename', async () => {
+    const g = new MemoryGuest({ '/etc/network/interfaces': 'auto lo\niface lo inet loopback\nallow-hotplug ens3\niface ens3 inet dhcp\nauto ens4\niface ens4 inet static\n  address 10.9.0.1/24\n' });
+    expect(await findStale(g, model, [])).to.deep.equal([]);
+  });
   it('pruneEni leaves unrelated files untouched', () => {
     const text = 'auto eth1\niface eth1 inet dhcp\n';
     expect(pruneEni(text, new Set(['lan']))).to.deep.equal({ text, removed: [] });
