@@ -61,8 +61,32 @@ export class GuestfsGuest implements Guest {
 
   // ---- resolution -------------------------------------------------------
 
+  /**
+   * lstat results of this guest, by symlink-free path. Resolving a path costs
+   * one lstatns per component, and planning reads hundreds of paths under the
+   * same few directories; every write clears the cache.
+   */
+  private readonly statCache = new Map<string, RawStat | null>();
+
+  /** A write: the cache is dropped before (the plan's view) and after (the write's own lookups). */
+  private async mutate<T>(fn: () => Promise<T>): Promise<T> {
+    this.statCache.clear();
+    try {
+      return await fn();
+    } finally {
+      this.statCache.clear();
+    }
+  }
+
   /** lstat of a symlink-free guest path; null when absent. */
   private async rawLstat(p: string): Promise<RawStat | null> {
+    if (this.statCache.has(p)) return this.statCache.get(p)!;
+    const st = await this.lstatUncached(p);
+    this.statCache.set(p, st);
+    return st;
+  }
+
+  private async lstatUncached(p: string): Promise<RawStat | null> {
     let f: Record<string, string>;
     try {
       f = await this.session.fields('lstatns', [p]);
@@ -175,24 +199,26 @@ export class GuestfsGuest implements Guest {
   // ---- GuestWriter ------------------------------------------------------
 
   async writeFile(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {
-    this.assertWritable(p);
-    const real = await this.resolve(p, true);
-    if (real === '/') throw new GuestError(`${this.description}: cannot write a file at /`, p);
-    const st = await this.rawLstat(real);
-    if (st && st.type !== 'file') throw new GuestError(`${this.description}: ${p} exists and is not a regular file (${st.type})`, p);
-    const dir = posix.dirname(real);
-    await this.ensureDir(p, dir);
-    // Same directory, so the final rename is atomic on the guest filesystem.
-    const tmp = posix.join(dir, `.${posix.basename(real)}.ghostprep-${randomBytes(6).toString('hex')}`);
-    try {
-      await this.putContent(p, tmp, content);
-      await this.run(p, 'chown', [attrs.uid, attrs.gid, tmp]); // before chmod: chown clears setuid bits
-      await this.run(p, 'chmod', [attrs.mode, tmp]);
-      await this.run(p, 'rename', [tmp, real]);
-    } catch (err) {
-      await this.session.command('rm-f', [tmp]).catch(() => undefined);
-      throw err;
-    }
+    return this.mutate(async () => {
+      this.assertWritable(p);
+      const real = await this.resolve(p, true);
+      if (real === '/') throw new GuestError(`${this.description}: cannot write a file at /`, p);
+      const st = await this.rawLstat(real);
+      if (st && st.type !== 'file') throw new GuestError(`${this.description}: ${p} exists and is not a regular file (${st.type})`, p);
+      const dir = posix.dirname(real);
+      await this.ensureDir(p, dir);
+      // Same directory, so the final rename is atomic on the guest filesystem.
+      const tmp = posix.join(dir, `.${posix.basename(real)}.ghostprep-${randomBytes(6).toString('hex')}`);
+      try {
+        await this.putContent(p, tmp, content);
+        await this.run(p, 'chown', [attrs.uid, attrs.gid, tmp]); // before chmod: chown clears setuid bits
+        await this.run(p, 'chmod', [attrs.mode, tmp]);
+        await this.run(p, 'rename', [tmp, real]);
+      } catch (err) {
+        await this.session.command('rm-f', [tmp]).catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   /** A missing parent is created 0755 root (mkdir-p under the appliance's umask 022). */
@@ -222,46 +248,56 @@ export class GuestfsGuest implements Guest {
   }
 
   async mkdir(p: string, attrs: WriteAttributes): Promise<void> {
-    this.assertWritable(p);
-    const real = await this.resolve(p, true);
-    const st = await this.rawLstat(real);
-    if (st?.type === 'dir') return;
-    if (st) throw new GuestError(`${this.description}: ${p} exists and is not a directory`, p);
-    await this.run(p, 'mkdir-p', [real]);
-    await this.run(p, 'chown', [attrs.uid, attrs.gid, real]);
-    await this.run(p, 'chmod', [attrs.mode, real]);
+    return this.mutate(async () => {
+      this.assertWritable(p);
+      const real = await this.resolve(p, true);
+      const st = await this.rawLstat(real);
+      if (st?.type === 'dir') return;
+      if (st) throw new GuestError(`${this.description}: ${p} exists and is not a directory`, p);
+      await this.run(p, 'mkdir-p', [real]);
+      await this.run(p, 'chown', [attrs.uid, attrs.gid, real]);
+      await this.run(p, 'chmod', [attrs.mode, real]);
+    });
   }
 
   async remove(p: string, options: { recursive?: boolean } = {}): Promise<void> {
-    this.assertWritable(p);
-    const real = await this.resolve(p, false);
-    if (real === '/') throw new GuestError(`${this.description}: refusing to remove /`, p);
-    const st = await this.rawLstat(real);
-    if (!st) return;
-    if (st.type !== 'dir') await this.run(p, 'rm-f', [real]);
-    else if (options.recursive) await this.run(p, 'rm-rf', [real]);
-    else await this.run(p, 'rmdir', [real]);
+    return this.mutate(async () => {
+      this.assertWritable(p);
+      const real = await this.resolve(p, false);
+      if (real === '/') throw new GuestError(`${this.description}: refusing to remove /`, p);
+      const st = await this.rawLstat(real);
+      if (!st) return;
+      if (st.type !== 'dir') await this.run(p, 'rm-f', [real]);
+      else if (options.recursive) await this.run(p, 'rm-rf', [real]);
+      else await this.run(p, 'rmdir', [real]);
+    });
   }
 
   async symlink(target: string, p: string): Promise<void> {
-    this.assertWritable(p);
-    const real = await this.resolve(p, false);
-    const st = await this.rawLstat(real);
-    if (st?.type === 'dir') throw new GuestError(`${this.description}: ${p} is a directory; not replacing it with a symlink`, p);
-    await this.ensureDir(p, posix.dirname(real));
-    // Not ln-sf: with an existing link to a directory it would create the link inside that directory.
-    if (st) await this.run(p, 'rm-f', [real]);
-    await this.run(p, 'ln-s', [target, real]);
+    return this.mutate(async () => {
+      this.assertWritable(p);
+      const real = await this.resolve(p, false);
+      const st = await this.rawLstat(real);
+      if (st?.type === 'dir') throw new GuestError(`${this.description}: ${p} is a directory; not replacing it with a symlink`, p);
+      await this.ensureDir(p, posix.dirname(real));
+      // Not ln-sf: with an existing link to a directory it would create the link inside that directory.
+      if (st) await this.run(p, 'rm-f', [real]);
+      await this.run(p, 'ln-s', [target, real]);
+    });
   }
 
   async chmod(p: string, mode: number): Promise<void> {
-    this.assertWritable(p);
-    await this.run(p, 'chmod', [mode, await this.existing(p)]);
+    return this.mutate(async () => {
+      this.assertWritable(p);
+      await this.run(p, 'chmod', [mode, await this.existing(p)]);
+    });
   }
 
   async chown(p: string, uid: number, gid: number): Promise<void> {
-    this.assertWritable(p);
-    await this.run(p, 'lchown', [uid, gid, await this.existing(p)]);
+    return this.mutate(async () => {
+      this.assertWritable(p);
+      await this.run(p, 'lchown', [uid, gid, await this.existing(p)]);
+    });
   }
 
   private async existing(p: string): Promise<string> {
