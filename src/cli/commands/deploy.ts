@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { deploy } from '../../fleet/deploy.js';
 import { resolveBase } from '../../image/base.js';
-import { defaultLibraryDir } from '../../image/library.js';
 import path from 'node:path';
 import { parseShard } from '../../fleet/shard.js';
 import { DEFAULT_STATE_DIR } from '../../identity/state.js';
@@ -9,22 +8,18 @@ import { writeAtomic } from '../../report/report.js';
 import { GhostprepError } from '../../util/errors.js';
 import { collect, Logger, out, type GlobalOptions } from '../common.js';
 import { buildReport, exitFor, printSummary } from './apply.js';
+import { addBaseOptions } from './fleet-options.js';
 
 interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; state: string; report?: string }
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
-  program.command('deploy')
+  addBaseOptions(program.command('deploy'), ' (decrypted once into OUT/.bases/)')
     .description('restore one clone per inventory machine from a base image into OUT/{name}.qcow2, then apply')
     .requiredOption('-p, --profile <file|dir>', 'profile file or directory of profiles (repeatable)', collect)
     .requiredOption('-i, --inventory <file>', 'machine inventory')
-    .requiredOption('--base <image|library:NAME>', 'base image (never written: overlays use it read-only), or a library image')
-    .option('--library <dir>', 'image library for library:NAME (default $GHOSTPREP_LIBRARY or ./images)', defaultLibraryDir())
-    .option('--key-file <file>', 'key of an encrypted library image (decrypted once into OUT/.bases/)')
-    .option('--key-env <var>', 'environment variable holding that key')
     .requiredOption('--out <dir>', 'directory for the clones')
     .option('--mode <mode>', 'overlay (qcow2 backed by the base, instant) or copy (standalone qcow2)', 'overlay')
     .option('--size <size>', 'grow each clone\'s disk, last partition and filesystem (e.g. 20G)')
-    .option('--sha256 <hex>', 'refuse the base unless its sha256 is this')
     .option('--force', 'restore clones that already exist again (default: reuse them and re-apply)')
     .option('-m, --machine <name>', 'only this machine (repeatable)', collect)
     .option('--shard <I/N>', 'a stable slice of the inventory (0 <= I < N)')

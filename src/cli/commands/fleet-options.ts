@@ -4,6 +4,7 @@ import { parseShard } from '../../fleet/shard.js';
 import { DEFAULT_STATE_DIR } from '../../identity/state.js';
 import type { RunOptions } from '../../fleet/run.js';
 import { collect } from '../common.js';
+import { defaultLibraryDir } from '../../image/library.js';
 
 export interface FleetCliOptions { profile: string[]; inventory: string; target?: string; machine?: string[]; shard?: string; jobs?: string; state: string }
 
@@ -25,4 +26,14 @@ export function runOptions(o: FleetCliOptions, mode: 'plan' | 'apply'): Omit<Run
     jobs: o.jobs ? Math.max(1, Number(o.jobs)) : undefined,
     state: o.state, mode,
   };
+}
+
+/** --base and where a library:NAME base comes from (restore, deploy). */
+export function addBaseOptions(cmd: Command, keyNote: string): Command {
+  return cmd
+    .requiredOption('--base <image|library:NAME>', 'base image (never written: overlays use it read-only), or a library image')
+    .option('--library <dir>', 'image library for library:NAME (default $GHOSTPREP_LIBRARY or ./images)', defaultLibraryDir())
+    .option('--key-file <file>', `key of an encrypted library image${keyNote}`)
+    .option('--key-env <var>', 'environment variable holding that key')
+    .option('--sha256 <hex>', 'refuse the base unless its sha256 is this (cached by size and mtime)');
 }

@@ -2,22 +2,18 @@ import type { Command } from 'commander';
 import { restore, verifyBase, type RestoreMode } from '../../image/restore.js';
 import { resolveBase } from '../../image/base.js';
 import { decryptCopy } from '../../image/capture.js';
-import { defaultLibraryDir, findImage, imagePath, parseLibraryRef } from '../../image/library.js';
+import { addBaseOptions } from './fleet-options.js';
+import { findImage, imagePath, parseLibraryRef } from '../../image/library.js';
 import { existsSync } from 'node:fs';
 import { GhostprepError } from '../../util/errors.js';
 import { Logger, out, type GlobalOptions } from '../common.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
-  program.command('restore')
+  addBaseOptions(program.command('restore'), ' (restored as a decrypted copy)')
     .description('restore one clone from a base image (overlay, copy, or onto a block device)')
-    .requiredOption('--base <image|library:NAME>', 'base image (never written), or a library image')
-    .option('--library <dir>', 'image library for library:NAME (default $GHOSTPREP_LIBRARY or ./images)', defaultLibraryDir())
-    .option('--key-file <file>', 'key of an encrypted library image')
-    .option('--key-env <var>', 'environment variable holding the key of an encrypted library image')
     .requiredOption('--to <path>', 'new clone file, or /dev/X with --mode device')
     .option('--mode <mode>', 'overlay | copy | device', 'overlay')
     .option('--size <size>', 'grow the disk, its last partition and filesystem (ext4, xfs, LVM root) to this size')
-    .option('--sha256 <hex>', 'refuse the base unless its sha256 is this (cached by size and mtime)')
     .option('--force', 'overwrite an existing clone')
     .option('--yes', 'confirm writing a block device (--mode device)')
     .addHelpText('after', `
