@@ -26,7 +26,8 @@ describe('README', () => {
   it('documents every template helper', () => {
     for (const h of HELPERS) expect(README).to.include(`| \`${h.name}\` |`);
   });
-  it('documents every command with an example', () => {
+  it('documents every command with an example', function () {
+    this.timeout(120_000);
     const help = spawnSync(process.execPath, [path.join(REPO, 'dist/src/cli/main.js'), '--help'], { encoding: 'utf8' }).stdout;
     const section = help.slice(help.indexOf('Commands:'), help.indexOf('Exit codes'));
     const commands = [...section.matchAll(/^  ([a-z][a-z-]*)(?: \[options\]| <|\s)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
