@@ -36,6 +36,12 @@ export interface RunOptions {
   readonly mode: 'plan' | 'apply';
   readonly onWarning?: (msg: string) => void;
   readonly onMachineDone?: (r: MachineResult, done: number, total: number) => void;
+  /**
+   * Keep each machine's file changes in the returned results (default). A
+   * caller that consumes them in onMachineDone (plan printing as it goes)
+   * sets false, so that 10,000 machines' rendered files are not all held at once.
+   */
+  readonly retainChanges?: boolean;
   /** Backend for disk images and devices (guestfs); injected so the core does not load it for rootfs runs. */
   readonly imageBackend?: () => Promise<Backend>;
 }
@@ -56,7 +62,10 @@ export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
   if (opts.mode === 'apply') state.ensure();
 
   const results: MachineResult[] = [];
-  const done = (r: MachineResult) => { results.push(r); opts.onMachineDone?.(r, results.length, selected.length); };
+  const done = (r: MachineResult) => {
+    opts.onMachineDone?.(r, results.length + 1, selected.length);
+    results.push(opts.retainChanges === false ? { ...r, changes: [] } : r);
+  };
   const byKind = new Map<string, Array<{ m: PreparedMachine; t: TargetSpec }>>();
   for (const m of selected) {
     const text = m.entry.target ?? opts.target;

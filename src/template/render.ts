@@ -59,7 +59,20 @@ export function renderValue(text: string, context: unknown, name: string): unkno
   return renderTemplate(text, context, name);
 }
 
+// One run reads each template once, not once per machine (10,000 machines share a few templates).
+const templateFiles = new Map<string, { file: string; text: string }>();
+
 export function loadTemplateFile(name: string, dirs: readonly string[] = [TEMPLATE_DIR]): { file: string; text: string } {
+  const key = `${name}\0${dirs.join('\0')}`;
+  let found = templateFiles.get(key);
+  if (!found) {
+    found = findTemplateFile(name, dirs);
+    templateFiles.set(key, found);
+  }
+  return found;
+}
+
+function findTemplateFile(name: string, dirs: readonly string[]): { file: string; text: string } {
   for (const dir of dirs) {
     const file = path.resolve(dir, name);
     try {

@@ -19,24 +19,29 @@ Examples:
   ghostprep plan -p profiles/ -i inventory.yaml --machine node01 --json`)
     .action((o: FleetCliOptions & { detailedExitcode?: boolean }) => run(async (g) => {
       const log = new Logger(g);
-      const results = await runFleet({ ...runOptions(o, 'plan'), onWarning: (m) => log.warn(m) });
       let changed = 0;
       let failed = 0;
-      for (const r of results) {
-        if (r.report.status !== 'ok') failed++;
-        if (r.changes.length) changed++;
-      }
-      if (g.json) {
-        out(JSON.stringify({ machines: results.map((r) => ({ ...r.report, diff: diffText(r) })), summary: { machines: results.length, changed, failed } }, null, 2));
-      } else {
-        for (const r of results) {
+      let first = true;
+      // Each machine is printed as soon as it is planned, then dropped: memory stays flat for big fleets.
+      if (g.json) out('{"machines": [');
+      const results = await runFleet({
+        ...runOptions(o, 'plan'), retainChanges: false, onWarning: (m) => log.warn(m),
+        onMachineDone: (r) => {
+          if (r.report.status !== 'ok') failed++;
+          if (r.changes.length) changed++;
+          if (g.json) {
+            out((first ? '' : ',') + JSON.stringify({ ...r.report, diff: diffText(r) }, null, 2));
+            first = false;
+            return;
+          }
           const head = `=== ${r.report.name} (${r.report.target})`;
-          if (r.report.status !== 'ok') { out(`${head}: FAILED: ${r.report.error}`); continue; }
-          out(`${head}: ${r.changes.length ? `${r.changes.length} change(s)` : 'no changes'}`);
+          if (r.report.status !== 'ok') out(`${head}: FAILED: ${r.report.error}`);
+          else out(`${head}: ${r.changes.length ? `${r.changes.length} change(s)` : 'no changes'}`);
           if (r.changes.length) out(diffText(r));
-        }
-        log.info(`plan: ${results.length} machine(s), ${changed} with changes, ${failed} failed`);
-      }
+        },
+      });
+      if (g.json) out(`], "summary": ${JSON.stringify({ machines: results.length, changed, failed })}}`);
+      else log.info(`plan: ${results.length} machine(s), ${changed} with changes, ${failed} failed`);
       if (failed) return failed === results.length ? ExitCode.error : ExitCode.partial;
       return o.detailedExitcode && changed ? ExitCode.changes : ExitCode.ok;
     }));
