@@ -114,7 +114,18 @@ const networkRule: MachineRule = (r) => {
   if (net === undefined) return [];
   const schema = validateAgainst('network-v2', net, '/network').map((d) => locateProblem(r.prepared, d.path, d.message, 'error', d.key));
   if (schema.length) return schema;
-  return checkNetwork(net).map((p) => locateProblem(r.prepared, '/network' + p.path, p.message));
+  const out = checkNetwork(net).map((p) => locateProblem(r.prepared, '/network' + p.path, p.message));
+  // ENI and ifcfg name interfaces by kernel name: found at plan time on such a guest, after an appliance launch
+  const renderer = r.profile.networkRenderer ?? 'auto';
+  if (['auto', 'eni', 'ifcfg'].includes(renderer)) {
+    const ethernets = (net as { ethernets?: Record<string, { match?: object; 'set-name'?: string }> }).ethernets ?? {};
+    for (const [id, e] of Object.entries(ethernets)) {
+      if (e?.match && !e['set-name'] && !(e.match as { name?: string }).name) {
+        out.push(locateProblem(r.prepared, `/network/ethernets/${id}/match`, `matched without a name and no set-name: guests rendered with ENI or ifcfg (Debian ifupdown, Alpine, RHEL 7, SUSE) cannot use it; add set-name: ${id}`, renderer === 'auto' ? 'warning' : 'error'));
+      }
+    }
+  }
+  return out;
 };
 
 const deriveSecretRule: MachineRule = (r) =>
