@@ -11,7 +11,7 @@ import { detectDistro, type Distro } from '../distro/detect.js';
 import { fingerprint, keyTypeOf } from '../identity/ssh-keys.js';
 import { parseMachineId } from '../identity/machine-id.js';
 import { resolveIdentity } from '../identity/resolve.js';
-import { sha256, StateDir } from '../identity/state.js';
+import { lockMachine, sha256, StateDir } from '../identity/state.js';
 import { assemblePlan } from '../plan/assemble.js';
 import { applyChanges, verifyChanges } from '../plan/apply.js';
 import { effectiveChanges, renderDiff, type EffectiveChange } from '../plan/diff.js';
@@ -115,7 +115,9 @@ function failed(m: PreparedMachine, target: string, err: unknown): MachineResult
 async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: TargetSpec, opts: RunOptions, state: StateDir): Promise<MachineResult> {
   const started = Date.now();
   const target = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
+  let unlock: (() => void) | undefined;
   try {
+    if (opts.mode === 'apply') unlock = lockMachine(state, m.name);
     const renderOnly = !guest;
     const g: Guest = guest ?? renderOnlyGuest();
     const distro = renderOnly ? detectDistro('') : await readDistro(g);
@@ -152,6 +154,8 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
   } catch (err) {
     const r = failed(m, target, err);
     return { ...r, report: { ...r.report, durationMs: Date.now() - started } };
+  } finally {
+    unlock?.();
   }
 }
 

@@ -4,7 +4,7 @@
  * shows no changes. Private keys are 0600 in 0700 directories.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { GhostprepError } from '../util/errors.js';
 
@@ -39,6 +39,35 @@ export class StateDir {
     chmodSync(tmp, mode);
     renameSync(tmp, p);
   }
+}
+
+/**
+ * A per-machine lock in the state dir: two runs applying to the same machine
+ * at once would interleave writes into one guest. Shards work on disjoint
+ * machines and never meet. A lock whose process is gone is taken over.
+ */
+export function lockMachine(state: StateDir, machine: string): () => void {
+  const dir = state.machineDir(machine);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, '.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => { try { unlinkSync(file); } catch { /* already gone */ } };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (pid && pid !== process.pid && alive(pid)) throw new GhostprepError(`machine ${machine} is being changed by another ghostprep run (pid ${pid}, lock ${file})`);
+      unlinkSync(file);
+    }
+  }
+  throw new GhostprepError(`cannot lock machine ${machine} (${file})`);
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 export function sha256(data: Buffer | string): string {
