@@ -19,38 +19,20 @@ import { execa } from 'execa';
 import {
   bootAndReport, bootPrerequisites, bootScratch, buildDebianBase, buildImageFromTree, copyTree,
   SKIP_BOOT, SKIP_BOOT_REASON, type BootReport, type DebianBase,
+  bootInventory, bootProfile,
 } from '../helpers/boot.js';
 import { REPO } from '../helpers/rootfs.js';
 
 const CLI = path.join(REPO, 'dist/src/cli/main.js');
 
-const PROFILE = `profile: boot
-description: real boot test clones
-site: {domain: boot.example.org, gateway: 10.0.2.2, dns: [10.0.2.3]}
-hostname: "{{machine.name}}"
-machineId: generate
-ssh:
-  hostKeys: [ed25519, ecdsa]
-network:
-  version: 2
-  ethernets:
-    lan:
-      match: {macaddress: "{{machine.mac}}"}
-      set-name: lan
-      addresses: ["{{machine.ip}}"]
-      routes: [{to: default, via: "{{site.gateway}}"}]
-      nameservers: {addresses: "{{site.dns}}"}
-`;
+const PROFILE = bootProfile('real boot test clones');
 
 const MACHINES = [
   { name: 'boot01', mac: '52:54:00:b0:07:01', ip: '10.0.2.21/24' },
   { name: 'boot02', mac: '52:54:00:b0:07:02', ip: '10.0.2.22/24' },
 ] as const;
 
-const INVENTORY = `defaults: {profile: boot}
-machines:
-${MACHINES.map((m) => `  - {name: ${m.name}, mac: "${m.mac}", ip: ${m.ip}}`).join('\n')}
-`;
+const INVENTORY = bootInventory(MACHINES);
 
 interface Identity { hostname: string; fqdn: string; machineId: string | null; sshHostKeys: Array<{ type: string; sha256: string }>; addresses: string[] }
 interface RunReport { machines: Array<{ name: string; status: string; error: string | null; identity: Identity | null }> }

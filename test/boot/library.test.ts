@@ -22,6 +22,7 @@ import { execa } from 'execa';
 import {
   bootAndReport, bootPrerequisites, bootScratch, buildDebianBase,
   SKIP_BOOT, SKIP_BOOT_REASON, type BootReport, type DebianBase,
+  bootInventory, bootProfile,
 } from '../helpers/boot.js';
 import { REPO } from '../helpers/rootfs.js';
 
@@ -31,23 +32,7 @@ const BOOT_TIMEOUT_MS = Number(process.env.GHOSTPREP_BOOT_TIMEOUT_S) * 1000 || 3
 const PARALLEL_BOOT_TIMEOUT_MS = Number(process.env.GHOSTPREP_BOOT_TIMEOUT_S) * 1000 || 480_000;
 const HEX32 = /^[0-9a-f]{32}$/;
 
-const PROFILE = `profile: boot
-description: real boot test clones restored from the image library
-site: {domain: boot.example.org, gateway: 10.0.2.2, dns: [10.0.2.3]}
-hostname: "{{machine.name}}"
-machineId: generate
-ssh:
-  hostKeys: [ed25519, ecdsa]
-network:
-  version: 2
-  ethernets:
-    lan:
-      match: {macaddress: "{{machine.mac}}"}
-      set-name: lan
-      addresses: ["{{machine.ip}}"]
-      routes: [{to: default, via: "{{site.gateway}}"}]
-      nameservers: {addresses: "{{site.dns}}"}
-`;
+const PROFILE = bootProfile('real boot test clones restored from the image library');
 
 const MACHINES = [
   { name: 'lib01', mac: '52:54:00:b1:07:01', ip: '10.0.2.31/24' },
@@ -57,10 +42,7 @@ const MACHINES = [
 /** The clone that is booted (one boot keeps the suite short; the other two are checked from the report). */
 const BOOTED = MACHINES[1];
 
-const INVENTORY = `defaults: {profile: boot}
-machines:
-${MACHINES.map((m) => `  - {name: ${m.name}, mac: "${m.mac}", ip: ${m.ip}}`).join('\n')}
-`;
+const INVENTORY = bootInventory(MACHINES);
 
 interface Identity { hostname: string; fqdn: string; machineId: string | null; sshHostKeys: Array<{ type: string; sha256: string }>; addresses: string[] }
 interface RunReport { machines: Array<{ name: string; status: string; error: string | null; identity: Identity | null }> }

@@ -46,6 +46,40 @@ export const DEFAULT_MAC = '52:54:00:12:34:56';
 export const ROOT_FS_UUID = '6a1b7c5e-0d3f-4c2a-9e8b-5f4d3c2b1a09';
 export const MASTER_HOSTNAME = 'master';
 
+/**
+ * The profile every boot test applies: qemu's slirp network (gateway
+ * 10.0.2.2, DNS 10.0.2.3), a MAC-matched NIC renamed `lan` with a static
+ * address, two host key types, a generated machine-id.
+ */
+export function bootProfile(description: string): string {
+  return `profile: boot
+description: ${description}
+site: {domain: boot.example.org, gateway: 10.0.2.2, dns: [10.0.2.3]}
+hostname: "{{machine.name}}"
+machineId: generate
+ssh:
+  hostKeys: [ed25519, ecdsa]
+network:
+  version: 2
+  ethernets:
+    lan:
+      match: {macaddress: "{{machine.mac}}"}
+      set-name: lan
+      addresses: ["{{machine.ip}}"]
+      routes: [{to: default, via: "{{site.gateway}}"}]
+      nameservers: {addresses: "{{site.dns}}"}
+`;
+}
+
+export interface BootMachine { readonly name: string; readonly mac: string; readonly ip: string }
+
+export function bootInventory(machines: readonly BootMachine[]): string {
+  return `defaults: {profile: boot}
+machines:
+${machines.map((m) => `  - {name: ${m.name}, mac: "${m.mac}", ip: ${m.ip}}`).join('\n')}
+`;
+}
+
 const SUITE = 'bookworm';
 const PACKAGES = ['systemd-sysv', 'udev', 'dbus', 'openssh-server', 'ifupdown', 'isc-dhcp-client', 'iproute2', 'linux-image-amd64'];
 
