@@ -53,10 +53,9 @@ export interface MachineResult {
 }
 
 export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
-  const { config, machines, diagnostics } = validateFleet(opts.profiles, opts.inventory);
+  const { machines, diagnostics } = validateFleet(opts.profiles, opts.inventory);
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (errors.length) throw new InvalidInputError(diagnostics, `${errors.length} error(s) in the input`);
-  void config;
   const selected = selectMachines(machines, opts.machines, opts.shard);
   const state = new StateDir(opts.state);
   if (opts.mode === 'apply') state.ensure();
@@ -122,7 +121,7 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
     const g: Guest = guest ?? renderOnlyGuest();
     const distro = renderOnly ? detectDistro('') : await readDistro(g);
     const first = renderMachine(m, undefined, distro);
-    const identity = await resolveIdentity(first, g, { state, readOnly: opts.mode === 'plan' });
+    const identity = await resolveIdentity(first, { state, readOnly: opts.mode === 'plan' });
     const keys = Object.fromEntries(identity.hostKeys.map((k) => [k.type, k.publicKey]));
     const machineId = identity.machineId ?? parseMachineId((await g.readFile('/etc/machine-id').catch(() => null))?.toString()) ?? '';
     const r = renderMachine(m, { machineId, sshHostKeys: keys }, distro);

@@ -5,7 +5,6 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { GuestReader } from '../backends/backend.js';
 import type { RenderedMachine } from '../fleet/prepare.js';
 import type { ResolvedIdentity } from '../operations/registry.js';
 import { originOf } from '../profile/merge.js';
@@ -35,7 +34,7 @@ export interface ResolveOptions {
   readonly readOnly: boolean;
 }
 
-export async function resolveIdentity(r: RenderedMachine, guest: GuestReader | undefined, opts: ResolveOptions): Promise<ResolvedIdentity> {
+export async function resolveIdentity(r: RenderedMachine, opts: ResolveOptions): Promise<ResolvedIdentity> {
   const name = r.prepared.name;
   const mode = r.profile.machineId ?? 'generate';
   let machineId: string | undefined;
@@ -61,7 +60,6 @@ export async function resolveIdentity(r: RenderedMachine, guest: GuestReader | u
   } else if (types.length) {
     hostKeys = await hostKeysFor(opts.state, name, types, `root@${r.fqdn}`);
   }
-  void guest;
   return { machineId, pending, hostKeys };
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { validateFleet } from '../../fleet/validate.js';
 import { hasErrors } from '../../report/diagnostics.js';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
-import { collect, out, printDiagnostics, type GlobalOptions } from '../common.js';
+import { collect, printDiagnostics, type GlobalOptions } from '../common.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('validate')
@@ -27,7 +27,6 @@ Example:
         const msg = errors ? `${errors} error(s)` : `ok: ${machines.length} machine(s), ${diagnostics.length} warning(s)`;
         (errors ? process.stderr : process.stdout).write(msg + '\n');
       }
-      void out;
       return hasErrors(diagnostics) ? ExitCode.error : ExitCode.ok;
     }));
 }
