@@ -194,7 +194,9 @@ export class GuestfsSession {
     this.drives = options.drives ?? [];
     this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.trace = options.trace;
-    const args = options.memsizeMb ? ['-m', String(options.memsizeMb)] : [];
+    // --keys-from-stdin: a passphrase (guest LUKS) is read from the line after
+    // its command, never from a terminal and never from our argv.
+    const args = ['--keys-from-stdin', ...(options.memsizeMb ? ['-m', String(options.memsizeMb)] : [])];
     // detached: guestfish, qemu and libguestfs's recovery process get their
     // own process group, which kill() ends as a whole; a terminal's Ctrl-C
     // reaches us, and our handler ends the group.
@@ -237,8 +239,22 @@ export class GuestfsSession {
 
   /** Run one command; resolves with its raw stdout, rejects with GuestfsError. */
   command(name: string, args: readonly Arg[] = [], options: CommandOptions = {}): Promise<Buffer> {
-    const line = commandLine(name, args);
-    const run = (): Promise<Buffer> => this.send(line, options.timeoutMs ?? this.commandTimeoutMs);
+    return this.enqueue(commandLine(name, args), options);
+  }
+
+  /**
+   * Run a command that takes a key parameter (cryptsetup-open, luks-format…):
+   * guestfish reads the key from the line after the command. The key never
+   * appears in errors, traces or process arguments.
+   */
+  commandWithKey(name: string, args: readonly Arg[], key: string, options: CommandOptions = {}): Promise<Buffer> {
+    if (/[\n\r\0]/.test(key)) throw new RangeError('a passphrase given to guestfish cannot contain newlines or NUL bytes');
+    return this.enqueue(commandLine(name, args), options, key);
+  }
+
+  /** Commands run one at a time, in call order, whatever the previous one's outcome. */
+  private enqueue(line: string, options: CommandOptions, key?: string): Promise<Buffer> {
+    const run = (): Promise<Buffer> => this.send(line, options.timeoutMs ?? this.commandTimeoutMs, key);
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
     return result;
@@ -269,7 +285,7 @@ export class GuestfsSession {
     return out;
   }
 
-  private send(line: string, timeoutMs: number): Promise<Buffer> {
+  private send(line: string, timeoutMs: number, key?: string): Promise<Buffer> {
     if (this.closedError) return Promise.reject(this.withCommand(this.closedError, line));
     const seq = ++this.seq;
     return new Promise<Buffer>((resolve, reject) => {
@@ -280,7 +296,8 @@ export class GuestfsSession {
       };
       p.timer = setTimeout(() => this.onTimeout(p, timeoutMs), timeoutMs);
       this.pending = p;
-      this.child.stdin?.write(`-${line}\necho ${this.nonce}:${seq}\n-${this.nonce}_${seq}\n`);
+      const keyLine = key === undefined ? '' : `${key}\n`;
+      this.child.stdin?.write(`-${line}\n${keyLine}echo ${this.nonce}:${seq}\n-${this.nonce}_${seq}\n`);
     });
   }
 
