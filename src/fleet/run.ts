@@ -44,6 +44,16 @@ export interface RunOptions {
   readonly retainChanges?: boolean;
   /** Backend for disk images and devices (guestfs); injected so the core does not load it for rootfs runs. */
   readonly imageBackend?: () => Promise<Backend>;
+  /** Upper bound of drives in one appliance (guestfs backend); its default otherwise. */
+  readonly drivesPerAppliance?: number;
+  /** A machine's changes are written and are about to be read back (the verify stage starts). */
+  readonly onMachineApplied?: (machine: string) => void;
+}
+
+/** Validated input of a run: the selected machines, in inventory order, and the state dir. */
+export interface Fleet {
+  readonly selected: readonly PreparedMachine[];
+  readonly state: StateDir;
 }
 
 export interface MachineResult {
@@ -53,26 +63,46 @@ export interface MachineResult {
 }
 
 export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
+  const fleet = openFleet(opts);
+  const results: MachineResult[] = [];
+  await runMachines(fleet, fleet.selected, opts, (r) => {
+    opts.onMachineDone?.(r, results.length + 1, fleet.selected.length);
+    results.push(opts.retainChanges === false ? { ...r, changes: [] } : r);
+  });
+  return sortByInventory(results, fleet.selected);
+}
+
+/** Validate the input, select the machines, prepare the state dir (apply). */
+export function openFleet(opts: Pick<RunOptions, 'profiles' | 'inventory' | 'machines' | 'shard' | 'state' | 'mode'>): Fleet {
   const { machines, diagnostics } = validateFleet(opts.profiles, opts.inventory);
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (errors.length) throw new InvalidInputError(diagnostics, `${errors.length} error(s) in the input`);
   const selected = selectMachines(machines, opts.machines, opts.shard);
   const state = new StateDir(opts.state);
   if (opts.mode === 'apply') state.ensure();
+  return { selected, state };
+}
 
-  const results: MachineResult[] = [];
-  const done = (r: MachineResult) => {
-    opts.onMachineDone?.(r, results.length + 1, selected.length);
-    results.push(opts.retainChanges === false ? { ...r, changes: [] } : r);
-  };
+export function sortByInventory(results: MachineResult[], selected: readonly PreparedMachine[]): MachineResult[] {
+  const order = new Map(selected.map((m, i) => [m.name, i]));
+  return results.sort((a, b) => order.get(a.report.name)! - order.get(b.report.name)!);
+}
+
+/**
+ * Process `list` (machines of `fleet`) against their targets; `done` is
+ * called once per machine as it finishes. Deploy calls this once per batch
+ * of restored clones; runFleet once for everything.
+ */
+export async function runMachines(fleet: Fleet, list: readonly PreparedMachine[], opts: RunOptions, done: (r: MachineResult) => void): Promise<void> {
+  const { state } = fleet;
   const byKind = new Map<string, Array<{ m: PreparedMachine; t: TargetSpec }>>();
-  for (const m of selected) {
+  for (const m of list) {
     const text = m.entry.target ?? opts.target;
     if (!text) {
       done(await processMachine(m, undefined, { kind: 'rootfs', path: '(render only)' }, opts, state));
       continue;
     }
-    if (!m.entry.target && !text.includes('{name}') && selected.length > 1) throw new GhostprepError(`target "${text}" has no {name} but ${selected.length} machines are selected: use a pattern like 'clones/{name}.qcow2' or --machine NAME`);
+    if (!m.entry.target && !text.includes('{name}') && fleet.selected.length > 1) throw new GhostprepError(`target "${text}" has no {name} but ${fleet.selected.length} machines are selected: use a pattern like 'clones/{name}.qcow2' or --machine NAME`);
     let t: TargetSpec;
     try { t = parseTarget(text, m.name); } catch (err) { done(failed(m, text, err)); continue; }
     const kind = t.kind === 'rootfs' ? 'rootfs' : 'image';
@@ -86,14 +116,12 @@ export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
       done(guest instanceof Error ? failed(m, t.path, guest) : await processMachine(m, guest, t, opts, state));
     });
   }
-  const order = new Map(selected.map((m, i) => [m.name, i]));
-  return results.sort((a, b) => order.get(a.report.name)! - order.get(b.report.name)!);
 }
 
 async function loadImageBackend(opts: RunOptions): Promise<Backend> {
   if (opts.imageBackend) return opts.imageBackend();
   const mod = await import('../backends/guestfs/backend.js');
-  return new mod.GuestfsBackend();
+  return new mod.GuestfsBackend(opts.drivesPerAppliance !== undefined ? { drivesPerAppliance: opts.drivesPerAppliance } : {});
 }
 
 export function selectMachines(machines: readonly PreparedMachine[], names: readonly string[] | undefined, shard: Shard | undefined): PreparedMachine[] {
@@ -130,6 +158,7 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
     const changes = await effectiveChanges(g, planned);
     if (opts.mode === 'apply' && guest) {
       await applyChanges(guest, changes);
+      opts.onMachineApplied?.(m.name);
       const problems = await verifyChanges(guest, changes.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || t.kind !== 'rootfs' });
       if (problems.length) throw new GhostprepError(`verification failed: ${problems.join('; ')}`);
     }

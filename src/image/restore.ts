@@ -22,11 +22,11 @@ import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
 import { GuestfsSession, type SessionOptions } from '../backends/guestfs/session.js';
 import { cachedSha256, type Sha256Progress } from './checksum.js';
 import { imageFormat } from './format.js';
-import { growDrive, type GrowResult } from './grow.js';
+import { growDrive, growDrives, type GrowResult } from './grow.js';
 
 export { imageFormat } from './format.js';
 export { sha256File, cachedSha256, defaultSha256Cache } from './checksum.js';
-export { growDrive, growFilesystem } from './grow.js';
+export { growDrive, growDrives, growFilesystem } from './grow.js';
 
 export type RestoreMode = 'overlay' | 'copy' | 'device';
 
@@ -138,6 +138,19 @@ async function refuseMounted(dev: string): Promise<void> {
 
 async function restoreFile(base: string, baseFormat: string, o: RestoreOptions): Promise<Omit<RestoreResult, 'mode' | 'durationMs'>> {
   const dest = path.resolve(o.to);
+  const tmp = await buildFile(base, baseFormat, o);
+  try {
+    const grown = o.size ? await growInAppliance(tmp, 'qcow2', o) : undefined;
+    return await finishFile(tmp, dest, grown);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** The clone under a temporary name next to its destination (resized, not grown yet); removed on failure. */
+async function buildFile(base: string, baseFormat: string, o: RestoreOptions): Promise<string> {
+  const dest = path.resolve(o.to);
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.ghostprep-${randomBytes(6).toString('hex')}`);
   try {
     if (o.mode === 'overlay') {
@@ -146,13 +159,70 @@ async function restoreFile(base: string, baseFormat: string, o: RestoreOptions):
       await convertWithProgress(['convert', '-p', '-f', baseFormat, '-O', 'qcow2', base, tmp], o);
       if (o.size) await qemuImg(['resize', '-q', '-f', 'qcow2', tmp, o.size]);
     }
-    const grown = o.size ? await growInAppliance(tmp, 'qcow2', o) : undefined;
-    await fs.rename(tmp, dest);
-    return { path: dest, format: 'qcow2', virtualSize: await virtualSize(dest, 'qcow2'), ...(grown && { grown }) };
+    return tmp;
   } catch (err) {
     await fs.rm(tmp, { force: true });
     throw err;
   }
+}
+
+async function finishFile(tmp: string, dest: string, grown: GrowResult | undefined): Promise<Omit<RestoreResult, 'mode' | 'durationMs'>> {
+  await fs.rename(tmp, dest);
+  return { path: dest, format: 'qcow2', virtualSize: await virtualSize(dest, 'qcow2'), ...(grown && { grown }) };
+}
+
+export interface RestoreBatchOptions extends Omit<RestoreOptions, 'to' | 'mode' | 'yes' | 'onProgress'> {
+  readonly mode: Exclude<RestoreMode, 'device'>;
+  /** Destinations, one clone each. */
+  readonly to: readonly string[];
+  /** Called as each clone is built (before growing, which is done for the whole batch at once). */
+  readonly onBuilt?: (to: string) => void;
+}
+
+/**
+ * Restore many clones of one base: the base is checked once, each clone is
+ * built under a temporary name, then with `size` ALL of them are grown in one
+ * appliance (clones that could collide in one appliance, such as overlays of
+ * an LVM base, get separate ones) and renamed into place. Returns, in the
+ * order of `to`, each clone's result or the error that failed it alone;
+ * throws only for what fails them all (base missing, bad size, checksum).
+ */
+export async function restoreBatch(options: RestoreBatchOptions): Promise<Array<RestoreResult | Error>> {
+  const started = Date.now();
+  const baseFormat = imageFormat(options.base, options.baseFormat);
+  const base = await fs.realpath(options.base).catch(() => {
+    throw new GhostprepError(`${options.base}: base image not found`);
+  });
+  if (options.size !== undefined && !SIZE_RE.test(options.size)) throw new GhostprepError(`invalid size "${options.size}" (e.g. 20G, 512M)`);
+  const baseSha256 = options.expectedSha256 ? await verifyBase(base, options.expectedSha256, options.sha256Cache) : undefined;
+  const tmps: Array<string | Error> = [];
+  for (const to of options.to) {
+    const o: RestoreOptions = { ...options, to };
+    try {
+      await checkDestination(base, o);
+      tmps.push(await buildFile(base, baseFormat, o));
+      options.onBuilt?.(to);
+    } catch (err) {
+      tmps.push(err instanceof Error ? err : new GhostprepError(String(err)));
+    }
+  }
+  const built = tmps.map((t, i) => ({ i, t })).filter((x): x is { i: number; t: string } => typeof x.t === 'string');
+  const grown = options.size
+    ? await growDrives(built.map((x) => ({ path: x.t, format: 'qcow2', name: options.to[x.i]! })), options.session)
+    : built.map(() => undefined);
+  const results: Array<RestoreResult | Error> = tmps.map((t) => (t instanceof Error ? t : new GhostprepError('not restored')));
+  for (const [k, { i, t }] of built.entries()) {
+    const g = grown[k];
+    try {
+      if (g instanceof Error) throw g;
+      const r = await finishFile(t, path.resolve(options.to[i]!), g);
+      results[i] = { ...r, mode: options.mode, ...(baseSha256 && { baseSha256 }), durationMs: Date.now() - started };
+    } catch (err) {
+      await fs.rm(t, { force: true });
+      results[i] = err instanceof Error ? err : new GhostprepError(String(err));
+    }
+  }
+  return results;
 }
 
 async function restoreDevice(base: string, baseFormat: string, o: RestoreOptions): Promise<Omit<RestoreResult, 'mode' | 'durationMs'>> {

@@ -11,12 +11,14 @@
  * visited.
  */
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import { errorMessage, GuestError } from '../../util/errors.js';
 import type { Backend, GuestVisitor, OpenOptions, TargetSpec } from '../backend.js';
 import { imageFormat } from '../../image/format.js';
 import { GuestfsGuest } from './guest.js';
 import { ApplianceLayout, openDrive, type InspectedOs } from './inspect.js';
 import { conflictKeys, probeLvm } from './lvm-probe.js';
+import { luksKeysFor } from './luks.js';
 import { GuestfsSession, type SessionOptions } from './session.js';
 
 /**
@@ -50,15 +52,51 @@ export interface Prepared {
   readonly format: string;
   readonly keys: readonly string[];
   readonly vgNames: readonly string[];
+  /** The header probe saw a LUKS volume: passphrases are needed to look inside. */
+  readonly luks: boolean;
+}
+
+/** Memory one appliance needs with a full batch (qemu RSS 1.47 GB at 20 drives, DESIGN 9), with headroom. */
+const APPLIANCE_MEMORY = 2 * 2 ** 30;
+
+/**
+ * Appliances in parallel when --jobs is not given: one per core (a TCG
+ * appliance keeps one core busy), as many as memory allows at ~2 GiB each.
+ * See README.md "Drives per appliance and jobs" for the measurements.
+ */
+export function defaultJobs(cpus = os.availableParallelism(), memoryBytes = os.totalmem()): number {
+  return Math.max(1, Math.min(cpus, Math.floor(memoryBytes / APPLIANCE_MEMORY)));
+}
+
+/**
+ * Batch size for `n` targets over `jobs` appliances: the fewest rounds of
+ * `jobs` appliances with at most `max` drives each, spread evenly, so that
+ * no appliance is left running a last small batch alone (100 targets, 2 jobs,
+ * max 20: 6 batches of 17, not 20+20+20+20+20).
+ */
+export function batchSize(n: number, maxPerBatch: number, jobs = 1): number {
+  const j = Math.max(1, jobs);
+  const max = Math.max(1, maxPerBatch);
+  if (n <= 0) return 1;
+  const batches = j * Math.ceil(n / (j * max));
+  return Math.max(1, Math.min(max, Math.ceil(n / batches)));
+}
+
+/** Split `items` in order into batches of batchSize(…) (deploy: restore and customize batch by batch). */
+export function splitBatches<T>(items: readonly T[], maxPerBatch: number, jobs = 1): T[][] {
+  const size = batchSize(items.length, maxPerBatch, jobs);
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 /**
  * Greedy batching: each item goes to the first batch with room and no shared
- * key. Batch size is min(max, ceil(n / jobs)) so that `jobs` appliances
+ * key. Batch size is batchSize(n, max, jobs) so that `jobs` appliances
  * share the work evenly instead of one getting everything.
  */
 export function scheduleBatches<T extends { readonly keys: readonly string[] }>(items: readonly T[], maxPerBatch: number, jobs = 1): T[][] {
-  const size = Math.max(1, Math.min(maxPerBatch, Math.ceil(items.length / Math.max(1, jobs))));
+  const size = batchSize(items.length, maxPerBatch, jobs);
   const batches: { items: T[]; keys: Set<string> }[] = [];
   for (const item of items) {
     let b = batches.find((x) => x.items.length < size && !item.keys.some((k) => x.keys.has(k)));
@@ -98,7 +136,7 @@ export class GuestfsBackend implements Backend {
     });
     // Keep the caller's order inside batches (prepare ran in parallel).
     prepared.sort((a, b) => targets.indexOf(a.target) - targets.indexOf(b.target));
-    const jobs = Math.max(1, options.jobs ?? 1);
+    const jobs = Math.max(1, options.jobs ?? defaultJobs());
     const batches = scheduleBatches(prepared, this.options.drivesPerAppliance ?? DEFAULT_DRIVES_PER_APPLIANCE, jobs);
     this.options.verbose?.(`guestfs: ${prepared.length} image(s) in ${batches.length} appliance(s), ${jobs} in parallel`);
     await pool(batches, jobs, (b) => run.batch(b));
@@ -118,7 +156,7 @@ export async function prepareTarget(t: TargetSpec): Promise<Prepared> {
   }
   // Also validates the image early (a truncated qcow2 fails here, alone).
   const lvm = await probeLvm(real, format);
-  return { target: t, format, keys: conflictKeys(real, lvm), vgNames: lvm.vgNames };
+  return { target: t, format, keys: conflictKeys(real, lvm), vgNames: lvm.vgNames, luks: lvm.luksUuids.length > 0 };
 }
 
 /** State of one forEachGuest call: visitor errors are collected and rethrown at the end. */
@@ -187,7 +225,8 @@ class BatchRun {
     const image = p.target.path;
     let guest: GuestfsImageGuest;
     try {
-      const os = await openDrive(session, layout, index, image, { readonly: this.open.readonly, vgNames: p.vgNames });
+      const luksKeys = p.luks ? await luksKeysFor(this.open.luksKeyFiles) : [];
+      const os = await openDrive(session, layout, index, image, { readonly: this.open.readonly, vgNames: p.vgNames, luksKeys });
       for (const n of os.notes) this.backend.verbose?.(`${image}: ${n}`);
       guest = new GuestfsImageGuest(session, image, this.open.readonly, os);
     } catch (err) {

@@ -8,9 +8,9 @@ import { writeAtomic } from '../../report/report.js';
 import { GhostprepError } from '../../util/errors.js';
 import { collect, Logger, out, type GlobalOptions } from '../common.js';
 import { buildReport, exitFor, printSummary } from './apply.js';
-import { addBaseOptions } from './fleet-options.js';
+import { addBaseOptions, positiveInt } from './fleet-options.js';
 
-interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; state: string; report?: string }
+interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string; report?: string }
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   addBaseOptions(program.command('deploy'), ' (decrypted once into OUT/.bases/)')
@@ -23,7 +23,8 @@ export function register(program: Command, run: (fn: (g: GlobalOptions) => Promi
     .option('--force', 'restore clones that already exist again (default: reuse them and re-apply)')
     .option('-m, --machine <name>', 'only this machine (repeatable)', collect)
     .option('--shard <I/N>', 'a stable slice of the inventory (0 <= I < N)')
-    .option('-j, --jobs <n>', 'appliances in parallel')
+    .option('-j, --jobs <n>', 'appliances customizing batches in parallel (default: one per core, ~2 GiB of RAM each)')
+    .option('--drives-per-appliance <n>', 'most clones in one batch / appliance (default 20)')
     .option('--state <dir>', 'where generated identities are kept', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR)
     .option('--report <file>', 'write the JSON run report here')
     .addHelpText('after', `
@@ -43,7 +44,7 @@ Examples:
       const result = await deploy({
         profiles: o.profile, inventory: o.inventory, base: base.path, out: o.out, restoreMode: o.mode, size: o.size, force: o.force,
         expectedSha256: o.sha256 ?? base.expectedSha256, machines: o.machine, shard: o.shard ? parseShard(o.shard) : undefined,
-        jobs: o.jobs ? Math.max(1, Number(o.jobs)) : undefined, state: o.state,
+        jobs: positiveInt(o.jobs, '--jobs'), drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance'), state: o.state,
         onWarning: (m) => log.warn(m),
         onRestored: (e, n, total) => { event({ event: 'restore', ...e, done: n, total }); log.progress(`[restore ${n}/${total}] ${e.machine}: ${e.action}${e.error ? `: ${e.error}` : ''}`); },
         onMachineDone: (r, n, total) => { event({ event: 'apply', machine: r.report.name, status: r.report.status, error: r.report.error, changes: r.changes.length, done: n, total }); log.progress(`[apply ${n}/${total}] ${r.report.name}: ${r.report.status === 'ok' ? `ok, ${r.changes.length} change(s)` : `FAILED: ${r.report.error}`}`); },

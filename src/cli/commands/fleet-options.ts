@@ -4,9 +4,21 @@ import { parseShard } from '../../fleet/shard.js';
 import { DEFAULT_STATE_DIR } from '../../identity/state.js';
 import type { RunOptions } from '../../fleet/run.js';
 import { collect } from '../common.js';
+import { GhostprepError } from '../../util/errors.js';
 import { defaultLibraryDir } from '../../image/library.js';
 
-export interface FleetCliOptions { profile: string[]; inventory: string; target?: string; machine?: string[]; shard?: string; jobs?: string; state: string }
+export interface FleetCliOptions { profile: string[]; inventory: string; target?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string }
+
+const JOBS_HELP = 'appliances in parallel for images (default: one per core, ~2 GiB of RAM each), machines in parallel for rootfs (default 4)';
+const DRIVES_HELP = 'most clones in one appliance (default 20)';
+
+/** A positive integer option, or undefined when not given. */
+export function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new GhostprepError(`${flag} ${value}: a positive integer`);
+  return n;
+}
 
 export function addFleetOptions(cmd: Command): Command {
   return cmd
@@ -15,7 +27,8 @@ export function addFleetOptions(cmd: Command): Command {
     .option('-t, --target <TARGET>', "image, rootfs:DIR, /dev/X, or a pattern with {name}: 'clones/{name}.qcow2'")
     .option('-m, --machine <name>', 'only this machine (repeatable)', collect)
     .option('--shard <I/N>', 'a stable slice of the inventory (0 <= I < N)')
-    .option('-j, --jobs <n>', 'machines (rootfs) or appliances (images) in parallel')
+    .option('-j, --jobs <n>', JOBS_HELP)
+    .option('--drives-per-appliance <n>', DRIVES_HELP)
     .option('--state <dir>', 'where generated identities are kept', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR);
 }
 
@@ -23,7 +36,8 @@ export function runOptions(o: FleetCliOptions, mode: 'plan' | 'apply'): Omit<Run
   return {
     profiles: o.profile, inventory: o.inventory, target: o.target, machines: o.machine,
     shard: o.shard ? parseShard(o.shard) : undefined,
-    jobs: o.jobs ? Math.max(1, Number(o.jobs)) : undefined,
+    jobs: positiveInt(o.jobs, '--jobs'),
+    drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance'),
     state: o.state, mode,
   };
 }
