@@ -21,6 +21,18 @@ function statOf(st: import('node:fs').Stats): FileStat {
 
 const errno = (err: unknown) => (err as NodeJS.ErrnoException).code;
 
+/** What a failed host call means for the guest, without host paths in the message. */
+const ERRNO_TEXT: Record<string, string> = {
+  EPERM: 'operation not permitted (EPERM: an immutable or append-only file? see lsattr)',
+  EACCES: 'permission denied (EACCES)',
+  ENOSPC: 'no space left on the guest filesystem (ENOSPC)',
+  EDQUOT: 'disk quota exceeded on the guest filesystem (EDQUOT)',
+  EROFS: 'the guest filesystem is read-only (EROFS)',
+  ENOTDIR: 'a parent is not a directory (ENOTDIR)',
+  EISDIR: 'is a directory (EISDIR)',
+  ENOTEMPTY: 'directory not empty (ENOTEMPTY)',
+};
+
 export class RootfsGuest implements Guest {
   readonly description: string;
   private warnedChown = false;
@@ -119,6 +131,18 @@ export class RootfsGuest implements Guest {
     if (this.readonly) throw new GuestError(`${this.description} is open read-only (plan never writes)`, p);
   }
 
+  /** Run a write; a host error becomes a GuestError saying what it means, not which host path failed. */
+  private async hostOp<T>(p: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof GuestError) throw err;
+      const code = errno(err);
+      const text = (code && ERRNO_TEXT[code]) || (err as Error).message.split(this.root).join('');
+      throw new GuestError(text, p, { cause: err });
+    }
+  }
+
   /** Parent directory resolved (and created), plus the final name, for rename-based writes. */
   private async parentOf(p: string): Promise<{ dir: string; name: string }> {
     const abs = path.posix.resolve('/', p);
@@ -140,7 +164,16 @@ export class RootfsGuest implements Guest {
 
   async writeFile(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {
     this.guard(p);
+    return this.hostOp(p, () => this.writeFileHost(p, content, attrs));
+  }
+
+  private async writeFileHost(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {
     const { dir, name } = await this.parentOf(p);
+    const dest = path.join(dir, name);
+    const st = await fs.lstat(dest).catch(() => null);
+    if (st?.isDirectory()) throw new GuestError(`${p} is a directory`, p);
+    // a FIFO, device node or socket is not replaced behind the guest's back (the guestfs backend refuses them too)
+    if (st && !st.isFile() && !st.isSymbolicLink()) throw new GuestError(`${p} exists and is not a regular file (${statOf(st).type})`, p);
     const tmp = path.join(dir, `.${name}.ghostprep-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
     const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
@@ -154,10 +187,12 @@ export class RootfsGuest implements Guest {
       throw err;
     }
     await fh.close();
-    const dest = path.join(dir, name);
-    const st = await fs.lstat(dest).catch(() => null);
-    if (st?.isDirectory()) { await fs.rm(tmp, { force: true }); throw new GuestError(`${p} is a directory`, p); }
-    await fs.rename(tmp, dest);
+    try {
+      await fs.rename(tmp, dest);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
   }
 
   private async chownFh(fh: import('node:fs/promises').FileHandle, uid: number, gid: number): Promise<void> {
@@ -174,42 +209,50 @@ export class RootfsGuest implements Guest {
 
   async mkdir(p: string, attrs: WriteAttributes): Promise<void> {
     this.guard(p);
-    const { dir, name } = await this.parentOf(p);
-    const host = path.join(dir, name);
-    try { await fs.mkdir(host, { mode: attrs.mode }); } catch (err) { if (errno(err) !== 'EEXIST') throw err; }
+    return this.hostOp(p, async () => {
+      const { dir, name } = await this.parentOf(p);
+      const host = path.join(dir, name);
+      try { await fs.mkdir(host, { mode: attrs.mode }); } catch (err) { if (errno(err) !== 'EEXIST') throw err; }
+    });
   }
 
   async remove(p: string, options: { recursive?: boolean } = {}): Promise<void> {
     this.guard(p);
-    const { dir, name } = await this.parentOf(p);
-    const host = path.join(dir, name);
-    if (host === this.root) throw new GuestError('refusing to remove the guest root', p);
-    const st = await fs.lstat(host).catch(() => null);
-    if (!st) return;
-    if (st.isDirectory()) await fs.rm(host, { recursive: !!options.recursive, force: true });
-    else await fs.unlink(host);
+    return this.hostOp(p, async () => {
+      const { dir, name } = await this.parentOf(p);
+      const host = path.join(dir, name);
+      if (host === this.root) throw new GuestError('refusing to remove the guest root', p);
+      const st = await fs.lstat(host).catch(() => null);
+      if (!st) return;
+      if (st.isDirectory()) await fs.rm(host, { recursive: !!options.recursive, force: true });
+      else await fs.unlink(host);
+    });
   }
 
   async symlink(target: string, p: string): Promise<void> {
     this.guard(p);
-    const { dir, name } = await this.parentOf(p);
-    const tmp = path.join(dir, `.${name}.ghostprep-link-${process.pid}`);
-    await fs.rm(tmp, { force: true });
-    await fs.symlink(target, tmp);
-    await fs.rename(tmp, path.join(dir, name));
+    return this.hostOp(p, async () => {
+      const { dir, name } = await this.parentOf(p);
+      const tmp = path.join(dir, `.${name}.ghostprep-link-${process.pid}`);
+      await fs.rm(tmp, { force: true });
+      await fs.symlink(target, tmp);
+      await fs.rename(tmp, path.join(dir, name)).catch(async (err: unknown) => { await fs.rm(tmp, { force: true }); throw err; });
+    });
   }
 
   async chmod(p: string, mode: number): Promise<void> {
     this.guard(p);
-    await fs.chmod(await this.resolve(p, true), mode);
+    return this.hostOp(p, async () => fs.chmod(await this.resolve(p, true), mode));
   }
 
   async chown(p: string, uid: number, gid: number): Promise<void> {
     this.guard(p);
-    try { await fs.lchown(await this.resolve(p, true), uid, gid); } catch (err) {
-      if (errno(err) !== 'EPERM') throw err;
-      this.warnChown();
-    }
+    return this.hostOp(p, async () => {
+      try { await fs.lchown(await this.resolve(p, true), uid, gid); } catch (err) {
+        if (errno(err) !== 'EPERM') throw err;
+        this.warnChown();
+      }
+    });
   }
 }
 
