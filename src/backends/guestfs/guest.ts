@@ -201,10 +201,12 @@ export class GuestfsGuest implements Guest {
   async writeFile(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {
     return this.mutate(async () => {
       this.assertWritable(p);
-      const real = await this.resolve(p, true);
+      // A final symlink is replaced, never written through (as the rootfs backend and the
+      // plan's "replaces a symlink" say): /etc/hostname -> /etc/shadow must not clobber shadow.
+      const real = await this.resolve(p, false);
       if (real === '/') throw new GuestError(`${this.description}: cannot write a file at /`, p);
       const st = await this.rawLstat(real);
-      if (st && st.type !== 'file') throw new GuestError(`${this.description}: ${p} exists and is not a regular file (${st.type})`, p);
+      if (st && st.type !== 'file' && st.type !== 'symlink') throw new GuestError(`${this.description}: ${p} exists and is not a regular file (${st.type})`, p);
       const dir = posix.dirname(real);
       await this.ensureDir(p, dir);
       // Same directory, so the final rename is atomic on the guest filesystem.

@@ -98,10 +98,12 @@ describe('GuestfsGuest on a real image', function () {
     expect(await g.stat('/etc/new/deep')).to.include({ type: 'dir', mode: 0o755, uid: 0 });
   });
 
-  it('writes through a symlink to its target, keeping the link', async () => {
+  it('replaces a symlink with the file instead of writing into its target', async () => {
+    const target = await g.readFile('/usr/lib/os-release');
     await g.writeFile('/etc/os-release', Buffer.from('ID=debian\n'), root);
-    expect(await g.lstat('/etc/os-release')).to.include({ type: 'symlink' });
-    expect((await g.readFile('/usr/lib/os-release'))?.toString()).to.equal('ID=debian\n');
+    expect(await g.lstat('/etc/os-release')).to.include({ type: 'file' });
+    expect((await g.readFile('/etc/os-release'))?.toString()).to.equal('ID=debian\n');
+    expect((await g.readFile('/usr/lib/os-release'))?.equals(target!)).to.equal(true);
   });
 
   it('keeps hostile links inside the guest', async () => {
@@ -116,10 +118,16 @@ describe('GuestfsGuest on a real image', function () {
       expect(await g.readFile('/etc/evil-app'), target).to.equal(null);
       expect(await g.stat('/etc/evil-app'), target).to.equal(null);
     }
-    // A write through a link to an appliance-looking path lands in the guest.
+    // A write to a link to an appliance-looking path replaces the link; nothing lands elsewhere.
     await g.symlink('/../../../run/escape', '/etc/hostname');
     await g.writeFile('/etc/hostname', Buffer.from('inside\n'), root);
-    expect((await g.readFile('/run/escape'))?.toString()).to.equal('inside\n');
+    expect(await g.lstat('/etc/hostname')).to.include({ type: 'file' });
+    expect((await g.readFile('/etc/hostname'))?.toString()).to.equal('inside\n');
+    expect(await g.lstat('/run/escape')).to.equal(null);
+    // hostname -> shadow: shadow is left alone
+    await g.symlink('/etc/shadow', '/etc/hostname');
+    await g.writeFile('/etc/hostname', Buffer.from('node01\n'), root);
+    expect((await g.readFile('/etc/shadow'))?.equals(guestShadow!)).to.equal(true);
     // A directory link to / is just the guest's root.
     await g.symlink('/', '/etc/rootlink');
     expect(await g.readdir('/etc/rootlink/etc/..')).to.deep.equal(await g.readdir('/'));
