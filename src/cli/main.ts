@@ -12,6 +12,7 @@ import * as inspect from './commands/inspect.js';
 import * as operations from './commands/operations.js';
 import * as plan from './commands/plan.js';
 import * as deploy from './commands/deploy.js';
+import * as exportCmd from './commands/export.js';
 import * as restore from './commands/restore.js';
 import * as images from './commands/images.js';
 import * as report from './commands/report.js';
@@ -62,7 +63,7 @@ const run = async (fn: (g: GlobalOptions) => Promise<number>): Promise<void> => 
   }
 };
 
-for (const mod of [validate, plan, apply, deploy, restore, seal, images, inspect, audit, report, operations]) mod.register(program, run);
+for (const mod of [validate, plan, apply, deploy, restore, seal, images, inspect, audit, report, exportCmd, operations]) mod.register(program, run);
 
 await program.parseAsync(process.argv);
 process.exitCode = exitCode;
