@@ -80,8 +80,11 @@ export interface OpenOptions {
   readonly readonly: boolean;
   /** Appliances (or workers) in parallel. */
   readonly jobs?: number;
-  /** Encryption key files for encrypted images or guest LUKS volumes, by target path. */
-  readonly keys?: ReadonlyMap<string, string>;
+  /**
+   * Key files (passphrase on the first line) for guest LUKS volumes, tried in
+   * order on every encrypted volume; default: $GHOSTPREP_LUKS_KEY_FILE.
+   */
+  readonly luksKeyFiles?: readonly string[];
 }
 
 /**

@@ -6,7 +6,7 @@
 import { formatDiagnostics, hasErrors, type Diagnostic } from '../report/diagnostics.js';
 import { ExitCode, GhostprepError, InvalidInputError } from '../util/errors.js';
 
-export interface GlobalOptions { json?: boolean; quiet?: boolean; verbose?: boolean; progress?: boolean }
+export interface GlobalOptions { json?: boolean; quiet?: boolean; verbose?: boolean; progress?: boolean; luksKeyFile?: string[] }
 
 export class Logger {
   constructor(private readonly opts: GlobalOptions) {}

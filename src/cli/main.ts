@@ -4,8 +4,10 @@
  * errors to exit codes (cli/common.ts). One file per command.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
-import { handleError, type GlobalOptions } from './common.js';
+import { LUKS_KEY_ENV, readLuksKeys } from '../backends/guestfs/luks.js';
+import { collect, handleError, type GlobalOptions } from './common.js';
 import * as apply from './commands/apply.js';
 import * as audit from './commands/audit.js';
 import * as inspect from './commands/inspect.js';
@@ -41,6 +43,7 @@ program
   .option('-q, --quiet', 'only errors')
   .option('-v, --verbose', 'more detail, stack traces on errors')
   .option('--no-progress', 'no progress lines (they are shown only on a TTY anyway)')
+  .option('--luks-key-file <file>', `passphrase (first line of FILE) for guest volumes encrypted with LUKS; repeatable, tried in order (default: $${LUKS_KEY_ENV})`, collect)
   .showHelpAfterError()
   .addHelpText('after', `
 Exit codes: 0 ok (plan --detailed-exitcode: no changes), 1 invalid input or error,
@@ -57,11 +60,19 @@ let exitCode = 0;
 const run = async (fn: (g: GlobalOptions) => Promise<number>): Promise<void> => {
   const g = program.opts<GlobalOptions>();
   try {
+    await useLuksKeyFiles(g.luksKeyFile);
     exitCode = await fn(g);
   } catch (err) {
     exitCode = handleError(err, g);
   }
 };
+
+/** Check the key files now (a typo fails before any appliance starts), then hand them to the guestfs backend. */
+async function useLuksKeyFiles(files: string[] | undefined): Promise<void> {
+  if (!files?.length) return;
+  await readLuksKeys(files);
+  process.env[LUKS_KEY_ENV] = files.map((f) => path.resolve(f)).join(path.delimiter);
+}
 
 for (const mod of [validate, plan, apply, deploy, restore, seal, images, inspect, audit, report, exportCmd, operations]) mod.register(program, run);
 

@@ -9,6 +9,13 @@
  *   fstab names /dev/mapper/vgghost-root and /dev/vgghost/var.
  * - xfs: GPT, xfs labelled `ghostroot`, fstab `LABEL=ghostroot`.
  *   lvm and xfs are built in one guestfish run each (tar-in of the tree).
+ * - luks: GPT, partition 1 is LUKS2 (passphrase LUKS_PASSPHRASE) holding
+ *   ext4; fstab `/dev/mapper/cryptroot`, crypttab `cryptroot UUID=LUKS_UUID`.
+ * - luks-lvm: as the Debian installer's "encrypted LVM": LUKS2 holding a PV
+ *   of VG `vgsecret` with LV root; fstab `/dev/mapper/vgsecret-root`.
+ *   The LUKS header is written on the host by cryptsetup with a cheap
+ *   PBKDF2 (argon2 under TCG costs seconds per open), then opened and
+ *   filled by guestfish.
  *
  * Never write to a cached image: make an overlay with `overlayOf`.
  */
@@ -20,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { guestfsEnv } from '../../src/backends/guestfs/env.js';
 
-export type ImageKind = 'ext4-gpt' | 'lvm' | 'xfs';
+export type ImageKind = 'ext4-gpt' | 'lvm' | 'xfs' | 'luks' | 'luks-lvm';
 
 /** Bump when a recipe changes: it is part of the cache key. */
 const RECIPE_VERSION = 4;
@@ -34,11 +41,20 @@ export const EXT4_FS_UUID = '6f1c5d2a-0b7e-4c59-9a77-1d0e5e3b9a01';
 export const EXT4_PART_UUID = '3e5f0c1d-8a2b-4c4d-9e6f-7a8b9c0d1e2f';
 export const LVM_VG = 'vgghost';
 export const XFS_LABEL = 'ghostroot';
+export const LUKS_PASSPHRASE = 'ghostprep test luks passphrase 7f3c';
+export const LUKS_UUID = '5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b';
+export const LUKS_VG = 'vgsecret';
 
 const FSTAB: Record<ImageKind, string> = {
   'ext4-gpt': `UUID=${EXT4_FS_UUID} / ext4 errors=remount-ro 0 1\n`,
   lvm: `/dev/mapper/${LVM_VG}-root / ext4 errors=remount-ro 0 1\n/dev/${LVM_VG}/var /var ext4 defaults 0 2\n# a network filesystem is not on the image\nnas:/export /srv/nas nfs defaults 0 0\n`,
   xfs: `LABEL=${XFS_LABEL} / xfs defaults 0 1\n`,
+  luks: '/dev/mapper/cryptroot / ext4 errors=remount-ro 0 1\n',
+  'luks-lvm': `/dev/mapper/${LUKS_VG}-root / ext4 errors=remount-ro 0 1\n`,
+};
+const CRYPTTAB: Partial<Record<ImageKind, string>> = {
+  luks: `cryptroot UUID=${LUKS_UUID} none luks\n`,
+  'luks-lvm': `sda1_crypt UUID=${LUKS_UUID} none luks,discard\n`,
 };
 
 export async function tempDir(prefix = 'ghostprep-test-'): Promise<string> {
@@ -69,6 +85,8 @@ export async function stageTree(kind: ImageKind, fixture = FIXTURE): Promise<str
   }
   await fs.rm(path.join(root, 'etc/fstab'), { force: true });
   await fs.writeFile(path.join(root, 'etc/fstab'), FSTAB[kind]);
+  const crypttab = CRYPTTAB[kind];
+  if (crypttab) await fs.writeFile(path.join(root, 'etc/crypttab'), crypttab);
   return root;
 }
 
@@ -154,7 +172,7 @@ async function buildExt4(tree: string, raw: string): Promise<void> {
   await execa('mkfs.ext4', ['-F', '-q', '-U', EXT4_FS_UUID, '-L', 'root', '-E', `offset=${start * 512}`, '-d', tree, raw, `${Math.floor(sectors / 2)}k`]);
 }
 
-async function buildWithGuestfish(kind: 'lvm' | 'xfs', tree: string, raw: string, work: string): Promise<void> {
+async function buildWithGuestfish(kind: 'lvm' | 'xfs' | 'luks' | 'luks-lvm', tree: string, raw: string, work: string): Promise<void> {
   const tarball = path.join(work, 'tree.tar');
   await execa('tar', ['--numeric-owner', '-C', tree, '-cf', tarball, '.']);
   await fs.writeFile(raw, '');
@@ -166,12 +184,33 @@ async function buildWithGuestfish(kind: 'lvm' | 'xfs', tree: string, raw: string
     `mount /dev/${LVM_VG}/root /`, 'mkdir-p /var', `mount /dev/${LVM_VG}/var /var`,
   ];
   const xfs = ['part-disk /dev/sda gpt', `mkfs xfs /dev/sda1 label:${XFS_LABEL}`, 'mount /dev/sda1 /'];
+  const open = ['cryptsetup-open /dev/sda1 cr', LUKS_PASSPHRASE];
+  const luks = [...open, 'mkfs ext4 /dev/mapper/cr', 'mount /dev/mapper/cr /'];
+  const luksLvm = [
+    ...open, 'pvcreate /dev/mapper/cr', `vgcreate ${LUKS_VG} /dev/mapper/cr`, `lvcreate-free root ${LUKS_VG} 100`,
+    `mkfs ext4 /dev/${LUKS_VG}/root`, `mount /dev/${LUKS_VG}/root /`,
+  ];
+  const steps = { lvm, xfs, luks, 'luks-lvm': luksLvm }[kind];
+  if (kind === 'luks' || kind === 'luks-lvm') await luksPartition(raw, work);
   const script = [
     `add-drive ${raw} format:raw`, 'run',
-    ...(kind === 'lvm' ? lvm : xfs),
+    ...steps,
     `tar-in ${tarball} /`, 'umount-all', 'exit',
   ].join('\n') + '\n';
-  await execa('guestfish', [], { input: script, env: guestfsEnv(), extendEnv: false });
+  await execa('guestfish', ['--keys-from-stdin'], { input: script, env: guestfsEnv(), extendEnv: false });
+}
+
+/** GPT with one partition at 1 MiB whose first 16 MiB are a LUKS2 header made by the host's cryptsetup. */
+async function luksPartition(raw: string, work: string): Promise<void> {
+  await execa('sfdisk', ['-q', raw], { input: 'label: gpt\nstart=2048, type=L\n' });
+  const header = path.join(work, 'luks.img');
+  const keyFile = path.join(work, 'luks.key');
+  await fs.writeFile(header, '');
+  await fs.truncate(header, 32 * MiB);
+  await fs.writeFile(keyFile, LUKS_PASSPHRASE, { mode: 0o600 });
+  await execa('cryptsetup', ['luksFormat', '--batch-mode', '--type', 'luks2', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000',
+    '--uuid', LUKS_UUID, '--key-file', keyFile, header]);
+  await execa('dd', [`if=${header}`, `of=${raw}`, 'bs=1M', 'count=16', 'seek=1', 'conv=notrunc', 'status=none']);
 }
 
 /** A qcow2 overlay of `base` at dir/name.qcow2 (base used read-only). */

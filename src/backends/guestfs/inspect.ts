@@ -15,6 +15,7 @@ import path from 'node:path';
 import { detectDistro, type Distro } from '../../distro/detect.js';
 import { GuestError } from '../../util/errors.js';
 import { GuestfsGuest } from './guest.js';
+import { activateLvm, openLuks, parseCrypttab, type OpenedLuks } from './luks.js';
 import { driveDevice, GuestfsError, type GuestfsSession } from './session.js';
 
 const posix = path.posix;
@@ -59,6 +60,12 @@ export class ApplianceLayout {
     const re = new RegExp(`^${dev}\\d+$`);
     const parts = (await this.partitions).filter((p) => re.test(p));
     return parts.length ? parts : [dev];
+  }
+
+  /** Forget the LVM layout read so far: a LUKS volume just opened may hold new PVs. */
+  forgetLvm(): void {
+    this.lvm = undefined;
+    this.lvs = undefined;
   }
 
   /** Logical volumes of these volume groups (names unique in this appliance). */
@@ -117,6 +124,15 @@ export interface OpenDriveOptions {
   readonly readonly: boolean;
   /** VG names the header probe found on this drive (lvm-probe.ts): spares the LVM scan. */
   readonly vgNames?: readonly string[];
+  /** Passphrases for LUKS volumes of the guest, tried in order (luks.ts). */
+  readonly luksKeys?: readonly string[];
+}
+
+/** What one drive holds: its volumes, LUKS volumes opened, LUKS volumes left locked (no key given). */
+interface DriveContents {
+  readonly volumes: Volume[];
+  readonly opened: OpenedLuks[];
+  readonly locked: string[];
 }
 
 /**
@@ -127,7 +143,7 @@ export interface OpenDriveOptions {
  * `image` names the drive in errors.
  */
 export async function openDrive(session: GuestfsSession, layout: ApplianceLayout, index: number, image: string, options: OpenDriveOptions): Promise<InspectedOs> {
-  const volumes = await driveVolumes(session, layout, index, options.vgNames);
+  const { volumes, opened, locked } = await driveVolumes(session, layout, index, image, options);
   await session.command('umount-all');
   const candidates = volumes.filter((x) => LINUX_FS.has(x.type));
   const skip = new Set<string>();
@@ -140,7 +156,7 @@ export async function openDrive(session: GuestfsSession, layout: ApplianceLayout
     mounted = true;
     if (await looksLikeRoot(session, v.device)) {
       roots.push(v);
-      found ??= await describeRoot(session, v, volumes, image);
+      found ??= await describeRoot(session, v, volumes, opened, image);
       for (const m of found.mounts) skip.add(m.device);
     }
     const more = candidates.slice(i + 1).some((c) => !skip.has(c.device));
@@ -149,6 +165,7 @@ export async function openDrive(session: GuestfsSession, layout: ApplianceLayout
       mounted = false;
     }
   }
+  if (!found && locked.length) await openLuks(session, index, locked[0]!, [], image); // throws: names the volume and the option
   if (!found) {
     const seen = volumes.map((v) => `${v.device}${v.type ? ':' + v.type : ''}`).join(', ') || 'none';
     throw new GuestError(`${image}: no Linux operating system found (filesystems: ${seen})`, image);
@@ -160,14 +177,30 @@ export async function openDrive(session: GuestfsSession, layout: ApplianceLayout
   return found;
 }
 
-async function driveVolumes(session: GuestfsSession, layout: ApplianceLayout, index: number, vgNames?: readonly string[]): Promise<Volume[]> {
+async function driveVolumes(session: GuestfsSession, layout: ApplianceLayout, index: number, image: string, options: OpenDriveOptions): Promise<DriveContents> {
   const parts = await Promise.all((await layout.drivePartitions(index)).map((p) => blkid(session, p)));
+  const luks = parts.filter((v) => v.type === 'crypto_LUKS').map((v) => v.device);
+  const keys = options.luksKeys ?? [];
+  if (luks.length && !keys.length) return { ...(await withLvs(session, layout, parts, options.vgNames)), opened: [], locked: luks };
+  const opened: OpenedLuks[] = [];
+  for (const source of luks) opened.push(await openLuks(session, index, source, keys, image));
+  const clear = await Promise.all(opened.map((o) => blkid(session, o.mapper)));
+  if (clear.some((v) => v.type === 'LVM2_member')) {
+    await activateLvm(session);
+    layout.forgetLvm();
+  }
+  // LVs inside LUKS were invisible to the header probe: look them up by PV, not by probed VG name.
+  const withInner = await withLvs(session, layout, [...parts, ...clear], opened.length ? undefined : options.vgNames);
+  return { ...withInner, opened, locked: [] };
+}
+
+async function withLvs(session: GuestfsSession, layout: ApplianceLayout, parts: Volume[], vgNames?: readonly string[]): Promise<{ volumes: Volume[] }> {
   const pvs = parts.filter((v) => v.type === 'LVM2_member').map((v) => v.device);
-  if (!pvs.length) return parts;
+  if (!pvs.length) return { volumes: parts };
   // The scheduler keeps VG names unique per appliance, so the probed names identify this drive's LVs.
   const lvNames = vgNames?.length ? await layout.logicalVolumesOfVgs(vgNames) : await layout.logicalVolumes(pvs);
   const lvs = await Promise.all(lvNames.map((lv) => blkid(session, lv)));
-  return [...parts, ...lvs];
+  return { volumes: [...parts, ...lvs] };
 }
 
 async function tryMount(session: GuestfsSession, device: string, readonly: boolean): Promise<boolean> {
@@ -189,17 +222,18 @@ async function looksLikeRoot(session: GuestfsSession, device: string): Promise<b
 }
 
 /** Read os-release and fstab of the root mounted at /. */
-async function describeRoot(session: GuestfsSession, root: Volume, volumes: readonly Volume[], image: string): Promise<InspectedOs> {
+async function describeRoot(session: GuestfsSession, root: Volume, volumes: readonly Volume[], opened: readonly OpenedLuks[], image: string): Promise<InspectedOs> {
   const g = new GuestfsGuest(session, image, true);
+  const crypttab = opened.length ? (await g.readFile('/etc/crypttab', { maxBytes: 65536 }))?.toString('utf8') ?? '' : '';
   const osRelease = (await g.readFile('/etc/os-release', { maxBytes: 65536 })) ?? (await g.readFile('/usr/lib/os-release', { maxBytes: 65536 }));
   const fstab = (await g.readFile('/etc/fstab', { maxBytes: 1024 * 1024 }))?.toString('utf8') ?? '';
   const distro = detectDistro(osRelease?.toString('utf8'));
-  const { mounts, notes } = fstabMounts(fstab, root, volumes);
+  const { mounts, notes } = fstabMounts(fstab, root, volumes, cryptAliases(crypttab, volumes, opened));
   return { type: 'linux', root: root.device, mounts, distro, product: distro.name, notes };
 }
 
 /** Mounts from fstab that live on this drive, root first, shallowest first. */
-export function fstabMounts(fstab: string, root: Volume, volumes: readonly Volume[]): { mounts: Mount[]; notes: string[] } {
+export function fstabMounts(fstab: string, root: Volume, volumes: readonly Volume[], aliases: ReadonlyMap<string, string> = new Map()): { mounts: Mount[]; notes: string[] } {
   const mounts: Mount[] = [{ mountpoint: '/', device: root.device }];
   const notes: string[] = [];
   for (const raw of fstab.split('\n')) {
@@ -209,7 +243,7 @@ export function fstabMounts(fstab: string, root: Volume, volumes: readonly Volum
     if (!spec || !file || file === '/' || !file.startsWith('/')) continue;
     if (vfstype === 'swap' || file === 'none') continue;
     if (!safeMountpoint(file)) { notes.push(`fstab: refusing mountpoint ${JSON.stringify(file)}`); continue; }
-    const v = findVolume(spec, volumes);
+    const v = findVolume(aliases.get(spec) ?? spec, volumes);
     if (!v || !LINUX_FS.has(v.type) && v.type !== 'vfat') { notes.push(`fstab: ${file} (${spec}) is not on this image; not mounted`); continue; }
     if (!mounts.some((m) => m.mountpoint === file)) mounts.push({ mountpoint: file, device: v.device });
   }
@@ -224,6 +258,20 @@ function depth(mp: string): number {
 /** Absolute, normalized, no `..`, no control characters. */
 export function safeMountpoint(mp: string): boolean {
   return mp.startsWith('/') && posix.normalize(mp) === mp && !mp.split('/').includes('..') && !/[\x00-\x1f]/.test(mp) && (mp === '/' || !mp.endsWith('/'));
+}
+
+/**
+ * The guest's /dev/mapper/NAME (from /etc/crypttab) → the mapper we opened
+ * for the same LUKS volume, so fstab entries naming it resolve.
+ */
+export function cryptAliases(crypttab: string, volumes: readonly Volume[], opened: readonly OpenedLuks[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, source] of parseCrypttab(crypttab)) {
+    const src = findVolume(source, volumes);
+    const o = src && opened.find((x) => x.source === src.device);
+    if (o) out.set(`/dev/mapper/${name}`, o.mapper);
+  }
+  return out;
 }
 
 /** fstab escapes spaces and friends as \040 etc. */
@@ -250,6 +298,8 @@ export function findVolume(spec: string, volumes: readonly Volume[]): Volume | u
 
 /** /dev/vda2, /dev/sda2, /dev/nvme0n1p2 → this drive's partition 2; /dev/VG/LV and /dev/mapper/VG-LV as LVs. */
 function findByDeviceName(spec: string, volumes: readonly Volume[]): Volume | undefined {
+  const exact = volumes.find((v) => v.device === spec);
+  if (exact) return exact;
   const part = /^\/dev\/(?:[shvx]d[a-z]+|nvme\d+n\d+p|mmcblk\d+p)(\d+)$/.exec(spec);
   if (part) return volumes.find((v) => new RegExp(`^/dev/sd[a-z]+${part[1]}$`).test(v.device));
   const mapper = /^\/dev\/mapper\/(.+)$/.exec(spec);

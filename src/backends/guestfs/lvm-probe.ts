@@ -5,7 +5,7 @@
  * them in one appliance collide (LVM shows one VG, inspection finds no OS).
  * Unrelated images that use the same default VG name (ubuntu-vg, rhel, cs…)
  * collide on /dev/VG/LV paths too. So every target gets conflict keys
- * (file:, vg-name:, vg-uuid:, pv-uuid:) and the backend never puts two
+ * (file:, vg-name:, vg-uuid:, pv-uuid:, luks) and the backend never puts two
  * targets sharing a key into one appliance.
  *
  * How: read a few sectors through `qemu-img dd` (which follows qcow2 backing
@@ -27,6 +27,14 @@ export interface LvmInfo {
   readonly pvUuids: readonly string[];
   readonly vgNames: readonly string[];
   readonly vgUuids: readonly string[];
+  /** UUIDs of LUKS (1 or 2) headers at partition starts. */
+  readonly luksUuids: readonly string[];
+}
+
+/** LUKS1 and LUKS2 both start with this magic and keep the UUID at byte 168 (40 bytes). */
+export function parseLuksUuid(buf: Buffer): string | undefined {
+  if (buf.length < 208 || buf.toString('latin1', 0, 6) !== 'LUKS\xba\xbe') return undefined;
+  return buf.toString('latin1', 168, 208).replace(/\0.*$/s, '') || 'unknown';
 }
 
 /** Read `length` bytes at `offset` of the guest-visible disk (raw view of any format). */
@@ -136,14 +144,18 @@ export async function probeLvm(image: string, format: string): Promise<LvmInfo> 
   const pvUuids: string[] = [];
   const vgNames: string[] = [];
   const vgUuids: string[] = [];
+  const luksUuids: string[] = [];
   for (const off of await partitionOffsets(read)) {
-    const label = parsePvLabel(await read(off, 4 * SECTOR));
+    const head = await read(off, 4 * SECTOR);
+    const luks = parseLuksUuid(head);
+    if (luks) { luksUuids.push(luks); continue; }
+    const label = parsePvLabel(head);
     if (!label) continue;
     pvUuids.push(label.pvUuid);
     const vg = label.mdaOffset ? await readVg(read, off, label.mdaOffset) : undefined;
     if (vg) { vgNames.push(vg.name); vgUuids.push(vg.uuid); }
   }
-  return { pvUuids, vgNames, vgUuids };
+  return { pvUuids, vgNames, vgUuids, luksUuids };
 }
 
 /** Keys that must never meet in one appliance. */
@@ -153,5 +165,8 @@ export function conflictKeys(realPath: string, lvm: LvmInfo): string[] {
     ...lvm.pvUuids.map((u) => `pv-uuid:${u}`),
     ...lvm.vgNames.map((n) => `vg-name:${n}`),
     ...lvm.vgUuids.map((u) => `vg-uuid:${u}`),
+    // What a LUKS volume holds (LVM names and UUIDs above all) is unknown until
+    // it is opened, so a LUKS guest gets an appliance of its own.
+    ...(lvm.luksUuids.length ? ['luks'] : []),
   ];
 }

@@ -38,7 +38,7 @@ describe('GuestfsBackend batching (real appliances)', function () {
     const info = await probeLvm(targets[1]!.path, 'qcow2');
     expect(info.vgNames).to.deep.equal([LVM_VG]);
     expect(info.pvUuids).to.have.length(1);
-    expect(await probeLvm(targets[0]!.path, 'qcow2')).to.deep.equal({ pvUuids: [], vgNames: [], vgUuids: [] });
+    expect(await probeLvm(targets[0]!.path, 'qcow2')).to.deep.equal({ pvUuids: [], vgNames: [], vgUuids: [], luksUuids: [] });
     const prepared = await Promise.all([0, 1, 3, 4].map((i) => prepareTarget(targets[i]!)));
     const batches = scheduleBatches(prepared, 20).map((b) => b.map((p) => p.target.machine));
     expect(batches).to.deep.equal([['ext4', 'lvm-a', 'xfs'], ['lvm-b']]);

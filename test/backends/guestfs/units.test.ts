@@ -127,6 +127,6 @@ describe('guestfs units', () => {
     b.writeBigUInt64LE(4096n, 512 + 104);
     expect(parsePvLabel(b)).to.deep.equal({ pvUuid: 'A'.repeat(32), mdaOffset: 4096 });
     expect(parsePvLabel(Buffer.alloc(2048))).to.equal(undefined);
-    expect(conflictKeys('/x', { pvUuids: ['p'], vgNames: ['vg'], vgUuids: ['u'] })).to.deep.equal(['file:/x', 'pv-uuid:p', 'vg-name:vg', 'vg-uuid:u']);
+    expect(conflictKeys('/x', { pvUuids: ['p'], vgNames: ['vg'], vgUuids: ['u'], luksUuids: [] })).to.deep.equal(['file:/x', 'pv-uuid:p', 'vg-name:vg', 'vg-uuid:u']);
   });
 });

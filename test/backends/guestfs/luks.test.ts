@@ -1,0 +1,112 @@
+/**
+ * Guest roots on LUKS: a plain LUKS root and LVM on LUKS (the Debian
+ * installer's "encrypted LVM"), opened with --luks-key-file through the real
+ * CLI and libguestfs. Each LUKS guest gets an appliance of its own.
+ */
+import { expect } from 'chai';
+import { writeFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { LUKS_PASSPHRASE, LUKS_UUID, overlayOf, tempDir, testImage } from '../../helpers/images.js';
+import { ghostprep } from '../../helpers/cli.js';
+import { luksKeyFilesFromEnv, mapperName, parseCrypttab, readLuksKeys } from '../../../src/backends/guestfs/luks.js';
+import { parseLuksUuid, conflictKeys } from '../../../src/backends/guestfs/lvm-probe.js';
+import { cryptAliases } from '../../../src/backends/guestfs/inspect.js';
+
+const vol = (device: string, type: string, uuid = '') => ({ device, type, uuid, label: '', partUuid: '', partLabel: '' });
+
+describe('guestfs: LUKS helpers (pure)', () => {
+  it('reads the passphrase from the first line of a key file and names bad files', async () => {
+    const dir = await tempDir();
+    writeFileSync(path.join(dir, 'k1'), 'first line\nsecond\n');
+    writeFileSync(path.join(dir, 'k2'), 'crlf\r\n');
+    writeFileSync(path.join(dir, 'empty'), '\nnot this\n');
+    expect(await readLuksKeys([path.join(dir, 'k1'), path.join(dir, 'k2')])).to.deep.equal(['first line', 'crlf']);
+    await readLuksKeys([path.join(dir, 'empty')]).then(() => expect.fail('should throw'), (e: Error) => expect(e.message).to.equal(`LUKS key file ${path.join(dir, 'empty')}: the first line (the passphrase) is empty`));
+    await readLuksKeys([path.join(dir, 'nope')]).then(() => expect.fail('should throw'), (e: Error) => expect(e.message).to.match(/LUKS key file .*nope: not found/));
+  });
+
+  it('splits GHOSTPREP_LUKS_KEY_FILE like PATH', () => {
+    expect(luksKeyFilesFromEnv({ GHOSTPREP_LUKS_KEY_FILE: '/a/k:/b/k' })).to.deep.equal(['/a/k', '/b/k']);
+    expect(luksKeyFilesFromEnv({})).to.deep.equal([]);
+  });
+
+  it('finds the LUKS magic and UUID in a partition header, and keeps LUKS guests in appliances of their own', () => {
+    const b = Buffer.alloc(2048);
+    b.write('LUKS\xba\xbe', 0, 'latin1');
+    b.write(LUKS_UUID, 168, 'latin1');
+    expect(parseLuksUuid(b)).to.equal(LUKS_UUID);
+    expect(parseLuksUuid(Buffer.alloc(2048))).to.equal(undefined);
+    expect(conflictKeys('/x', { pvUuids: [], vgNames: [], vgUuids: [], luksUuids: [LUKS_UUID] })).to.deep.equal(['file:/x', 'luks']);
+  });
+
+  it('maps crypttab names to the mappers opened for the same volume', () => {
+    const volumes = [vol('/dev/sda1', 'crypto_LUKS', LUKS_UUID), vol('/dev/sda2', 'ext4', 'b00t')];
+    const opened = [{ source: '/dev/sda1', mapper: `/dev/mapper/${mapperName(0, '/dev/sda1')}` }];
+    const crypttab = `# comment\ncryptroot UUID=${LUKS_UUID} none luks\nother /dev/sdz9 none\n`;
+    expect(parseCrypttab(crypttab)).to.deep.equal(new Map([['cryptroot', `UUID=${LUKS_UUID}`], ['other', '/dev/sdz9']]));
+    expect(cryptAliases(crypttab, volumes, opened)).to.deep.equal(new Map([['/dev/mapper/cryptroot', '/dev/mapper/gpluks_0_1']]));
+  });
+});
+
+describe('guestfs: guest roots on LUKS (real images)', function () {
+  this.timeout(1_200_000);
+  let dir: string;
+  let plain: string;
+  let lvm: string;
+  let key: string;
+  let wrong: string;
+  const outputs: string[] = [];
+  const run = (args: string[]) => {
+    const r = ghostprep(args);
+    outputs.push(r.stdout, r.stderr);
+    return r;
+  };
+
+  before(async () => {
+    dir = await tempDir('ghostprep-luks-');
+    plain = await overlayOf(await testImage('luks'), dir, 'plain');
+    lvm = await overlayOf(await testImage('luks-lvm'), dir, 'lvm');
+    key = path.join(dir, 'root.key');
+    wrong = path.join(dir, 'wrong.key');
+    writeFileSync(key, LUKS_PASSPHRASE + '\n', { mode: 0o600 });
+    writeFileSync(wrong, 'not the passphrase\n', { mode: 0o600 });
+    writeFileSync(path.join(dir, 'p.yaml'), 'profile: sec\nsite: {domain: sec.example.org}\n');
+    writeFileSync(path.join(dir, 'inv.yaml'), 'defaults: {profile: sec}\nmachines:\n  - {name: plain}\n  - {name: lvm}\n');
+  });
+
+  it('without a key: the machine fails with a message naming the LUKS volume and the option', () => {
+    const r = run(['inspect', '--target', plain]);
+    expect(r.status).to.equal(1);
+    expect(r.stdout + r.stderr).to.contain(`${plain}: /dev/sda1 (on /dev/sda) is encrypted with LUKS: give its passphrase with --luks-key-file FILE`);
+  });
+
+  it('with a wrong key: says so, and the passphrases appear nowhere', () => {
+    const r = run(['--luks-key-file', wrong, 'inspect', '--target', lvm]);
+    expect(r.status).to.equal(1);
+    expect(r.stdout + r.stderr).to.contain(`${lvm}: cannot open the LUKS volume /dev/sda1: the key file given does not open it (wrong passphrase)`);
+  });
+
+  it('a missing key file fails before any appliance starts', () => {
+    const r = run(['--luks-key-file', path.join(dir, 'missing.key'), 'inspect', '--target', lvm]);
+    expect(r.status).to.equal(1);
+    expect(r.stderr).to.contain(`LUKS key file ${path.join(dir, 'missing.key')}: not found`);
+  });
+
+  it('apply customizes a LUKS root and LVM on LUKS (keys tried in order), and inspect reads them back', async () => {
+    const common = ['-p', path.join(dir, 'p.yaml'), '-i', path.join(dir, 'inv.yaml'), '--state', path.join(dir, 'state')];
+    const a = run(['--luks-key-file', wrong, '--luks-key-file', key, 'apply', ...common, '--target', path.join(dir, '{name}.qcow2'), '--report', path.join(dir, 'report.json')]);
+    expect(a.status, a.stderr).to.equal(0);
+    const report = JSON.parse(await fs.readFile(path.join(dir, 'report.json'), 'utf8')) as { machines: { name: string; status: string }[] };
+    expect(report.machines.map((m) => [m.name, m.status])).to.deep.equal([['plain', 'ok'], ['lvm', 'ok']]);
+    const i = run(['--luks-key-file', key, 'inspect', '--json', '--target', plain, '--target', lvm]);
+    expect(i.status, i.stderr).to.equal(0);
+    const seen = JSON.parse(i.stdout) as { target: string; identity: { hostname: string; machineId: string } }[];
+    expect(seen.map((s) => [s.target, s.identity.hostname])).to.deep.equal([[plain, 'plain'], [lvm, 'lvm']]);
+    expect(new Set(seen.map((s) => s.identity.machineId)).size).to.equal(2);
+  });
+
+  after(() => {
+    for (const out of outputs) expect(out).to.not.contain(LUKS_PASSPHRASE).and.not.contain('not the passphrase');
+  });
+});
