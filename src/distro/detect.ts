@@ -2,7 +2,8 @@
  * Distro family detection from /etc/os-release, shared by every backend.
  * Families decide which identity files exist (DESIGN section 4).
  */
-export type Family = 'debian' | 'rhel' | 'suse' | 'arch' | 'alpine' | 'unknown';
+/** `windows` is never read from os-release: src/windows/detect.ts reads the registry. */
+export type Family = 'debian' | 'rhel' | 'suse' | 'arch' | 'alpine' | 'windows' | 'unknown';
 
 export interface Distro {
   readonly id: string;

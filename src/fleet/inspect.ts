@@ -6,6 +6,7 @@ import type { GuestReader } from '../backends/backend.js';
 import { detectDistro } from '../distro/detect.js';
 import { parseMachineId } from '../identity/machine-id.js';
 import { fingerprint, keyTypeOf } from '../identity/ssh-keys.js';
+import { detectWindows } from '../windows/detect.js';
 
 export interface GuestIdentity {
   distro: { id: string; versionId: string; family: string; name: string };
@@ -16,6 +17,8 @@ export interface GuestIdentity {
   dbusMachineId: string | null;
   sshHostKeys: Array<{ type: string; sha256: string; comment: string }>;
   networkFiles: string[];
+  /** Windows guests: what the registry says (null for Linux). */
+  windows?: { productName: string; version: string; systemRoot: string; computerName: string | null; hostname: string | null; generalized: boolean; imageState: string | null } | null;
 }
 
 const NETWORK_DIRS = ['/etc/netplan', '/etc/systemd/network', '/etc/NetworkManager/system-connections', '/etc/sysconfig/network-scripts', '/etc/sysconfig/network', '/etc/network/interfaces.d'];
@@ -25,6 +28,16 @@ async function text(g: GuestReader, p: string): Promise<string | null> {
 }
 
 export async function inspectGuest(g: GuestReader): Promise<GuestIdentity> {
+  if (!(await g.lstat('/etc/os-release')) && !(await g.lstat('/usr/lib/os-release'))) {
+    const w = await detectWindows(g);
+    if (w) {
+      return {
+        distro: { id: 'windows', versionId: w.version, family: 'windows', name: w.productName },
+        hostname: w.hostname, machineId: null, machineIdRaw: null, dbusMachineId: null, sshHostKeys: [], networkFiles: [],
+        windows: { productName: w.productName, version: w.version, systemRoot: w.systemRoot, computerName: w.computerName, hostname: w.hostname, generalized: w.generalized, imageState: w.imageState },
+      };
+    }
+  }
   const d = detectDistro((await text(g, '/etc/os-release')) ?? (await text(g, '/usr/lib/os-release')) ?? '');
   const mid = await text(g, '/etc/machine-id');
   const keys: GuestIdentity['sshHostKeys'] = [];
@@ -52,7 +65,7 @@ export async function inspectGuest(g: GuestReader): Promise<GuestIdentity> {
   };
 }
 
-export interface Duplicate { kind: 'machine-id' | 'ssh-host-key' | 'hostname'; value: string; targets: string[] }
+export interface Duplicate { kind: 'machine-id' | 'ssh-host-key' | 'hostname' | 'computer-name'; value: string; targets: string[] }
 
 /** Every identity value shared by two or more targets. */
 export function findDuplicates(found: ReadonlyArray<{ target: string; identity: GuestIdentity }>): Duplicate[] {
@@ -68,6 +81,7 @@ export function findDuplicates(found: ReadonlyArray<{ target: string; identity: 
     add('machine-id', identity.machineId, target);
     for (const k of identity.sshHostKeys) add('ssh-host-key', `${k.type} ${k.sha256}`, target);
     add('hostname', identity.hostname, target);
+    add('computer-name', identity.windows?.computerName?.toUpperCase() ?? null, target);
   }
   return [...groups.values()].filter((g) => g.targets.length > 1);
 }

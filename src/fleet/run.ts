@@ -13,6 +13,7 @@ import { parseMachineId } from '../identity/machine-id.js';
 import { resolveIdentity } from '../identity/resolve.js';
 import { lockMachine, sha256, StateDir } from '../identity/state.js';
 import { assemblePlan } from '../plan/assemble.js';
+import { detectWindows, windowsDistro } from '../windows/detect.js';
 import { applyChanges, verifyChanges } from '../plan/apply.js';
 import { effectiveChanges, renderDiff, type EffectiveChange } from '../plan/diff.js';
 import { describeMode } from '../plan/types.js';
@@ -154,7 +155,7 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
     const machineId = identity.machineId ?? parseMachineId((await g.readFile('/etc/machine-id').catch(() => null))?.toString()) ?? '';
     const r = renderMachine(m, { machineId, sshHostKeys: keys }, distro);
     if (r.diagnostics.some((d) => d.severity === 'error')) throw new InvalidInputError(r.diagnostics, r.diagnostics.map((d) => d.message).join('; '));
-    const planned = await assemblePlan({ guest: g, distro, machine: r, profile: r.profile, identity, renderOnly });
+    const planned = await assemblePlan({ guest: g, distro, machine: r, profile: r.profile, identity, renderOnly, warn: (msg) => opts.onWarning?.(`${m.name}: ${msg}`) });
     const changes = await effectiveChanges(g, planned);
     if (opts.mode === 'apply' && guest) {
       await applyChanges(guest, changes);
@@ -194,7 +195,11 @@ function renderOnlyGuest(): Guest {
 
 async function readDistro(g: Guest): Promise<Distro> {
   const text = (await g.readFile('/etc/os-release', { maxBytes: 64 * 1024 })) ?? (await g.readFile('/usr/lib/os-release', { maxBytes: 64 * 1024 }));
-  if (!text) throw new GhostprepError('no /etc/os-release or /usr/lib/os-release in the guest: cannot tell its distribution');
+  if (!text) {
+    const windows = await detectWindows(g);
+    if (windows) return windowsDistro(windows);
+    throw new GhostprepError('no /etc/os-release or /usr/lib/os-release in the guest (and no Windows system root): cannot tell its distribution');
+  }
   return detectDistro(text.toString('utf8'));
 }
 

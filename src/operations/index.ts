@@ -11,6 +11,10 @@ import { networkOperation } from './customize/network.js';
 import { sshHostKeysOperation } from './customize/ssh-host-keys.js';
 import { timezoneOperation } from './customize/timezone.js';
 import { usersOperation } from './customize/users.js';
+import { windowsComputerNameOperation } from './customize/windows-computer-name.js';
+import { windowsRunOnceOperation } from './customize/windows-run-once.js';
+import { windowsUnattendOperation } from './customize/windows-unattend.js';
+import type { CustomizeOperation } from './registry.js';
 
 import { sealCloudInit } from './seal/cloud-init.js';
 import { sealCredentialSecret } from './seal/credential-secret.js';
@@ -30,7 +34,12 @@ import { sealUdevNet } from './seal/udev-persistent-net.js';
 import { sealUserAccounts } from './seal/user-accounts.js';
 
 export const operations = new OperationRegistry();
-for (const op of [hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation, filesOperation, deleteOperation]) operations.register(op);
+/** Linux identity files mean nothing on a Windows guest (its NTFS volume is mounted at /): skip them there. */
+function linuxOnly(op: CustomizeOperation): CustomizeOperation {
+  return { ...op, plan: async (ctx) => (ctx.distro.family === 'windows' ? [] : op.plan(ctx)) };
+}
+for (const op of [hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation]) operations.register(linuxOnly(op));
+for (const op of [windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, filesOperation, deleteOperation]) operations.register(op);
 for (const op of [sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts]) operations.register(op);
 
 /**
@@ -38,6 +47,6 @@ for (const op of [sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomS
  * keys that need their uids; profile `files` and `delete` last, so a site
  * can override anything.
  */
-export const CUSTOMIZE_ORDER = ['hostname', 'machine-id', 'ssh-host-keys', 'users', 'authorized-keys', 'timezone', 'network', 'clone-state', 'firstboot', 'files', 'delete'];
+export const CUSTOMIZE_ORDER = ['hostname', 'machine-id', 'ssh-host-keys', 'users', 'authorized-keys', 'timezone', 'network', 'clone-state', 'firstboot', 'windows-computer-name', 'windows-unattend', 'windows-run-once', 'files', 'delete'];
 
 export type { Operation, OperationContext, ResolvedIdentity, SealContext, SealOperation } from './registry.js';

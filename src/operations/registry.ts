@@ -29,6 +29,8 @@ export interface OperationContext {
   readonly identity: ResolvedIdentity;
   /** `plan` without a target: an empty guest, every file new; skip checks against guest contents. */
   readonly renderOnly?: boolean;
+  /** Report a risk that does not stop the machine (a Windows master that is not generalized). */
+  readonly warn?: (message: string) => void;
 }
 
 /** What a seal operation sees: the master, nothing about machines. */

@@ -8,6 +8,7 @@ import { sha256 } from '../identity/state.js';
 import { GuestError } from '../util/errors.js';
 import type { EffectiveChange } from './diff.js';
 import { describeMode, type FileChange } from './types.js';
+import { applyRegistryChange, verifyRegistryChange } from '../windows/hive.js';
 
 export async function applyChanges(guest: Guest, changes: readonly EffectiveChange[]): Promise<void> {
   for (const { change: c } of changes) {
@@ -32,6 +33,8 @@ async function applyOne(guest: Guest, c: FileChange): Promise<void> {
       return guest.remove(c.path, { recursive: c.recursive });
     case 'symlink':
       return guest.symlink(c.target, c.path);
+    case 'registry':
+      return applyRegistryChange(guest, c);
   }
 }
 
@@ -41,6 +44,9 @@ export async function verifyChanges(guest: GuestReader, changes: readonly FileCh
   for (const c of changes) {
     const st = await guest.lstat(c.path);
     switch (c.op) {
+      case 'registry':
+        problems.push(...(await verifyRegistryChange(guest, c)));
+        break;
       case 'delete':
         if (st) problems.push(`${c.path} still exists`);
         break;

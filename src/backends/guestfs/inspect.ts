@@ -15,6 +15,7 @@ import path from 'node:path';
 import { detectDistro, type Distro } from '../../distro/detect.js';
 import { GuestError } from '../../util/errors.js';
 import { GuestfsGuest } from './guest.js';
+import { findSystemRoot } from '../../windows/detect.js';
 import { activateLvm, openLuks, parseCrypttab, type OpenedLuks } from './luks.js';
 import { driveDevice, GuestfsError, type GuestfsSession } from './session.js';
 
@@ -27,7 +28,7 @@ export interface Mount {
 }
 
 export interface InspectedOs {
-  readonly type: 'linux';
+  readonly type: 'linux' | 'windows';
   readonly root: string;
   /** Shallowest first, so deeper mountpoints nest inside the filesystems mounted before them. */
   readonly mounts: readonly Mount[];
@@ -145,7 +146,7 @@ interface DriveContents {
 export async function openDrive(session: GuestfsSession, layout: ApplianceLayout, index: number, image: string, options: OpenDriveOptions): Promise<InspectedOs> {
   const { volumes, opened, locked } = await driveVolumes(session, layout, index, image, options);
   await session.command('umount-all');
-  const candidates = volumes.filter((x) => LINUX_FS.has(x.type));
+  const candidates = volumes.filter((x) => LINUX_FS.has(x.type) || x.type === 'ntfs');
   const skip = new Set<string>();
   const roots: Volume[] = [];
   let found: InspectedOs | undefined;
@@ -168,7 +169,7 @@ export async function openDrive(session: GuestfsSession, layout: ApplianceLayout
   if (!found && locked.length) await openLuks(session, index, locked[0]!, [], image); // throws: names the volume and the option
   if (!found) {
     const seen = volumes.map((v) => `${v.device}${v.type ? ':' + v.type : ''}`).join(', ') || 'none';
-    throw new GuestError(`${image}: no Linux operating system found (filesystems: ${seen})`, image);
+    throw new GuestError(`${image}: no Linux or Windows operating system found (filesystems: ${seen})`, image);
   }
   if (roots.length > 1) {
     throw new GuestError(`${image}: several operating systems found (${roots.map((r) => r.device).join(', ')}); ghostprep handles one per image`, image);
@@ -216,6 +217,7 @@ async function tryMount(session: GuestfsSession, device: string, readonly: boole
 /** Linux root: a real /etc with os-release (or fstab). Mounted at / already. */
 async function looksLikeRoot(session: GuestfsSession, device: string): Promise<boolean> {
   const probe = new GuestfsGuest(session, device, true);
+  if (await findSystemRoot(probe)) return true; // Windows: System32/config with SYSTEM and SOFTWARE hives
   const etc = await probe.lstat('/etc');
   if (etc?.type !== 'dir') return false;
   return (await probe.stat('/etc/os-release')) !== null || (await probe.stat('/usr/lib/os-release')) !== null || (await probe.stat('/etc/fstab')) !== null;
@@ -224,6 +226,7 @@ async function looksLikeRoot(session: GuestfsSession, device: string): Promise<b
 /** Read os-release and fstab of the root mounted at /. */
 async function describeRoot(session: GuestfsSession, root: Volume, volumes: readonly Volume[], opened: readonly OpenedLuks[], image: string): Promise<InspectedOs> {
   const g = new GuestfsGuest(session, image, true);
+  if (root.type === 'ntfs') return windowsRoot(root);
   const crypttab = opened.length ? (await g.readFile('/etc/crypttab', { maxBytes: 65536 }))?.toString('utf8') ?? '' : '';
   const osRelease = (await g.readFile('/etc/os-release', { maxBytes: 65536 })) ?? (await g.readFile('/usr/lib/os-release', { maxBytes: 65536 }));
   const fstab = (await g.readFile('/etc/fstab', { maxBytes: 1024 * 1024 }))?.toString('utf8') ?? '';
@@ -249,6 +252,15 @@ export function fstabMounts(fstab: string, root: Volume, volumes: readonly Volum
   }
   mounts.sort((a, b) => depth(a.mountpoint) - depth(b.mountpoint) || a.mountpoint.localeCompare(b.mountpoint));
   return { mounts, notes };
+}
+
+/**
+ * A Windows root: the NTFS volume alone at / (no fstab). The registry is
+ * read later, by whoever needs it (src/windows/detect.ts).
+ */
+function windowsRoot(root: Volume): InspectedOs {
+  const distro: Distro = { id: 'windows', idLike: [], versionId: '', name: 'Windows', family: 'windows', major: undefined };
+  return { type: 'windows', root: root.device, mounts: [{ mountpoint: '/', device: root.device }], distro, product: 'Windows', notes: [] };
 }
 
 function depth(mp: string): number {

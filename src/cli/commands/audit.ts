@@ -8,7 +8,7 @@ import { collect, out, type GlobalOptions } from '../common.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('audit')
-    .description('find identities (machine-id, SSH host key, hostname) shared by two or more clones')
+    .description('find identities (machine-id, SSH host key, hostname, Windows computer name) shared by two or more clones')
     .requiredOption('-t, --target <TARGET>', "image, rootfs:DIR or a glob like 'clones/*.qcow2' (repeatable)", collect)
     .option('-j, --jobs <n>', 'appliances in parallel for images')
     .addHelpText('after', `
@@ -32,7 +32,11 @@ Examples:
       if (g.json) {
         out(JSON.stringify({ targets: found.length, unique: duplicates.length === 0, duplicates, errors, identities: found }, null, 2));
       } else {
-        for (const f of found) out(`${f.target}  ${f.identity.hostname ?? '-'}  ${f.identity.machineId ?? '(no machine-id)'}  ${f.identity.sshHostKeys.map((k) => `${k.type}:${k.sha256.slice(7, 19)}`).join(' ')}`);
+        for (const f of found) {
+          const w = f.identity.windows;
+          if (w) out(`${f.target}  ${w.computerName ?? '-'}  windows ${w.generalized ? 'generalized' : 'NOT generalized'}  host ${w.hostname ?? '-'}`);
+          else out(`${f.target}  ${f.identity.hostname ?? '-'}  ${f.identity.machineId ?? '(no machine-id)'}  ${f.identity.sshHostKeys.map((k) => `${k.type}:${k.sha256.slice(7, 19)}`).join(' ')}`);
+        }
         for (const e of errors) out(`${e.target}  ERROR: ${e.error}`);
         if (duplicates.length) {
           out(`\n${duplicates.length} shared identit${duplicates.length === 1 ? 'y' : 'ies'}:`);

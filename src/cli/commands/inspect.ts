@@ -24,6 +24,7 @@ Examples:
         if (guest instanceof Error) { found.push({ target: name, error: guest.message }); return; }
         try {
           const identity = await inspectGuest(guest);
+          if (identity.windows) { found.push({ target: name, identity }); return; } // seal operations are Linux's; Windows says "generalized"
           const left = await planSeal(guest, selectSealOperations(undefined));
           found.push({ target: name, identity, seal: { sealed: left.length === 0, identifying: left.map((c) => ({ path: c.change.path, operation: c.change.source, reason: c.change.reason ?? null })) } });
         } catch (err) { found.push({ target: name, error: errorMessage(err) }); }
@@ -46,6 +47,13 @@ export function formatIdentity(target: string, id: GuestIdentity | undefined, er
     ...(id.sshHostKeys.length ? [] : ['  ssh:         (no host keys)']),
     `  network:     ${id.networkFiles.join(', ') || '(none)'}`,
   ];
+  if (id.windows) {
+    const w = id.windows;
+    lines.splice(2, lines.length - 2,
+      `  system root: ${w.systemRoot}`,
+      `  computer:    ${w.computerName ?? '(none)'} (DNS host name ${w.hostname ?? '(none)'})`,
+      `  generalized: ${w.generalized ? 'yes' : 'NO: cloning it as is is unsupported by Microsoft (duplicate SIDs)'} (image state ${w.imageState ?? 'unknown'})`);
+  }
   return lines.join('\n') + '\n';
 }
 

@@ -1,0 +1,28 @@
+import type { CustomizeOperation as Operation } from '../registry.js';
+import { write } from '../util.js';
+import { detectWindows, underSystemRoot } from '../../windows/detect.js';
+import { windowsProfile } from '../../windows/settings.js';
+import { renderUnattend } from '../../windows/unattend.js';
+
+/**
+ * C:\Windows\Panther\unattend.xml, rendered per machine: Windows Setup reads
+ * it in the specialize and oobeSystem passes of a generalized image.
+ * windows.unattend: auto (default) writes it only when the image is
+ * generalized (a specialized system never reads it again), always, never.
+ * Mode 0777: what ntfs-3g reports for every file (NTFS has ACLs, not modes).
+ */
+export const windowsUnattendOperation: Operation = {
+  name: 'windows-unattend',
+  kind: 'customize',
+  description: 'Windows: write C:\\Windows\\Panther\\unattend.xml (computer name, time zone, owner, network, first-logon commands)',
+  defaultEnabled: true,
+  async plan({ guest, distro, machine }) {
+    if (distro.family !== 'windows') return [];
+    const info = await detectWindows(guest);
+    if (!info) return [];
+    const when = windowsProfile(machine.profile).unattend ?? 'auto';
+    if (when === 'never' || (when === 'auto' && !info.generalized)) return [];
+    const file = await underSystemRoot(guest, info, 'Panther/unattend.xml');
+    return [write('windows-unattend', file, renderUnattend(machine, info.architecture), 0o777)];
+  },
+};

@@ -1,0 +1,169 @@
+/**
+ * Windows guests: where the system root is, what the registry says about
+ * the product, the computer name and whether the installation was
+ * generalized (sysprep /generalize) and waits for its specialize pass.
+ *
+ * Generalized: Windows Setup records the image state in
+ * HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Setup\State, value
+ * ImageState (also %WINDIR%\Setup\State\State.ini): after
+ * `sysprep /generalize` it is IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE (or
+ * _TO_AUDIT); a running, specialized system says IMAGE_STATE_COMPLETE.
+ * Microsoft supports duplicating a Windows installation only once it is
+ * generalized: a clone of a specialized one keeps its machine SID, WSUS and
+ * KMS client IDs, MSDTC CID and the like.
+ */
+import path from 'node:path';
+import type { GuestReader } from '../backends/backend.js';
+import type { Distro } from '../distro/detect.js';
+import { decodeValue } from './regf.js';
+import { readHive } from './hive.js';
+
+const posix = path.posix;
+
+export interface WindowsInfo {
+  /** Guest path of the system root as it is spelled on disk ("/Windows"). */
+  readonly systemRoot: string;
+  readonly systemHive: string;
+  readonly softwareHive: string;
+  readonly productName: string;
+  /** "10.0", "6.3"… */
+  readonly version: string;
+  readonly build: string;
+  readonly editionId: string;
+  readonly installationType: string;
+  /** amd64, x86 or arm64 (the processorArchitecture of unattend components). */
+  readonly architecture: string;
+  /** The ControlSet00N key that Select\Current names. */
+  readonly controlSet: string;
+  readonly computerName: string | null;
+  readonly activeComputerName: string | null;
+  readonly hostname: string | null;
+  readonly nvHostname: string | null;
+  readonly imageState: string | null;
+  readonly generalized: boolean;
+}
+
+/** Reasons Microsoft gives against duplicating a specialized (not generalized) installation. */
+export const NOT_GENERALIZED_RISK =
+  'the master Windows installation is not generalized (sysprep /generalize was not run): Microsoft does not support cloning it as is; ' +
+  'every clone keeps the same machine SID and other per-installation IDs (WSUS/SCCM client IDs, KMS CMID, MSDTC), which breaks domain trust, update management and activation. ' +
+  'ghostprep sets the computer name in the registry, but only sysprep makes each clone unique: generalize the master (sysprep /generalize /oobe /shutdown) and capture it again';
+
+/** A directory entry of `dir` matching `name` case-insensitively (NTFS is case-insensitive, ntfs-3g is not). */
+export async function findNoCase(guest: GuestReader, dir: string, name: string): Promise<string | undefined> {
+  const entries = await guest.readdir(dir).catch(() => null);
+  const hit = entries?.find((e) => e.toLowerCase() === name.toLowerCase());
+  return hit === undefined ? undefined : posix.join(dir, hit);
+}
+
+async function findPathNoCase(guest: GuestReader, parts: readonly string[], from = '/'): Promise<string | undefined> {
+  let cur = from;
+  for (const p of parts) {
+    const next = await findNoCase(guest, cur, p);
+    if (!next) return undefined;
+    cur = next;
+  }
+  return cur;
+}
+
+const SYSTEM_ROOTS = ['Windows', 'WINNT', 'Win32', 'Win'];
+
+/** The system root of a Windows guest mounted at /: a directory with System32/config/SYSTEM and SOFTWARE. */
+export async function findSystemRoot(guest: GuestReader): Promise<{ root: string; system: string; software: string } | undefined> {
+  for (const name of SYSTEM_ROOTS) {
+    const root = await findNoCase(guest, '/', name);
+    if (!root || (await guest.stat(root))?.type !== 'dir') continue;
+    const config = await findPathNoCase(guest, ['System32', 'config'], root);
+    if (!config) continue;
+    const system = await findNoCase(guest, config, 'SYSTEM');
+    const software = await findNoCase(guest, config, 'SOFTWARE');
+    if (system && software && (await guest.stat(system))?.type === 'file' && (await guest.stat(software))?.type === 'file') return { root, system, software };
+  }
+  return undefined;
+}
+
+const cache = new WeakMap<GuestReader, Promise<WindowsInfo | undefined>>();
+
+/** Windows facts of the guest, or undefined when it is not Windows. Cached per guest object. */
+export function detectWindows(guest: GuestReader): Promise<WindowsInfo | undefined> {
+  let p = cache.get(guest);
+  if (!p) cache.set(guest, (p = readWindows(guest)));
+  return p;
+}
+
+function str(v: ReturnType<typeof decodeValue>): string | null {
+  if (!v) return null;
+  if (v.type === 'sz' || v.type === 'expand_sz') return v.value;
+  if (v.type === 'dword') return String(v.value);
+  return null;
+}
+
+async function readWindows(guest: GuestReader): Promise<WindowsInfo | undefined> {
+  const found = await findSystemRoot(guest);
+  if (!found) return undefined;
+  const software = await readHive(guest, found.software);
+  const system = await readHive(guest, found.system);
+  if (!software || !system) return undefined;
+  const sw = (key: string, name: string): string | null => {
+    const raw = software.value(key, name);
+    return raw ? str(decodeValue(raw)) : null;
+  };
+  const cv = 'Microsoft\\Windows NT\\CurrentVersion';
+  const major = sw(cv, 'CurrentMajorVersionNumber');
+  const minor = sw(cv, 'CurrentMinorVersionNumber');
+  const version = major !== null ? `${major}.${minor ?? '0'}` : (sw(cv, 'CurrentVersion') ?? '');
+  const currentRaw = system.value('Select', 'Current');
+  const current = currentRaw ? decodeValue(currentRaw) : undefined;
+  const n = current?.type === 'dword' && current.value > 0 && current.value < 1000 ? current.value : 1;
+  const controlSet = `ControlSet${String(n).padStart(3, '0')}`;
+  const sys = (key: string, name: string): string | null => {
+    const raw = system.value(`${controlSet}\\${key}`, name);
+    return raw ? str(decodeValue(raw)) : null;
+  };
+  const imageState = sw('Microsoft\\Windows\\CurrentVersion\\Setup\\State', 'ImageState') ?? (await stateIni(guest, found.root));
+  const arch = (sys('Control\\Session Manager\\Environment', 'PROCESSOR_ARCHITECTURE') ?? 'AMD64').toLowerCase();
+  return {
+    systemRoot: found.root,
+    systemHive: found.system,
+    softwareHive: found.software,
+    productName: sw(cv, 'ProductName') ?? 'Windows',
+    version,
+    build: sw(cv, 'CurrentBuildNumber') ?? sw(cv, 'CurrentBuild') ?? '',
+    editionId: sw(cv, 'EditionID') ?? '',
+    installationType: sw(cv, 'InstallationType') ?? '',
+    architecture: arch === 'x86' ? 'x86' : arch === 'arm64' ? 'arm64' : 'amd64',
+    controlSet,
+    computerName: sys('Control\\ComputerName\\ComputerName', 'ComputerName'),
+    activeComputerName: sys('Control\\ComputerName\\ActiveComputerName', 'ComputerName'),
+    hostname: sys('Services\\Tcpip\\Parameters', 'Hostname'),
+    nvHostname: sys('Services\\Tcpip\\Parameters', 'NV Hostname'),
+    imageState,
+    generalized: imageState !== null && /^IMAGE_STATE_GENERALIZE_RESEAL_TO_/.test(imageState),
+  };
+}
+
+/** ImageState from %WINDIR%\Setup\State\State.ini, the file form of the same record. */
+async function stateIni(guest: GuestReader, root: string): Promise<string | null> {
+  const file = await findPathNoCase(guest, ['Setup', 'State', 'State.ini'], root);
+  if (!file) return null;
+  const text = (await guest.readFile(file, { maxBytes: 64 * 1024 }).catch(() => null))?.toString('utf8').replace(/\0/g, '') ?? '';
+  return /^\s*ImageState\s*=\s*(\S+)/im.exec(text)?.[1] ?? null;
+}
+
+/** The Distro record of a Windows guest (family "windows"). */
+export function windowsDistro(info: WindowsInfo): Distro {
+  const major = /^(\d+)/.exec(info.version);
+  return { id: 'windows', idLike: [], versionId: info.version, name: info.productName, family: 'windows', major: major ? Number(major[1]) : undefined };
+}
+
+/** Guest path of a file under the system root ("Panther/unattend.xml"), keeping existing directories' spelling. */
+export async function underSystemRoot(guest: GuestReader, info: WindowsInfo, rel: string): Promise<string> {
+  let cur = info.systemRoot;
+  const parts = rel.split('/');
+  for (const [i, p] of parts.entries()) {
+    const hit = await findNoCase(guest, cur, p);
+    if (!hit) return posix.join(cur, ...parts.slice(i));
+    cur = hit;
+  }
+  return cur;
+}

@@ -1,0 +1,68 @@
+/**
+ * unattend.xml per machine, from a Handlebars template
+ * (templates/windows/unattend.xml.hbs, or the profile's windows.template).
+ * Its own Handlebars instance WITH escaping: every value lands in XML, and
+ * Handlebars' HTML escaping (& < > " ' ` =) yields valid XML character
+ * references. Strict: an unknown variable is an error naming the template.
+ */
+import path from 'node:path';
+import Handlebars from 'handlebars';
+import type { RenderedMachine } from '../fleet/prepare.js';
+import { originOf } from '../profile/merge.js';
+import { loadTemplateFile, TEMPLATE_DIR } from '../template/render.js';
+import { GhostprepError } from '../util/errors.js';
+import { computerNameOf, windowsProfile, windowsTimeZone, type WindowsInterface } from './settings.js';
+
+export const DEFAULT_UNATTEND_TEMPLATE = 'windows/unattend.xml.hbs';
+
+const hb = Handlebars.create();
+
+/** unattend.xml wants MACs as 52-54-00-AA-BB-01. */
+export function unattendMac(mac: string): string {
+  return mac.replace(/[:.]/g, '-').toUpperCase();
+}
+
+/** The data the template sees (documented in README, "Windows clones"). */
+export function unattendData(r: RenderedMachine, arch: string): Record<string, unknown> {
+  const w = windowsProfile(r.profile);
+  const site = r.profile.site ?? {};
+  const iface = (i: WindowsInterface) => ({
+    identifier: unattendMac(i.mac),
+    dhcp: i.dhcp ?? !(i.addresses?.length),
+    addresses: (i.addresses ?? []).map((cidr, n) => ({ key: n + 1, cidr })),
+    gateway: i.gateway ?? '',
+    dns: (i.dns ?? []).map((ip, n) => ({ key: n + 1, ip })),
+  });
+  return {
+    machine: r.context.machine,
+    site: r.context.site,
+    vars: r.context.vars,
+    arch,
+    computerName: computerNameOf(r),
+    timezone: w.timezone ?? windowsTimeZone(r.profile.timezone ?? site.timezone) ?? '',
+    registeredOwner: w.registeredOwner ?? '',
+    registeredOrganization: w.registeredOrganization ?? '',
+    dnsDomain: w.dnsDomain ?? site.domain ?? '',
+    interfaces: (w.network?.interfaces ?? []).map(iface),
+    firstLogonCommands: (w.firstLogonCommands ?? []).map((c, n) => ({ order: n + 1, run: c.run, description: c.description ?? `ghostprep ${n + 1}` })),
+    oobe: w.oobe ?? null,
+    locale: w.locale ?? null,
+  };
+}
+
+function templateFor(r: RenderedMachine): { file: string; text: string } {
+  const name = windowsProfile(r.profile).template;
+  if (!name) return loadTemplateFile(DEFAULT_UNATTEND_TEMPLATE, [TEMPLATE_DIR]);
+  const origin = originOf(r.prepared.traced.origins, '/windows/template');
+  const dir = origin ? path.dirname(path.resolve(origin.source.file)) : process.cwd();
+  return loadTemplateFile(name, [path.join(dir, 'templates'), path.join(dir, '..', 'templates'), dir, TEMPLATE_DIR]);
+}
+
+export function renderUnattend(r: RenderedMachine, arch: string): string {
+  const t = templateFor(r);
+  try {
+    return hb.compile(t.text, { strict: true })(unattendData(r, arch));
+  } catch (err) {
+    throw new GhostprepError(`${t.file}: ${(err as Error).message}`, { cause: err });
+  }
+}
