@@ -30,6 +30,8 @@ export interface DeployOptions extends Omit<RunOptions, 'target' | 'mode'> {
   /** Expected sha256 of the base (from the library or --sha256); computed and reported otherwise. */
   readonly expectedSha256?: string;
   readonly onRestored?: (event: RestoreEvent, done: number, total: number) => void;
+  /** Machines selected and split: called once before the first restore. */
+  readonly onPlanned?: (p: { machines: number; batches: number; perBatch: number; jobs: number }) => void;
   /** A batch starts or ends a stage (restore: built and grown; customize: applied and verified in one appliance). */
   readonly onBatch?: (event: BatchEvent) => void;
 }
@@ -54,6 +56,7 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
 
   const jobs = Math.max(1, opts.jobs ?? defaultJobs());
   const batches = splitBatches(selected, opts.drivesPerAppliance ?? DEFAULT_DRIVES_PER_APPLIANCE, jobs);
+  opts.onPlanned?.({ machines: selected.length, batches: batches.length, perBatch: batches[0]?.length ?? 0, jobs });
   const restores: RestoreEvent[] = [];
   const results: MachineResult[] = [];
   const finish = (r: MachineResult): void => {

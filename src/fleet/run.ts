@@ -47,6 +47,8 @@ export interface RunOptions {
   readonly imageBackend?: () => Promise<Backend>;
   /** Upper bound of drives in one appliance (guestfs backend); its default otherwise. */
   readonly drivesPerAppliance?: number;
+  /** The machines are selected; `total` will be processed. */
+  readonly onStart?: (total: number) => void;
   /** A machine's changes are written and are about to be read back (the verify stage starts). */
   readonly onMachineApplied?: (machine: string) => void;
 }
@@ -65,6 +67,7 @@ export interface MachineResult {
 
 export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
   const fleet = openFleet(opts);
+  opts.onStart?.(fleet.selected.length);
   const results: MachineResult[] = [];
   await runMachines(fleet, fleet.selected, opts, (r) => {
     opts.onMachineDone?.(r, results.length + 1, fleet.selected.length);

@@ -4,6 +4,7 @@ import { updateKnownHosts, writeAtomic, type RunReport } from '../../report/repo
 import { ExitCode } from '../../util/errors.js';
 import { Logger, out, type GlobalOptions } from '../common.js';
 import { addFleetOptions, runOptions, type FleetCliOptions } from './fleet-options.js';
+import { fleetProgress } from '../progress.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   addFleetOptions(program.command('apply'))
@@ -21,11 +22,25 @@ Examples:
     .action((o: FleetCliOptions & { report?: string; knownHosts?: string }) => run(async (g) => {
       const log = new Logger(g);
       const started = new Date();
-      const results = await runFleet({
-        ...runOptions(o, 'apply'),
-        onWarning: (m) => log.warn(m),
-        onMachineDone: (r, n, total) => log.progress(`[${n}/${total}] ${r.report.name}: ${r.report.status === 'ok' ? `ok, ${r.changes.length} change(s)` : `FAILED: ${r.report.error}`} (${(r.report.durationMs / 1000).toFixed(1)} s)`),
-      });
+      const { stages, display } = fleetProgress(g, false);
+      let results: MachineResult[];
+      try {
+        results = await runFleet({
+          ...runOptions(o, 'apply'),
+          onWarning: (m) => (display ? display.log(`warning: ${m}`) : log.warn(m)),
+          onStart: (total) => stages.planned(total),
+          onMachineApplied: (m) => stages.machineApplied(m),
+          onMachineDone: (r, n, total) => {
+            stages.machineDone(r.report.name, r.report.status === 'ok');
+            const msg = `[${n}/${total}] ${r.report.name}: ${r.report.status === 'ok' ? `ok, ${r.changes.length} change(s)` : `FAILED: ${r.report.error}`} (${(r.report.durationMs / 1000).toFixed(1)} s)`;
+            // with the live display, per-machine lines only for failures (all of them with -v)
+            if (!display) log.progress(msg);
+            else if (r.report.status !== 'ok' || g.verbose) display.log(msg);
+          },
+        });
+      } finally {
+        display?.stop();
+      }
       const report = buildReport('apply', started, results);
       if (o.report) writeAtomic(o.report, JSON.stringify(report, null, 2) + '\n');
       if (o.knownHosts) {

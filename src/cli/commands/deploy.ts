@@ -9,6 +9,7 @@ import { GhostprepError } from '../../util/errors.js';
 import { collect, Logger, out, type GlobalOptions } from '../common.js';
 import { buildReport, exitFor, printSummary } from './apply.js';
 import { addBaseOptions, positiveInt } from './fleet-options.js';
+import { fleetProgress } from '../progress.js';
 
 interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string; report?: string }
 
@@ -41,14 +42,39 @@ Examples:
       const started = new Date();
       const event = (e: object) => { if (g.json) out(JSON.stringify(e)); };
       const base = await resolveBase(o.base, { library: o.library, key: { file: o.keyFile, env: o.keyEnv }, clearDir: path.join(o.out, '.bases') });
-      const result = await deploy({
-        profiles: o.profile, inventory: o.inventory, base: base.path, out: o.out, restoreMode: o.mode, size: o.size, force: o.force,
-        expectedSha256: o.sha256 ?? base.expectedSha256, machines: o.machine, shard: o.shard ? parseShard(o.shard) : undefined,
-        jobs: positiveInt(o.jobs, '--jobs'), drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance'), state: o.state,
-        onWarning: (m) => log.warn(m),
-        onRestored: (e, n, total) => { event({ event: 'restore', ...e, done: n, total }); log.progress(`[restore ${n}/${total}] ${e.machine}: ${e.action}${e.error ? `: ${e.error}` : ''}`); },
-        onMachineDone: (r, n, total) => { event({ event: 'apply', machine: r.report.name, status: r.report.status, error: r.report.error, changes: r.changes.length, done: n, total }); log.progress(`[apply ${n}/${total}] ${r.report.name}: ${r.report.status === 'ok' ? `ok, ${r.changes.length} change(s)` : `FAILED: ${r.report.error}`}`); },
-      });
+      const { stages, display } = fleetProgress(g, true);
+      // with the live display, per-machine lines only for failures (all of them with -v)
+      const line = (msg: string, failed: boolean) => {
+        if (!display) log.progress(msg);
+        else if (failed || g.verbose) display.log(msg);
+      };
+      let result;
+      try {
+        result = await deploy({
+          profiles: o.profile, inventory: o.inventory, base: base.path, out: o.out, restoreMode: o.mode, size: o.size, force: o.force,
+          expectedSha256: o.sha256 ?? base.expectedSha256, machines: o.machine, shard: o.shard ? parseShard(o.shard) : undefined,
+          jobs: positiveInt(o.jobs, '--jobs'), drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance'), state: o.state,
+          onWarning: (m) => (display ? display.log(`warning: ${m}`) : log.warn(m)),
+          onPlanned: (p) => {
+            stages.planned(p.machines);
+            log.verbose(`deploy: ${p.machines} machine(s) in ${p.batches} batch(es) of up to ${p.perBatch}, ${p.jobs} appliance(s) in parallel`);
+          },
+          onBatch: (b) => { if (b.stage === 'customize' && b.phase === 'start') stages.customizeStarted(); },
+          onRestored: (e, n, total) => {
+            stages.restored(e.machine, e.action !== 'failed');
+            event({ event: 'restore', ...e, done: n, total });
+            line(`[restore ${n}/${total}] ${e.machine}: ${e.action}${e.error ? `: ${e.error}` : ''}`, e.action === 'failed');
+          },
+          onMachineApplied: (m) => stages.machineApplied(m),
+          onMachineDone: (r, n, total) => {
+            stages.machineDone(r.report.name, r.report.status === 'ok');
+            event({ event: 'apply', machine: r.report.name, status: r.report.status, error: r.report.error, changes: r.changes.length, done: n, total });
+            line(`[apply ${n}/${total}] ${r.report.name}: ${r.report.status === 'ok' ? `ok, ${r.changes.length} change(s)` : `FAILED: ${r.report.error}`}`, r.report.status !== 'ok');
+          },
+        });
+      } finally {
+        display?.stop();
+      }
       const report = { ...buildReport('deploy', started, result.results), base: result.base };
       if (o.report) writeAtomic(o.report, JSON.stringify(report, null, 2) + '\n');
       if (g.json) out(JSON.stringify({ event: 'done', summary: report.summary, base: result.base }));
