@@ -6,6 +6,9 @@ const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
 /** One shell word: bare when it cannot be misread, else in single quotes. */
 export function shQuote(word: string): string {
   if (word !== '' && SAFE.test(word)) return word;
+  // "…" with escapes when the word holds $ or a backquote: the same meaning, and shellcheck does not
+  // suspect a forgotten expansion (SC2016) as it does for '$…'
+  if (/[$`]/.test(word)) return `"${word.replace(/[\\$"`]/g, '\\$&')}"`;
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
