@@ -7,7 +7,6 @@ import { detectDistro } from '../distro/detect.js';
 import { parseMachineId } from '../identity/machine-id.js';
 import { fingerprint, keyTypeOf } from '../identity/ssh-keys.js';
 import { detectWindows } from '../windows/detect.js';
-import { detectWindows } from '../windows/detect.js';
 
 export interface GuestIdentity {
   distro: { id: string; versionId: string; family: string; name: string };
@@ -29,16 +28,6 @@ async function text(g: GuestReader, p: string): Promise<string | null> {
 }
 
 export async function inspectGuest(g: GuestReader): Promise<GuestIdentity> {
-  if (!(await g.lstat('/etc/os-release')) && !(await g.lstat('/usr/lib/os-release'))) {
-    const w = await detectWindows(g);
-    if (w) {
-      return {
-        distro: { id: 'windows', versionId: w.version, family: 'windows', name: w.productName },
-        hostname: w.hostname, machineId: null, machineIdRaw: null, dbusMachineId: null, sshHostKeys: [], networkFiles: [],
-        windows: { productName: w.productName, version: w.version, systemRoot: w.systemRoot, computerName: w.computerName, hostname: w.hostname, generalized: w.generalized, imageState: w.imageState },
-      };
-    }
-  }
   if (!(await g.lstat('/etc/os-release')) && !(await g.lstat('/usr/lib/os-release'))) {
     const w = await detectWindows(g);
     if (w) {
@@ -92,7 +81,6 @@ export function findDuplicates(found: ReadonlyArray<{ target: string; identity: 
     add('machine-id', identity.machineId, target);
     for (const k of identity.sshHostKeys) add('ssh-host-key', `${k.type} ${k.sha256}`, target);
     add('hostname', identity.hostname, target);
-    add('computer-name', identity.windows?.computerName?.toUpperCase() ?? null, target);
     add('computer-name', identity.windows?.computerName?.toUpperCase() ?? null, target);
   }
   return [...groups.values()].filter((g) => g.targets.length > 1);

@@ -14,7 +14,6 @@ import { resolveIdentity } from '../identity/resolve.js';
 import { lockMachine, sha256, StateDir } from '../identity/state.js';
 import { assemblePlan } from '../plan/assemble.js';
 import { detectWindows, windowsDistro } from '../windows/detect.js';
-import { detectWindows, windowsDistro } from '../windows/detect.js';
 import { applyChanges, verifyChanges } from '../plan/apply.js';
 import { effectiveChanges, renderDiff, type EffectiveChange } from '../plan/diff.js';
 import { describeMode } from '../plan/types.js';

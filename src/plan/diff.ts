@@ -8,7 +8,6 @@ import type { FileStat, GuestReader } from '../backends/backend.js';
 import { sha256 } from '../identity/state.js';
 import { describeMode, type FileChange } from './types.js';
 import { pendingEdits, readHive, regText } from '../windows/hive.js';
-import { pendingEdits, readHive, regText } from '../windows/hive.js';
 
 export type Action = 'create' | 'modify' | 'delete' | 'chmod' | 'chown' | 'symlink';
 
@@ -38,14 +37,6 @@ export async function effectiveChanges(guest: GuestReader, changes: readonly Fil
 async function compare(guest: GuestReader, c: FileChange): Promise<EffectiveChange | null> {
   const before = await guest.lstat(c.path);
   switch (c.op) {
-    case 'registry': {
-      // Only the values that differ are applied and shown.
-      const hive = before ? await readHive(guest, c.path) : null;
-      const edits = pendingEdits(hive, c.edits);
-      if (!edits.length) return null;
-      const registry = { before: regText(c.root, edits, hive, false), after: regText(c.root, edits, hive, true) };
-      return { change: { ...c, edits }, action: before ? 'modify' : 'create', before, notes: [`${edits.length} registry value${edits.length === 1 ? '' : 's'}`], registry };
-    }
     case 'registry': {
       // Only the values that differ are applied and shown.
       const hive = before ? await readHive(guest, c.path) : null;
@@ -102,11 +93,6 @@ export function renderDiff(e: EffectiveChange): string {
   const note = `# ${e.action} ${p} (${c.source}${why ? ': ' + why : ''})\n`;
   if (c.op === 'delete') return note + head + (e.before?.type === 'file' ? '@@ deleted @@\n' : `@@ deleted ${e.before?.type ?? ''} @@\n`);
   if (c.op === 'symlink') return note + head + `@@ symlink -> ${c.target} @@\n`;
-  if (c.op === 'registry') {
-    // A pseudo-file diff in .reg syntax: the hive is binary, its values are not.
-    const patch = createTwoFilesPatch(`a${p}`, `b${p}`, e.registry?.before ?? '', e.registry?.after ?? '', undefined, undefined, { context: 3 });
-    return note + patch.split('\n').filter((l, i) => !(i === 0 && l.startsWith('===='))).join('\n');
-  }
   if (c.op === 'registry') {
     // A pseudo-file diff in .reg syntax: the hive is binary, its values are not.
     const patch = createTwoFilesPatch(`a${p}`, `b${p}`, e.registry?.before ?? '', e.registry?.after ?? '', undefined, undefined, { context: 3 });

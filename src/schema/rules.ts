@@ -18,8 +18,6 @@ import { TEMPLATE_DIR } from '../template/render.js';
 import { suggest, validateAgainst } from './validate.js';
 import { computerNameProblem } from '../windows/computer-name.js';
 import { computerNameOf, windowsProfile } from '../windows/settings.js';
-import { computerNameProblem } from '../windows/computer-name.js';
-import { computerNameOf, windowsProfile } from '../windows/settings.js';
 
 type MachineRule = (r: RenderedMachine) => Diagnostic[];
 
@@ -136,24 +134,6 @@ const deriveSecretRule: MachineRule = (r) =>
   r.profile.machineId === 'derive' && !siteSecret(r)
     ? [locateProblem(r.prepared, '/machineId', 'machineId: derive needs a site secret: set site.secretFile (a file next to the profile) or $GHOSTPREP_SITE_SECRET')]
     : [];
-
-/** Profiles with a windows section: the computer name follows Windows' rules, the unattend network values are addresses. */
-const windowsRule: MachineRule = (r) => {
-  const w = windowsProfile(r.profile);
-  if (!(r.profile as { windows?: unknown }).windows) return [];
-  const out: Diagnostic[] = [];
-  const name = computerNameOf(r);
-  const problem = computerNameProblem(name);
-  if (problem) out.push(locateProblem(r.prepared, w.computerName !== undefined ? '/windows/computerName' : '/hostname', problem));
-  w.network?.interfaces?.forEach((i, n) => {
-    const at = `/windows/network/interfaces/${n}`;
-    if (typeof i?.mac === 'string' && !MAC_RE.test(i.mac.replace(/-/g, ':'))) out.push(locateProblem(r.prepared, `${at}/mac`, `"${i.mac}" is not a MAC address (six hex pairs separated by ":" or "-")`));
-    i?.addresses?.forEach((a, k) => { if (typeof a === 'string' && !parseCidr(a)) out.push(locateProblem(r.prepared, `${at}/addresses/${k}`, `"${a}" is not an IPv4/IPv6 CIDR address (e.g. 10.0.0.11/24)`)); });
-    if (typeof i?.gateway === 'string' && !parseIp(i.gateway)) out.push(locateProblem(r.prepared, `${at}/gateway`, `"${i.gateway}" is not an IP address`));
-    i?.dns?.forEach((a, k) => { if (typeof a === 'string' && !parseIp(a)) out.push(locateProblem(r.prepared, `${at}/dns/${k}`, `"${a}" is not an IPv4/IPv6 address`)); });
-  });
-  return out;
-};
 
 /** Profiles with a windows section: the computer name follows Windows' rules, the unattend network values are addresses. */
 const windowsRule: MachineRule = (r) => {

@@ -16,7 +16,6 @@ import { detectDistro, type Distro } from '../../distro/detect.js';
 import { GuestError } from '../../util/errors.js';
 import { GuestfsGuest } from './guest.js';
 import { findSystemRoot } from '../../windows/detect.js';
-import { findSystemRoot } from '../../windows/detect.js';
 import { activateLvm, openLuks, parseCrypttab, type OpenedLuks } from './luks.js';
 import { driveDevice, GuestfsError, type GuestfsSession } from './session.js';
 
@@ -219,7 +218,6 @@ async function tryMount(session: GuestfsSession, device: string, readonly: boole
 async function looksLikeRoot(session: GuestfsSession, device: string): Promise<boolean> {
   const probe = new GuestfsGuest(session, device, true);
   if (await findSystemRoot(probe)) return true; // Windows: System32/config with SYSTEM and SOFTWARE hives
-  if (await findSystemRoot(probe)) return true; // Windows: System32/config with SYSTEM and SOFTWARE hives
   const etc = await probe.lstat('/etc');
   if (etc?.type !== 'dir') return false;
   return (await probe.stat('/etc/os-release')) !== null || (await probe.stat('/usr/lib/os-release')) !== null || (await probe.stat('/etc/fstab')) !== null;
@@ -228,7 +226,6 @@ async function looksLikeRoot(session: GuestfsSession, device: string): Promise<b
 /** Read os-release and fstab of the root mounted at /. */
 async function describeRoot(session: GuestfsSession, root: Volume, volumes: readonly Volume[], opened: readonly OpenedLuks[], image: string): Promise<InspectedOs> {
   const g = new GuestfsGuest(session, image, true);
-  if (root.type === 'ntfs') return windowsRoot(root);
   if (root.type === 'ntfs') return windowsRoot(root);
   const crypttab = opened.length ? (await g.readFile('/etc/crypttab', { maxBytes: 65536 }))?.toString('utf8') ?? '' : '';
   const osRelease = (await g.readFile('/etc/os-release', { maxBytes: 65536 })) ?? (await g.readFile('/usr/lib/os-release', { maxBytes: 65536 }));
@@ -255,15 +252,6 @@ export function fstabMounts(fstab: string, root: Volume, volumes: readonly Volum
   }
   mounts.sort((a, b) => depth(a.mountpoint) - depth(b.mountpoint) || a.mountpoint.localeCompare(b.mountpoint));
   return { mounts, notes };
-}
-
-/**
- * A Windows root: the NTFS volume alone at / (no fstab). The registry is
- * read later, by whoever needs it (src/windows/detect.ts).
- */
-function windowsRoot(root: Volume): InspectedOs {
-  const distro: Distro = { id: 'windows', idLike: [], versionId: '', name: 'Windows', family: 'windows', major: undefined };
-  return { type: 'windows', root: root.device, mounts: [{ mountpoint: '/', device: root.device }], distro, product: 'Windows', notes: [] };
 }
 
 /**

@@ -54,13 +54,6 @@ export function formatIdentity(target: string, id: GuestIdentity | undefined, er
       `  computer:    ${w.computerName ?? '(none)'} (DNS host name ${w.hostname ?? '(none)'})`,
       `  generalized: ${w.generalized ? 'yes' : 'NO: cloning it as is is unsupported by Microsoft (duplicate SIDs)'} (image state ${w.imageState ?? 'unknown'})`);
   }
-  if (id.windows) {
-    const w = id.windows;
-    lines.splice(2, lines.length - 2,
-      `  system root: ${w.systemRoot}`,
-      `  computer:    ${w.computerName ?? '(none)'} (DNS host name ${w.hostname ?? '(none)'})`,
-      `  generalized: ${w.generalized ? 'yes' : 'NO: cloning it as is is unsupported by Microsoft (duplicate SIDs)'} (image state ${w.imageState ?? 'unknown'})`);
-  }
   return lines.join('\n') + '\n';
 }
 
