@@ -32,6 +32,7 @@ import { sealSshHostKeys } from './seal/ssh-host-keys.js';
 import { sealTmp } from './seal/tmp.js';
 import { sealUdevNet } from './seal/udev-persistent-net.js';
 import { sealUserAccounts } from './seal/user-accounts.js';
+import { sealSystemdPresets } from './seal/systemd-presets.js';
 
 export const operations = new OperationRegistry();
 /** Linux identity files mean nothing on a Windows guest (its NTFS volume is mounted at /): skip them there. */
@@ -40,7 +41,7 @@ function linuxOnly(op: CustomizeOperation): CustomizeOperation {
 }
 for (const op of [hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation]) operations.register(linuxOnly(op));
 for (const op of [windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, filesOperation, deleteOperation]) operations.register(op);
-for (const op of [sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts]) operations.register(op);
+for (const op of [sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts, sealSystemdPresets]) operations.register(op);
 
 /**
  * Order matters where operations touch the same files: users before the

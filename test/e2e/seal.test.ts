@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { presetLines } from '../../src/operations/seal/systemd-presets.js';
 import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { selectSealOperations } from '../../src/fleet/seal.js';
@@ -59,6 +60,17 @@ describe('e2e: seal on every fixture family', function () {
     expect(existsSync(path.join(work, 'debian12/var/lib/dbus/machine-id'))).to.equal(false);
     expect(existsSync(path.join(work, 'ubuntu2204/var/lib/cloud/instance'))).to.equal(false);
     expect(readFileSync(path.join(work, 'debian12/etc/passwd'), 'utf8')).to.include('master:x:1000'); // user-accounts is off by default
+  });
+
+  it('keeps the master\'s enabled units at first boot with a preset file (enabled units, then disable *)', () => {
+    const preset = readFileSync(path.join(work, 'debian12/etc/systemd/system-preset/00-ghostprep-sealed.preset'), 'utf8');
+    expect(preset.split('\n').filter((l) => l && !l.startsWith('#'))).to.deep.equal([
+      'enable ghostprep-ssh-keygen.service', 'enable networking.service', 'enable ssh.service', 'disable *',
+    ]);
+    expect(existsSync(path.join(work, 'alpine319/etc/systemd/system-preset'))).to.equal(false);
+    expect(presetLines(['getty@tty1.service', 'getty@tty2.service', 'a.timer', 'a.timer', 'bad name\n.service'])).to.deep.equal([
+      'enable a.timer', 'enable getty@.service tty1 tty2',
+    ]);
   });
 
   it('inspect says sealed, or what still identifies the master', () => {
