@@ -229,8 +229,43 @@ let basePromise: Promise<DebianBase> | undefined;
  * call in a process builds or finds it; later calls reuse the same promise.
  */
 export function buildDebianBase(log: Log = defaultLog): Promise<DebianBase> {
-  basePromise ??= buildDebianBaseUncached(log).catch((e: unknown) => { basePromise = undefined; throw e; });
+  basePromise ??= withBuildLock(log, () => buildDebianBaseUncached(log)).catch((e: unknown) => { basePromise = undefined; throw e; });
   return basePromise;
+}
+
+/**
+ * One build at a time across processes (test files run in parallel): the
+ * first takes `.cache/boot/.build-lock` (mkdir is atomic) and builds, the
+ * others wait and then find the cache. A lock whose process is gone is taken over.
+ */
+async function withBuildLock<T>(log: Log, fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(BOOT_CACHE, '.build-lock');
+  mkdirSync(BOOT_CACHE, { recursive: true });
+  for (let announced = false; ; announced = true) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(path.join(lock, 'pid'), String(process.pid));
+      break;
+    } catch {
+      const pid = Number(readFileIfAny(path.join(lock, 'pid')));
+      if (pid && !alive(pid)) { rmSync(lock, { recursive: true, force: true }); continue; }
+      if (!announced) log('another test process is building the boot image; waiting');
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function readFileIfAny(p: string): string {
+  try { return readFileSync(p, 'utf8'); } catch { return ''; }
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
 const CHROOT_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' };
@@ -343,7 +378,7 @@ function removeStaleBuilds(): void {
   for (const name of readdirSync(BOOT_CACHE)) {
     const pid = Number(/\.tmp-(\d+)$/.exec(name)?.[1]);
     if (!pid) continue;
-    try { process.kill(pid, 0); } catch { rmSync(path.join(BOOT_CACHE, name), { recursive: true, force: true }); }
+    if (!alive(pid)) rmSync(path.join(BOOT_CACHE, name), { recursive: true, force: true });
   }
 }
 
