@@ -104,7 +104,46 @@ export function renderDiff(e: EffectiveChange): string {
   if (c.secret) return note + head + `@@ secret content not shown: ${e.beforeContent ? `${e.beforeContent.length} -> ` : ''}${c.content.length} bytes @@\n`;
   const old = e.beforeContent;
   if ((old && !isText(old)) || !isText(c.content)) return note + head + `@@ binary content: sha256 ${old ? sha256(old).slice(0, 12) + ' -> ' : ''}${sha256(c.content).slice(0, 12)} @@\n`;
-  const patch = createTwoFilesPatch(e.before ? 'a' + p : '/dev/null', 'b' + p, old?.toString('utf8') ?? '', c.content.toString('utf8'), undefined, undefined, { context: 3 });
+  // nothing before (a new file, the common case): every line is an addition, no diff to compute
+  if (!old?.length) return note + additionsPatch(e.before ? 'a' + p : '/dev/null', 'b' + p, c.content.toString('utf8'));
+  const oldText = old.toString('utf8');
+  const newText = c.content.toString('utf8');
+  // lines appended to a file (a user added to /etc/passwd): the hunk is the old tail as context, then the additions
+  if (newText.length > oldText.length && oldText.endsWith('\n') && newText.startsWith(oldText)) return note + appendPatch('a' + p, 'b' + p, oldText, newText);
+  const patch = createTwoFilesPatch(e.before ? 'a' + p : '/dev/null', 'b' + p, oldText, newText, undefined, undefined, { context: 3 });
   // drop the "===" header line the library adds
   return note + patch.split('\n').filter((l, i) => !(i === 0 && l.startsWith('===='))).join('\n');
+}
+
+/** Lines of `text` as diff lines with `prefix`, the count, and git's marker when the last line has no newline. */
+function diffLines(text: string, prefix: string): { lines: string; count: number } {
+  const eol = text.endsWith('\n');
+  const body = eol ? text.slice(0, -1) : text;
+  let count = 1;
+  for (let i = body.indexOf('\n'); i >= 0; i = body.indexOf('\n', i + 1)) count++;
+  return { lines: `${prefix}${body.replaceAll('\n', '\n' + prefix)}\n${eol ? '' : '\\ No newline at end of file\n'}`, count };
+}
+
+/** What createTwoFilesPatch gives for an empty old text (without its "====" line), built directly. */
+export function additionsPatch(oldName: string, newName: string, text: string): string {
+  const head = `--- ${oldName}\n+++ ${newName}\n`;
+  if (!text) return head;
+  const added = diffLines(text, '+');
+  return `${head}@@ -0,0 +1,${added.count} @@\n${added.lines}`;
+}
+
+/**
+ * What createTwoFilesPatch gives (3 lines of context) when `newText` is `oldText`
+ * (ending with a newline, not empty) with more text appended.
+ */
+export function appendPatch(oldName: string, newName: string, oldText: string, newText: string): string {
+  let oldCount = 0;
+  for (let i = oldText.indexOf('\n'); i >= 0; i = oldText.indexOf('\n', i + 1)) oldCount++;
+  const ctx = Math.min(3, oldCount);
+  let at = oldText.length - 1; // the final newline
+  for (let n = 0; n < ctx; n++) at = at > 0 ? oldText.lastIndexOf('\n', at - 1) : -1;
+  const context = diffLines(oldText.slice(at + 1), ' ');
+  const added = diffLines(newText.slice(oldText.length), '+');
+  const start = oldCount - ctx + 1;
+  return `--- ${oldName}\n+++ ${newName}\n@@ -${start},${ctx} +${start},${ctx + added.count} @@\n${context.lines}${added.lines}`;
 }

@@ -26,7 +26,7 @@ export function distroData(d: Distro): TemplateContext['distro'] {
 }
 
 /** Keys whose strings are rendered later, by the operation that uses them, with its own template name. */
-const RENDER_LATER = [/^\/files\/\d+\/content$/];
+const RENDER_LATER = /^\/files\/\d+\/content$/;
 
 export interface RenderProblem { readonly pointer: string; readonly message: string }
 
@@ -34,10 +34,17 @@ export interface RenderProblem { readonly pointer: string; readonly message: str
  * Render every string leaf of `value` (a resolved profile) with `ctx`.
  * Problems carry the pointer of the string, to be located through origins.
  */
-export function renderTree(value: unknown, ctx: TemplateContext, origins: Origins, problems: RenderProblem[], at: string[] = []): unknown {
+export function renderTree(value: unknown, ctx: TemplateContext, _origins: Origins, problems: RenderProblem[], at: string[] = []): unknown {
+  return renderAt(value, ctx, problems, toPointer(at));
+}
+
+const escapeSegment = (s: string): string => (s.includes('~') || s.includes('/') ? s.replace(/~/g, '~0').replace(/\//g, '~1') : s);
+
+/** The pointer is built as the tree is walked (this runs for every string of every machine). */
+function renderAt(value: unknown, ctx: TemplateContext, problems: RenderProblem[], pointer: string): unknown {
   if (typeof value === 'string') {
-    const pointer = toPointer(at);
-    if (RENDER_LATER.some((re) => re.test(pointer))) return value;
+    // a string without "{{" renders to itself: the common case, decided before anything else
+    if (!value.includes('{{') || RENDER_LATER.test(pointer)) return value;
     try {
       return renderValue(value, ctx, pointer);
     } catch (err) {
@@ -46,10 +53,10 @@ export function renderTree(value: unknown, ctx: TemplateContext, origins: Origin
       return value;
     }
   }
-  if (Array.isArray(value)) return value.map((v, i) => renderTree(v, ctx, origins, problems, [...at, String(i)]));
+  if (Array.isArray(value)) return value.map((v, i) => renderAt(v, ctx, problems, `${pointer}/${i}`));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = renderTree(v, ctx, origins, problems, [...at, k]);
+    for (const k of Object.keys(value)) out[k] = renderAt((value as Record<string, unknown>)[k], ctx, problems, `${pointer}/${escapeSegment(k)}`);
     return out;
   }
   return value;
