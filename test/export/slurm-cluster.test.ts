@@ -8,7 +8,7 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ghostprep } from '../helpers/cli.js';
 import { testImage } from '../helpers/images.js';
@@ -72,6 +72,7 @@ describe('export slurm: a 4-task job array deploys 20 clones on a one-host Slurm
 
   after(async () => {
     await cluster?.stop();
+    rmSync(work, { recursive: true, force: true });
   });
 
   it('submits with bash FILE --wait; the merge job exits 0 with 20 ok machines and a clean audit', async () => {

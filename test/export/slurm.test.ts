@@ -10,7 +10,7 @@ import path from 'node:path';
 import { slurmPaths, slurmScript, type SlurmExportOptions } from '../../src/fleet/export/slurm.js';
 import { shQuote } from '../../src/fleet/export/shell.js';
 import { ghostprep } from '../helpers/cli.js';
-import { tempDir } from '../helpers/rootfs.js';
+import { REPO, tempDir } from '../helpers/rootfs.js';
 
 const work = tempDir('ghostprep-export-slurm-');
 
@@ -208,6 +208,19 @@ describe('export slurm: CLI', () => {
     expect(JSON.parse(j.stdout)).to.deep.include({ kind: 'slurm', file, tasks: 4, outputDir: '/r', mergedReport: '/r/reports/merged.json' });
     expect(readFileSync(file, 'utf8')).to.include('--base library:deb --library /lib');
     expect(spawnSync('test', ['-x', file]).status).to.equal(0);
+  });
+
+  it('--run apply takes --target with {name}, made absolute; --submit runs the file and reports the job ids', () => {
+    const dir = path.join(work, 'cli-submit');
+    mkdirSync(dir, { recursive: true });
+    const { log, env } = stubs(dir);
+    const file = path.join(dir, 'apply.sbatch');
+    const r = spawnSync(process.execPath, [path.join(REPO, 'dist/src/cli/main.js'), 'export', 'slurm', '--run', 'apply', '-p', 'p.yaml', '-i', 'inv.yaml',
+      '--target', 'rootfs:nodes/{name}', '--output-dir', path.join(dir, 'run'), '-o', file, '--submit', '--json'], { cwd: dir, env, encoding: 'utf8' });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(JSON.parse(r.stdout).submitted).to.deep.equal({ arrayJob: '101', mergeJob: '102' });
+    expect(readFileSync(file, 'utf8')).to.include(`SHARD_ARGS=(apply -p ${dir}/p.yaml -i ${dir}/inv.yaml --target 'rootfs:${dir}/nodes/{name}'`);
+    expect(calls(log).map((c) => c[0])).to.deep.equal(['sbatch', 'sbatch']);
   });
 
   it('errors name the option; --help has examples', () => {

@@ -143,7 +143,7 @@ Examples:
         const r = spawnSync('bash', [path.resolve(o.output!)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
         process.stderr.write(r.stdout ?? '');
         if (r.error || r.status !== 0) throw new GhostprepError(`submitting ${o.output} failed${r.error ? `: ${r.error.message}` : ` (exit ${r.status})`}`);
-        submitted = { arrayJob: /job array (\S+)/.exec(r.stdout)?.[1], mergeJob: /merge and audit: job (\S+)/.exec(r.stdout)?.[1] };
+        submitted = { arrayJob: /job array ([^;\s]+)/.exec(r.stdout)?.[1], mergeJob: /merge and audit: job (\S+)/.exec(r.stdout)?.[1] };
       }
       if (g.json) {
         out(JSON.stringify({ kind: 'slurm', file: o.output ?? null, tasks, outputDir, mergedReport: paths.merged, logs: paths.logs, ...(o.output ? {} : { script }), ...(submitted ? { submitted } : {}) }));
