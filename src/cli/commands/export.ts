@@ -16,11 +16,11 @@ import { collect, Logger, out, type GlobalOptions } from '../common.js';
 type Run = (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>;
 
 interface CommonOptions {
-  run: string; profile: string[]; inventory: string; base?: string; library: string; out?: string; mode?: string; size?: string;
+  run: string; profile: string[]; inventory: string; base?: string; out?: string; mode?: string; size?: string;
   sha256?: string; target?: string; state?: string; tasks: string; jobs?: string; output?: string; submit?: boolean;
 }
 interface SlurmOptions extends CommonOptions {
-  maxParallel?: string; outputDir: string; ghostprep?: string; jobName: string; partition?: string; account?: string;
+  library: string; maxParallel?: string; outputDir: string; ghostprep?: string; jobName: string; partition?: string; account?: string;
   time?: string; cpusPerTask?: string; mem?: string; sbatchArg?: string[]; keyFile?: string;
 }
 interface K8sOptions extends CommonOptions {
@@ -57,7 +57,6 @@ function fleetOptions(cmd: Command): Command {
     .requiredOption('-p, --profile <file|dir>', 'profile file or directory (repeatable)', collect)
     .requiredOption('-i, --inventory <file>', 'machine inventory')
     .option('--base <image|library:NAME>', 'deploy: base image or library image')
-    .option('--library <dir>', 'deploy: image library for library:NAME', defaultLibraryDir())
     .option('--out <dir>', 'deploy: directory of the clones')
     .option('--mode <mode>', 'deploy: overlay or copy')
     .option('--size <size>', 'deploy: grow each clone (e.g. 20G)')
@@ -82,6 +81,7 @@ Examples:
   fleetOptions(exp.command('slurm'))
     .description('a bash file: submits a job array (one shard per task) and a dependent merge + audit job')
     .option('--state <dir>', 'state dir shared by every node', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR)
+    .option('--library <dir>', 'deploy: image library for library:NAME (default $GHOSTPREP_LIBRARY or ./images)', defaultLibraryDir())
     .option('--key-file <file>', 'deploy: key of an encrypted library image (readable on the nodes)')
     .option('--max-parallel <n>', 'array tasks running at once (sbatch --array=…%N)')
     .option('--output-dir <dir>', 'where reports/ and logs/ go (shared by every node)', 'ghostprep-slurm')
