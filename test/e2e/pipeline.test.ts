@@ -1,0 +1,135 @@
+/**
+ * deploy's pipeline on real qcow2 images: batches of 2 of 5 clones, restore
+ * of the next batch while the previous one is customized, and --jobs 2
+ * (two appliances) with --size (each batch grown in one appliance).
+ * Orders of events are checked, never times.
+ */
+import { expect } from 'chai';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { batchSize, defaultJobs, splitBatches } from '../../src/backends/guestfs/backend.js';
+import { deploy, type BatchEvent, type RestoreEvent } from '../../src/fleet/deploy.js';
+import type { MachineResult } from '../../src/fleet/run.js';
+import { testImage } from '../helpers/images.js';
+import { ghostprep } from '../helpers/cli.js';
+import { tempDir } from '../helpers/rootfs.js';
+
+process.env.LIBGUESTFS_BACKEND_SETTINGS ??= 'force_tcg';
+
+const N = 5;
+const PROFILE = `
+profile: pipe
+site: {domain: pipe.example.org}
+ssh: {hostKeys: [ed25519]}
+`;
+
+describe('appliance scheduling (pure)', () => {
+  it('batch size: fewest rounds of `jobs` appliances of at most `max` drives, spread evenly', () => {
+    expect(batchSize(100, 20, 2)).to.equal(17); // 6 batches: 3 rounds of 2, not 5 of 20
+    expect(batchSize(100, 20, 1)).to.equal(20);
+    expect(batchSize(20, 20, 2)).to.equal(10);
+    expect(batchSize(5, 2, 1)).to.equal(2);
+    expect(batchSize(5, 20, 2)).to.equal(3);
+    expect(batchSize(1, 20, 2)).to.equal(1);
+    expect(batchSize(0, 20, 2)).to.equal(1);
+    for (let n = 1; n <= 300; n++) {
+      for (const jobs of [1, 2, 3, 8]) {
+        for (const max of [1, 2, 7, 20]) {
+          const batches = splitBatches(Array.from({ length: n }, (_, i) => i), max, jobs);
+          expect(batches.flat()).to.deep.equal(Array.from({ length: n }, (_, i) => i));
+          expect(Math.max(...batches.map((b) => b.length))).to.be.at.most(max);
+          // never more rounds of `jobs` appliances than needed
+          expect(Math.ceil(batches.length / jobs)).to.equal(Math.ceil(n / (jobs * max)));
+        }
+      }
+    }
+  });
+
+  it('default jobs: one per core, at most one per 2 GiB of RAM, at least 1', () => {
+    expect(defaultJobs(2, 23.5 * 2 ** 30)).to.equal(2);
+    expect(defaultJobs(16, 8 * 2 ** 30)).to.equal(4);
+    expect(defaultJobs(4, 1 * 2 ** 30)).to.equal(1);
+    expect(defaultJobs(1, 64 * 2 ** 30)).to.equal(1);
+  });
+});
+
+describe('e2e: deploy pipeline (batches, overlap of restore and customize, --jobs 2)', function () {
+  this.timeout(1_800_000);
+  const work = tempDir('ghostprep-pipeline-');
+  const base = path.join(work, 'base.qcow2');
+  const profile = path.join(work, 'pipe.yaml');
+  const inventory = path.join(work, 'inv.yaml');
+  const names = Array.from({ length: N }, (_, i) => `p${i + 1}`);
+
+  before(async () => {
+    copyFileSync(await testImage('ext4-gpt'), base);
+    writeFileSync(profile, PROFILE);
+    writeFileSync(inventory, 'defaults: {profile: pipe}\nmachines:\n' + names.map((n) => `  - {name: ${n}}\n`).join(''));
+  });
+
+  it('batch size 2 of 5 clones, one appliance: next batch restored while the previous is customized; all clones correct', async () => {
+    type Logged = { kind: 'batch'; e: BatchEvent } | { kind: 'restore'; e: RestoreEvent; done: number; total: number } | { kind: 'done'; r: MachineResult; done: number; total: number } | { kind: 'applied'; machine: string };
+    const log: Logged[] = [];
+    const out = path.join(work, 'j1');
+    const result = await deploy({
+      profiles: [profile], inventory, base, out, restoreMode: 'overlay', state: path.join(work, 'state-j1'),
+      jobs: 1, drivesPerAppliance: 2,
+      onBatch: (e) => log.push({ kind: 'batch', e }),
+      onRestored: (e, done, total) => log.push({ kind: 'restore', e, done, total }),
+      onMachineApplied: (machine) => log.push({ kind: 'applied', machine }),
+      onMachineDone: (r, done, total) => log.push({ kind: 'done', r, done, total }),
+    });
+
+    // every clone customized and verified, with its own identity
+    expect(result.results.map((r) => [r.report.name, r.report.status, r.report.error])).to.deep.equal(names.map((n) => [n, 'ok', null]));
+    expect(result.results.map((r) => r.report.identity!.fqdn)).to.deep.equal(names.map((n) => `${n}.pipe.example.org`));
+    expect(new Set(result.results.map((r) => r.report.identity!.machineId)).size).to.equal(N);
+    expect(new Set(result.results.map((r) => r.report.identity!.sshHostKeys[0]!.sha256)).size).to.equal(N);
+    expect(result.restores.map((r) => r.action)).to.deep.equal(names.map(() => 'restored'));
+    expect(result.base.sha256After).to.equal(result.base.sha256);
+
+    // per-stage counts: 1..N of N for restore and for done, each machine applied once
+    expect(log.filter((x) => x.kind === 'restore').map((x) => x.kind === 'restore' && `${x.done}/${x.total}`)).to.deep.equal(names.map((_, i) => `${i + 1}/${N}`));
+    expect(log.filter((x) => x.kind === 'done').map((x) => x.kind === 'done' && `${x.done}/${x.total}`)).to.deep.equal(names.map((_, i) => `${i + 1}/${N}`));
+    expect(log.filter((x) => x.kind === 'applied').map((x) => x.kind === 'applied' && x.machine).sort()).to.deep.equal(names);
+
+    // batches [p1 p2] [p3 p4] [p5], and the pipeline's order
+    const at = (batch: number, stage: BatchEvent['stage'], phase: BatchEvent['phase']): number =>
+      log.findIndex((x) => x.kind === 'batch' && x.e.batch === batch && x.e.stage === stage && x.e.phase === phase);
+    const batchEvents = log.filter((x): x is { kind: 'batch'; e: BatchEvent } => x.kind === 'batch');
+    expect(batchEvents.filter((x) => x.e.stage === 'restore' && x.e.phase === 'start').map((x) => x.e.machines)).to.deep.equal([['p1', 'p2'], ['p3', 'p4'], ['p5']]);
+    for (let k = 0; k < 3; k++) {
+      expect(at(k, 'restore', 'end'), `batch ${k} restored before it is customized`).to.be.lessThan(at(k, 'customize', 'start'));
+    }
+    // restore of batch k+1 overlaps customization of batch k (not restore-all-then-apply-all) ...
+    expect(at(1, 'restore', 'start')).to.be.greaterThan(at(0, 'customize', 'start'));
+    expect(at(1, 'restore', 'start')).to.be.lessThan(at(0, 'customize', 'end'));
+    // ... and stays one batch ahead: batch 2 waits until the appliance of batch 1 is taken
+    expect(at(2, 'restore', 'start')).to.be.greaterThan(at(0, 'customize', 'end'));
+    const firstDone = log.findIndex((x) => x.kind === 'done');
+    expect(log.slice(0, firstDone).filter((x) => x.kind === 'restore').length, 'restored before the first clone is done').to.be.lessThan(N);
+  });
+
+  it('--jobs 2 with --size: two appliances, each batch grown in one appliance, all clones correct and audited unique', () => {
+    const out = path.join(work, 'j2');
+    const r = ghostprep(['deploy', '-p', profile, '-i', inventory, '--base', base, '--out', out, '--state', path.join(work, 'state-j2'),
+      '--jobs', '2', '--drives-per-appliance', '2', '--size', '384M', '--json', '--report', path.join(work, 'report-j2.json')]);
+    expect(r.status, r.stdout + r.stderr).to.equal(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.filter((e) => e.event === 'restore').map((e) => `${String(e.machine)} ${String(e.action)} ${String(e.done)}/${String(e.total)}`))
+      .to.deep.equal(names.map((n, i) => `${n} restored ${i + 1}/${N}`));
+    const applied = events.filter((e) => e.event === 'apply');
+    expect(applied.map((e) => e.status)).to.deep.equal(names.map(() => 'ok'));
+    expect(applied.map((e) => e.machine).sort()).to.deep.equal(names);
+    expect(applied.map((e) => e.done)).to.deep.equal(names.map((_, i) => i + 1));
+    expect(events.at(-1)).to.deep.include({ event: 'done' });
+    for (const n of names) {
+      const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', path.join(out, `${n}.qcow2`)], { encoding: 'utf8' })) as { 'virtual-size': number };
+      expect(info['virtual-size'], n).to.equal(384 * 2 ** 20);
+    }
+    const audit = ghostprep(['audit', '--target', path.join(out, '*.qcow2'), '--json', '--jobs', '2']);
+    expect(audit.status, audit.stdout + audit.stderr).to.equal(0);
+    expect(JSON.parse(audit.stdout)).to.include({ targets: N, unique: true });
+  });
+});
