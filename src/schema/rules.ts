@@ -146,9 +146,9 @@ const windowsRule: MachineRule = (r) => {
   w.network?.interfaces?.forEach((i, n) => {
     const at = `/windows/network/interfaces/${n}`;
     if (typeof i?.mac === 'string' && !MAC_RE.test(i.mac.replace(/-/g, ':'))) out.push(locateProblem(r.prepared, `${at}/mac`, `"${i.mac}" is not a MAC address (six hex pairs separated by ":" or "-")`));
-    i?.addresses?.forEach((a, k) => { if (typeof a === 'string' && !parseCidr(a)) out.push(locateProblem(r.prepared, `${at}/addresses/${k}`, `"${a}" is not an IPv4/IPv6 CIDR address (e.g. 10.0.0.11/24)`)); });
+    if (Array.isArray(i?.addresses)) i.addresses.forEach((a, k) => { if (typeof a === 'string' && !parseCidr(a)) out.push(locateProblem(r.prepared, `${at}/addresses/${k}`, `"${a}" is not an IPv4/IPv6 CIDR address (e.g. 10.0.0.11/24)`)); });
     if (typeof i?.gateway === 'string' && !parseIp(i.gateway)) out.push(locateProblem(r.prepared, `${at}/gateway`, `"${i.gateway}" is not an IP address`));
-    i?.dns?.forEach((a, k) => { if (typeof a === 'string' && !parseIp(a)) out.push(locateProblem(r.prepared, `${at}/dns/${k}`, `"${a}" is not an IPv4/IPv6 address`)); });
+    if (Array.isArray(i?.dns)) i.dns.forEach((a, k) => { if (typeof a === 'string' && !parseIp(a)) out.push(locateProblem(r.prepared, `${at}/dns/${k}`, `"${a}" is not an IPv4/IPv6 address`)); });
   });
   return out;
 };
