@@ -155,8 +155,23 @@ export async function prepareTarget(t: TargetSpec): Promise<Prepared> {
     throw new GuestError(`${t.path}: cannot open image: ${errorMessage(err)}`, t.path, { cause: err });
   }
   // Also validates the image early (a truncated qcow2 fails here, alone).
-  const lvm = await probeLvm(real, format);
+  let lvm;
+  try {
+    lvm = await probeLvm(real, format);
+  } catch (err) {
+    throw inUseError(t.path, err) ?? err;
+  }
   return { target: t, format, keys: conflictKeys(real, lvm), vgNames: lvm.vgNames, luks: lvm.luksUuids.length > 0 };
+}
+
+/**
+ * qemu's image locking refused the image: another process (a running VM,
+ * qemu-nbd, qemu-io…) has it open for writing. Said plainly, naming the image.
+ */
+export function inUseError(image: string, err: unknown): GuestError | undefined {
+  const text = `${errorMessage(err)} ${String((err as { stderr?: unknown }).stderr ?? '')}`;
+  if (!/Failed to get (shared )?"write" lock|Is another process using the image/.test(text)) return undefined;
+  return new GuestError(`${image} is in use: another process (a running VM? qemu-nbd?) has it open for writing and holds qemu's "write" lock; shut it down or work on a copy (ghostprep never opens an image in use)`, image, { cause: err });
 }
 
 /** State of one forEachGuest call: visitor errors are collected and rethrown at the end. */
@@ -213,7 +228,7 @@ class BatchRun {
   private async launchFailed(batch: readonly Prepared[], err: Error): Promise<void> {
     if (batch.length === 1) {
       const t = batch[0]!.target;
-      return this.visitSafely(t, new GuestError(`${t.path}: cannot launch libguestfs on this image: ${err.message}`, t.path, { cause: err }));
+      return this.visitSafely(t, inUseError(t.path, err) ?? new GuestError(`${t.path}: cannot launch libguestfs on this image: ${err.message}`, t.path, { cause: err }));
     }
     this.backend.verbose?.(`guestfs: appliance with ${batch.length} drives failed to launch (${err.message}); splitting`);
     const half = Math.ceil(batch.length / 2);
