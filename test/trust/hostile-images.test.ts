@@ -1,0 +1,184 @@
+/**
+ * Hostile qcow2 images (overlays of the cached test image made hostile in
+ * ONE setup appliance), applied in ONE ghostprep run (--jobs 1: one
+ * appliance for all) together with two good images and one image held open
+ * by a running (paused) qemu: symlinked /etc, /etc/hostname -> /etc/shadow
+ * or an absolute path, `..` chains, a FIFO and a device node where files are
+ * expected, a 2 GiB sparse /etc/os-release, non-UTF-8 file names, an
+ * immutable file, a full filesystem, an image in use. Exit 3, good images
+ * correct, every hostile one safe or failed with a clear message, nothing on
+ * the host touched, no temp file left in any guest.
+ */
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { GuestfsSession, driveDevice, type Arg } from '../../src/backends/guestfs/session.js';
+import { sha256File } from '../../src/image/checksum.js';
+import { overlayOf, testImage } from '../helpers/images.js';
+import { tempDir } from '../helpers/rootfs.js';
+import { treeDigest } from '../helpers/cli.js';
+import { count } from '../helpers/trust-counts.js';
+import { addStateSecrets, gp, recordFile, show } from '../helpers/trust-run.js';
+import { writeInputs } from './profile.js';
+
+type Step = [string, ...Arg[]];
+
+interface Case {
+  readonly name: string;
+  readonly why: string;
+  /** guestfish commands run with the image's root mounted at /. */
+  readonly steps: (canary: string) => Step[] | ((s: GuestfsSession) => Promise<void>);
+  readonly expect: 'ok' | RegExp;
+}
+
+const CASES: Case[] = [
+  { name: 'etc-link', why: '/etc is a symlink to an appliance path', steps: () => [['mv', '/etc', '/etc.real'], ['ln-s', '/sysroot/etc.real', '/etc']], expect: /no Linux.* operating system found/ },
+  { name: 'hostname-shadow', why: '/etc/hostname -> /etc/shadow', steps: () => [['rm', '/etc/hostname'], ['ln-s', '/etc/shadow', '/etc/hostname']], expect: 'ok' },
+  { name: 'hostname-host', why: '/etc/hostname -> an absolute host path', steps: (canary) => [['rm', '/etc/hostname'], ['ln-s', canary, '/etc/hostname']], expect: 'ok' },
+  { name: 'machine-id-dotdot', why: '/etc/machine-id -> ../../../../../etc/shadow', steps: () => [['rm', '/etc/machine-id'], ['ln-s', '../../../../../../../etc/shadow', '/etc/machine-id']], expect: 'ok' },
+  { name: 'hostname-fifo', why: 'a FIFO at /etc/hostname', steps: () => [['rm', '/etc/hostname'], ['mkfifo', 0o644, '/etc/hostname']], expect: /\/etc\/hostname.*not a regular file/ },
+  { name: 'machine-id-device', why: 'a device node (/dev/zero) at /etc/machine-id', steps: () => [['rm', '/etc/machine-id'], ['mknod-c', 0o644, 1, 5, '/etc/machine-id']], expect: /\/etc\/machine-id.*not a regular file/ },
+  { name: 'os-release-2g', why: 'a 2 GiB sparse /etc/os-release', steps: () => [['rm-f', '/etc/os-release'], ['touch', '/etc/os-release'], ['truncate-size', '/etc/os-release', 2 * 1024 ** 3]], expect: /\/etc\/os-release is too large/ },
+  {
+    name: 'non-utf8-names', why: 'non-UTF-8 file names in directories ghostprep lists',
+    steps: () => ['/etc/ssh/', '/etc/', '/etc/network/', '/var/lib/dbus/'].flatMap((d): Step[] => [
+      ['touch', Buffer.concat([Buffer.from(d), Buffer.from([0xff, 0xfe, 0x2d, 0xe9])])],
+      ['touch', Buffer.concat([Buffer.from(d + 'ssh_host_'), Buffer.from([0xff]), Buffer.from('_key')])],
+    ]),
+    expect: 'ok',
+  },
+  { name: 'hostname-immutable', why: 'chattr +i /etc/hostname', steps: () => [['set-e2attrs', '/etc/hostname', 'i']], expect: /\/etc\/hostname.*Operation not permitted/ },
+  {
+    name: 'full-fs', why: 'a full filesystem',
+    steps: () => async (s) => {
+      const st = await s.fields('statvfs', ['/']);
+      const free = Number(st.bfree) * Number(st.bsize); // root may use the reserved blocks too
+      for (let size = free, i = 0; size > 1 << 20; size = Math.floor(size * 0.97), i++) {
+        if (await s.command('fallocate64', [`/filler${i}`, size]).then(() => true, () => false)) break;
+      }
+      // the last blocks, whatever fallocate left
+      for (let i = 0; i < 200; i++) if (await s.command('write', [`/f${i}`, 'x'.repeat(3000)]).then(() => false, () => true)) break;
+    },
+    expect: /No space left on device/,
+  },
+];
+
+async function holdImage(image: string): Promise<ChildProcess> {
+  // paused (-S): holds the image open read-write, as a running VM does, without burning CPU
+  const qemu = spawn('qemu-system-x86_64', ['-S', '-nodefaults', '-display', 'none', '-machine', 'accel=tcg', '-m', '64',
+    '-drive', `file=${image},format=qcow2,if=virtio`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  qemu.stderr!.on('data', (d: Buffer) => (err += d));
+  // wait until it has the image open (qemu-img info then fails on the lock)
+  for (let i = 0; i < 100; i++) {
+    if (qemu.exitCode !== null) throw new Error(`qemu exited: ${err}`);
+    const probe = spawn('qemu-img', ['info', image], { stdio: 'ignore' });
+    const code = await new Promise<number | null>((r) => probe.on('close', r));
+    if (code !== 0) return qemu;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('qemu did not take the image lock');
+}
+
+describe('trust: hostile qcow2 images in one appliance', function () {
+  this.timeout(900_000);
+  const work = tempDir('ghostprep-trust-img-');
+  const imgs = path.join(work, 'imgs');
+  const outside = path.join(work, 'outside');
+  const canary = path.join(outside, 'canary');
+  const state = path.join(work, 'state');
+  const good = ['good-a', 'good-b'];
+  let qemu: ChildProcess | undefined;
+  let args: string[];
+  let outsideBefore: string;
+  let inUseSha: string;
+  let report: { machines: Array<{ name: string; status: string; error: string | null }> };
+
+  before(async () => {
+    mkdirSync(imgs, { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(canary, 'host file\n');
+    const base = await testImage('ext4-gpt');
+    for (const n of [...good, 'in-use', ...CASES.map((c) => c.name)]) await overlayOf(base, imgs, n);
+    const session = await GuestfsSession.open({ drives: CASES.map((c) => ({ path: path.join(imgs, `${c.name}.qcow2`), format: 'qcow2', readonly: false })) });
+    try {
+      for (const [i, c] of CASES.entries()) {
+        await session.command('mount', [`${driveDevice(i)}1`, '/']);
+        const steps = c.steps(canary);
+        if (typeof steps === 'function') await steps(session);
+        else for (const [cmd, ...a] of steps) await session.command(cmd, a);
+        await session.command('umount-all');
+      }
+    } finally {
+      await session.close();
+    }
+    if (process.env.TRUST_VERBOSE) console.log(`      setup done at ${new Date().toISOString()}`);
+    count('hostileImages', CASES.length + 1);
+    args = [...writeInputs(work, [...good, 'in-use', ...CASES.map((c) => c.name)]), '--target', `${imgs}/{name}.qcow2`, '--state', state];
+    outsideBefore = treeDigest(outside);
+    qemu = await holdImage(path.join(imgs, 'in-use.qcow2'));
+    inUseSha = await sha256File(path.join(imgs, 'in-use.qcow2'));
+  });
+
+  after(() => {
+    qemu?.kill('SIGKILL');
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('applies in one appliance without hanging: exit 3, good images ok, hostile ones safe or failed clearly', async () => {
+    const file = path.join(work, 'report.json');
+    const r = await gp(['apply', ...args, '--jobs', '1', '--report', file], { timeoutMs: 600_000 });
+    recordFile(file);
+    addStateSecrets(state);
+    if (process.env.TRUST_VERBOSE) console.log(`      apply took ${r.ms} ms`);
+    expect(r.timedOut, show(r)).to.equal(false);
+    expect(r.status, show(r)).to.equal(3);
+    report = JSON.parse(readFileSync(file, 'utf8'));
+    const byName = new Map(report.machines.map((m) => [m.name, m]));
+    for (const n of good) expect(byName.get(n)?.status, `${n}: ${byName.get(n)?.error}`).to.equal('ok');
+    const problems: string[] = [];
+    for (const c of CASES) {
+      const m = byName.get(c.name)!;
+      if (process.env.TRUST_VERBOSE) console.log(`      ${c.name}: ${m.status} ${m.error ?? ''}`);
+      if (c.expect === 'ok' ? m.status !== 'ok' : m.status !== 'failed' || !c.expect.test(m.error ?? '')) problems.push(`${c.name} (${c.why}): expected ${c.expect}, got ${m.status}: ${m.error}`);
+    }
+    expect(problems, problems.join('\n')).to.deep.equal([]);
+    expect(treeDigest(outside), 'nothing on the host changed').to.equal(outsideBefore);
+  });
+
+  it('refuses the image a running VM holds, naming it and saying it is in use; the image is unchanged', async () => {
+    const m = report.machines.find((x) => x.name === 'in-use')!;
+    expect(m.status).to.equal('failed');
+    expect(m.error).to.include(path.join(imgs, 'in-use.qcow2'));
+    expect(m.error).to.match(/is in use: another process .* holds qemu's "write" lock/);
+    expect(await sha256File(path.join(imgs, 'in-use.qcow2'))).to.equal(inUseSha);
+  });
+
+  it('leaves the guests consistent: shadow intact behind links, links replaced, no temp files', async () => {
+    const names = [...good, ...CASES.map((c) => c.name).filter((n) => n !== 'etc-link')];
+    const session = await GuestfsSession.open({ drives: names.map((n) => ({ path: path.join(imgs, `${n}.qcow2`), format: 'qcow2', readonly: true })) });
+    try {
+      const shadowOf: Record<string, string> = {};
+      for (const [i, n] of names.entries()) {
+        await session.command('mount-ro', [`${driveDevice(i)}1`, '/']);
+        const etc = await session.lines('ls', ['/etc']);
+        expect(etc.filter((e) => e.includes('.ghostprep-')), n).to.deep.equal([]);
+        shadowOf[n] = (await session.command('cat', ['/etc/shadow'])).toString();
+        if (n === 'hostname-shadow' || n === 'hostname-host') {
+          expect(await session.text('is-file', ['/etc/hostname', { opt: 'followsymlinks', value: false }]), n).to.equal('true');
+          expect((await session.text('cat', ['/etc/hostname'])).trim(), n).to.equal(n);
+        }
+        if (n === 'machine-id-dotdot') expect((await session.text('cat', ['/etc/machine-id'])).trim()).to.match(/^[0-9a-f]{32}$/);
+        await session.command('umount-all');
+      }
+      // shadow behind the hostname/machine-id links got the user added like any other, and no hostname in it
+      for (const n of ['hostname-shadow', 'machine-id-dotdot']) {
+        expect(shadowOf[n], n).to.match(/^root:\$6\$/);
+        expect(shadowOf[n], n).to.include('ops:$6$trustSalt');
+      }
+    } finally {
+      await session.close();
+    }
+  });
+});
