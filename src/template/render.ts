@@ -59,6 +59,43 @@ export function renderValue(text: string, context: unknown, name: string): unkno
   return renderTemplate(text, context, name);
 }
 
+const identityFree = new Map<string, boolean>();
+
+/**
+ * Whether a template's output cannot depend on `machine.machineId`,
+ * `machine.sshHostKeys` or `distro`: no path names them, and none takes a whole
+ * object that holds them (`machine`, `this`, `@root`, `../`). Conservative: when in
+ * doubt (a parse error, a partial), false. Decided once per template text.
+ */
+export function independentOfIdentity(text: string): boolean {
+  let free = identityFree.get(text);
+  if (free === undefined) {
+    free = !text.includes('{{') || scanIndependent(text);
+    if (identityFree.size > 10000) identityFree.clear();
+    identityFree.set(text, free);
+  }
+  return free;
+}
+
+function scanIndependent(text: string): boolean {
+  let ok = true;
+  const visit = (node: unknown): void => {
+    if (!ok || !node || typeof node !== 'object') return;
+    const n = node as { type?: string; parts?: string[]; depth?: number; data?: boolean; original?: string };
+    if (n.type === 'PartialStatement' || n.type === 'PartialBlockStatement' || n.type === 'DecoratorBlock' || n.type === 'Decorator') { ok = false; return; }
+    if (n.type === 'PathExpression') {
+      const parts = n.parts ?? [];
+      const whole = n.data
+        ? parts[0] === 'root' && (parts.length === 1 || (parts.length === 2 && parts[1] === 'machine')) // @root, @root.machine
+        : parts.length === 0 || (parts.length === 1 && parts[0] === 'machine'); // this, ., machine
+      if (whole || (n.depth ?? 0) > 0 || parts.some((p) => p === 'machineId' || p === 'sshHostKeys' || p === 'distro')) { ok = false; return; }
+    }
+    for (const v of Object.values(node)) if (v && typeof v === 'object') visit(v);
+  };
+  try { visit(hb.parse(text)); } catch { return false; }
+  return ok;
+}
+
 // One run reads each template once, not once per machine (10,000 machines share a few templates).
 const templateFiles = new Map<string, { file: string; text: string }>();
 

@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/profile/config.js';
 import { prepareFleet, renderMachine } from '../../src/fleet/prepare.js';
 import { detectDistro } from '../../src/distro/detect.js';
 import { additionsPatch, appendPatch } from '../../src/plan/diff.js';
+import { independentOfIdentity } from '../../src/template/render.js';
 import { tempDir } from '../helpers/rootfs.js';
 
 function files(spec: Record<string, string>): string {
@@ -92,5 +93,17 @@ describe('diff of lines appended to a file', () => {
       if (n === o) return;
       expect(appendPatch('a/p', 'b/p', o, n)).to.equal(lib(o, n));
     }), { numRuns: 1000 });
+  });
+});
+
+describe('templates that cannot see the identity', () => {
+  it('are told apart from those that can (conservatively)', () => {
+    for (const t of ['plain', 'rack={{vars.rack}} {{machine.name}} {{machine.fqdn}}', '{{#each site.dns}}{{@index}}{{/each}}', '{{join site.dns " "}}', '{{@root.machine.name}}']) {
+      expect(independentOfIdentity(t), t).to.equal(true);
+    }
+    for (const t of ['{{machine.machineId}}', '{{machine.sshHostKeys.ed25519}}', '{{distro.family}}', '{{#if (eq distro.id "x")}}y{{/if}}', '{{json machine}}',
+      '{{#with machine}}{{machineId}}{{/with}}', '{{lookup machine "machineId"}}', '{{json @root}}', '{{#each vars}}{{this}}{{/each}}', '{{#with vars}}{{../machine.name}}{{/with}}', '{{@root.machine}}', '{{> part}}', '{{#if}}']) {
+      expect(independentOfIdentity(t), t).to.equal(false);
+    }
   });
 });
