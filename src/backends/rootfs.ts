@@ -56,7 +56,10 @@ export class RootfsGuest implements Guest {
       const host = path.join(this.root, ...done, name);
       let st;
       try { st = await fs.lstat(host); } catch (err) {
-        if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') { done.push(name, ...pending.filter((p) => p !== '.')); return this.clamp(done); }
+        // Missing: keep walking. A later ".." can climb back out of the missing part onto
+        // real components (`x -> missing/../evil`), and those must be resolved too: handing
+        // the rest to the host kernel unresolved would follow `evil -> /host/path`.
+        if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') { done.push(name); continue; }
         throw err;
       }
       if (st.isSymbolicLink() && (pending.length > 0 || follow)) {
@@ -68,17 +71,7 @@ export class RootfsGuest implements Guest {
       }
       done.push(name);
     }
-    return this.clamp(done);
-  }
-
-  /** Join resolved components under the root, applying any remaining ".." within it. */
-  private clamp(parts: string[]): string {
-    const out: string[] = [];
-    for (const p of parts) {
-      if (p === '..') out.pop();
-      else if (p !== '.') out.push(p);
-    }
-    return path.join(this.root, ...out);
+    return path.join(this.root, ...done);
   }
 
   async readFile(p: string, options: ReadOptions = {}): Promise<Buffer | null> {

@@ -52,6 +52,16 @@ describe('rootfs backend: paths resolve inside the root as if chrooted', () => {
     expect(readFileSync(path.join(root, outside.slice(1), 'new'), 'utf8')).to.equal('pwned');
     expect(existsSync(path.join(root, outside.slice(1), 'secret'))).to.equal(false);
   });
+  it('resolves a link through a missing directory and ".." (x -> missing/../evil, evil -> host path) inside the root', async () => {
+    const { root, outside } = hostileTree();
+    const before = snapshot(outside);
+    symlinkSync('missing/../abs-out', path.join(root, 'x'));
+    const g = new RootfsGuest(root, false);
+    expect(await g.readFile('/x/secret')).to.equal(null);
+    await g.writeFile('/x/pwned', Buffer.from('W'), ROOT);
+    expect(snapshot(outside)).to.equal(before);
+    expect(readFileSync(path.join(root, outside.slice(1), 'pwned'), 'utf8')).to.equal('W');
+  });
   it('replaces a symlinked /etc/hostname instead of writing into its target', async () => {
     const { root } = hostileTree();
     const g = new RootfsGuest(root, false);
