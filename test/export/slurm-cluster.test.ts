@@ -45,7 +45,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: num
 }
 
 describe('export slurm: a 4-task job array deploys 20 clones on a one-host Slurm', function () {
-  this.timeout(1_800_000); // ~2-4 min on an idle machine; 9-12 min measured with the 2 cores at load 12 from other jobs
+  this.timeout(1_800_000); // 9-12 min measured with the 2 cores at load 11-14 from other jobs (not measured idle)
   const missing = slurmMissing();
   let cluster: SlurmCluster | undefined;
   const work = tempDir('ghostprep-slurm-e2e-');
