@@ -198,6 +198,11 @@ export function checkFleetUniqueness(rendered: readonly RenderedMachine[], siteS
     if (!claim('machine name', r.prepared.name, r, 'name')) continue;
     const hostnameOk = claim('hostname', r.hostname, r, r.prepared.entry.hostname !== undefined ? 'hostname' : 'name');
     if (hostnameOk && r.fqdn !== r.hostname) claim('FQDN', r.fqdn, r, 'name');
+    if (hostnameOk && (r.profile as { windows?: unknown }).windows) {
+      // NetBIOS names compare case-insensitively (claim lowercases)
+      const w = windowsProfile(r.profile);
+      claim('Windows computer name', computerNameOf(r), r, () => locateProblem(r.prepared, w.computerName !== undefined ? '/windows/computerName' : '/hostname', ''));
+    }
     claim('MAC address', r.prepared.entry.mac, r, 'mac');
     const own = r.prepared.entry.ip ? parseCidr(r.prepared.entry.ip)?.ip : undefined;
     const claimed = new Set<string>();

@@ -6,8 +6,10 @@
  * probes for the architecture), Panther/, Setup/State/State.ini, Users/.
  * Two flavours: `generalized` (ImageState IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE,
  * as sysprep /generalize leaves it) and `specialized` (IMAGE_STATE_COMPLETE).
- * The tree goes in with one guestfish run for both images (tar-in); the
- * qcow2 results are cached under .cache/test-images by a hash of the recipe.
+ * The tree goes in with one guestfish run for both images (tar-in), which
+ * then runs libguestfs's own inspection (inspect-os) on them and keeps what
+ * it says next to the images (`inspection`); the qcow2 results are cached
+ * under .cache/test-images by a hash of the recipe.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -18,7 +20,7 @@ import { buildHive, type KeySpec } from '../../src/windows/regf.js';
 import { CACHE_DIR, tempDir } from '../helpers/images.js';
 
 export type WindowsFlavour = 'generalized' | 'specialized';
-const RECIPE_VERSION = 1;
+const RECIPE_VERSION = 2;
 const MiB = 1024 * 1024;
 export const MASTER_NAME = 'WIN-MASTER';
 
@@ -112,44 +114,54 @@ async function ntfsDisk(raw: string, work: string): Promise<void> {
   await fs.rm(part);
 }
 
-let building: Promise<Record<WindowsFlavour, string>> | undefined;
+export interface WindowsImages extends Record<WindowsFlavour, string> {
+  /** guestfish's inspect-os and inspect-get-* output for both drives (generalized = /dev/sda1, specialized = /dev/sdb1). */
+  readonly inspection: string;
+}
+
+let building: Promise<WindowsImages> | undefined;
 
 /** Cached qcow2 images of both flavours (read-only: make overlays). */
-export function windowsImages(): Promise<Record<WindowsFlavour, string>> {
+export function windowsImages(): Promise<WindowsImages> {
   building ??= build();
   return building;
 }
 
-async function build(): Promise<Record<WindowsFlavour, string>> {
+const INSPECT = ['type', 'distro', 'product-name', 'major-version', 'minor-version', 'windows-systemroot', 'hostname', 'arch'];
+
+async function build(): Promise<WindowsImages> {
   const flavours: WindowsFlavour[] = ['generalized', 'specialized'];
   const hash = createHash('sha256').update(`windows\0${RECIPE_VERSION}\0`).update(systemHive()).update(softwareHive('generalized')).update(softwareHive('specialized')).update(peStub()).digest('hex').slice(0, 16);
   const out = Object.fromEntries(flavours.map((f) => [f, path.join(CACHE_DIR, `windows-${f}-${hash}.qcow2`)])) as Record<WindowsFlavour, string>;
-  if ((await Promise.all(flavours.map((f) => exists(out[f])))).every(Boolean)) return out;
+  const sidecar = path.join(CACHE_DIR, `windows-${hash}.inspect.txt`);
+  if ((await Promise.all([...flavours.map((f) => exists(out[f])), exists(sidecar)])).every(Boolean)) return { ...out, inspection: await fs.readFile(sidecar, 'utf8') };
   await fs.mkdir(CACHE_DIR, { recursive: true });
   const work = await tempDir('ghostprep-win-');
   try {
     const script = [];
-    for (const [i, f] of flavours.entries()) {
+    for (const f of flavours) {
       const tree = path.join(work, `tree-${f}`);
       await stage(f, tree);
       await execa('tar', ['--numeric-owner', '-C', tree, '-cf', path.join(work, `${f}.tar`), '.']);
       await ntfsDisk(path.join(work, `${f}.raw`), work);
       script.push(`add-drive ${path.join(work, `${f}.raw`)} format:raw`);
-      void i;
     }
     script.push('run');
     for (const [i, f] of flavours.entries()) {
       script.push(`mount /dev/sd${String.fromCharCode(97 + i)}1 /`, `tar-in ${path.join(work, `${f}.tar`)} /`, 'umount-all');
     }
+    script.push('echo ==inspect-os==', '-inspect-os');
+    for (const dev of ['/dev/sda1', '/dev/sdb1']) for (const what of INSPECT) script.push(`echo ==${dev} ${what}==`, `-inspect-get-${what} ${dev}`);
     script.push('exit');
-    await execa('guestfish', [], { input: script.join('\n') + '\n', env: guestfsEnv(), extendEnv: false });
+    const r = await execa('guestfish', [], { input: script.join('\n') + '\n', env: guestfsEnv(), extendEnv: false, all: true });
+    await fs.writeFile(sidecar, r.all ?? r.stdout);
     for (const f of flavours) {
       const tmp = `${out[f]}.tmp-${process.pid}`;
       await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', path.join(work, `${f}.raw`), tmp]);
       await fs.chmod(tmp, 0o444);
       await fs.rename(tmp, out[f]);
     }
-    return out;
+    return { ...out, inspection: await fs.readFile(sidecar, 'utf8') };
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }

@@ -20,7 +20,9 @@ import { applyRegistryChange, hivexshScript } from '../../src/windows/hive.js';
 import { buildHive, decodeValue, HiveReader } from '../../src/windows/regf.js';
 import { ghostprep } from '../helpers/cli.js';
 import { tempDir } from '../helpers/rootfs.js';
-import { MASTER_NAME, softwareHive, systemHive, windowsImages } from './image.js';
+import { MASTER_NAME, softwareHive, systemHive, windowsImages, type WindowsImages } from './image.js';
+import { formatIdentity } from '../../src/cli/commands/inspect.js';
+import { inspectGuest } from '../../src/fleet/inspect.js';
 
 const PROFILE = `profile: win
 site: {domain: win.example.org, timezone: Europe/Berlin, gateway: 10.3.0.1, dns: [10.3.0.2]}
@@ -115,6 +117,16 @@ describe('windows: regf hives, computer names, unattend (no appliance)', () => {
     expect(errors.some((d) => d.line === 4 && /unattend/.test(d.path + d.message)), JSON.stringify(errors)).to.equal(true);
   });
 
+  it('validate: two machines with one computer name is a located error', () => {
+    const dir = tempDir('ghostprep-win-validate-');
+    writeFileSync(path.join(dir, 'win.yaml'), 'profile: win\nwindows:\n  computerName: OFFICE\n');
+    writeFileSync(path.join(dir, 'inv.yaml'), 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n  - {name: office02}\n');
+    const { diagnostics } = validateFleet([path.join(dir, 'win.yaml')], path.join(dir, 'inv.yaml'));
+    const dup = diagnostics.filter((d) => d.severity === 'error' && /duplicate Windows computer name "OFFICE"/.test(d.message));
+    expect(dup, JSON.stringify(diagnostics)).to.have.length(1);
+    expect(dup[0]).to.include({ line: 3 });
+  });
+
   it('builds hives from scratch with many keys (subkey lists sorted as Windows wants)', () => {
     const keys = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${300 - i}`, { values: { v: { type: 'dword' as const, value: i } } }]));
     const file = path.join(work, 'many');
@@ -127,30 +139,84 @@ describe('windows: regf hives, computer names, unattend (no appliance)', () => {
   });
 });
 
-describe('windows: deploy, audit, plan and inspect on NTFS images (guestfs)', function () {
+describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestfs)', function () {
+  // Six appliance launches in all: deploy, plan, apply, audit, one read-back and one plan of the four clones.
   this.timeout(1_200_000);
   const work = tempDir('ghostprep-win-e2e-');
   const out = path.join(work, 'clones');
   const prof = path.join(work, 'win.yaml');
   const inv = path.join(work, 'inv.yaml');
-  let images: { generalized: string; specialized: string };
+  const single = path.join(work, 'single.yaml');
+  const solo = path.join(work, 'solo.qcow2');
+  let images: WindowsImages;
+  let applyStderr = '';
 
   before(async () => {
     images = await windowsImages();
     writeFileSync(prof, PROFILE);
     writeFileSync(inv, INVENTORY);
+    writeFileSync(single, 'defaults: {profile: win}\nmachines:\n  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24}\n');
   });
 
-  it('deploy of 3 clones from a generalized master: three computer names in the hives and in unattend.xml', async () => {
+  it("libguestfs's own inspection (inspect-os) sees the test images as Windows", () => {
+    for (const dev of ['/dev/sda1', '/dev/sdb1']) {
+      const get = (what: string) => new RegExp(`==${dev} ${what}==\\n([^\\n]*)`).exec(images.inspection)?.[1];
+      expect(get('type'), images.inspection).to.equal('windows');
+      expect(get('distro')).to.equal('windows');
+      expect(get('product-name')).to.equal('Windows 10 Pro');
+      expect(get('major-version')).to.equal('10');
+      expect(get('windows-systemroot')).to.equal('/Windows');
+      expect(get('hostname'), 'libguestfs reads Tcpip\\Parameters Hostname').to.equal('win-master');
+      expect(get('arch')).to.equal('x86_64');
+    }
+  });
+
+  it('deploy of 3 clones from a generalized master succeeds without the not-generalized warning', () => {
     const base = path.join(work, 'base-generalized.qcow2');
     copyFileSync(images.generalized, base);
     const r = ghostprep(['deploy', '-p', prof, '-i', inv, '--base', base, '--out', out, '--state', path.join(work, 'state'), '--jobs', '1']);
     expect(r.status, r.stderr + r.stdout).to.equal(0);
     expect(r.stderr).to.not.match(/not generalized/);
-    const seen: Record<string, { unattend: string; hive: Record<string, string>; runOnce: string }> = {};
+  });
+
+  it('a non-generalized master: plan warns about the risk and shows the registry changes as a .reg diff', () => {
+    const base = path.join(work, 'base-specialized.qcow2');
+    copyFileSync(images.specialized, base);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, solo]);
+    const plan = ghostprep(['plan', '-p', prof, '-i', single, '--state', path.join(work, 'state'), '--target', solo]);
+    expect(plan.status, plan.stderr).to.equal(0);
+    expect(plan.stderr).to.match(/warning: solo: the master Windows installation is not generalized.*Microsoft does not support cloning it.*same machine SID/);
+    expect(plan.stdout).to.include('+++ b/Windows/System32/config/SYSTEM');
+    expect(plan.stdout).to.include('master NOT generalized');
+    expect(plan.stdout).to.include('[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\ComputerName\\ComputerName]');
+    expect(plan.stdout).to.include(`-"ComputerName"="${MASTER_NAME}"`).and.include('+"ComputerName"="SOLO"');
+    expect(plan.stdout).to.include('+"ghostprep-01"="cmd /c echo first > C:\\\\first.txt"');
+    expect(plan.stdout, 'auto: no unattend.xml for a specialized image').to.not.include('unattend.xml');
+  });
+
+  it('apply on the non-generalized clone warns too and succeeds (hive edits verified by reading back)', () => {
+    const apply = ghostprep(['apply', '-p', prof, '-i', single, '--state', path.join(work, 'state'), '--target', solo]);
+    expect(apply.status, apply.stderr).to.equal(0);
+    applyStderr = apply.stderr;
+    expect(applyStderr).to.match(/warning: solo: the master Windows installation is not generalized/);
+  });
+
+  it('audit lists the three clones with their computer names as unique', () => {
+    const r = ghostprep(['audit', '--target', path.join(out, '*.qcow2'), '--json']);
+    expect(r.status, r.stderr).to.equal(0);
+    const report = JSON.parse(r.stdout) as { unique: boolean; duplicates: unknown[]; identities: Array<{ target: string; identity: { windows: { computerName: string; generalized: boolean } } }> };
+    expect(report.unique).to.equal(true);
+    expect(report.duplicates).to.deep.equal([]);
+    expect(report.identities.map((i) => i.identity.windows.computerName)).to.deep.equal(['WIN01', 'WIN02', 'WIN03']);
+    expect(report.identities.every((i) => i.identity.windows.generalized)).to.equal(true);
+  });
+
+  it('reading the clones back: three computer names in the hives (hivexget) and in unattend.xml; RunOnce on the specialized one; inspect output', async () => {
+    const seen: Record<string, { unattend: string | null; hive: Record<string, string>; runOnce: string; inspect: string }> = {};
     const host = path.join(work, 'hives');
     mkdirSync(host, { recursive: true });
-    await new GuestfsBackend().forEachGuest(MACHINES.map((m) => ({ kind: 'image' as const, path: path.join(out, `${m}.qcow2`), machine: m })), { readonly: true }, async (t, g) => {
+    const targets = [...MACHINES.map((m) => ({ kind: 'image' as const, path: path.join(out, `${m}.qcow2`), machine: m })), { kind: 'image' as const, path: solo, machine: 'solo' }];
+    await new GuestfsBackend().forEachGuest(targets, { readonly: true }, async (t, g) => {
       if (g instanceof Error) throw g;
       const sys = path.join(host, `${t.machine}-SYSTEM`);
       const sw = path.join(host, `${t.machine}-SOFTWARE`);
@@ -158,7 +224,7 @@ describe('windows: deploy, audit, plan and inspect on NTFS images (guestfs)', fu
       await fs.writeFile(sw, (await g.readFile('/Windows/System32/config/SOFTWARE', { maxBytes: 1 << 26 }))!);
       const cs = '\\ControlSet001';
       seen[t.machine!] = {
-        unattend: (await g.readFile('/Windows/Panther/unattend.xml'))!.toString('utf8'),
+        unattend: (await g.readFile('/Windows/Panther/unattend.xml'))?.toString('utf8') ?? null,
         hive: {
           computerName: hivexget(sys, `${cs}\\Control\\ComputerName\\ComputerName`, 'ComputerName'),
           active: hivexget(sys, `${cs}\\Control\\ComputerName\\ActiveComputerName`, 'ComputerName'),
@@ -166,6 +232,7 @@ describe('windows: deploy, audit, plan and inspect on NTFS images (guestfs)', fu
           nvHostname: hivexget(sys, `${cs}\\Services\\Tcpip\\Parameters`, 'NV Hostname'),
         },
         runOnce: execFileSync('hivexregedit', ['--export', sw, '\\Microsoft\\Windows\\CurrentVersion\\RunOnce'], { encoding: 'utf8' }),
+        inspect: formatIdentity(t.path, await inspectGuest(g)),
       };
     });
     for (const [i, m] of MACHINES.entries()) {
@@ -177,46 +244,28 @@ describe('windows: deploy, audit, plan and inspect on NTFS images (guestfs)', fu
       expect(s.unattend).to.include('<RegisteredOwner>Ops &amp; Co &lt;ops&gt;</RegisteredOwner>');
       expect(s.unattend).to.include(`<Identifier>52-54-00-30-00-0${i + 1}</Identifier>`);
       expect(s.unattend).to.include(`>10.3.0.${i + 11}/24</IpAddress>`);
+      expect(s.unattend).to.include('<NextHopAddress>10.3.0.1</NextHopAddress>').and.include('>10.3.0.2</IpAddress>');
       expect(s.unattend).to.include('<CommandLine>cmd /c echo first &gt; C:\\first.txt</CommandLine>');
       expect(s.unattend).to.match(/<settings pass="oobeSystem">[\s\S]*<HideEULAPage>true<\/HideEULAPage>/);
       expect(s.unattend).to.include('processorArchitecture="amd64"');
       expect(s.runOnce, 'generalized: first-logon commands go to unattend, not RunOnce').to.not.include('ghostprep');
+      expect(s.inspect).to.match(new RegExp(`computer:\\s+${name} \\(DNS host name ${name}\\)\\n\\s+generalized: yes`));
     }
     expect(new Set(MACHINES.map((m) => seen[m]!.hive.computerName)).size).to.equal(3);
+    expect(new Set(MACHINES.map((m) => /<ComputerName>(.*)<\/ComputerName>/.exec(seen[m]!.unattend!)![1])).size).to.equal(3);
+    const s = seen.solo!;
+    expect(s.hive).to.deep.equal({ computerName: 'SOLO', active: 'SOLO', hostname: 'SOLO', nvHostname: 'SOLO' });
+    expect(s.unattend).to.equal(null);
+    expect(s.runOnce).to.include('"ghostprep-01"=');
+    expect(s.inspect).to.match(/distro:\s+Windows 10 Pro[^\n]*family windows\)\n\s+system root: \/Windows\n\s+computer:\s+SOLO \(DNS host name SOLO\)\n\s+generalized: NO/);
   });
 
-  it('audit lists the three clones with their computer names as unique; inspect says generalized', () => {
-    const r = ghostprep(['audit', '--target', path.join(out, '*.qcow2'), '--json']);
-    expect(r.status, r.stderr).to.equal(0);
-    const report = JSON.parse(r.stdout) as { unique: boolean; duplicates: unknown[]; identities: Array<{ target: string; identity: { windows: { computerName: string; generalized: boolean } } }> };
-    expect(report.unique).to.equal(true);
-    expect(report.identities.map((i) => i.identity.windows.computerName)).to.deep.equal(['WIN01', 'WIN02', 'WIN03']);
-    expect(report.identities.every((i) => i.identity.windows.generalized)).to.equal(true);
-  });
-
-  it('a non-generalized master: plan warns about the risk and shows registry changes as a .reg diff; apply sets the hive and RunOnce', () => {
-    const base = path.join(work, 'base-specialized.qcow2');
-    copyFileSync(images.specialized, base);
-    const single = path.join(work, 'single.yaml');
-    writeFileSync(single, 'defaults: {profile: win}\nmachines:\n  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24}\n');
-    const common = ['-p', prof, '-i', single, '--state', path.join(work, 'state')];
-    const plan = ghostprep(['plan', ...common, '--target', base]);
-    expect(plan.status, plan.stderr).to.equal(0);
-    expect(plan.stderr).to.match(/warning: solo: the master Windows installation is not generalized.*Microsoft does not support cloning it.*same machine SID/);
-    expect(plan.stdout).to.include('+++ b/Windows/System32/config/SYSTEM');
-    expect(plan.stdout).to.include('[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\ComputerName\\ComputerName]');
-    expect(plan.stdout).to.include(`-"ComputerName"="${MASTER_NAME}"`).and.include('+"ComputerName"="SOLO"');
-    expect(plan.stdout).to.include('+"ghostprep-01"="cmd /c echo first > C:\\\\first.txt"');
-    expect(plan.stdout, 'auto: no unattend.xml for a specialized image').to.not.include('unattend.xml');
-    const clone = path.join(work, 'solo.qcow2');
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, clone]);
-    const apply = ghostprep(['apply', ...common, '--target', clone]);
-    expect(apply.status, apply.stderr).to.equal(0);
-    expect(apply.stderr).to.match(/not generalized/);
-    const inspect = ghostprep(['inspect', '--target', clone, '--target', path.join(out, 'win02.qcow2')]);
-    expect(inspect.status, inspect.stderr).to.equal(0);
-    expect(inspect.stdout).to.match(/solo\.qcow2\n\s+distro:\s+Windows 10 Pro[^\n]*family windows\)\n\s+system root: \/Windows\n\s+computer:\s+SOLO \(DNS host name SOLO\)\n\s+generalized: NO/);
-    expect(inspect.stdout).to.match(/win02\.qcow2\n[\s\S]*computer:\s+WIN02[\s\S]*generalized: yes/);
+  it('plan after deploy and apply shows no changes on all four clones (registry values compared, not hive bytes)', function () {
+    if (!applyStderr) this.skip();
+    const all = path.join(work, 'all.yaml');
+    writeFileSync(all, INVENTORY.replace(/ip: (10\.3\.0\.\d+\/24)\}/g, (_m, ip: string) => `ip: ${ip}, target: ${path.join(out, `win0${Number(ip.split('.')[3]!.split('/')[0]) - 10}.qcow2`)}}`)
+      + `  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24, target: ${solo}}\n`);
+    const plan = ghostprep(['plan', '-p', prof, '-i', all, '--state', path.join(work, 'state'), '--detailed-exitcode']);
+    expect(plan.status, plan.stdout + plan.stderr).to.equal(0);
   });
 });
-
