@@ -125,6 +125,31 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   return { base: { path: opts.base, sha256, sha256After: after.sha256 }, restores, results: sortByInventory(results, selected) };
 }
 
+/**
+ * What a re-run redid, for the report: clones that already existed were
+ * reused (a resumed deploy); of those, `redone` still needed changes (their
+ * customization had been cut short) and `alreadyDone` needed none.
+ */
+export interface ResumeSummary {
+  readonly reused: number;
+  readonly restored: number;
+  readonly failed: number;
+  readonly redone: readonly string[];
+  readonly alreadyDone: readonly string[];
+}
+
+export function resumeSummary(r: DeployResult): ResumeSummary {
+  const changed = new Set(r.results.filter((x) => x.report.changes.length > 0 || x.report.status !== 'ok').map((x) => x.report.name));
+  const reused = r.restores.filter((e) => e.action === 'reused');
+  return {
+    reused: reused.length,
+    restored: r.restores.filter((e) => e.action === 'restored').length,
+    failed: r.restores.filter((e) => e.action === 'failed').length,
+    redone: reused.filter((e) => changed.has(e.machine)).map((e) => e.machine),
+    alreadyDone: reused.filter((e) => !changed.has(e.machine)).map((e) => e.machine),
+  };
+}
+
 /** Restore one batch: existing clones are reused (unless --force), the others built and, with --size, grown in one appliance. */
 async function restoreGroup(batch: readonly PreparedMachine[], opts: DeployOptions, sha256: string): Promise<RestoreEvent[]> {
   const started = Date.now();

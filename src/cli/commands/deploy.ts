@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { deploy } from '../../fleet/deploy.js';
+import { deploy, resumeSummary } from '../../fleet/deploy.js';
 import { resolveBase } from '../../image/base.js';
 import path from 'node:path';
 import { parseShard } from '../../fleet/shard.js';
@@ -75,7 +75,9 @@ Examples:
       } finally {
         display?.stop();
       }
-      const report = { ...buildReport('deploy', started, result.results), base: result.base };
+      const resume = resumeSummary(result);
+      const report = { ...buildReport('deploy', started, result.results), base: result.base, resume };
+      if (resume.reused) log.info(`deploy resumed: ${resume.reused} existing clone(s) reused, ${resume.redone.length} of them redone${resume.redone.length ? ` (${resume.redone.join(', ')})` : ''}, ${resume.alreadyDone.length} already done; ${resume.restored} restored`);
       if (o.report) writeAtomic(o.report, JSON.stringify(report, null, 2) + '\n');
       if (g.json) out(JSON.stringify({ event: 'done', summary: report.summary, base: result.base }));
       else {
