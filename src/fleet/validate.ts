@@ -26,16 +26,24 @@ function checkFiles(r: RenderedMachine): Diagnostic[] {
   return out;
 }
 
-export function validateFleet(profiles: readonly string[], inventory: string | undefined): { config: LoadedConfig; machines: PreparedMachine[]; diagnostics: Diagnostic[] } {
+export interface ValidateHooks {
+  /** After each machine is rendered and checked (a progress display). */
+  readonly onMachine?: (done: number, total: number) => void;
+}
+
+export function validateFleet(profiles: readonly string[], inventory: string | undefined, hooks: ValidateHooks = {}): { config: LoadedConfig; machines: PreparedMachine[]; diagnostics: Diagnostic[] } {
   const config = loadConfig(profiles, inventory);
   const diagnostics: Diagnostic[] = [...config.diagnostics, ...checkReferencedFiles(config)];
   const { machines, diagnostics: prepDiags } = prepareFleet(config);
   diagnostics.push(...prepDiags);
-  const rendered = machines.map((m) => renderMachine(m));
-  for (const r of rendered) {
+  const rendered: RenderedMachine[] = [];
+  for (const m of machines) {
+    const r = renderMachine(m);
+    rendered.push(r);
     // a value whose template failed is still its raw text: checking it would only repeat the error
     if (r.diagnostics.length) diagnostics.push(...r.diagnostics);
     else diagnostics.push(...checkMachine(r), ...checkFiles(r));
+    hooks.onMachine?.(rendered.length, machines.length);
   }
   diagnostics.push(...checkFleetUniqueness(rendered.filter((r) => !r.diagnostics.length), siteSecret));
   const seen = new Set<string>();

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { diffText, runFleet } from '../../fleet/run.js';
 import { ExitCode } from '../../util/errors.js';
 import { Logger, out, type GlobalOptions } from '../common.js';
+import { Progress, progressWanted, stage } from '../progress.js';
 import { addFleetOptions, runOptions, type FleetCliOptions } from './fleet-options.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
@@ -21,17 +22,25 @@ Examples:
       const log = new Logger(g);
       let changed = 0;
       let failed = 0;
-      let first = true;
+      // A progress line on stderr only while the plan itself goes elsewhere (a file, a pipe).
+      const progress = progressWanted(g) && !process.stdout.isTTY ? new Progress([stage('plan', 0)]) : undefined;
       // Each machine is printed as soon as it is planned, then dropped: memory stays flat for big fleets.
+      // --json: one JSON document, each machine's entry on a line of its own (written when the next
+      // one comes, to add the comma), so that a consumer can also read it line by line.
+      let pending: string | undefined;
       if (g.json) out('{"machines": [');
       const results = await runFleet({
-        ...runOptions(o, 'plan'), retainChanges: false, onWarning: (m) => log.warn(m),
-        onMachineDone: (r) => {
+        ...runOptions(o, 'plan'), retainChanges: false, onWarning: (m) => (progress ? progress.log(`warning: ${m}`) : log.warn(m)),
+        onMachineDone: (r, _done, total) => {
+          if (progress) {
+            progress.stages.get('plan')!.total = total;
+            progress.tick('plan', r.report.status === 'ok');
+          }
           if (r.report.status !== 'ok') failed++;
           if (r.changes.length) changed++;
           if (g.json) {
-            out((first ? '' : ',') + JSON.stringify({ ...r.report, diff: diffText(r) }, null, 2));
-            first = false;
+            if (pending !== undefined) out(pending + ',');
+            pending = JSON.stringify({ ...r.report, diff: diffText(r) });
             return;
           }
           const head = `=== ${r.report.name} (${r.report.target})`;
@@ -39,9 +48,11 @@ Examples:
           else out(`${head}: ${r.changes.length ? `${r.changes.length} change(s)` : 'no changes'}`);
           if (r.changes.length) out(diffText(r));
         },
-      });
-      if (g.json) out(`], "summary": ${JSON.stringify({ machines: results.length, changed, failed })}}`);
-      else log.info(`plan: ${results.length} machine(s), ${changed} with changes, ${failed} failed`);
+      }).finally(() => progress?.stop());
+      if (g.json) {
+        if (pending !== undefined) out(pending);
+        out(`], "summary": ${JSON.stringify({ machines: results.length, changed, failed })}}`);
+      } else log.info(`plan: ${results.length} machine(s), ${changed} with changes, ${failed} failed`);
       if (failed) return failed === results.length ? ExitCode.error : ExitCode.partial;
       return o.detailedExitcode && changed ? ExitCode.changes : ExitCode.ok;
     }));

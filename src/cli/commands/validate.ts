@@ -3,6 +3,7 @@ import { validateFleet } from '../../fleet/validate.js';
 import { hasErrors } from '../../report/diagnostics.js';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
 import { collect, printDiagnostics, type GlobalOptions } from '../common.js';
+import { Progress, progressWanted, stage } from '../progress.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('validate')
@@ -20,7 +21,17 @@ Example:
     .action((o: { profile: string[]; inventory?: string; format: string }) => run(async (g) => {
       const format = (g.json ? 'json' : o.format) as 'text' | 'json' | 'github';
       if (!['text', 'json', 'github'].includes(format)) throw new GhostprepError(`--format ${o.format}: use text, json or github`);
-      const { machines, diagnostics } = validateFleet(o.profile, o.inventory);
+      const progress = progressWanted(g) && format === 'text' ? new Progress([stage('validate', 0)]) : undefined;
+      const counter = progress?.stages.get('validate');
+      let result: ReturnType<typeof validateFleet>;
+      try {
+        result = validateFleet(o.profile, o.inventory, progress && counter ? {
+          onMachine: (_done, total) => { counter.total = total; progress.tick('validate'); },
+        } : {});
+      } finally {
+        progress?.stop();
+      }
+      const { machines, diagnostics } = result;
       printDiagnostics(diagnostics, format);
       const errors = diagnostics.filter((d) => d.severity === 'error').length;
       if (format === 'text') {
