@@ -12,6 +12,7 @@ import { placeIn, type SourceFile } from '../profile/source.js';
 import type { MachineEntry, Profile } from '../profile/types.js';
 import type { Diagnostic } from '../report/diagnostics.js';
 import { baseMachineData, distroData, renderTree, UNKNOWN_DISTRO, type RenderProblem, type TemplateContext } from '../template/context.js';
+import { independentOfIdentity } from '../template/render.js';
 
 export interface PreparedMachine {
   readonly index: number;
@@ -88,19 +89,35 @@ const PLACEHOLDER_IDENTITY: MachineIdentityData = { machineId: '', sshHostKeys: 
 
 /**
  * A machine is rendered once per run: `validate` renders it, and `plan` / `apply`
- * render it again with its identity and the guest's distribution. When the first
- * render never read `machine.machineId`, `machine.sshHostKeys` or `distro` (the
- * context tracks those reads), its result holds for any identity and distro, and a
- * later call only gets a fresh template context (for the files rendered later).
+ * render it again with its identity and the guest's distribution. When no template
+ * string of its profile can see `machine.machineId`, `machine.sshHostKeys` or
+ * `distro` (decided once per profile tree, see independentOfIdentity), the first
+ * result holds for any identity and distro, and a later call only gets a fresh
+ * template context (for the files rendered later, which may use them).
  */
 interface CachedRender {
   readonly result: RenderedMachine;
   readonly identity: MachineIdentityData;
   readonly distro: TemplateContext['distro'];
-  readonly readIdentity: boolean;
-  readonly readDistro: boolean;
 }
 const renders = new WeakMap<PreparedMachine, CachedRender>();
+const identityDependent = new WeakMap<object, boolean>();
+
+/** Whether any template string of a resolved profile may read the identity or the distro (files' content: rendered later, not here). */
+function dependsOnIdentity(raw: Record<string, unknown>): boolean {
+  let dep = identityDependent.get(raw);
+  if (dep === undefined) {
+    const walk = (v: unknown, skipContent: boolean): boolean => {
+      if (typeof v === 'string') return v.includes('{{') && !independentOfIdentity(v);
+      if (Array.isArray(v)) return v.some((x) => walk(x, skipContent));
+      if (v && typeof v === 'object') return Object.entries(v).some(([k, x]) => !(skipContent && k === 'content') && walk(x, false));
+      return false;
+    };
+    dep = Object.entries(raw).some(([k, v]) => (k === 'files' && Array.isArray(v) ? v.some((f) => walk(f, true)) : walk(v, false)));
+    identityDependent.set(raw, dep);
+  }
+  return dep;
+}
 
 const sameIdentity = (a: MachineIdentityData, b: MachineIdentityData): boolean =>
   a.machineId === b.machineId && JSON.stringify(a.sshHostKeys) === JSON.stringify(b.sshHostKeys);
@@ -120,28 +137,21 @@ function plainContext(m: PreparedMachine, site: Record<string, unknown>, hostnam
 export function renderMachine(m: PreparedMachine, identity: MachineIdentityData = PLACEHOLDER_IDENTITY, distro: Distro = UNKNOWN_DISTRO): RenderedMachine {
   const d = distroData(distro);
   const cached = renders.get(m);
-  if (cached && (!cached.readIdentity || sameIdentity(cached.identity, identity)) && (!cached.readDistro || sameDistro(cached.distro, d))) {
+  if (cached && (!dependsOnIdentity(m.traced.value) || (sameIdentity(cached.identity, identity) && sameDistro(cached.distro, d)))) {
     const r = cached.result;
     // the last render a run makes carries the real identity: forget this machine, memory stays flat
     if (identity !== PLACEHOLDER_IDENTITY && (identity.machineId || Object.keys(identity.sshHostKeys).length)) renders.delete(m);
     return { ...r, context: plainContext(m, r.context.site, r.hostname, r.fqdn, identity, d) };
   }
-  const read = { identity: false, distro: false };
-  const result = renderFresh(m, identity, d, read);
-  renders.set(m, { result, identity, distro: d, readIdentity: read.identity, readDistro: read.distro });
+  const result = renderFresh(m, identity, d);
+  renders.set(m, { result, identity, distro: d });
   return result;
 }
 
-function renderFresh(m: PreparedMachine, identity: MachineIdentityData, distro: TemplateContext['distro'], read: { identity: boolean; distro: boolean }): RenderedMachine {
+function renderFresh(m: PreparedMachine, identity: MachineIdentityData, distro: TemplateContext['distro']): RenderedMachine {
   const problems: RenderProblem[] = [];
   const raw = m.traced.value;
-  const machine = { ...baseMachineData(m.entry), name: m.name, hostname: '', fqdn: '' } as TemplateContext['machine'];
-  Object.defineProperties(machine, {
-    machineId: { enumerable: true, configurable: true, get: () => { read.identity = true; return identity.machineId; } },
-    sshHostKeys: { enumerable: true, configurable: true, get: () => { read.identity = true; return identity.sshHostKeys; } },
-  });
-  const ctx = { machine, site: (raw.site as Record<string, unknown>) ?? {}, profile: { name: m.profileName }, vars: m.vars } as TemplateContext;
-  Object.defineProperty(ctx, 'distro', { enumerable: true, configurable: true, get: () => { read.distro = true; return distro; } });
+  const ctx = plainContext(m, (raw.site as Record<string, unknown>) ?? {}, '', '', identity, distro);
   // Pass 1: site and hostname, which the rest may use (machine.fqdn).
   ctx.site = renderTree(raw.site ?? {}, ctx, m.traced.origins, problems, ['site']) as Record<string, unknown>;
   const hostnameTemplate = typeof raw.hostname === 'string' ? raw.hostname : '{{machine.name}}';
@@ -152,5 +162,5 @@ function renderFresh(m: PreparedMachine, identity: MachineIdentityData, distro: 
   // Pass 2: everything.
   const profile = renderTree(raw, ctx, m.traced.origins, problems) as unknown as Profile;
   const diagnostics = problems.map((p) => locateProblem(m, p.pointer, p.message));
-  return { prepared: m, profile, hostname, fqdn, context: plainContext(m, ctx.site, hostname, fqdn, identity, distro), diagnostics };
+  return { prepared: m, profile, hostname, fqdn, context: ctx, diagnostics };
 }
