@@ -9,6 +9,7 @@ import { applyChanges, verifyChanges } from '../plan/apply.js';
 import { effectiveChanges, type EffectiveChange } from '../plan/diff.js';
 import { GhostprepError, errorMessage } from '../util/errors.js';
 import { backendFor } from './open.js';
+import { detectWindows } from '../windows/detect.js';
 
 /**
  * `--ops` syntax: a comma list of names, where `default` stands for the
@@ -30,6 +31,9 @@ export function selectSealOperations(list: string | undefined): SealOperation[] 
 }
 
 export async function planSeal(guest: GuestReader, ops: readonly SealOperation[]): Promise<EffectiveChange[]> {
+  if (await detectWindows(guest)) {
+    throw new GhostprepError('a Windows guest is generalized inside Windows (sysprep /generalize /oobe /shutdown), not by ghostprep seal; its operations are for Linux');
+  }
   const text = (await guest.readFile('/etc/os-release', { maxBytes: 65536 })) ?? (await guest.readFile('/usr/lib/os-release', { maxBytes: 65536 }));
   const distro = detectDistro(text?.toString('utf8'));
   const planned = [];

@@ -23,6 +23,7 @@ import { tempDir } from '../helpers/rootfs.js';
 import { MASTER_NAME, softwareHive, systemHive, windowsImages, type WindowsImages } from './image.js';
 import { formatIdentity } from '../../src/cli/commands/inspect.js';
 import { inspectGuest } from '../../src/fleet/inspect.js';
+import { planSeal, selectSealOperations } from '../../src/fleet/seal.js';
 
 const PROFILE = `profile: win
 site: {domain: win.example.org, timezone: Europe/Berlin, gateway: 10.3.0.1, dns: [10.3.0.2]}
@@ -97,6 +98,11 @@ describe('windows: regf hives, computer names, unattend (no appliance)', () => {
       expect(w).to.include({ productName: 'Windows 10 Pro', version: '10.0', build: '19045', controlSet: 'ControlSet001', computerName: MASTER_NAME, architecture: 'amd64', generalized: flavour === 'generalized' });
     }
     expect(await detectWindows(new MemoryGuest({ '/etc/os-release': 'ID=debian\n' }, 'mem'))).to.equal(undefined);
+  });
+
+  it('seal refuses a Windows guest (sysprep generalizes Windows, not the Linux seal operations)', async () => {
+    const g = new MemoryGuest({ '/Windows/System32/config/SYSTEM': systemHive(), '/Windows/System32/config/SOFTWARE': softwareHive('specialized') }, 'mem');
+    await planSeal(g, selectSealOperations(undefined)).then(() => expect.fail('should refuse'), (e: Error) => expect(e.message).to.match(/generalized inside Windows \(sysprep \/generalize/));
   });
 
   it('checks computer names against Windows rules', () => {
@@ -192,6 +198,12 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
     expect(plan.stdout).to.include(`-"ComputerName"="${MASTER_NAME}"`).and.include('+"ComputerName"="SOLO"');
     expect(plan.stdout).to.include('+"ghostprep-01"="cmd /c echo first > C:\\\\first.txt"');
     expect(plan.stdout, 'auto: no unattend.xml for a specialized image').to.not.include('unattend.xml');
+  });
+
+  it('capture refuses the non-generalized master and names the risk', () => {
+    const r = ghostprep(['capture', '--target', path.join(work, 'base-specialized.qcow2'), '--library', path.join(work, 'lib'), '--name', 'win']);
+    expect(r.status).to.equal(1);
+    expect(r.stderr).to.match(/is not sealed; still identifying:\n {2}Windows image state IMAGE_STATE_COMPLETE: the master Windows installation is not generalized/);
   });
 
   it('apply on the non-generalized clone warns too and succeeds (hive edits verified by reading back)', () => {

@@ -5,6 +5,7 @@ import { capture } from '../../image/capture.js';
 import { defaultLibraryDir, findImage, imagePath, readLibrary } from '../../image/library.js';
 import { parseTarget } from '../../fleet/targets.js';
 import { planSeal, selectSealOperations } from '../../fleet/seal.js';
+import { detectWindows, NOT_GENERALIZED_RISK } from '../../windows/detect.js';
 import { backendFor } from '../../fleet/open.js';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
 import { Logger, out, type GlobalOptions } from '../common.js';
@@ -39,7 +40,9 @@ Examples:
       let identifying: string[] = [];
       await (await backendFor('image')).forEachGuest([t], { readonly: true }, async (_t, guest) => {
         if (guest instanceof Error) throw guest;
-        identifying = (await planSeal(guest, selectSealOperations(undefined))).map((c) => `${c.change.path} (${c.change.source})`);
+        const windows = await detectWindows(guest);
+        if (windows) identifying = windows.generalized ? [] : [`Windows image state ${windows.imageState ?? 'unknown'}: ${NOT_GENERALIZED_RISK}`];
+        else identifying = (await planSeal(guest, selectSealOperations(undefined))).map((c) => `${c.change.path} (${c.change.source})`);
       });
       if (identifying.length && !o.force) {
         throw new GhostprepError(`${o.target} is not sealed; still identifying:\n  ${identifying.join('\n  ')}\nrun: ghostprep seal --target ${o.target}   (or capture with --force)`);
