@@ -46,7 +46,9 @@ export function addStateSecrets(stateDir: string): number {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
       else if (e.isFile() && /_key$/.test(e.name)) {
-        const body = readFileSync(p, 'utf8').split('\n').filter((l) => l && !l.startsWith('-----'));
+        // an OpenSSH private key embeds its public key: lines the .pub holds as well are not secret
+        const pub = existsSync(p + '.pub') ? readFileSync(p + '.pub', 'utf8') : '';
+        const body = readFileSync(p, 'utf8').split('\n').filter((l) => l && !l.startsWith('-----') && !pub.includes(l));
         for (const line of body) addSecret(`private key ${path.relative(stateDir, p)}`, line);
         n++;
       }
