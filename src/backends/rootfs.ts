@@ -167,7 +167,9 @@ export class RootfsGuest implements Guest {
     if (st?.isDirectory()) throw new GuestError(`${p} is a directory`, p);
     // a FIFO, device node or socket is not replaced behind the guest's back (the guestfs backend refuses them too)
     if (st && !st.isFile() && !st.isSymbolicLink()) throw new GuestError(`${p} exists and is not a regular file (${statOf(st).type})`, p);
-    const tmp = path.join(dir, `.${name}.ghostprep-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    // a fixed name (one writer per machine: the state dir's lock): a temp file left by a killed run is replaced
+    const tmp = path.join(dir, `.${name}.ghostprep-tmp`);
+    await fs.rm(tmp, { force: true });
     const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       await fh.writeFile(content);

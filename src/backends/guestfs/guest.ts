@@ -14,7 +14,6 @@
  * implementation. Nothing else writes to the guest while we hold it, so the
  * check and the use cannot race. Cost: ~1.2 ms per path component.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -209,9 +208,12 @@ export class GuestfsGuest implements Guest {
       if (st && st.type !== 'file' && st.type !== 'symlink') throw new GuestError(`${this.description}: ${p} exists and is not a regular file (${st.type})`, p);
       const dir = posix.dirname(real);
       await this.ensureDir(p, dir);
-      // Same directory, so the final rename is atomic on the guest filesystem.
-      const tmp = posix.join(dir, `.${posix.basename(real)}.ghostprep-${randomBytes(6).toString('hex')}`);
+      // Same directory, so the final rename is atomic on the guest filesystem. A fixed
+      // name (one writer per machine: the state dir's lock), so that a temp file left by a
+      // killed run is reused and renamed away by the next one instead of staying forever.
+      const tmp = posix.join(dir, `.${posix.basename(real)}.ghostprep-tmp`);
       try {
+        await this.run(p, 'rm-f', [tmp]);
         await this.putContent(p, tmp, content);
         await this.run(p, 'chown', [attrs.uid, attrs.gid, tmp]); // before chmod: chown clears setuid bits
         await this.run(p, 'chmod', [attrs.mode, tmp]);
