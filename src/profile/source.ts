@@ -19,9 +19,26 @@ export interface SourceFile {
 
 export interface Position { readonly line: number; readonly col: number }
 
+const PARSE_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true } as const;
+
+/**
+ * A source whose parsed Document (needed only to place a diagnostic) is dropped
+ * after loading and parsed again on first use: a 10,000-machine inventory's
+ * Document is hundreds of MB of nodes that every garbage collection would walk.
+ */
+function sourceOf(file: string, text: string, lines: LineCounter, data: unknown, doc: Document.Parsed | undefined): SourceFile {
+  let parsed = doc;
+  return {
+    file, text, lines, data,
+    get doc(): Document.Parsed {
+      return (parsed ??= parseDocument(text, PARSE_OPTIONS));
+    },
+  };
+}
+
 export function parseSource(file: string, text: string): { source: SourceFile; diagnostics: Diagnostic[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  const doc = parseDocument(text, { lineCounter: lines, ...PARSE_OPTIONS });
   const diagnostics: Diagnostic[] = [];
   // After the first syntax error the parser's further errors are mostly its
   // own confusion (cascades); report the first, and count the rest.
@@ -42,7 +59,8 @@ export function parseSource(file: string, text: string): { source: SourceFile; d
       diagnostics.push({ severity: 'error', message: `cannot load YAML: ${(err as Error).message}`, path: '', file, line: 1, col: 1 });
     }
   }
-  return { source: { file, text, doc, lines, data }, diagnostics };
+  // small files (profiles) keep their Document; big ones (inventories) parse it again if a diagnostic needs it
+  return { source: sourceOf(file, text, lines, data, text.length <= 64 * 1024 ? doc : undefined), diagnostics };
 }
 
 export function loadSource(file: string): { source: SourceFile; diagnostics: Diagnostic[] } {
