@@ -197,6 +197,11 @@ export class GuestfsGuest implements Guest {
 
   // ---- GuestWriter ------------------------------------------------------
 
+  /** Flush this guest's writes to the image (guestfs `sync`): an appliance killed afterwards loses none of them. */
+  async sync(): Promise<void> {
+    if (!this.readonly) await this.session.command('sync');
+  }
+
   async writeFile(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {
     return this.mutate(async () => {
       this.assertWritable(p);
