@@ -147,6 +147,9 @@ interface Pending {
   timer?: NodeJS.Timeout;
 }
 
+/** guestfs's words for an appliance (qemu) that is gone while guestfish still runs. */
+const APPLIANCE_DIED = /appliance closed the connection unexpectedly|child process died unexpectedly|call launch before using this function/;
+
 const live = new Set<GuestfsSession>();
 let handlersInstalled = false;
 
@@ -327,6 +330,12 @@ export class GuestfsSession {
     this.pending = undefined;
     clearTimeout(p.timer);
     this.trace?.(p.line, Date.now() - p.started, !err);
+    if (err && APPLIANCE_DIED.test(err)) {
+      // qemu died under a live guestfish (killed, OOM): every later command would fail too.
+      // End the session, so that the backend relaunches for the guests not yet visited.
+      this.closedError ??= new GuestfsError(`the appliance died: ${err}`, p.line, err);
+      this.kill();
+    }
     if (err) p.reject(new GuestfsError(`guestfish ${shorten(p.line)}: ${err}`, p.line, err));
     else p.resolve(out);
   }
