@@ -195,17 +195,24 @@ export async function restoreBatch(options: RestoreBatchOptions): Promise<Array<
   });
   if (options.size !== undefined && !SIZE_RE.test(options.size)) throw new GhostprepError(`invalid size "${options.size}" (e.g. 20G, 512M)`);
   const baseSha256 = options.expectedSha256 ? await verifyBase(base, options.expectedSha256, options.sha256Cache) : undefined;
-  const tmps: Array<string | Error> = [];
-  for (const to of options.to) {
-    const o: RestoreOptions = { ...options, to };
-    try {
-      await checkDestination(base, o);
-      tmps.push(await buildFile(base, baseFormat, o));
-      options.onBuilt?.(to);
-    } catch (err) {
-      tmps.push(err instanceof Error ? err : new GhostprepError(String(err)));
+  // overlays are a qemu-img process each (ms of work, mostly spawn): a few at once;
+  // copies read the whole base: one at a time
+  const tmps: Array<string | Error> = options.to.map(() => new GhostprepError('not built'));
+  let next = 0;
+  const builder = async (): Promise<void> => {
+    while (next < options.to.length) {
+      const i = next++;
+      const o: RestoreOptions = { ...options, to: options.to[i]! };
+      try {
+        await checkDestination(base, o);
+        tmps[i] = await buildFile(base, baseFormat, o);
+        options.onBuilt?.(o.to);
+      } catch (err) {
+        tmps[i] = err instanceof Error ? err : new GhostprepError(String(err));
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: options.mode === 'overlay' ? 4 : 1 }, builder));
   const built = tmps.map((t, i) => ({ i, t })).filter((x): x is { i: number; t: string } => typeof x.t === 'string');
   const grown = options.size
     ? await growDrives(built.map((x) => ({ path: x.t, format: 'qcow2', name: options.to[x.i]! })), options.session)
