@@ -168,36 +168,6 @@ describe('boot: clones customized by ghostprep apply --target rootfs:DIR', funct
   checkClones(() => base, () => identities, () => reports);
 });
 
-describe('boot: clones made by qemu-img overlays + ghostprep apply --target DIR/{name}.qcow2 (libguestfs)', function () {
-  this.timeout(30 * 60_000);
-  let base: DebianBase;
-  let scratch: string;
-  let identities: Map<string, Identity>;
-  let reports: Map<string, BootReport>;
-
-  before(async function () {
-    base = await setup(this);
-    if ((await execa('sh', ['-c', 'command -v guestfish'], { reject: false })).exitCode !== 0) {
-      throw new Error('guestfish not found: install libguestfs-tools (see .ci/apt-packages.d/guestfs.txt), or set GHOSTPREP_SKIP_BOOT=1');
-    }
-    scratch = bootScratch('guestfs');
-    const { profile, inventory } = writeInputs(scratch);
-    const baseSum = await sha256(base.image);
-    mkdirSync(path.join(scratch, 'clones'));
-    for (const m of MACHINES) {
-      await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base.image, '-F', 'qcow2', path.join(scratch, 'clones', `${m.name}.qcow2`)]);
-    }
-    const report = path.join(scratch, 'report.json');
-    await ghostprep(['apply', '-p', profile, '-i', inventory, '--target', `${scratch}/clones/{name}.qcow2`, '--state', path.join(scratch, 'state'), '--report', report]);
-    expect(await sha256(base.image), 'the base image must not be written').to.equal(baseSum);
-    identities = readReport(report);
-    reports = await bootAll(base, (name) => path.join(scratch, 'clones', `${name}.qcow2`), scratch);
-  });
-  after(() => { if (scratch && !process.env.GHOSTPREP_BOOT_KEEP) rmSync(scratch, { recursive: true, force: true }); });
-
-  checkClones(() => base, () => identities, () => reports);
-});
-
 describe('boot: clones made by ghostprep deploy (qcow2 overlays on the master image)', function () {
   this.timeout(30 * 60_000);
   let base: DebianBase;
