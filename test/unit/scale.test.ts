@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { createTwoFilesPatch } from 'diff';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../src/profile/config.js';
 import { prepareFleet, renderMachine } from '../../src/fleet/prepare.js';
@@ -16,7 +16,7 @@ import { independentOfIdentity } from '../../src/template/render.js';
 import { tempDir } from '../helpers/rootfs.js';
 
 function files(spec: Record<string, string>): string {
-  const dir = tempDir('ghostprep-scale-');
+  const dir = tempDir('ghostprep-unit-scale-');
   for (const [p, text] of Object.entries(spec)) {
     mkdirSync(path.dirname(path.join(dir, p)), { recursive: true });
     writeFileSync(path.join(dir, p), text);
@@ -48,6 +48,7 @@ describe('rendering a machine once per run', () => {
   const config = loadConfig([path.join(dir, 'p.yaml'), path.join(dir, 'q.yaml')], path.join(dir, 'inv.yaml'));
   const { machines } = prepareFleet(config);
   const [n1, n2, n3, n4] = machines;
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('shares the resolved profile tree between machines without overrides', () => {
     expect(config.diagnostics).to.deep.equal([]);
