@@ -12,13 +12,13 @@
  *    `ghostprep apply --target DIR/{name}.qcow2` (the libguestfs backend);
  *  - `ghostprep deploy` of qcow2 overlays on the master image.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import {
   bootAndReport, bootPrerequisites, bootScratch, buildDebianBase, buildImageFromTree, copyTree,
-  SKIP_BOOT, SKIP_BOOT_REASON, type BootReport, type DebianBase,
+  SKIP_BOOT, SKIP_BOOT_REASON, type BootReport, type DebianBase, type Identity, masterIdentity, readReport,
   bootInventory, bootProfile,
 } from '../helpers/boot.js';
 import { REPO } from '../helpers/rootfs.js';
@@ -34,8 +34,6 @@ const MACHINES = [
 
 const INVENTORY = bootInventory(MACHINES);
 
-interface Identity { hostname: string; fqdn: string; machineId: string | null; sshHostKeys: Array<{ type: string; sha256: string }>; addresses: string[] }
-interface RunReport { machines: Array<{ name: string; status: string; error: string | null; identity: Identity | null }> }
 
 function writeInputs(dir: string): { profile: string; inventory: string } {
   const profile = path.join(dir, 'boot.yaml');
@@ -50,25 +48,6 @@ async function ghostprep(args: string[]): Promise<void> {
   if (r.exitCode !== 0) throw new Error(`ghostprep ${args.join(' ')} exited ${r.exitCode}:\n${r.all}`);
 }
 
-function readReport(file: string): Map<string, Identity> {
-  const report = JSON.parse(readFileSync(file, 'utf8')) as RunReport;
-  const out = new Map<string, Identity>();
-  for (const m of report.machines) {
-    expect(m.status, `${m.name}: ${m.error}`).to.equal('ok');
-    expect(m.identity, m.name).to.not.equal(null);
-    out.set(m.name, m.identity!);
-  }
-  return out;
-}
-
-async function masterIdentity(base: DebianBase): Promise<{ machineId: string; fingerprints: string[] }> {
-  const fingerprints: string[] = [];
-  for (const t of ['ed25519', 'ecdsa', 'rsa']) {
-    const { stdout } = await execa('ssh-keygen', ['-lf', path.join(base.rootfs, `etc/ssh/ssh_host_${t}_key.pub`)]);
-    fingerprints.push(/SHA256:\S+/.exec(stdout)![0]);
-  }
-  return { machineId: readFileSync(path.join(base.rootfs, 'etc/machine-id'), 'utf8').trim(), fingerprints };
-}
 
 /** The assertions shared by both ways of making clones. */
 function checkClones(getBase: () => DebianBase, getIdentities: () => Map<string, Identity>, getReports: () => Map<string, BootReport>): void {

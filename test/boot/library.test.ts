@@ -15,13 +15,13 @@
  * The master is sealed once for both. The library clone boots alone, the two
  * plain clones together (TCG on 2 cores).
  */
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import {
   bootAndReport, bootPrerequisites, bootScratch, buildDebianBase,
-  SKIP_BOOT, SKIP_BOOT_REASON, type BootReport, type DebianBase,
+  SKIP_BOOT, SKIP_BOOT_REASON, type BootReport, type DebianBase, type Identity, masterIdentity, readReport,
   bootInventory, bootProfile,
 } from '../helpers/boot.js';
 import { REPO } from '../helpers/rootfs.js';
@@ -44,8 +44,6 @@ const BOOTED = MACHINES[1];
 
 const INVENTORY = bootInventory(MACHINES);
 
-interface Identity { hostname: string; fqdn: string; machineId: string | null; sshHostKeys: Array<{ type: string; sha256: string }>; addresses: string[] }
-interface RunReport { machines: Array<{ name: string; status: string; error: string | null; identity: Identity | null }> }
 
 const log = (msg: string): void => { console.log(`      [library] ${msg}`); };
 
@@ -58,25 +56,6 @@ async function ghostprep(args: string[]): Promise<{ stdout: string; ms: number }
   return { stdout: r.stdout, ms };
 }
 
-function readReport(file: string): Map<string, Identity> {
-  const report = JSON.parse(readFileSync(file, 'utf8')) as RunReport;
-  const out = new Map<string, Identity>();
-  for (const m of report.machines) {
-    expect(m.status, `${m.name}: ${m.error}`).to.equal('ok');
-    expect(m.identity, m.name).to.not.equal(null);
-    out.set(m.name, m.identity!);
-  }
-  return out;
-}
-
-async function masterIdentity(base: DebianBase): Promise<{ machineId: string; fingerprints: string[] }> {
-  const fingerprints: string[] = [];
-  for (const t of ['ed25519', 'ecdsa', 'rsa']) {
-    const { stdout } = await execa('ssh-keygen', ['-lf', path.join(base.rootfs, `etc/ssh/ssh_host_${t}_key.pub`)]);
-    fingerprints.push(/SHA256:\S+/.exec(stdout)![0]);
-  }
-  return { machineId: readFileSync(path.join(base.rootfs, 'etc/machine-id'), 'utf8').trim(), fingerprints };
-}
 
 async function sha256(file: string): Promise<string> {
   return (await execa('sha256sum', [file])).stdout.split(' ')[0]!;

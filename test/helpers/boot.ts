@@ -31,6 +31,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'chai';
 import { execa } from 'execa';
 import { REPO } from './rootfs.js';
 
@@ -593,4 +594,30 @@ export function bootScratch(prefix: string): string {
 /** Size in bytes of a file (for log lines). */
 export function fileSize(p: string): number {
   return statSync(p).size;
+}
+
+/** A clone's identity as the run report gives it (what the boot must show). */
+export interface Identity { hostname: string; fqdn: string; machineId: string | null; sshHostKeys: Array<{ type: string; sha256: string }>; addresses: string[] }
+export interface RunReport { machines: Array<{ name: string; status: string; error: string | null; identity: Identity | null }> }
+
+/** The identities of a run report whose machines must all be ok. */
+export function readReport(file: string): Map<string, Identity> {
+  const report = JSON.parse(readFileSync(file, 'utf8')) as RunReport;
+  const out = new Map<string, Identity>();
+  for (const m of report.machines) {
+    expect(m.status, `${m.name}: ${m.error}`).to.equal('ok');
+    expect(m.identity, m.name).to.not.equal(null);
+    out.set(m.name, m.identity!);
+  }
+  return out;
+}
+
+/** The master's machine-id and SSH host key fingerprints, which no clone may keep. */
+export async function masterIdentity(base: DebianBase): Promise<{ machineId: string; fingerprints: string[] }> {
+  const fingerprints: string[] = [];
+  for (const t of ['ed25519', 'ecdsa', 'rsa']) {
+    const { stdout } = await execa('ssh-keygen', ['-lf', path.join(base.rootfs, `etc/ssh/ssh_host_${t}_key.pub`)]);
+    fingerprints.push(/SHA256:\S+/.exec(stdout)![0]);
+  }
+  return { machineId: readFileSync(path.join(base.rootfs, 'etc/machine-id'), 'utf8').trim(), fingerprints };
 }
