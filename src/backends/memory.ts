@@ -54,26 +54,29 @@ export class MemoryGuest implements Guest {
     for (const d of missing.reverse()) this.entries.set(d, { type: 'dir', mode: 0o755, uid: 0, gid: 0 });
   }
 
-  /** Resolve symlinks inside the map, as chroot would; `follow` applies to the last component. */
+  /**
+   * Resolve symlinks inside the map, as chroot would; `follow` applies to the last component.
+   * A link target is walked component by component, not normalized first: `b -> b/../a`
+   * meets `b` again (a loop), and `..` climbs from where the walk really is.
+   */
   resolve(p: string, follow: boolean): string {
-    let parts = path.resolve('/', p).split('/').filter(Boolean);
-    let cur = '/';
+    let pending = path.resolve('/', p).split('/').filter(Boolean);
+    const done: string[] = [];
     let hops = 0;
-    while (parts.length) {
-      const [head, ...rest] = parts;
-      const next = path.join(cur, head!);
-      const e = this.entries.get(next);
-      if (e?.type === 'symlink' && (rest.length > 0 || follow)) {
+    while (pending.length) {
+      const name = pending.shift()!;
+      if (name === '.') continue;
+      if (name === '..') { done.pop(); continue; }
+      const e = this.entries.get('/' + [...done, name].join('/'));
+      if (e?.type === 'symlink' && (pending.length > 0 || follow)) {
         if (++hops > MAX_LINKS) throw new GuestError(`too many levels of symbolic links: ${p}`, p);
-        const base = e.target.startsWith('/') ? '/' : cur;
-        parts = [...path.resolve(base, e.target).split('/').filter(Boolean), ...rest];
-        cur = '/';
+        if (e.target.startsWith('/')) done.length = 0;
+        pending = [...e.target.split('/').filter(Boolean), ...pending];
         continue;
       }
-      cur = next;
-      parts = rest;
+      done.push(name);
     }
-    return cur;
+    return '/' + done.join('/');
   }
 
   private statOf(e: MemoryEntry | undefined): FileStat | null {
