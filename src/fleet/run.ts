@@ -165,7 +165,7 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
       opts.onMachineApplied?.(m.name);
       const problems = await verifyChanges(guest, changes.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || t.kind !== 'rootfs' });
       // durable before reported: an appliance killed later must not undo an "ok" (kill -9 test)
-      if (changes.length) await (guest as Guest & { sync?: () => Promise<void> }).sync?.();
+      if (changes.length) await (guest as Guest & { flush?: () => Promise<void> }).flush?.();
       if (problems.length) throw new GhostprepError(`verification failed: ${problems.join('; ')}`);
     }
     const addresses = [...new Set([...(m.entry.ip ? [parseCidr(m.entry.ip)?.ip ?? m.entry.ip] : []), ...(r.profile.network ? addressesOf(r.profile.network) : [])])];

@@ -197,9 +197,15 @@ export class GuestfsGuest implements Guest {
 
   // ---- GuestWriter ------------------------------------------------------
 
-  /** Flush this guest's writes to the image (guestfs `sync`): an appliance killed afterwards loses none of them. */
-  async sync(): Promise<void> {
-    if (!this.readonly) await this.session.command('sync');
+  /**
+   * Write this guest's changes through to its image by unmounting its filesystems: an
+   * appliance killed afterwards loses none of them. Not guestfs `sync`: that fsyncs every
+   * block device of the appliance, one host fdatasync each, and cost 3.5 s per clone with
+   * 20 drives (trace in bench/results.md); umount flushes only this guest's filesystems.
+   * The last call on this guest: nothing is mounted afterwards.
+   */
+  async flush(): Promise<void> {
+    if (!this.readonly) await this.session.command('umount-all');
   }
 
   async writeFile(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {

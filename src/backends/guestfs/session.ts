@@ -19,9 +19,23 @@
  * MAX_LINE and bigger contents go through `upload` from a host temp file.
  */
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
 import { GuestError } from '../../util/errors.js';
 import { guestfsEnv, GUESTFISH_INSTALL, requireTool } from './env.js';
+
+/**
+ * GHOSTPREP_TRACE=FILE appends one line per guestfish command (time, duration,
+ * outcome, command name and its first argument, never the rest: contents and
+ * keys stay out) for profiling a deploy from outside.
+ */
+function traceToFile(file: string | undefined): SessionOptions['trace'] {
+  if (!file) return undefined;
+  return (line, ms, ok) => {
+    const head = line.split(' ').slice(0, 2).join(' ').slice(0, 200);
+    appendFileSync(file, `${Date.now()} ${ms} ${ok ? 'ok' : 'fail'} ${head}\n`, { mode: 0o600 });
+  };
+}
 
 /** guestfish's line reader gives up past ~8 KiB; stay well below. */
 export const MAX_LINE = 4000;
@@ -196,7 +210,7 @@ export class GuestfsSession {
     requireTool('guestfish', GUESTFISH_INSTALL, env);
     this.drives = options.drives ?? [];
     this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
-    this.trace = options.trace;
+    this.trace = options.trace ?? traceToFile(env.GHOSTPREP_TRACE);
     // --keys-from-stdin: a passphrase (guest LUKS) is read from the line after
     // its command, never from a terminal and never from our argv.
     const args = ['--keys-from-stdin', ...(options.memsizeMb ? ['-m', String(options.memsizeMb)] : [])];
