@@ -16,11 +16,13 @@
  *   GHOSTPREP_TEST_LANES=1 npm test everything in one process, one after the other
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+const Reporter = createRequire(import.meta.url)('./timing-reporter.cjs');
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
 const VM_LANE = [/^dist\/test\/boot\//, /^dist\/test\/export\/slurm-cluster\.test\.js$/, /^dist\/test\/windows\//];
@@ -35,12 +37,27 @@ function specs(dir) {
   return out;
 }
 
-function runMocha(files, stdio) {
+function runMocha(files, stdio, lane = 'all') {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [mocha, ...files], { cwd: root, stdio });
+    const child = spawn(process.execPath, [mocha, ...files], { cwd: root, stdio, env: laneEnv(lane) });
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
     child.on('error', () => resolve(1));
   });
+}
+
+/** Each lane's per-file times (scripts/timing-reporter.cjs) go to one file, printed as one table at the end. */
+const timings = path.join(os.tmpdir(), `ghostprep-test-timings-${process.pid}.jsonl`);
+function laneEnv(lane) {
+  return lane === 'all' ? process.env : { ...process.env, GHOSTPREP_TEST_LANE: lane, GHOSTPREP_TEST_TIMINGS: timings };
+}
+
+function printTimings() {
+  let lines;
+  try { lines = readFileSync(timings, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)); } catch { return; }
+  const rows = lines.filter((r) => r.file).sort((a, b) => b.ms - a.ms);
+  const walls = lines.filter((r) => !r.file).map((r) => `${r.lane} ${Reporter.fmt(r.wall)}`).join(', ');
+  console.log(Reporter.table(rows.map((r) => ({ ...r, file: `[${r.lane}] ${r.file}` })), `per-file time, both lanes, slowest first (lane wall: ${walls})`));
+  rmSync(timings, { force: true });
 }
 
 const args = process.argv.slice(2);
@@ -57,17 +74,18 @@ console.log(`ghostprep tests: lane main (${main.length} files) streams below; la
 
 const logStream = createWriteStream(log);
 const vmDone = new Promise((resolve) => {
-  const child = spawn(process.execPath, [mocha, ...vm], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [mocha, ...vm], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: laneEnv('vm') });
   child.stdout.pipe(logStream, { end: false });
   child.stderr.pipe(logStream, { end: false });
   child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
 });
-const mainCode = await runMocha(main, 'inherit');
+const mainCode = await runMocha(main, 'inherit', 'main');
 const mainMinutes = ((Date.now() - started) / 60000).toFixed(1);
 const vmCode = await vmDone;
 await new Promise((r) => logStream.end(r));
 const minutes = ((Date.now() - started) / 60000).toFixed(1);
 console.log(`\n===== lane vm (${vm.length} files), finished after ${minutes} min (lane main: ${mainMinutes} min) =====`);
 process.stdout.write(readFileSync(log, 'utf8'));
+printTimings();
 console.log(`\nghostprep tests: lane main ${mainCode === 0 ? 'passed' : `FAILED (exit ${mainCode})`}, lane vm ${vmCode === 0 ? 'passed' : `FAILED (exit ${vmCode})`}; ${minutes} min in all`);
 process.exit(mainCode || vmCode);
