@@ -16,6 +16,20 @@ export type MemoryEntry =
 export type MemorySpec = string | Buffer | { symlink: string } | { dir: true; mode?: number } | { content: string | Buffer; mode?: number; uid?: number; gid?: number };
 
 const MAX_LINKS = 40;
+const DOTS = /(?:^|\/)\.\.?(?:\/|$)/;
+
+/** The non-empty components of a path, last first (a stack for MemoryGuest.resolve). */
+function components(p: string): string[] {
+  const out: string[] = [];
+  let end = p.length;
+  for (let i = p.length - 1; i >= -1; i--) {
+    if (i < 0 || p.charCodeAt(i) === 47 /* / */) {
+      if (end > i + 1) out.push(p.slice(i + 1, end));
+      end = i;
+    }
+  }
+  return out;
+}
 
 export class MemoryGuest implements Guest {
   readonly entries = new Map<string, MemoryEntry>();
@@ -60,23 +74,27 @@ export class MemoryGuest implements Guest {
    * meets `b` again (a loop), and `..` climbs from where the walk really is.
    */
   resolve(p: string, follow: boolean): string {
-    let pending = path.resolve('/', p).split('/').filter(Boolean);
-    const done: string[] = [];
+    // `pending` is a stack (next component last); `at` is the walked prefix, "" for the root.
+    // (A render-only plan asks ~90 paths per machine: no per-component arrays or joins.)
+    // `.` and `..` of the path itself are lexical (path.resolve); in link targets they are walked
+    const pending = components(DOTS.test(p) ? path.resolve('/', p) : p);
+    let at = '';
     let hops = 0;
     while (pending.length) {
-      const name = pending.shift()!;
+      const name = pending.pop()!;
       if (name === '.') continue;
-      if (name === '..') { done.pop(); continue; }
-      const e = this.entries.get('/' + [...done, name].join('/'));
+      if (name === '..') { at = at.slice(0, at.lastIndexOf('/')); continue; }
+      const here = at + '/' + name;
+      const e = this.entries.get(here);
       if (e?.type === 'symlink' && (pending.length > 0 || follow)) {
         if (++hops > MAX_LINKS) throw new GuestError(`too many levels of symbolic links: ${p}`, p);
-        if (e.target.startsWith('/')) done.length = 0;
-        pending = [...e.target.split('/').filter(Boolean), ...pending];
+        if (e.target.startsWith('/')) at = '';
+        pending.push(...components(e.target));
         continue;
       }
-      done.push(name);
+      at = here;
     }
-    return '/' + done.join('/');
+    return at || '/';
   }
 
   private statOf(e: MemoryEntry | undefined): FileStat | null {

@@ -79,8 +79,72 @@ export function renderNetplanYaml(model: NetworkModel): string {
     const defs = (network[section] ??= {}) as Obj;
     defs[i.id] = definition(i);
   }
-  const body = stringify({ network }, { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN', lineWidth: 0 });
-  return `# ${HEADER}\n${body}`;
+  return `# ${HEADER}\n${netplanBody({ network })}`;
+}
+
+const STRINGIFY_OPTIONS = { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN', lineWidth: 0 } as const;
+
+/**
+ * The YAML text of `doc` as the yaml library writes it with STRINGIFY_OPTIONS. What a
+ * network config holds (maps, lists, plain-ASCII strings, integers, booleans) is written
+ * directly, line by line: through the library's Document this was the biggest part of a
+ * 10,000-machine `plan`. Anything else (an empty map, a quote or a control character in a
+ * string, a key the library would quote) goes through the library: the output is the same
+ * either way (test/network/netplan-emit.test.ts compares the two).
+ */
+export function netplanBody(doc: Obj): string {
+  const lines: string[] = [];
+  return emitMap(doc, '', lines) ? lines.join('\n') + '\n' : stringify(doc, STRINGIFY_OPTIONS);
+}
+
+// A key the library writes plain: a name that no YAML 1.2 core-schema tag would read as something else.
+const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const CORE_WORDS = /^(?:null|Null|NULL|true|True|TRUE|false|False|FALSE)$/;
+// A string written as "text" without escapes: printable ASCII, no quote or backslash.
+const PLAIN_DQ = /^[\x20!\x23-\x5b\x5d-\x7e]*$/;
+
+function scalar(v: unknown): string | undefined {
+  if (typeof v === 'string') return PLAIN_DQ.test(v) ? `"${v}"` : undefined;
+  if (typeof v === 'number') return Number.isSafeInteger(v) && !Object.is(v, -0) ? String(v) : undefined;
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  return undefined;
+}
+
+const isMap = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+
+/** Lines of a non-empty block map at `indent`; false when the library must write it. */
+function emitMap(o: Obj, indent: string, lines: string[]): boolean {
+  const keys = Object.keys(o);
+  if (!keys.length) return false;
+  for (const k of keys) {
+    if (!PLAIN_KEY.test(k) || CORE_WORDS.test(k)) return false;
+    const v = o[k];
+    const s = scalar(v);
+    if (s !== undefined) lines.push(`${indent}${k}: ${s}`);
+    else if (Array.isArray(v)) {
+      lines.push(`${indent}${k}:`);
+      if (!emitSeq(v, indent + '  ', lines)) return false;
+    } else if (isMap(v)) {
+      lines.push(`${indent}${k}:`);
+      if (!emitMap(v, indent + '  ', lines)) return false;
+    } else return false;
+  }
+  return true;
+}
+
+/** Lines of a non-empty block sequence at `indent` ("- " items; a map item starts on the dash line). */
+function emitSeq(a: readonly unknown[], indent: string, lines: string[]): boolean {
+  if (!a.length) return false;
+  for (const v of a) {
+    const s = scalar(v);
+    if (s !== undefined) lines.push(`${indent}- ${s}`);
+    else if (isMap(v)) {
+      const first = lines.length;
+      if (!emitMap(v, indent + '  ', lines)) return false;
+      lines[first] = `${indent}- ${lines[first]!.slice(indent.length + 2)}`;
+    } else return false;
+  }
+  return true;
 }
 
 export const netplan: Renderer = {
