@@ -74,6 +74,12 @@ export interface TargetSpec {
   readonly format?: string;
   /** The machine this target belongs to, when known. */
   readonly machine?: string;
+  /**
+   * Targets with the same key are fresh copies of one image (deploy's clones of one
+   * base): same partitions, same filesystems. A backend may inspect the first and open
+   * the others the same way (checked cheaply, inspected in full when the check fails).
+   */
+  readonly layoutKey?: string;
 }
 
 export interface OpenOptions {

@@ -100,12 +100,14 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
       picked[k]!.resolve();
       const events = await restored[k]!.promise;
       const ok = new Set(events.filter((e) => e.action !== 'failed').map((e) => e.machine));
+      // clones made from the base just now are laid out like it (reused ones may come from anywhere)
+      const layoutKeys = new Map(events.filter((e) => e.action === 'restored').map((e) => [e.machine, `base:${sha256}`]));
       for (const e of events.filter((x) => x.action === 'failed')) finish(failedRestore(e));
       const list = batches[k]!.filter((m) => ok.has(m.name));
       if (!list.length) continue;
       batchEvent(k, 'customize', 'start');
       // one appliance per batch: this worker is one of the `jobs`
-      await runMachines(fleet, list, { ...opts, jobs: 1, shard: undefined, target: path.join(opts.out, '{name}.qcow2'), mode: 'apply' }, finish);
+      await runMachines(fleet, list, { ...opts, jobs: 1, shard: undefined, target: path.join(opts.out, '{name}.qcow2'), mode: 'apply', layoutKeys }, finish);
       batchEvent(k, 'customize', 'end');
     }
   };

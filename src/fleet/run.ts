@@ -51,6 +51,8 @@ export interface RunOptions {
   readonly onStart?: (total: number) => void;
   /** A machine's changes are written and are about to be read back (the verify stage starts). */
   readonly onMachineApplied?: (machine: string) => void;
+  /** Machines whose image targets are fresh copies of one image (deploy's restored clones), with TargetSpec.layoutKey. */
+  readonly layoutKeys?: ReadonlyMap<string, string>;
 }
 
 /** Validated input of a run: the selected machines, in inventory order, and the state dir. */
@@ -108,7 +110,8 @@ export async function runMachines(fleet: Fleet, list: readonly PreparedMachine[]
     }
     if (!m.entry.target && !text.includes('{name}') && fleet.selected.length > 1) throw new GhostprepError(`target "${text}" has no {name} but ${fleet.selected.length} machines are selected: use a pattern like 'clones/{name}.qcow2' or --machine NAME`);
     let t: TargetSpec;
-    try { t = parseTarget(text, m.name); } catch (err) { done(failed(m, text, err)); continue; }
+    const layoutKey = opts.layoutKeys?.get(m.name);
+    try { t = { ...parseTarget(text, m.name), ...(layoutKey && { layoutKey }) }; } catch (err) { done(failed(m, text, err)); continue; }
     const kind = t.kind === 'rootfs' ? 'rootfs' : 'image';
     byKind.set(kind, [...(byKind.get(kind) ?? []), { m, t }]);
   }

@@ -16,7 +16,7 @@ import { errorMessage, GuestError } from '../../util/errors.js';
 import type { Backend, GuestVisitor, OpenOptions, TargetSpec } from '../backend.js';
 import { imageFormat } from '../../image/format.js';
 import { GuestfsGuest } from './guest.js';
-import { ApplianceLayout, openDrive, type InspectedOs } from './inspect.js';
+import { ApplianceLayout, mountLike, openDrive, type InspectedOs } from './inspect.js';
 import { conflictKeys, probeLvm } from './lvm-probe.js';
 import { luksKeysFor } from './luks.js';
 import { GuestfsSession, type SessionOptions } from './session.js';
@@ -57,6 +57,12 @@ export interface Prepared {
   /** The header probe saw a LUKS volume: passphrases are needed to look inside. */
   readonly luks: boolean;
 }
+
+/**
+ * Layouts inspected in this process, by TargetSpec.layoutKey: the drive index
+ * and what was found there. Deploy's clones of one base are all laid out alike.
+ */
+const layoutTemplates = new Map<string, { os: InspectedOs; index: number }>();
 
 /** Memory one appliance needs with a full batch (qemu RSS 1.47 GB at 20 drives, DESIGN 9), with headroom. */
 const APPLIANCE_MEMORY = 2 * 2 ** 30;
@@ -242,8 +248,7 @@ class BatchRun {
     const image = p.target.path;
     let guest: GuestfsImageGuest;
     try {
-      const luksKeys = p.luks ? await luksKeysFor(this.open.luksKeyFiles) : [];
-      const os = await openDrive(session, layout, index, image, { readonly: this.open.readonly, vgNames: p.vgNames, luksKeys });
+      const os = await this.openLike(session, index, p) ?? await this.inspect(session, layout, index, p);
       for (const n of os.notes) this.backend.verbose?.(`${image}: ${n}`);
       guest = new GuestfsImageGuest(session, image, this.open.readonly, os);
     } catch (err) {
@@ -257,6 +262,21 @@ class BatchRun {
     } catch (err) {
       this.visitorErrors.push(new GuestError(`${image}: unmounting after changes failed (changes may be lost): ${errorMessage(err)}`, image, { cause: err }));
     }
+  }
+
+  private async inspect(session: GuestfsSession, layout: ApplianceLayout, index: number, p: Prepared): Promise<InspectedOs> {
+    const luksKeys = p.luks ? await luksKeysFor(this.open.luksKeyFiles) : [];
+    const os = await openDrive(session, layout, index, p.target.path, { readonly: this.open.readonly, vgNames: p.vgNames, luksKeys });
+    const key = p.target.layoutKey;
+    if (key && !p.luks && !p.vgNames.length && !layoutTemplates.has(key)) layoutTemplates.set(key, { os, index });
+    return os;
+  }
+
+  /** A copy of an image already inspected in this process: mounted like it (inspect.ts mountLike). */
+  private async openLike(session: GuestfsSession, index: number, p: Prepared): Promise<InspectedOs | undefined> {
+    const template = p.target.layoutKey ? layoutTemplates.get(p.target.layoutKey) : undefined;
+    if (!template || p.luks || p.vgNames.length) return undefined;
+    return mountLike(session, template, index, p.target.path, this.open.readonly);
   }
 
   finish(): void {

@@ -346,3 +346,44 @@ export async function mountGuest(session: GuestfsSession, osInfo: InspectedOs, r
     await session.command(readonly ? 'mount-ro' : 'mount', [m.device, m.mountpoint]);
   }
 }
+
+/**
+ * `os`, inspected on drive `from`, as it would read on drive `to`: device names
+ * moved from one drive to the other. Undefined when `os` uses anything but plain
+ * partitions of drive `from` (LVM, LUKS mappers, other drives), whose names do not
+ * follow the drive.
+ */
+export function layoutOnDrive(os: InspectedOs, from: number, to: number): InspectedOs | undefined {
+  const src = driveDevice(from);
+  const dst = driveDevice(to);
+  const re = new RegExp(`^${src}(\\d*)$`);
+  const move = (device: string): string | undefined => {
+    const m = re.exec(device);
+    return m ? dst + m[1] : undefined;
+  };
+  const root = move(os.root);
+  const mounts = os.mounts.map((m) => ({ mountpoint: m.mountpoint, device: move(m.device) }));
+  if (!root || mounts.some((m) => !m.device)) return undefined;
+  return { ...os, root, mounts: mounts as Mount[] };
+}
+
+/**
+ * Mount drive `index` the way a drive with the same contents was found to be
+ * laid out (a fresh copy of the same image: deploy's clones), without
+ * inspecting it: no blkid, no probe mounts (~0.4 s per clone under TCG). A
+ * cheap check that the root is what the template says (Linux: /etc is a
+ * directory; Windows: System32/config holds the hives) guards against a wrong
+ * hint; undefined (and nothing mounted) when it fails, so the caller inspects.
+ */
+export async function mountLike(session: GuestfsSession, template: { os: InspectedOs; index: number }, index: number, image: string, readonly: boolean): Promise<InspectedOs | undefined> {
+  const os = layoutOnDrive(template.os, template.index, index);
+  if (!os) return undefined;
+  try {
+    await mountGuest(session, os, readonly, image);
+    if (await looksLikeRoot(session, os.root)) return os;
+  } catch (err) {
+    if (!(err instanceof GuestError) || !session.alive) throw err;
+  }
+  await session.command('umount-all');
+  return undefined;
+}

@@ -4,12 +4,13 @@
  * that must fail alone; then a read-only pass that sees the writes.
  */
 import { expect } from 'chai';
+import { execa } from 'execa';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { TargetSpec } from '../../../src/backends/backend.js';
 import { GuestfsBackend, prepareTarget, scheduleBatches, type GuestfsImageGuest } from '../../../src/backends/guestfs/backend.js';
 import { probeLvm } from '../../../src/backends/guestfs/lvm-probe.js';
-import { LVM_VG, overlayOf, tempDir, testImage } from '../../helpers/images.js';
+import { LVM_VG, overlayOf, stageTree, tempDir, testImage } from '../../helpers/images.js';
 
 describe('GuestfsBackend batching (real appliances)', function () {
   this.timeout(600_000);
@@ -76,6 +77,34 @@ describe('GuestfsBackend batching (real appliances)', function () {
       expect(err?.message).to.match(/read-only/);
     });
     expect(found.sort()).to.deep.equal(['ext4=ext4/ext4', 'lvm-a=lvm-a/lvm-a', 'xfs=xfs/xfs']); // appliances run in parallel by default
+  });
+
+  it('mounts fresh copies of one image like the first (layoutKey: one blkid), and inspects in full when that hint is wrong', async () => {
+    const base = await testImage('ext4-gpt');
+    // the wrong hint: the same key on an image whose filesystem fills the whole disk (no /dev/sdX1)
+    const tree = await stageTree('ext4-gpt');
+    const raw = path.join(dir, 'whole.raw');
+    await execa('mkfs.ext4', ['-F', '-q', '-d', tree, raw, '200M']);
+    const whole = path.join(dir, 'whole.qcow2');
+    await execa('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, whole]);
+    await fs.rm(path.dirname(tree), { recursive: true, force: true });
+    const layoutKey = `test:${Date.now()}:${Math.random()}`;
+    const copies: TargetSpec[] = [
+      ...await Promise.all(['c1', 'c2'].map(async (n) => ({ kind: 'image' as const, path: await overlayOf(base, dir, n), machine: n, layoutKey }))),
+      { kind: 'image', path: whole, machine: 'whole', layoutKey },
+      { kind: 'image', path: await overlayOf(base, dir, 'c3'), machine: 'c3', layoutKey },
+    ];
+    const commands: string[] = [];
+    const seen: string[] = [];
+    await new GuestfsBackend({ trace: (line) => commands.push(line.split(' ')[0]!) }).forEachGuest(copies, { readonly: false, jobs: 1 }, async (t, g) => {
+      if (g instanceof Error) throw g;
+      const guest = g as GuestfsImageGuest;
+      await guest.writeFile('/etc/hostname', Buffer.from(`${t.machine}\n`), { mode: 0o644, uid: 0, gid: 0 });
+      seen.push(`${t.machine} ${guest.os.root} ${(await guest.readFile('/etc/hostname'))?.toString().trim()} ${(await guest.stat('/etc/hostname'))?.mode.toString(8)}`);
+    });
+    expect(seen).to.deep.equal(['c1 /dev/sda1 c1 644', 'c2 /dev/sdb1 c2 644', 'whole /dev/sdc whole 644', 'c3 /dev/sdd1 c3 644']);
+    // c1 inspected (its one partition), whole inspected after the hinted mount failed; c2 and c3 not
+    expect(commands.filter((c) => c === 'blkid')).to.have.length(2);
   });
 
   it('reports a visitor failure after visiting every target', async () => {

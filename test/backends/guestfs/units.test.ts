@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { scheduleBatches } from '../../../src/backends/guestfs/backend.js';
 import { inlineChunks } from '../../../src/backends/guestfs/guest.js';
-import { findVolume, fstabMounts, safeMountpoint } from '../../../src/backends/guestfs/inspect.js';
+import { findVolume, fstabMounts, layoutOnDrive, safeMountpoint, type InspectedOs } from '../../../src/backends/guestfs/inspect.js';
 import { conflictKeys, parsePvLabel, partitionOffsets } from '../../../src/backends/guestfs/lvm-probe.js';
 import { cleanStderr, commandLine, driveDevice, MAX_LINE, quoteArg } from '../../../src/backends/guestfs/session.js';
 import { imageFormat } from '../../../src/image/format.js';
@@ -17,6 +17,20 @@ describe('guestfs units', () => {
   it('derives device names like the kernel (sda…sdz, sdaa…)', () => {
     expect([0, 1, 25, 26, 27, 51, 52, 701, 702].map(driveDevice)).to.deep.equal(
       ['/dev/sda', '/dev/sdb', '/dev/sdz', '/dev/sdaa', '/dev/sdab', '/dev/sdaz', '/dev/sdba', '/dev/sdzz', '/dev/sdaaa']);
+  });
+
+  it('moves an inspected layout to another drive, and only layouts made of that drive\'s partitions', () => {
+    const os = (root: string, ...mounts: [string, string][]): InspectedOs => ({
+      type: 'linux', root, mounts: [{ mountpoint: '/', device: root }, ...mounts.map(([mountpoint, device]) => ({ mountpoint, device }))],
+      distro: { id: 'debian' } as InspectedOs['distro'], product: 'Debian', notes: [],
+    });
+    expect(layoutOnDrive(os('/dev/sda2', ['/boot', '/dev/sda1']), 0, 27)).to.deep.equal(os('/dev/sdab2', ['/boot', '/dev/sdab1']));
+    expect(layoutOnDrive(os('/dev/sdb'), 1, 0)).to.deep.equal(os('/dev/sda'));
+    expect(layoutOnDrive(os('/dev/sda1'), 0, 0)).to.deep.equal(os('/dev/sda1'));
+    expect(layoutOnDrive(os('/dev/vg0/root'), 0, 1)).to.equal(undefined); // LVM: names do not follow the drive
+    expect(layoutOnDrive(os('/dev/mapper/luks-1'), 0, 1)).to.equal(undefined);
+    expect(layoutOnDrive(os('/dev/sda1', ['/var', '/dev/sdb1']), 0, 2)).to.equal(undefined); // another drive
+    expect(layoutOnDrive(os('/dev/sdaa1'), 0, 1)).to.equal(undefined); // sdaa is not sda
   });
 
   it('quotes every unsafe byte and refuses NUL', () => {
