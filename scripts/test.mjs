@@ -1,22 +1,34 @@
 #!/usr/bin/env node
 /**
- * `npm test`: the whole suite in two lanes, one mocha process each, side by
- * side. Nearly all the time goes to QEMU under TCG, which keeps one core
- * busy per VM or appliance; on 2 cores, two lanes take about half the wall
- * time of one. Lane "vm" holds files that are independent of the rest (real
- * boots, the Slurm cluster, Windows images); lane "main" holds everything
- * else in one process, in file order, because the trust suite adds up counts
- * and scans the outputs of earlier files in the same process.
+ * `npm test`: the whole suite as groups of spec files, one mocha process per
+ * group, taken from a queue by two workers side by side. Nearly all the time
+ * goes to QEMU under TCG, which keeps one core busy per VM or appliance; on
+ * 2 cores, two workers take about half the wall time of one, and a queue
+ * keeps both busy until the end (two fixed lanes left one idle for 11 min).
  *
- * The main lane streams; the vm lane's output is kept in a log and printed
- * when it ends. Exit status: non-zero if either lane fails.
+ * GROUPS below: which files run together, what must end before a group may
+ * start (`after`), and the minutes each is expected to take (from the
+ * per-file table every run prints at the end: scripts/timing-reporter.cjs).
+ * A free worker takes the ready group with the longest expected chain (the
+ * group plus the longest chain of groups waiting for it). Files no group
+ * names run in group `rest`, one process, in file order.
  *
- *   npm test                        both lanes
- *   npm test -- dist/test/unit      just these specs, one mocha process
- *   GHOSTPREP_TEST_LANES=1 npm test everything in one process, one after the other
+ * The trust suite (test/trust/) adds up counts and scans everything its
+ * tests printed for secrets: its groups share their records through
+ * GHOSTPREP_TRUST_SHARE (test/helpers/trust-counts.ts), and trust-secrets
+ * (the summary and the secrets scan) starts after the other trust groups.
+ *
+ * Each group's output is kept in a log and printed when the group ends.
+ * Exit status: non-zero if any group fails.
+ *
+ *   npm test                                   two workers
+ *   GHOSTPREP_TEST_WORKERS=1 npm test          the same groups one after the other
+ *   GHOSTPREP_TEST_GROUPS=trust,trust-secrets npm test   only these groups
+ *   npm test -- dist/test/unit                 just these specs, one mocha process
+ *   GHOSTPREP_TEST_LANES=1 npm test            everything in one process, in file order
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +37,25 @@ import { fileURLToPath } from 'node:url';
 const Reporter = createRequire(import.meta.url)('./timing-reporter.cjs');
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
-const VM_LANE = [/^dist\/test\/boot\//, /^dist\/test\/export\/slurm-cluster\.test\.js$/, /^dist\/test\/windows\//];
+
+/**
+ * Each file goes to the first group that names it (an exact path, or a
+ * directory ending in /). Minutes: a CI-like 2-core host with both workers busy.
+ */
+const GROUPS = [
+  { name: 'trust-kill', files: ['dist/test/trust/interrupt.test.js'], minutes: 9 },
+  { name: 'trust-secrets', files: ['dist/test/trust/summary.test.js', 'dist/test/trust/zz-secrets.test.js'], minutes: 1.5, after: ['trust-kill', 'trust'] },
+  { name: 'trust', files: ['dist/test/trust/'], minutes: 5 },
+  // the first boot file builds the debootstrap master (cached under .cache/boot); the others wait for it
+  { name: 'boot-harness', files: ['dist/test/boot/harness.test.js'], minutes: 4.5 },
+  { name: 'boot-library', files: ['dist/test/boot/library.test.js'], minutes: 6.5, after: ['boot-harness'] },
+  { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 4.5, after: ['boot-harness'] },
+  { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 6 },
+  { name: 'slurm-cluster', files: ['dist/test/export/slurm-cluster.test.js'], minutes: 5 },
+  { name: 'windows', files: ['dist/test/windows/'], minutes: 3.5 },
+  { name: 'luks', files: ['dist/test/backends/guestfs/luks.test.js'], minutes: 3 },
+  { name: 'rest', files: [], minutes: 8 },
+];
 
 function specs(dir) {
   const out = [];
@@ -37,55 +67,98 @@ function specs(dir) {
   return out;
 }
 
-function runMocha(files, stdio, lane = 'all') {
+/** One mocha process over `files`; resolves with its exit status once its output is all read. */
+function runMocha(files, env = process.env, output) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [mocha, ...files], { cwd: root, stdio, env: laneEnv(lane) });
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    const child = spawn(process.execPath, [mocha, ...files], { cwd: root, stdio: output ? ['ignore', 'pipe', 'pipe'] : 'inherit', env });
+    if (output) { child.stdout.pipe(output, { end: false }); child.stderr.pipe(output, { end: false }); }
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
     child.on('error', () => resolve(1));
   });
 }
 
-/** Each lane's per-file times (scripts/timing-reporter.cjs) go to one file, printed as one table at the end. */
-const timings = path.join(os.tmpdir(), `ghostprep-test-timings-${process.pid}.jsonl`);
-function laneEnv(lane) {
-  return lane === 'all' ? process.env : { ...process.env, GHOSTPREP_TEST_LANE: lane, GHOSTPREP_TEST_TIMINGS: timings };
-}
-
-function printTimings() {
-  let lines;
-  try { lines = readFileSync(timings, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)); } catch { return; }
-  const rows = lines.filter((r) => r.file).sort((a, b) => b.ms - a.ms);
-  const walls = lines.filter((r) => !r.file).map((r) => `${r.lane} ${Reporter.fmt(r.wall)}`).join(', ');
-  console.log(Reporter.table(rows.map((r) => ({ ...r, file: `[${r.lane}] ${r.file}` })), `per-file time, both lanes, slowest first (lane wall: ${walls})`));
-  rmSync(timings, { force: true });
-}
-
 const args = process.argv.slice(2);
-if (args.length) process.exit(await runMocha(args, 'inherit'));
+if (args.length) process.exit(await runMocha(args));
 
 const all = specs('dist/test');
-if (process.env.GHOSTPREP_TEST_LANES === '1') process.exit(await runMocha(all, 'inherit'));
+if (process.env.GHOSTPREP_TEST_LANES === '1') process.exit(await runMocha(all));
 
-const vm = all.filter((f) => VM_LANE.some((re) => re.test(f)));
-const main = all.filter((f) => !vm.includes(f));
-const log = path.join(os.tmpdir(), `ghostprep-test-vm-lane-${process.pid}.log`);
-const started = Date.now();
-console.log(`ghostprep tests: lane main (${main.length} files) streams below; lane vm (${vm.length} files: ${vm.map((f) => path.basename(f, '.test.js')).join(', ')}) runs beside it, log ${log}`);
+// files -> groups
+const groups = GROUPS.map((g) => ({ ...g, match: g.files, after: g.after ?? [], files: [] }));
+for (const f of all) {
+  const g = groups.find((x) => x.match.some((p) => (p.endsWith('/') ? f.startsWith(p) : f === p))) ?? groups.find((x) => x.name === 'rest');
+  g.files.push(f);
+}
+let scheduled = groups.filter((g) => g.files.length);
+const only = process.env.GHOSTPREP_TEST_GROUPS?.split(',').filter(Boolean);
+if (only) {
+  const unknown = only.filter((n) => !scheduled.some((g) => g.name === n));
+  if (unknown.length) { console.error(`GHOSTPREP_TEST_GROUPS: no group ${unknown.join(', ')} (groups: ${scheduled.map((g) => g.name).join(', ')})`); process.exit(2); }
+  scheduled = scheduled.filter((g) => only.includes(g.name));
+}
+const names = new Set(scheduled.map((g) => g.name));
+for (const g of scheduled) g.after = g.after.filter((n) => names.has(n));
+// priority: the group's minutes plus the longest chain of groups that wait for it
+const chain = (g) => g.minutes + Math.max(0, ...scheduled.filter((x) => x.after.includes(g.name)).map(chain));
+for (const g of scheduled) g.priority = chain(g);
 
-const logStream = createWriteStream(log);
-const vmDone = new Promise((resolve) => {
-  const child = spawn(process.execPath, [mocha, ...vm], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: laneEnv('vm') });
-  child.stdout.pipe(logStream, { end: false });
-  child.stderr.pipe(logStream, { end: false });
-  child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+const timings = path.join(os.tmpdir(), `ghostprep-test-timings-${process.pid}.jsonl`);
+const trustShare = mkdtempSync(path.join(os.tmpdir(), 'ghostprep-trust-share-'));
+const trustFrom = scheduled.filter((g) => g.files.some((f) => f.startsWith('dist/test/trust/')) && g.name !== 'trust-secrets').map((g) => g.name);
+const env = (g) => ({
+  ...process.env, GHOSTPREP_TEST_LANE: g.name, GHOSTPREP_TEST_TIMINGS: timings,
+  GHOSTPREP_TRUST_SHARE: trustShare, GHOSTPREP_TRUST_SHARE_FROM: g.name === 'trust-secrets' ? trustFrom.join(',') : '',
 });
-const mainCode = await runMocha(main, 'inherit', 'main');
-const mainMinutes = ((Date.now() - started) / 60000).toFixed(1);
-const vmCode = await vmDone;
-await new Promise((r) => logStream.end(r));
-const minutes = ((Date.now() - started) / 60000).toFixed(1);
-console.log(`\n===== lane vm (${vm.length} files), finished after ${minutes} min (lane main: ${mainMinutes} min) =====`);
-process.stdout.write(readFileSync(log, 'utf8'));
-printTimings();
-console.log(`\nghostprep tests: lane main ${mainCode === 0 ? 'passed' : `FAILED (exit ${mainCode})`}, lane vm ${vmCode === 0 ? 'passed' : `FAILED (exit ${vmCode})`}; ${minutes} min in all`);
-process.exit(mainCode || vmCode);
+
+const workers = Math.max(1, Number(process.env.GHOSTPREP_TEST_WORKERS) || 2);
+const started = Date.now();
+const clock = () => {
+  const s = Math.round((Date.now() - started) / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+};
+console.log(`ghostprep tests: ${all.length} files in ${scheduled.length} groups, ${workers} worker(s); each group's output is printed when it ends`);
+for (const g of [...scheduled].sort((a, b) => b.priority - a.priority)) {
+  console.log(`  ${g.name} (~${g.minutes} min${g.after.length ? `, after ${g.after.join(', ')}` : ''}): ${g.files.map((f) => path.basename(f, '.test.js')).join(', ')}`);
+}
+
+const pending = [...scheduled];
+const done = new Set();
+const results = [];
+let wake = () => {};
+async function worker(id) {
+  for (;;) {
+    const ready = pending.filter((g) => g.after.every((n) => done.has(n))).sort((a, b) => b.priority - a.priority);
+    if (!ready.length) {
+      if (!pending.length) return;
+      await new Promise((r) => { const prev = wake; wake = () => { prev(); r(); }; });
+      continue;
+    }
+    const g = ready[0];
+    pending.splice(pending.indexOf(g), 1);
+    const log = path.join(os.tmpdir(), `ghostprep-test-${g.name}-${process.pid}.log`);
+    const t0 = Date.now();
+    console.log(`[${clock()}] worker ${id}: ${g.name} started (log ${log})`);
+    const out = createWriteStream(log);
+    const code = await runMocha(g.files, env(g), out);
+    await new Promise((r) => out.end(r));
+    const minutes = (Date.now() - t0) / 60000;
+    results.push({ name: g.name, code, minutes });
+    console.log(`\n===== [${clock()}] ${g.name}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`} after ${minutes.toFixed(1)} min (worker ${id}) =====`);
+    process.stdout.write(readFileSync(log, 'utf8'));
+    rmSync(log, { force: true });
+    done.add(g.name);
+    const w = wake;
+    wake = () => {};
+    w();
+  }
+}
+await Promise.all(Array.from({ length: workers }, (_, i) => worker(i + 1)));
+rmSync(trustShare, { recursive: true, force: true });
+
+let lines = [];
+try { lines = readFileSync(timings, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)); } catch { /* no group got that far */ }
+rmSync(timings, { force: true });
+const rows = lines.filter((r) => r.file).sort((a, b) => b.ms - a.ms).map((r) => ({ ...r, file: `[${r.lane}] ${r.file}` }));
+console.log(Reporter.table(rows, `per-file time, all groups, slowest first (${clock()} wall, ${workers} worker(s))`));
+console.log(`ghostprep tests: ${results.map((r) => `${r.name} ${r.code === 0 ? 'passed' : 'FAILED'} ${r.minutes.toFixed(1)} min`).join(', ')}; ${clock()} in all`);
+process.exit(results.some((r) => r.code !== 0) ? 1 : 0);

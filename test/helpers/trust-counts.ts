@@ -1,7 +1,21 @@
 /**
  * Counts of the trust suite (test/trust/): every test adds what it tried,
  * and test/trust/summary.test.ts prints one line at the end of the run.
+ * Also the outputs the trust tests kept and the secrets that must never
+ * appear in them (filled through test/helpers/trust-run.ts, scanned by
+ * test/trust/zz-secrets.test.ts).
+ *
+ * `npm test` runs the trust files in more than one process (the kill -9
+ * test beside the others, scripts/test.mjs) and the secrets scan and the
+ * summary last: with GHOSTPREP_TRUST_SHARE=DIR each process writes what it
+ * counted and kept to DIR/GROUP-PID.json when it exits, and
+ * `mergeSharedTrustRecords()` adds what the other processes wrote. Run in
+ * one process (`npm test -- dist/test/trust`), nothing is shared and the
+ * counts and outputs are this process's own.
  */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
 export const trustCounts = {
   /** Broken profiles/inventories/templates validated (fixtures/bad corpus plus generated ones). */
   badInputs: 0,
@@ -21,4 +35,51 @@ export type TrustCount = keyof typeof trustCounts;
 
 export function count(what: TrustCount, n = 1): void {
   trustCounts[what] += n;
+}
+
+export interface Captured { readonly label: string; readonly text: string }
+
+/** Everything the trust tests saw; scanned at the end for secrets. */
+export const captured: Captured[] = [];
+/** Secret strings that must never appear in `captured` (key material, hashes, encryption keys) -> what they are. */
+export const secrets = new Map<string, string>();
+
+interface SharedRecord { group: string; pid: number; counts: Partial<Record<TrustCount, number>>; captured: Captured[]; secrets: Array<[string, string]> }
+
+const SHARE_DIR = process.env.GHOSTPREP_TRUST_SHARE;
+const GROUP = process.env.GHOSTPREP_TEST_LANE ?? 'trust';
+const own = (file: string): boolean => file === `${GROUP}-${process.pid}.json`;
+
+if (SHARE_DIR) {
+  process.on('exit', () => {
+    const record: SharedRecord = { group: GROUP, pid: process.pid, counts: { ...trustCounts }, captured, secrets: [...secrets] };
+    writeFileSync(path.join(SHARE_DIR, `${GROUP}-${process.pid}.json`), JSON.stringify(record));
+  });
+}
+
+let merged: string[] | undefined;
+
+/**
+ * Add the counts, outputs and secrets of the other trust processes of this
+ * run (once; later calls return the same list). Returns the groups merged.
+ * GHOSTPREP_TRUST_SHARE_FROM names the groups that must have written a
+ * record: a missing one is an error (a scan that silently saw nothing of
+ * the kill -9 test would prove nothing).
+ */
+export function mergeSharedTrustRecords(): string[] {
+  if (merged) return merged;
+  merged = [];
+  if (!SHARE_DIR) return merged;
+  const files = existsSync(SHARE_DIR) ? readdirSync(SHARE_DIR).filter((f) => f.endsWith('.json') && !own(f)).sort() : [];
+  for (const f of files) {
+    const r = JSON.parse(readFileSync(path.join(SHARE_DIR, f), 'utf8')) as SharedRecord;
+    for (const [k, v] of Object.entries(r.counts)) if (k !== 'outputsScanned' && k !== 'secretsChecked') count(k as TrustCount, v);
+    captured.push(...r.captured.map((c) => ({ label: `[${r.group}] ${c.label}`, text: c.text })));
+    for (const [needle, what] of r.secrets) secrets.set(needle, what);
+    merged.push(r.group);
+  }
+  const expected = process.env.GHOSTPREP_TRUST_SHARE_FROM?.split(',').filter(Boolean) ?? [];
+  const missing = expected.filter((g) => !merged!.includes(g));
+  if (missing.length) throw new Error(`GHOSTPREP_TRUST_SHARE: no record of the trust group(s) ${missing.join(', ')} in ${SHARE_DIR} (found: ${files.join(', ') || 'none'})`);
+  return merged;
 }

@@ -10,15 +10,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { REPO } from './rootfs.js';
+import { captured, secrets } from './trust-counts.js';
+
+export { captured, secrets, type Captured } from './trust-counts.js';
 
 export const CLI = path.join(REPO, 'dist/src/cli/main.js');
-
-export interface Captured { readonly label: string; readonly text: string }
-
-/** Everything the trust tests saw; scanned at the end for secrets. */
-export const captured: Captured[] = [];
-/** Secret strings that must never appear in `captured` (key material, hashes, encryption keys). */
-export const secrets = new Map<string, string>();
 
 export function recordOutput(label: string, text: string): void {
   if (text) captured.push({ label, text });

@@ -1,6 +1,7 @@
 /**
  * The trust suite's counts, printed once at the end of the run by a
- * root-level hook (whatever files ran): bad inputs tried, hostile fixtures,
+ * root-level hook (whatever trust files ran, in this process or, under
+ * `npm test`, in the other trust groups: helpers/trust-counts.ts): bad inputs tried, hostile fixtures,
  * interruption rounds, property runs, outputs scanned for secrets. Also runs
  * the bad-input corpus (fixtures/bad) once more through validateFleet to
  * count it: every case must be rejected with at least one error, none may
@@ -12,7 +13,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { validateFleet } from '../../src/fleet/validate.js';
 import { REPO } from '../helpers/rootfs.js';
-import { count, trustCounts } from '../helpers/trust-counts.js';
+import { count, mergeSharedTrustRecords, trustCounts } from '../helpers/trust-counts.js';
 import { recordOutput } from '../helpers/trust-run.js';
 
 describe('trust: bad-input corpus', () => {
@@ -40,7 +41,8 @@ describe('trust: bad-input corpus', () => {
 });
 
 after(() => {
+  const from = mergeSharedTrustRecords(); // the trust files npm test ran in other processes (no-op in one process)
   const c = trustCounts;
-  console.log(`\n  trust summary: ${c.badInputs} bad inputs rejected, ${c.hostileRootfs} hostile rootfs trees + ${c.hostileImages} hostile qcow2 images, ` +
+  console.log(`\n  trust summary${from.length ? ` (with groups ${from.join(', ')})` : ''}: ${c.badInputs} bad inputs rejected, ${c.hostileRootfs} hostile rootfs trees + ${c.hostileImages} hostile qcow2 images, ` +
     `${c.interruptionRounds} kill -9 rounds resumed, ${c.propertyRuns} property runs, ${c.outputsScanned} outputs scanned for ${c.secretsChecked} secrets\n`);
 });

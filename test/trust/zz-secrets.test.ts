@@ -1,6 +1,7 @@
 /**
- * Secrets never leak. Runs last in the trust suite (file order): scans every
- * output the trust tests kept (stdout, stderr, report files, plan JSON, error
+ * Secrets never leak. Runs last in the trust suite (file order; under
+ * `npm test`, after the other trust groups, whose outputs it reads back:
+ * helpers/trust-counts.ts): scans every output the trust tests kept (stdout, stderr, report files, plan JSON, error
  * messages, and the command line of every ghostprep, guestfish, qemu,
  * qemu-img and ssh-keygen process seen while they ran) for the generated
  * private keys, the password hashes and the LUKS encryption key. Adds its own
@@ -17,7 +18,7 @@ import { addEntry } from '../../src/image/library.js';
 import { sha256File } from '../../src/image/checksum.js';
 import { testImage } from '../helpers/images.js';
 import { copyFixture, REPO, tempDir } from '../helpers/rootfs.js';
-import { count } from '../helpers/trust-counts.js';
+import { count, mergeSharedTrustRecords } from '../helpers/trust-counts.js';
 import { addSecret, addStateSecrets, captured, gp, recordFile, secrets, show } from '../helpers/trust-run.js';
 import { PASSWORD_HASH, writeInputs } from './profile.js';
 
@@ -117,6 +118,9 @@ describe('trust: secrets never leak', function () {
   });
 
   it('scans every kept output of the trust suite for every secret', () => {
+    // under npm test the other trust files ran in other processes: add their outputs and secrets
+    const groups = mergeSharedTrustRecords();
+    if (groups.length) console.log(`      with the outputs of the trust groups ${groups.join(', ')}`);
     const cmdlines = captured.filter((c) => c.label.startsWith('cmdline'));
     expect(secrets.size, 'secrets collected').to.be.above(10);
     expect(cmdlines.length, 'process command lines sampled').to.be.above(0);
