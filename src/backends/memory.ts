@@ -31,8 +31,26 @@ function components(p: string): string[] {
   return out;
 }
 
+/** The entries of a MemoryGuest, counting its symlinks (none: a path resolves to itself, normalized). */
+class Entries extends Map<string, MemoryEntry> {
+  links = 0;
+  override set(key: string, value: MemoryEntry): this {
+    if (super.get(key)?.type === 'symlink') this.links--;
+    if (value.type === 'symlink') this.links++;
+    return super.set(key, value);
+  }
+  override delete(key: string): boolean {
+    if (super.get(key)?.type === 'symlink') this.links--;
+    return super.delete(key);
+  }
+  override clear(): void {
+    this.links = 0;
+    super.clear();
+  }
+}
+
 export class MemoryGuest implements Guest {
-  readonly entries = new Map<string, MemoryEntry>();
+  readonly entries: Map<string, MemoryEntry> = new Entries();
   readonly readonly: boolean;
   constructor(files: Record<string, MemorySpec> = {}, readonly description = 'memory', options: { readonly?: boolean } = {}) {
     this.readonly = options.readonly ?? false;
@@ -74,6 +92,7 @@ export class MemoryGuest implements Guest {
    * meets `b` again (a loop), and `..` climbs from where the walk really is.
    */
   resolve(p: string, follow: boolean): string {
+    if ((this.entries as Entries).links === 0) return p[0] === '/' && !DOTS.test(p) && !p.includes('//') && (p.length === 1 || !p.endsWith('/')) ? p : path.resolve('/', p);
     // `pending` is a stack (next component last); `at` is the walked prefix, "" for the root.
     // (A render-only plan asks ~90 paths per machine: no per-component arrays or joins.)
     // `.` and `..` of the path itself are lexical (path.resolve); in link targets they are walked

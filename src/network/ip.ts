@@ -11,13 +11,36 @@ export type Ip = ipaddr.IPv4 | ipaddr.IPv6;
 /** Parse a plain address (no prefix); null when not strictly valid. */
 export function parseIp(text: string): { family: IpFamily; ip: Ip; canonical: string } | null {
   if (/^\d+\.\d+\.\d+\.\d+$/.test(text)) {
-    if (!ipaddr.IPv4.isValidFourPartDecimal(text)) return null;
-    const ip = ipaddr.IPv4.parse(text);
-    return { family: 4, ip, canonical: ip.toString() };
+    // what ipaddr's isValidFourPartDecimal accepts: no leading zeros, each part 0-255; then
+    // its canonical form is the text itself (the ipaddr object is made when asked for)
+    if (ipv4Value(text) === undefined) return null;
+    return new ParsedV4(text);
   }
   if (!text.includes(':') || text.includes('%') || !ipaddr.IPv6.isValid(text)) return null;
   const ip = ipaddr.IPv6.parse(text);
   return { family: 6, ip, canonical: ip.toRFC5952String() };
+}
+
+const V4 = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+
+/** The 32-bit value of a strict dotted-quad IPv4 address; undefined when it is not one. */
+export function ipv4Value(text: string): number | undefined {
+  const m = V4.exec(text);
+  if (!m) return undefined;
+  let v = 0;
+  for (let i = 1; i <= 4; i++) {
+    const part = Number(m[i]);
+    if (part > 255) return undefined;
+    v = v * 256 + part;
+  }
+  return v;
+}
+
+class ParsedV4 {
+  readonly family = 4 as const;
+  #ip: ipaddr.IPv4 | undefined;
+  constructor(readonly canonical: string) {}
+  get ip(): ipaddr.IPv4 { return (this.#ip ??= ipaddr.IPv4.parse(this.canonical)); }
 }
 
 /** Parse "ip/prefix"; null when not a valid IPv4/IPv6 CIDR. */
@@ -39,6 +62,11 @@ export function networkOf(addr: Address): string {
 
 /** Whether plain address `ip` lies inside `net`. */
 export function contains(net: Address, ip: string): boolean {
+  if (net.family === 4) {
+    const a = ipv4Value(ip);
+    const b = ipv4Value(net.ip);
+    if (a !== undefined && b !== undefined) return net.prefix === 0 || Math.floor(a / 2 ** (32 - net.prefix)) === Math.floor(b / 2 ** (32 - net.prefix));
+  }
   const parsed = parseIp(ip);
   if (!parsed || parsed.family !== net.family) return false;
   const base = parseIp(net.ip)!.ip;

@@ -26,11 +26,56 @@ const cache = new Map<string, Compiled>();
 function compile(text: string): Compiled {
   let fn = cache.get(text);
   if (!fn) {
-    fn = hb.compile(text, { strict: true, noEscape: true });
+    fn = simpleTemplate(text) ?? hb.compile(text, { strict: true, noEscape: true });
     if (cache.size > 10000) cache.clear();
     cache.set(text, fn);
   }
   return fn;
+}
+
+// `{{a.b}}`, `{{ site.dns.x-y }}`: a path of two or more plain segments (never a helper call, never `this`).
+const SIMPLE_MUSTACHE = /\{\{\s*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)+)\s*\}\}/y;
+
+/**
+ * Most template strings of a profile are text around `{{machine.ip}}`-like paths. Such a
+ * template is rendered here without Handlebars' runtime: each path is looked up through own
+ * properties of plain objects and must end at a string, number, boolean or list (or a present
+ * but null/undefined value, which Handlebars writes as nothing). Anything else — a missing key
+ * (strict mode's error), an object, an inherited property, any other syntax — goes to the
+ * Handlebars-compiled template, so output and errors stay exactly Handlebars'.
+ */
+export function simpleTemplate(text: string): Compiled | undefined {
+  if (text.includes('\0')) return undefined;
+  const literals: string[] = [];
+  const paths: string[][] = [];
+  let from = 0;
+  for (let at = text.indexOf('{{'); at >= 0; at = text.indexOf('{{', from)) {
+    if (at > 0 && text[at - 1] === '\\') return undefined; // \{{ is an escaped mustache
+    SIMPLE_MUSTACHE.lastIndex = at;
+    const m = SIMPLE_MUSTACHE.exec(text);
+    if (!m || text[at + m[0].length] === '}') return undefined; // `}}}` closes a triple-stash
+    const segs = m[1]!.split('.');
+    if (segs[0] === 'this') return undefined;
+    literals.push(text.slice(from, at));
+    paths.push(segs);
+    from = at + m[0].length;
+  }
+  literals.push(text.slice(from));
+  let full: Compiled | undefined;
+  return (ctx: unknown): string => {
+    let out = literals[0]!;
+    for (let i = 0; i < paths.length; i++) {
+      let v: unknown = ctx;
+      for (const seg of paths[i]!) {
+        if (v === null || typeof v !== 'object' || !Object.hasOwn(v, seg)) return (full ??= hb.compile(text, { strict: true, noEscape: true }))(ctx);
+        v = (v as Record<string, unknown>)[seg];
+      }
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || (Array.isArray(v) && Object.getPrototypeOf(v) === Array.prototype)) out += v as string;
+      else if (v !== undefined && v !== null) return (full ??= hb.compile(text, { strict: true, noEscape: true }))(ctx);
+      out += literals[i + 1]!;
+    }
+    return out;
+  };
 }
 
 /** Render `text`; `name` identifies the template in errors (file path or "profile.yaml:/hostname"). */
