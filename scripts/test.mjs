@@ -161,5 +161,15 @@ try { lines = readFileSync(timings, 'utf8').split('\n').filter(Boolean).map((l) 
 rmSync(timings, { force: true });
 const rows = lines.filter((r) => r.file).sort((a, b) => b.ms - a.ms).map((r) => ({ ...r, file: `[${r.lane}] ${r.file}` }));
 console.log(Reporter.table(rows, `per-file time, all groups, slowest first (${clock()} wall, ${workers} worker(s))`));
-console.log(`ghostprep tests: ${results.map((r) => `${r.name} ${r.code === 0 ? 'passed' : 'FAILED'} ${r.minutes.toFixed(1)} min`).join(', ')}; ${clock()} in all`);
+// CPU time of every finished process below this one (the groups, their appliances and VMs; not
+// Slurm's jobs, which slurmd starts): how busy the workers kept the cores
+const cpu = (() => {
+  try {
+    const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    const s = (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, clock ticks of 1/100 s
+    const wall = (Date.now() - started) / 1000;
+    return `; CPU ${(s / 60).toFixed(1)} min = ${Math.round((100 * s) / (wall * os.cpus().length))}% of ${os.cpus().length} cores over the wall time (load now ${os.loadavg()[0].toFixed(1)})`;
+  } catch { return ''; }
+})();
+console.log(`ghostprep tests: ${results.map((r) => `${r.name} ${r.code === 0 ? 'passed' : 'FAILED'} ${r.minutes.toFixed(1)} min`).join(', ')}; ${clock()} in all${cpu}`);
 process.exit(results.some((r) => r.code !== 0) ? 1 : 0);
