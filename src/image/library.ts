@@ -8,6 +8,7 @@ import { existsSync, openSync, closeSync, readFileSync, renameSync, unlinkSync, 
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { GhostprepError } from '../util/errors.js';
+import { processAlive } from '../util/process.js';
 
 export interface LibraryEntry {
   name: string;
@@ -61,10 +62,6 @@ export function parseLibraryRef(base: string): string | undefined {
   return base.startsWith('library:') ? base.slice('library:'.length) : undefined;
 }
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
-}
-
 /** Run `fn` holding the library lock; waits up to `timeoutMs` for another holder. */
 export async function withLibraryLock<T>(dir: string, fn: () => Promise<T> | T, timeoutMs = 120_000): Promise<T> {
   mkdirSync(dir, { recursive: true });
@@ -79,7 +76,7 @@ export async function withLibraryLock<T>(dir: string, fn: () => Promise<T> | T, 
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = Number(readFileSync(lock, 'utf8').trim());
-      if (holder && !alive(holder)) { try { unlinkSync(lock); } catch { /* raced */ } continue; }
+      if (holder && !processAlive(holder)) { try { unlinkSync(lock); } catch { /* raced */ } continue; }
       if (Date.now() > deadline) throw new GhostprepError(`library ${dir} is locked by process ${holder} (${lock})`);
       await new Promise((r) => setTimeout(r, 100));
     }

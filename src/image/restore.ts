@@ -18,6 +18,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { GhostprepError, GuestError } from '../util/errors.js';
+import { processAlive } from '../util/process.js';
 import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
 import { GuestfsSession, type SessionOptions } from '../backends/guestfs/session.js';
 import { cachedSha256, type Sha256Progress } from './checksum.js';
@@ -151,7 +152,8 @@ async function restoreFile(base: string, baseFormat: string, o: RestoreOptions):
 /** The clone under a temporary name next to its destination (resized, not grown yet); removed on failure. */
 async function buildFile(base: string, baseFormat: string, o: RestoreOptions): Promise<string> {
   const dest = path.resolve(o.to);
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.ghostprep-${randomBytes(6).toString('hex')}`);
+  await removeStaleTemps(dest);
+  const tmp = path.join(path.dirname(dest), `${tempPrefix(dest)}${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
     if (o.mode === 'overlay') {
       await qemuImg(['create', '-q', '-f', 'qcow2', '-F', baseFormat, '-b', base, tmp, ...(o.size ? [o.size] : [])]);
@@ -163,6 +165,30 @@ async function buildFile(base: string, baseFormat: string, o: RestoreOptions): P
   } catch (err) {
     await fs.rm(tmp, { force: true });
     throw err;
+  }
+}
+
+function tempPrefix(dest: string): string {
+  return `.${path.basename(dest)}.ghostprep-`;
+}
+
+/** Legacy temp names (no pid) older than this are taken as left by a dead run. */
+const LEGACY_TEMP_AGE_MS = 3600_000;
+
+/**
+ * Temp files of `dest` left by a run that was killed while building it
+ * (`.NAME.qcow2.ghostprep-PID-RANDOM`, PID gone). A live run's temp file is
+ * left alone: its process still exists.
+ */
+async function removeStaleTemps(dest: string): Promise<void> {
+  const dir = path.dirname(dest);
+  const prefix = tempPrefix(dest);
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.startsWith(prefix))) {
+    const file = path.join(dir, name);
+    const m = /^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length));
+    const stale = m ? !processAlive(Number(m[1])) : Date.now() - (await fs.lstat(file).then((st) => st.mtimeMs, () => Date.now())) > LEGACY_TEMP_AGE_MS;
+    if (stale) await fs.rm(file, { force: true });
   }
 }
 
