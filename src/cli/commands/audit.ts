@@ -5,24 +5,27 @@ import { parseTarget } from '../../fleet/targets.js';
 import { expandTargetGlob } from '../../util/glob.js';
 import { ExitCode, GhostprepError, errorMessage } from '../../util/errors.js';
 import { collect, out, type GlobalOptions } from '../common.js';
+import { positiveInt } from './fleet-options.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('audit')
     .description('find identities (machine-id, SSH host key, hostname, Windows computer name) shared by two or more clones')
     .requiredOption('-t, --target <TARGET>', "image, rootfs:DIR or a glob like 'clones/*.qcow2' (repeatable)", collect)
-    .option('-j, --jobs <n>', 'appliances in parallel for images')
+    .option('-j, --jobs <n>', 'appliances in parallel for images (default: one per core, ~2 GiB of RAM each)')
+    .option('--drives-per-appliance <n>', 'most images in one appliance (default 20)')
     .addHelpText('after', `
 Exit 0 when every identity is unique, 5 when any is shared, 3 when some targets could not be read.
 
 Examples:
   ghostprep audit --target 'rootfs:/srv/nodes/*'
   ghostprep audit --target 'clones/*.qcow2' --json`)
-    .action((o: { target: string[]; jobs?: string }) => run(async (g) => {
+    .action((o: { target: string[]; jobs?: string; drivesPerAppliance?: string }) => run(async (g) => {
+      const visit = { jobs: positiveInt(o.jobs, '--jobs'), drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance') };
       const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
       if (!targets.length) throw new GhostprepError(`no target matched ${o.target.join(' ')}`);
       const found: Array<{ target: string; identity: GuestIdentity }> = [];
       const errors: Array<{ target: string; error: string }> = [];
-      await visitTargets(targets, { jobs: o.jobs ? Number(o.jobs) : undefined }, async (t, guest) => {
+      await visitTargets(targets, visit, async (t, guest) => {
         const name = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
         if (guest instanceof Error) { errors.push({ target: name, error: guest.message }); return; }
         try { found.push({ target: name, identity: await inspectGuest(guest) }); } catch (err) { errors.push({ target: name, error: errorMessage(err) }); }

@@ -6,20 +6,24 @@ import { parseTarget } from '../../fleet/targets.js';
 import { expandTargetGlob } from '../../util/glob.js';
 import { ExitCode, GhostprepError, errorMessage } from '../../util/errors.js';
 import { collect, out, type GlobalOptions } from '../common.js';
+import { positiveInt } from './fleet-options.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('inspect')
     .description('read a target\'s identity: distro, hostname, machine-id, SSH host key fingerprints, network files')
     .requiredOption('-t, --target <TARGET>', 'image, rootfs:DIR or glob (repeatable)', collect)
+    .option('-j, --jobs <n>', 'appliances in parallel for images (default: one per core, ~2 GiB of RAM each)')
+    .option('--drives-per-appliance <n>', 'most images in one appliance (default 20)')
     .addHelpText('after', `
 Examples:
   ghostprep inspect --target rootfs:/srv/nodes/node01
   ghostprep inspect --target clones/node01.qcow2 --json`)
-    .action((o: { target: string[] }) => run(async (g) => {
+    .action((o: { target: string[]; jobs?: string; drivesPerAppliance?: string }) => run(async (g) => {
+      const visit = { jobs: positiveInt(o.jobs, '--jobs'), drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance') };
       const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
       if (!targets.length) throw new GhostprepError('no target matched');
       const found: Array<{ target: string; identity?: GuestIdentity; seal?: SealState; error?: string }> = [];
-      await visitTargets(targets, {}, async (t, guest) => {
+      await visitTargets(targets, visit, async (t, guest) => {
         const name = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
         if (guest instanceof Error) { found.push({ target: name, error: guest.message }); return; }
         try {
