@@ -37,6 +37,9 @@ export interface ResolveOptions {
 export async function resolveIdentity(r: RenderedMachine, opts: ResolveOptions): Promise<ResolvedIdentity> {
   const name = r.prepared.name;
   const mode = r.profile.machineId ?? 'generate';
+  // a machine the state dir has never seen (a plan before the first apply): nothing to read
+  let seen: boolean | undefined;
+  const known = (): boolean => (seen ??= opts.state.has(name));
   let machineId: string | undefined;
   let pending = false;
   if (mode === 'keep') {
@@ -46,7 +49,7 @@ export async function resolveIdentity(r: RenderedMachine, opts: ResolveOptions):
     if (!secret) throw new GhostprepError(`machine ${name}: machineId: derive needs a site secret (site.secretFile or $GHOSTPREP_SITE_SECRET)`);
     machineId = deriveMachineId(secret, name);
   } else {
-    machineId = parseMachineId(opts.state.read(name, 'machine-id')?.toString('utf8'));
+    machineId = known() ? parseMachineId(opts.state.read(name, 'machine-id')?.toString('utf8')) : undefined;
     if (!machineId) {
       machineId = generateMachineId();
       if (opts.readOnly) pending = true;
@@ -56,7 +59,7 @@ export async function resolveIdentity(r: RenderedMachine, opts: ResolveOptions):
   const types = r.profile.ssh?.hostKeys ?? [];
   let hostKeys: HostKeyPair[] = [];
   if (opts.readOnly) {
-    hostKeys = readStoredKeys(opts.state, name, types);
+    hostKeys = types.length && known() ? readStoredKeys(opts.state, name, types) : [];
   } else if (types.length) {
     hostKeys = await hostKeysFor(opts.state, name, types, `root@${r.fqdn}`);
   }

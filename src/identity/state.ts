@@ -25,6 +25,11 @@ export class StateDir {
     return path.join(this.root, name);
   }
 
+  /** Whether anything is kept for this machine (one stat instead of one per file for a new machine). */
+  has(machine: string): boolean {
+    return existsSync(this.machineDir(machine));
+  }
+
   read(machine: string, file: string): Buffer | undefined {
     const p = path.join(this.machineDir(machine), file);
     return existsSync(p) ? readFileSync(p) : undefined;

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { Diagnostic } from '../report/diagnostics.js';
+import { fastYaml } from './fast-yaml.js';
 
 export interface SourceFile {
   /** Path as given by the user (relative paths stay relative in messages). */
@@ -36,7 +37,15 @@ function sourceOf(file: string, text: string, lines: LineCounter, data: unknown,
   };
 }
 
+/** Files above this size drop their Document after loading and try the fast reader first. */
+const BIG = 64 * 1024;
+
 export function parseSource(file: string, text: string): { source: SourceFile; diagnostics: Diagnostic[] } {
+  if (text.length > BIG) {
+    // a big inventory in plain YAML: loaded without a Document (the library parses it only to place a diagnostic)
+    const data = fastYaml(text);
+    if (data !== undefined) return { source: sourceOf(file, text, lineStarts(text), data, undefined), diagnostics: [] };
+  }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, ...PARSE_OPTIONS });
   const diagnostics: Diagnostic[] = [];
@@ -60,7 +69,15 @@ export function parseSource(file: string, text: string): { source: SourceFile; d
     }
   }
   // small files (profiles) keep their Document; big ones (inventories) parse it again if a diagnostic needs it
-  return { source: sourceOf(file, text, lines, data, text.length <= 64 * 1024 ? doc : undefined), diagnostics };
+  return { source: sourceOf(file, text, lines, data, text.length <= BIG ? doc : undefined), diagnostics };
+}
+
+/** The line starts the library's parser records (offset 0 and after every newline). */
+function lineStarts(text: string): LineCounter {
+  const lines = new LineCounter();
+  lines.addNewLine(0);
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines.addNewLine(i + 1);
+  return lines;
 }
 
 export function loadSource(file: string): { source: SourceFile; diagnostics: Diagnostic[] } {
