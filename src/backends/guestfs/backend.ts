@@ -21,19 +21,12 @@ import { conflictKeys, probeLvm } from './lvm-probe.js';
 import { luksKeysFor } from './luks.js';
 import { GuestfsSession, type SessionOptions } from './session.js';
 
-/**
- * Upper bound of drives per appliance. Measured (TCG, 2 cores, forEachGuest
- * with two writes per image): 1/5/10/20 drives cost 17.4/4.5/3.7/2.6 s per
- * image (launch 15.5/16.7/22.9/25.9 s), and qemu RSS grows 0.53 → 1.47 GB
- * at 20. Past 20 the gain per drive is small while a batch's failure or
- * restart costs more. 40 drives vs 2×20 for 40 clones: the same CPU in
- * total (165 vs 160 s), the saved launch spent again as system time in
- * device calls that slow down with more devices. See README.md.
- */
-export const DEFAULT_DRIVES_PER_APPLIANCE = 20;
+import { DEFAULT_DRIVES_PER_APPLIANCE } from './defaults.js';
+
+export { DEFAULT_DRIVES_PER_APPLIANCE };
 
 export interface GuestfsBackendOptions {
-  /** Upper bound of drives in one appliance (default 20). Batches are spread evenly over `jobs`. */
+  /** Upper bound of drives in one appliance (DEFAULT_DRIVES_PER_APPLIANCE). Batches are spread evenly over `jobs`. */
   readonly drivesPerAppliance?: number;
   readonly commandTimeoutMs?: number;
   readonly launchTimeoutMs?: number;

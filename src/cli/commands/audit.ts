@@ -6,13 +6,14 @@ import { expandTargetGlob } from '../../util/glob.js';
 import { ExitCode, GhostprepError, errorMessage } from '../../util/errors.js';
 import { collect, out, type GlobalOptions } from '../common.js';
 import { positiveInt } from './fleet-options.js';
+import { DEFAULT_DRIVES_PER_APPLIANCE } from '../../backends/guestfs/defaults.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('audit')
     .description('find identities (machine-id, SSH host key, hostname, Windows computer name) shared by two or more clones')
     .requiredOption('-t, --target <TARGET>', "image, rootfs:DIR or a glob like 'clones/*.qcow2' (repeatable)", collect)
     .option('-j, --jobs <n>', 'appliances in parallel for images (default: one per core, ~2 GiB of RAM each)')
-    .option('--drives-per-appliance <n>', 'most images in one appliance (default 20)')
+    .option('--drives-per-appliance <n>', `most images in one appliance (default ${DEFAULT_DRIVES_PER_APPLIANCE})`)
     .addHelpText('after', `
 Exit 0 when every identity is unique, 5 when any is shared, 3 when some targets could not be read.
 

@@ -10,6 +10,7 @@ import { collect, Logger, out, type GlobalOptions } from '../common.js';
 import { buildReport, exitFor, printSummary } from './apply.js';
 import { addBaseOptions, positiveInt } from './fleet-options.js';
 import { fleetProgress } from '../progress.js';
+import { DEFAULT_DRIVES_PER_APPLIANCE } from '../../backends/guestfs/defaults.js';
 
 interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string; report?: string }
 
@@ -25,7 +26,7 @@ export function register(program: Command, run: (fn: (g: GlobalOptions) => Promi
     .option('-m, --machine <name>', 'only this machine (repeatable)', collect)
     .option('--shard <I/N>', 'a stable slice of the inventory (0 <= I < N)')
     .option('-j, --jobs <n>', 'appliances customizing batches in parallel (default: one per core, ~2 GiB of RAM each)')
-    .option('--drives-per-appliance <n>', 'most clones in one batch / appliance (default 20)')
+    .option('--drives-per-appliance <n>', `most clones in one batch / appliance (default ${DEFAULT_DRIVES_PER_APPLIANCE})`)
     .option('--state <dir>', 'where generated identities are kept', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR)
     .option('--report <file>', 'write the JSON run report here')
     .addHelpText('after', `

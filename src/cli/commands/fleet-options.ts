@@ -6,11 +6,12 @@ import type { RunOptions } from '../../fleet/run.js';
 import { collect } from '../common.js';
 import { GhostprepError } from '../../util/errors.js';
 import { defaultLibraryDir } from '../../image/library.js';
+import { DEFAULT_DRIVES_PER_APPLIANCE } from '../../backends/guestfs/defaults.js';
 
 export interface FleetCliOptions { profile: string[]; inventory: string; target?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string }
 
 const JOBS_HELP = 'appliances in parallel for images (default: one per core, ~2 GiB of RAM each), machines in parallel for rootfs (default 4)';
-const DRIVES_HELP = 'most clones in one appliance (default 20)';
+const DRIVES_HELP = `most clones in one appliance (default ${DEFAULT_DRIVES_PER_APPLIANCE})`;
 
 /** A positive integer option, or undefined when not given. */
 export function positiveInt(value: string | undefined, flag: string): number | undefined {

@@ -7,13 +7,14 @@ import { expandTargetGlob } from '../../util/glob.js';
 import { ExitCode, GhostprepError, errorMessage } from '../../util/errors.js';
 import { collect, out, type GlobalOptions } from '../common.js';
 import { positiveInt } from './fleet-options.js';
+import { DEFAULT_DRIVES_PER_APPLIANCE } from '../../backends/guestfs/defaults.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('inspect')
     .description('read a target\'s identity: distro, hostname, machine-id, SSH host key fingerprints, network files')
     .requiredOption('-t, --target <TARGET>', 'image, rootfs:DIR or glob (repeatable)', collect)
     .option('-j, --jobs <n>', 'appliances in parallel for images (default: one per core, ~2 GiB of RAM each)')
-    .option('--drives-per-appliance <n>', 'most images in one appliance (default 20)')
+    .option('--drives-per-appliance <n>', `most images in one appliance (default ${DEFAULT_DRIVES_PER_APPLIANCE})`)
     .addHelpText('after', `
 Examples:
   ghostprep inspect --target rootfs:/srv/nodes/node01
