@@ -151,11 +151,13 @@ export async function openDrive(session: GuestfsSession, layout: ApplianceLayout
   const roots: Volume[] = [];
   let found: InspectedOs | undefined;
   let mounted = false;
+  const linkedEtc: string[] = [];
   for (const [i, v] of candidates.entries()) {
     if (skip.has(v.device)) continue;
     if (!(await tryMount(session, v.device, options.readonly))) continue;
     mounted = true;
-    if (await looksLikeRoot(session, v.device)) {
+    if (await etcIsLink(session, v.device)) linkedEtc.push(v.device);
+    else if (await looksLikeRoot(session, v.device)) {
       roots.push(v);
       found ??= await describeRoot(session, v, volumes, opened, image);
       for (const m of found.mounts) skip.add(m.device);
@@ -169,7 +171,8 @@ export async function openDrive(session: GuestfsSession, layout: ApplianceLayout
   if (!found && locked.length) await openLuks(session, index, locked[0]!, [], image); // throws: names the volume and the option
   if (!found) {
     const seen = volumes.map((v) => `${v.device}${v.type ? ':' + v.type : ''}`).join(', ') || 'none';
-    throw new GuestError(`${image}: no Linux or Windows operating system found (filesystems: ${seen})`, image);
+    const why = linkedEtc.length ? `; ${linkedEtc.join(', ')} ha${linkedEtc.length > 1 ? 've' : 's'} /etc as a symlink, which ghostprep does not follow for a root (a hostile or unusual image)` : '';
+    throw new GuestError(`${image}: no Linux or Windows operating system found (filesystems: ${seen})${why}`, image);
   }
   if (roots.length > 1) {
     throw new GuestError(`${image}: several operating systems found (${roots.map((r) => r.device).join(', ')}); ghostprep handles one per image`, image);
@@ -212,6 +215,11 @@ async function tryMount(session: GuestfsSession, device: string, readonly: boole
     if (err instanceof GuestfsError && session.alive) return false; // unmountable: not our root
     throw err;
   }
+}
+
+/** The filesystem mounted at / has /etc as a symlink: named in the "no OS found" error. */
+async function etcIsLink(session: GuestfsSession, device: string): Promise<boolean> {
+  return (await new GuestfsGuest(session, device, true).lstat('/etc'))?.type === 'symlink';
 }
 
 /** Linux root: a real /etc with os-release (or fstab). Mounted at / already. */
