@@ -53,10 +53,37 @@ function renderAt(value: unknown, ctx: TemplateContext, problems: RenderProblem[
       return value;
     }
   }
+  // a subtree without any template is only copied (no pointers to build, no strings to look at)
+  if (value && typeof value === 'object' && !hasTemplate(value)) return copyTree(value);
   if (Array.isArray(value)) return value.map((v, i) => renderAt(v, ctx, problems, `${pointer}/${i}`));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(value)) out[k] = renderAt((value as Record<string, unknown>)[k], ctx, problems, `${pointer}/${escapeSegment(k)}`);
+    return out;
+  }
+  return value;
+}
+
+// Decided once per object of a profile tree (machines of one profile share their tree).
+const templated = new WeakMap<object, boolean>();
+
+function hasTemplate(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('{{');
+  if (!value || typeof value !== 'object') return false;
+  let t = templated.get(value);
+  if (t === undefined) {
+    t = Array.isArray(value) ? value.some(hasTemplate) : Object.keys(value).some((k) => hasTemplate((value as Record<string, unknown>)[k]));
+    templated.set(value, t);
+  }
+  return t;
+}
+
+/** What renderAt makes of a tree without templates: the same shape, fresh arrays and objects. */
+function copyTree(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(copyTree);
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value)) out[k] = copyTree((value as Record<string, unknown>)[k]);
     return out;
   }
   return value;

@@ -16,6 +16,21 @@ export function profileFileOf(machine: RenderedMachine, pointer: string): string
   return originOf(machine.prepared.traced.origins, pointer)?.source.file ?? '.';
 }
 
+// Per resolved profile tree (shared by the machines without overrides) and per run: where each
+// `files` entry was written, the template directories of a profile file, a template's display name.
+const fileOfEntry = new WeakMap<object, Map<number, string>>();
+const dirsOf = new Map<string, string[]>();
+const displayName = new Map<string, string>();
+
+function entryFile(machine: RenderedMachine, index: number): string {
+  const traced = machine.prepared.traced;
+  let byIndex = fileOfEntry.get(traced);
+  if (!byIndex) fileOfEntry.set(traced, (byIndex = new Map()));
+  let file = byIndex.get(index);
+  if (file === undefined) byIndex.set(index, (file = profileFileOf(machine, `/files/${index}`)));
+  return file;
+}
+
 /**
  * `validate` renders every file of every machine, and `plan` / `apply` render them
  * again. A machine rendered once per run (see renderMachine) keeps its profile
@@ -28,7 +43,7 @@ const hostFiles = new Map<string, Buffer>();
 
 /** Throws TemplateError (template files: named by path; inline content: by profile pointer). */
 export function fileContent(machine: RenderedMachine, f: FileSpec, index: number): Buffer {
-  const profileFile = profileFileOf(machine, `/files/${index}`);
+  const profileFile = entryFile(machine, index);
   if (f.template === undefined && f.content === undefined) {
     const file = path.resolve(path.dirname(profileFile), f.source!);
     let content = hostFiles.get(file);
@@ -38,9 +53,14 @@ export function fileContent(machine: RenderedMachine, f: FileSpec, index: number
     }
     return content;
   }
-  const t = f.template !== undefined ? loadTemplateFile(f.template, templateDirs(profileFile)) : undefined;
+  const where = `${process.cwd()}\0${profileFile}`; // (a relative profile path: relative to the cwd)
+  let dirs = dirsOf.get(where);
+  if (!dirs) dirsOf.set(where, (dirs = templateDirs(profileFile)));
+  const t = f.template !== undefined ? loadTemplateFile(f.template, dirs) : undefined;
   const text = t ? t.text : f.content!;
-  const name = t ? path.relative(process.cwd(), t.file) || t.file : `/files/${index}/content`;
+  const shown = t ? `${process.cwd()}\0${t.file}` : '';
+  let name = t ? displayName.get(shown) : `/files/${index}/content`;
+  if (name === undefined) displayName.set(shown, (name = path.relative(process.cwd(), t!.file) || t!.file));
   if (!independentOfIdentity(text)) return Buffer.from(renderTemplate(text, machine.context, name));
   let byIndex = rendered.get(machine.profile);
   const hit = byIndex?.get(index);

@@ -92,10 +92,17 @@ export function renderTemplate(text: string, context: unknown, name: string): st
  * A string that is one single `{{path}}` expression keeps the type of the
  * value it names, so `addresses: "{{site.dns}}"` yields the list itself.
  */
+const wholePaths = new Map<string, string[] | null>();
+
 export function renderValue(text: string, context: unknown, name: string): unknown {
-  const whole = /^\{\{\s*([A-Za-z_][\w]*(?:\.[A-Za-z_][\w-]*)*)\s*\}\}$/.exec(text);
-  if (whole) {
-    const segs = whole[1]!.split('.');
+  let segs = wholePaths.get(text);
+  if (segs === undefined) {
+    const whole = /^\{\{\s*([A-Za-z_][\w]*(?:\.[A-Za-z_][\w-]*)*)\s*\}\}$/.exec(text);
+    segs = whole ? whole[1]!.split('.') : null;
+    if (wholePaths.size > 10000) wholePaths.clear();
+    wholePaths.set(text, segs);
+  }
+  if (segs) {
     let v: unknown = context;
     for (const s of segs) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[s] : undefined;
     if (v !== undefined && typeof v === 'object' && v !== null) return structuredClone(v);
