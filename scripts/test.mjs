@@ -50,13 +50,13 @@ const GROUPS = [
   { name: 'trust', files: ['dist/test/trust/'], minutes: 3.5 },
   // the first boot file builds the debootstrap master (cached under .cache/boot); the others wait for it
   { name: 'boot-harness', files: ['dist/test/boot/harness.test.js'], minutes: 4 },
-  { name: 'boot-library', files: ['dist/test/boot/library.test.js'], minutes: 6.5, after: ['boot-harness'] },
+  { name: 'boot-library', files: ['dist/test/boot/library.test.js'], minutes: 7, after: ['boot-harness'] },
   { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 4.5, after: ['boot-harness'] },
   { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 7 },
   { name: 'slurm-cluster', files: ['dist/test/export/slurm-cluster.test.js'], minutes: 5 },
   { name: 'windows', files: ['dist/test/windows/'], minutes: 3.5 },
   { name: 'luks', files: ['dist/test/backends/guestfs/luks.test.js'], minutes: 3 },
-  { name: 'guestfs', files: ['dist/test/backends/guestfs/', 'dist/test/image/', 'dist/test/e2e/pipeline.test.js'], minutes: 7 },
+  { name: 'guestfs', files: ['dist/test/backends/guestfs/', 'dist/test/image/', 'dist/test/e2e/pipeline.test.js'], minutes: 10 },
   { name: 'rest', files: [], minutes: 4 },
 ];
 
