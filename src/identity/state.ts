@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { GhostprepError } from '../util/errors.js';
+import { processAlive } from '../util/process.js';
 
 export const DEFAULT_STATE_DIR = '.ghostprep/state';
 
@@ -64,15 +65,11 @@ export function lockMachine(state: StateDir, machine: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(readFileSync(file, 'utf8').trim());
-      if (pid && pid !== process.pid && alive(pid)) throw new GhostprepError(`machine ${machine} is being changed by another ghostprep run (pid ${pid}, lock ${file})`);
+      if (pid && pid !== process.pid && processAlive(pid)) throw new GhostprepError(`machine ${machine} is being changed by another ghostprep run (pid ${pid}, lock ${file})`);
       unlinkSync(file);
     }
   }
   throw new GhostprepError(`cannot lock machine ${machine} (${file})`);
-}
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 export function sha256(data: Buffer | string): string {
