@@ -139,6 +139,7 @@ async function refuseMounted(dev: string): Promise<void> {
 
 async function restoreFile(base: string, baseFormat: string, o: RestoreOptions): Promise<Omit<RestoreResult, 'mode' | 'durationMs'>> {
   const dest = path.resolve(o.to);
+  await removeStaleTemps([o.to]);
   const tmp = await buildFile(base, baseFormat, o);
   try {
     const grown = o.size ? await growInAppliance(tmp, 'qcow2', o) : undefined;
@@ -152,7 +153,6 @@ async function restoreFile(base: string, baseFormat: string, o: RestoreOptions):
 /** The clone under a temporary name next to its destination (resized, not grown yet); removed on failure. */
 async function buildFile(base: string, baseFormat: string, o: RestoreOptions): Promise<string> {
   const dest = path.resolve(o.to);
-  await removeStaleTemps(dest);
   const tmp = path.join(path.dirname(dest), `${tempPrefix(dest)}${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
     if (o.mode === 'overlay') {
@@ -176,19 +176,26 @@ function tempPrefix(dest: string): string {
 const LEGACY_TEMP_AGE_MS = 3600_000;
 
 /**
- * Temp files of `dest` left by a run that was killed while building it
- * (`.NAME.qcow2.ghostprep-PID-RANDOM`, PID gone). A live run's temp file is
- * left alone: its process still exists.
+ * Temp files of these destinations left by a run that was killed while
+ * building them (`.NAME.qcow2.ghostprep-PID-RANDOM`, PID gone). A live run's
+ * temp file is left alone: its process still exists. Each directory is read
+ * once, however many clones go into it.
  */
-async function removeStaleTemps(dest: string): Promise<void> {
-  const dir = path.dirname(dest);
-  const prefix = tempPrefix(dest);
-  const names = await fs.readdir(dir).catch(() => [] as string[]);
-  for (const name of names.filter((n) => n.startsWith(prefix))) {
-    const file = path.join(dir, name);
-    const m = /^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length));
-    const stale = m ? !processAlive(Number(m[1])) : Date.now() - (await fs.lstat(file).then((st) => st.mtimeMs, () => Date.now())) > LEGACY_TEMP_AGE_MS;
-    if (stale) await fs.rm(file, { force: true });
+async function removeStaleTemps(dests: readonly string[]): Promise<void> {
+  const byDir = new Map<string, Set<string>>();
+  for (const d of dests.map((x) => path.resolve(x))) {
+    const dir = path.dirname(d);
+    byDir.set(dir, (byDir.get(dir) ?? new Set()).add(path.basename(d)));
+  }
+  for (const [dir, bases] of byDir) {
+    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+      const m = /^\.(.+)\.ghostprep-(.*)$/.exec(name);
+      if (!m || !bases.has(m[1]!)) continue;
+      const file = path.join(dir, name);
+      const pid = /^(\d+)-[0-9a-f]+$/.exec(m[2]!);
+      const stale = pid ? !processAlive(Number(pid[1])) : Date.now() - (await fs.lstat(file).then((st) => st.mtimeMs, () => Date.now())) > LEGACY_TEMP_AGE_MS;
+      if (stale) await fs.rm(file, { force: true });
+    }
   }
 }
 
@@ -224,6 +231,7 @@ export async function restoreBatch(options: RestoreBatchOptions): Promise<Array<
   // overlays are a qemu-img process each (ms of work, mostly spawn): a few at once;
   // copies read the whole base: one at a time
   const tmps: Array<string | Error> = options.to.map(() => new GhostprepError('not built'));
+  await removeStaleTemps(options.to);
   let next = 0;
   const builder = async (): Promise<void> => {
     while (next < options.to.length) {
