@@ -49,6 +49,8 @@ export interface Prepared {
   readonly vgNames: readonly string[];
   /** The header probe saw a LUKS volume: passphrases are needed to look inside. */
   readonly luks: boolean;
+  /** Partition numbers from the host-side table read (lvm-probe.ts), when exact. */
+  readonly partitions?: readonly number[];
 }
 
 /**
@@ -162,7 +164,7 @@ export async function prepareTarget(t: TargetSpec): Promise<Prepared> {
   } catch (err) {
     throw inUseError(t.path, err) ?? err;
   }
-  return { target: t, format, keys: conflictKeys(real, lvm), vgNames: lvm.vgNames, luks: lvm.luksUuids.length > 0 };
+  return { target: t, format, keys: conflictKeys(real, lvm), vgNames: lvm.vgNames, luks: lvm.luksUuids.length > 0, ...(lvm.partitions && { partitions: lvm.partitions }) };
 }
 
 /**
@@ -259,7 +261,7 @@ class BatchRun {
 
   private async inspect(session: GuestfsSession, layout: ApplianceLayout, index: number, p: Prepared): Promise<InspectedOs> {
     const luksKeys = p.luks ? await luksKeysFor(this.open.luksKeyFiles) : [];
-    const os = await openDrive(session, layout, index, p.target.path, { readonly: this.open.readonly, vgNames: p.vgNames, luksKeys });
+    const os = await openDrive(session, layout, index, p.target.path, { readonly: this.open.readonly, vgNames: p.vgNames, luksKeys, ...(p.partitions && { partitions: p.partitions }) });
     const key = p.target.layoutKey;
     if (key && !p.luks && !p.vgNames.length && !layoutTemplates.has(key)) layoutTemplates.set(key, { os, index });
     return os;

@@ -47,6 +47,9 @@ interface Volume {
   readonly partLabel: string;
 }
 
+/** No filesystem of the drive holds a root (a distinct class: openDrive retries it with the appliance's partition list). */
+class NoOsFoundError extends GuestError {}
+
 /** Appliance-wide facts, read once per session (partitions, LVM layout). */
 export class ApplianceLayout {
   private partitions: Promise<string[]> | undefined;
@@ -127,6 +130,12 @@ export interface OpenDriveOptions {
   readonly vgNames?: readonly string[];
   /** Passphrases for LUKS volumes of the guest, tried in order (luks.ts). */
   readonly luksKeys?: readonly string[];
+  /**
+   * Partition numbers read from the image's partition table on the host
+   * (lvm-probe.ts): spares the appliance-wide `list-partitions`. When no OS is
+   * found with them, the drive is inspected again from `list-partitions`.
+   */
+  readonly partitions?: readonly number[];
 }
 
 /** What one drive holds: its volumes, LUKS volumes opened, LUKS volumes left locked (no key given). */
@@ -144,6 +153,18 @@ interface DriveContents {
  * `image` names the drive in errors.
  */
 export async function openDrive(session: GuestfsSession, layout: ApplianceLayout, index: number, image: string, options: OpenDriveOptions): Promise<InspectedOs> {
+  if (!options.partitions) return openDriveFrom(session, layout, index, image, options);
+  try {
+    return await openDriveFrom(session, layout, index, image, options);
+  } catch (err) {
+    // The host's reading of the table and the kernel's may differ (an unusual table): ask the appliance.
+    if (!(err instanceof NoOsFoundError) || !session.alive) throw err;
+    const { partitions: _, ...rest } = options;
+    return openDriveFrom(session, layout, index, image, rest);
+  }
+}
+
+async function openDriveFrom(session: GuestfsSession, layout: ApplianceLayout, index: number, image: string, options: OpenDriveOptions): Promise<InspectedOs> {
   const { volumes, opened, locked } = await driveVolumes(session, layout, index, image, options);
   await session.command('umount-all');
   const candidates = volumes.filter((x) => LINUX_FS.has(x.type) || x.type === 'ntfs');
@@ -172,7 +193,7 @@ export async function openDrive(session: GuestfsSession, layout: ApplianceLayout
   if (!found) {
     const seen = volumes.map((v) => `${v.device}${v.type ? ':' + v.type : ''}`).join(', ') || 'none';
     const why = linkedEtc.length ? `; ${linkedEtc.join(', ')} ha${linkedEtc.length > 1 ? 've' : 's'} /etc as a symlink, which ghostprep does not follow for a root (a hostile or unusual image)` : '';
-    throw new GuestError(`${image}: no Linux or Windows operating system found (filesystems: ${seen})${why}`, image);
+    throw new NoOsFoundError(`${image}: no Linux or Windows operating system found (filesystems: ${seen})${why}`, image);
   }
   if (roots.length > 1) {
     throw new GuestError(`${image}: several operating systems found (${roots.map((r) => r.device).join(', ')}); ghostprep handles one per image`, image);
@@ -182,7 +203,9 @@ export async function openDrive(session: GuestfsSession, layout: ApplianceLayout
 }
 
 async function driveVolumes(session: GuestfsSession, layout: ApplianceLayout, index: number, image: string, options: OpenDriveOptions): Promise<DriveContents> {
-  const parts = await Promise.all((await layout.drivePartitions(index)).map((p) => blkid(session, p)));
+  const dev = driveDevice(index);
+  const names = options.partitions ? (options.partitions.length ? options.partitions.map((n) => `${dev}${n}`) : [dev]) : await layout.drivePartitions(index);
+  const parts = await Promise.all(names.map((p) => blkid(session, p)));
   const luks = parts.filter((v) => v.type === 'crypto_LUKS').map((v) => v.device);
   const keys = options.luksKeys ?? [];
   if (luks.length && !keys.length) return { ...(await withLvs(session, layout, parts, options.vgNames)), opened: [], locked: luks };
