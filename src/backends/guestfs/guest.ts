@@ -69,6 +69,8 @@ export class GuestfsGuest implements Guest {
    */
   private readonly statCache = new Map<string, RawStat | null>();
   private readonly linkCache = new Map<string, string>();
+  /** Directory listings (sorted names) by symlink-free path: Windows detection alone lists / four times per guest. */
+  private readonly dirCache = new Map<string, string[]>();
 
   /**
    * A write to `p`. `fn` gets the symlink-free path; afterwards that path, everything
@@ -86,11 +88,12 @@ export class GuestfsGuest implements Guest {
   }
 
   private forget(real: string): void {
-    for (const cache of [this.statCache, this.linkCache] as Map<string, unknown>[]) {
+    for (const cache of [this.statCache, this.linkCache, this.dirCache] as Map<string, unknown>[]) {
       for (const k of cache.keys()) if (k === real || k.startsWith(real === '/' ? '/' : real + '/')) cache.delete(k);
     }
     for (let d = posix.dirname(real); ; d = posix.dirname(d)) {
       if (this.statCache.get(d) === null) this.statCache.delete(d);
+      this.dirCache.delete(d); // a name may have appeared or gone there (mkdir-p creates several levels)
       if (d === '/') break;
     }
   }
@@ -208,8 +211,12 @@ export class GuestfsGuest implements Guest {
     const st = await this.rawLstat(real);
     if (!st) return null;
     if (st.type !== 'dir') throw new GuestError(`${this.description}: ${p} is not a directory`, p);
-    const out = (await this.run(p, 'ls', [real])).toString('utf8');
-    return out.split('\n').filter(Boolean).sort();
+    let names = this.dirCache.get(real);
+    if (!names) {
+      names = (await this.run(p, 'ls', [real])).toString('utf8').split('\n').filter(Boolean).sort();
+      this.dirCache.set(real, names);
+    }
+    return [...names];
   }
 
   async readlink(p: string): Promise<string | null> {

@@ -157,6 +157,23 @@ describe('GuestfsGuest on a real image', function () {
     expect(await g.readlink('/srv/dirlink')).to.equal('/etc/machine-id');
   });
 
+  it('keeps directory listings true across its own writes (listings are cached per guest)', async () => {
+    const before = (await g.readdir('/'))!;
+    expect(before).to.not.include('lst');
+    await g.writeFile('/lst/x/y/file', Buffer.from('x'), root); // mkdir-p creates /lst and /lst/x
+    expect(await g.readdir('/')).to.deep.equal([...before, 'lst'].sort());
+    expect(await g.readdir('/lst')).to.deep.equal(['x']);
+    expect(await g.readdir('/lst/x/y')).to.deep.equal(['file']);
+    await g.symlink('/etc', '/lst/x/y/link');
+    await g.mkdir('/lst/x/y/dir', { mode: 0o755, uid: 0, gid: 0 });
+    expect(await g.readdir('/lst/x/y')).to.deep.equal(['dir', 'file', 'link']);
+    await g.remove('/lst/x/y/file');
+    expect(await g.readdir('/lst/x/y')).to.deep.equal(['dir', 'link']);
+    await g.remove('/lst', { recursive: true });
+    expect(await g.readdir('/')).to.deep.equal(before);
+    expect(await g.readdir('/lst')).to.equal(null);
+  });
+
   it('refuses writes on a read-only guest before touching the appliance', async () => {
     const ro = new GuestfsGuest({} as GuestfsSession, 'img.qcow2', true);
     for (const p of [ro.writeFile('/x', Buffer.from(''), root), ro.mkdir('/x', root), ro.remove('/x'), ro.symlink('/a', '/x'), ro.chmod('/x', 0), ro.chown('/x', 0, 0)]) {
