@@ -6,20 +6,48 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { LUKS_KEY_ENV, readLuksKeys } from '../backends/guestfs/luks.js';
 import { collect, handleError, type GlobalOptions } from './common.js';
-import * as apply from './commands/apply.js';
-import * as audit from './commands/audit.js';
-import * as inspect from './commands/inspect.js';
-import * as operations from './commands/operations.js';
-import * as plan from './commands/plan.js';
-import * as deploy from './commands/deploy.js';
-import * as exportCmd from './commands/export.js';
-import * as restore from './commands/restore.js';
-import * as images from './commands/images.js';
-import * as report from './commands/report.js';
-import * as seal from './commands/seal.js';
-import * as validate from './commands/validate.js';
+
+/**
+ * The commands, in the order of --help. Each module is imported only when
+ * needed: the one command on the command line, or all of them for the overview
+ * (--help, `help`, no or an unknown command). `validate` and `plan` thus load
+ * neither execa nor the guestfs code (startup was half a second).
+ */
+type CommandModule = { register: (program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>) => void };
+/** [commands a module registers, the module] */
+const COMMANDS: ReadonlyArray<readonly [readonly string[], () => Promise<CommandModule>]> = [
+  [['validate'], () => import('./commands/validate.js')],
+  [['plan'], () => import('./commands/plan.js')],
+  [['apply'], () => import('./commands/apply.js')],
+  [['deploy'], () => import('./commands/deploy.js')],
+  [['restore'], () => import('./commands/restore.js')],
+  [['seal'], () => import('./commands/seal.js')],
+  [['capture', 'images'], () => import('./commands/images.js')],
+  [['inspect'], () => import('./commands/inspect.js')],
+  [['audit'], () => import('./commands/audit.js')],
+  [['report'], () => import('./commands/report.js')],
+  [['export'], () => import('./commands/export.js')],
+  [['operations'], () => import('./commands/operations.js')],
+];
+
+/** Environment variable of --luks-key-file; the same as backends/guestfs/luks.ts LUKS_KEY_ENV (not imported here: it loads execa; test/unit/parallel-fleet.test.ts compares them). */
+const LUKS_KEY_ENV = 'GHOSTPREP_LUKS_KEY_FILE';
+
+/**
+ * The command named on the command line, when everything before it is a global
+ * option we know (anything else: undefined, and every command is registered, so
+ * that commander's errors and help read as always).
+ */
+function commandOf(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--luks-key-file') { i++; continue; }
+    if (a.startsWith('--luks-key-file=') || ['--json', '-q', '--quiet', '-v', '--verbose', '--no-progress'].includes(a)) continue;
+    return COMMANDS.some(([names]) => names.includes(a)) ? a : undefined;
+  }
+  return undefined;
+}
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -70,11 +98,13 @@ const run = async (fn: (g: GlobalOptions) => Promise<number>): Promise<void> => 
 /** Check the key files now (a typo fails before any appliance starts), then hand them to the guestfs backend. */
 async function useLuksKeyFiles(files: string[] | undefined): Promise<void> {
   if (!files?.length) return;
+  const { readLuksKeys } = await import('../backends/guestfs/luks.js');
   await readLuksKeys(files);
   process.env[LUKS_KEY_ENV] = files.map((f) => path.resolve(f)).join(path.delimiter);
 }
 
-for (const mod of [validate, plan, apply, deploy, restore, seal, images, inspect, audit, report, exportCmd, operations]) mod.register(program, run);
+const wanted = commandOf(process.argv.slice(2));
+for (const [names, load] of COMMANDS) if (!wanted || names.includes(wanted)) (await load()).register(program, run);
 
 await program.parseAsync(process.argv);
 process.exitCode = exitCode;

@@ -4,7 +4,7 @@
  */
 import { loadConfig, type LoadedConfig } from '../profile/config.js';
 import { sortDiagnostics, type Diagnostic } from '../report/diagnostics.js';
-import { checkFleetUniqueness, checkMachine, checkReferencedFiles } from '../schema/rules.js';
+import { checkMachine, checkReferencedFiles, checkUniqueness, uniquenessFacts, type UniquenessFacts } from '../schema/rules.js';
 import { siteSecret } from '../identity/resolve.js';
 import { locateProblem, prepareFleet, renderMachine, type PreparedMachine, type RenderedMachine } from './prepare.js';
 import { fileContent } from '../template/files.js';
@@ -31,21 +31,52 @@ export interface ValidateHooks {
   readonly onMachine?: (done: number, total: number) => void;
 }
 
-export function validateFleet(profiles: readonly string[], inventory: string | undefined, hooks: ValidateHooks = {}): { config: LoadedConfig; machines: PreparedMachine[]; diagnostics: Diagnostic[] } {
+/** The loaded input before any machine is rendered: what every thread of a parallel run builds alike. */
+export interface LoadedFleet {
+  readonly config: LoadedConfig;
+  readonly machines: PreparedMachine[];
+  /** Problems of the files themselves (schema, references, extends), before the per-machine ones. */
+  readonly diagnostics: Diagnostic[];
+}
+
+/** One contiguous slice of the machines rendered and checked. */
+export interface SliceResult {
+  /** Per-machine problems, in machine order. */
+  readonly diagnostics: Diagnostic[];
+  /** Of the machines that rendered cleanly, for the fleet-wide uniqueness check. */
+  readonly facts: UniquenessFacts[];
+}
+
+export function loadFleet(profiles: readonly string[], inventory: string | undefined): LoadedFleet {
   const config = loadConfig(profiles, inventory);
   const diagnostics: Diagnostic[] = [...config.diagnostics, ...checkReferencedFiles(config)];
   const { machines, diagnostics: prepDiags } = prepareFleet(config);
   diagnostics.push(...prepDiags);
-  const rendered: RenderedMachine[] = [];
-  for (const m of machines) {
-    const r = renderMachine(m);
-    rendered.push(r);
+  return { config, machines, diagnostics };
+}
+
+/** Render and check machines [start, end) of the fleet. */
+export function checkSlice(machines: readonly PreparedMachine[], start: number, end: number, onMachine?: () => void): SliceResult {
+  const diagnostics: Diagnostic[] = [];
+  const facts: UniquenessFacts[] = [];
+  for (let i = start; i < end; i++) {
+    const r = renderMachine(machines[i]!);
     // a value whose template failed is still its raw text: checking it would only repeat the error
     if (r.diagnostics.length) diagnostics.push(...r.diagnostics);
-    else diagnostics.push(...checkMachine(r), ...checkFiles(r));
-    hooks.onMachine?.(rendered.length, machines.length);
+    else {
+      diagnostics.push(...checkMachine(r), ...checkFiles(r));
+      facts.push(uniquenessFacts(r, i, siteSecret));
+    }
+    onMachine?.();
   }
-  diagnostics.push(...checkFleetUniqueness(rendered.filter((r) => !r.diagnostics.length), siteSecret));
+  return { diagnostics, facts };
+}
+
+/** All slices' results (in machine order) + the uniqueness check -> the diagnostics, once each, sorted. */
+export function finishValidation(fleet: LoadedFleet, slices: readonly SliceResult[]): Diagnostic[] {
+  const diagnostics = [...fleet.diagnostics];
+  for (const s of slices) for (const d of s.diagnostics) diagnostics.push(d);
+  diagnostics.push(...checkUniqueness(fleet.machines, (function* () { for (const s of slices) yield* s.facts; })()));
   const seen = new Set<string>();
   const unique = diagnostics.filter((d) => {
     const key = `${d.file}:${d.line}:${d.col}:${d.path}:${d.message}`;
@@ -53,5 +84,13 @@ export function validateFleet(profiles: readonly string[], inventory: string | u
     seen.add(key);
     return true;
   });
-  return { config, machines, diagnostics: sortDiagnostics(unique) };
+  return sortDiagnostics(unique);
+}
+
+export function validateFleet(profiles: readonly string[], inventory: string | undefined, hooks: ValidateHooks = {}): { config: LoadedConfig; machines: PreparedMachine[]; diagnostics: Diagnostic[] } {
+  const fleet = loadFleet(profiles, inventory);
+  const { machines } = fleet;
+  let done = 0;
+  const slice = checkSlice(machines, 0, machines.length, hooks.onMachine && (() => hooks.onMachine!(++done, machines.length)));
+  return { config: fleet.config, machines, diagnostics: finishValidation(fleet, [slice]) };
 }

@@ -178,44 +178,85 @@ export function checkMachine(r: RenderedMachine): Diagnostic[] {
   return out;
 }
 
+/**
+ * What the fleet-wide uniqueness check needs of one rendered machine: a few
+ * strings, small and cloneable, so that worker threads (fleet/parallel.ts)
+ * can render and check their machines and hand only these to the main thread.
+ */
+export interface UniquenessFacts {
+  /** Position of the machine in prepareFleet's list (the same list in every thread). */
+  readonly machine: number;
+  readonly hostname: string;
+  readonly fqdn: string;
+  /** Which inventory key a duplicate hostname is reported at. */
+  readonly hostnameKey: 'hostname' | 'name';
+  /** Windows profiles: the computer name and the profile pointer it comes from. */
+  readonly computerName?: { readonly value: string; readonly pointer: string };
+  /** The inventory ip's address (without the prefix length). */
+  readonly ip?: string;
+  readonly staticAddresses: ReadonlyArray<{ readonly ip: string; readonly pointer: string }>;
+  readonly derivedMachineId?: string;
+}
+
+export function uniquenessFacts(r: RenderedMachine, machine: number, siteSecret: (m: RenderedMachine) => Buffer | undefined): UniquenessFacts {
+  let computerName: UniquenessFacts['computerName'];
+  if ((r.profile as { windows?: unknown }).windows) {
+    const w = windowsProfile(r.profile);
+    computerName = { value: computerNameOf(r), pointer: w.computerName !== undefined ? '/windows/computerName' : '/hostname' };
+  }
+  let derivedMachineId: string | undefined;
+  if (r.profile.machineId === 'derive') {
+    const secret = siteSecret(r);
+    if (secret) derivedMachineId = deriveMachineId(secret, r.prepared.name);
+  }
+  const ip = r.prepared.entry.ip ? parseCidr(r.prepared.entry.ip)?.ip : undefined;
+  return {
+    machine, hostname: r.hostname, fqdn: r.fqdn, hostnameKey: r.prepared.entry.hostname !== undefined ? 'hostname' : 'name',
+    ...(computerName && { computerName }), ...(ip && { ip }),
+    staticAddresses: staticAddresses(r.profile.network), ...(derivedMachineId && { derivedMachineId }),
+  };
+}
+
 /** Names, hostnames, FQDNs, MACs, IPs and derived machine-ids unique across the inventory. */
 export function checkFleetUniqueness(rendered: readonly RenderedMachine[], siteSecret: (m: RenderedMachine) => Buffer | undefined): Diagnostic[] {
+  return checkUniqueness(rendered.map((r) => r.prepared), rendered.map((r, i) => uniquenessFacts(r, i, siteSecret)));
+}
+
+/**
+ * The uniqueness check over facts in inventory order; `machines` are what the
+ * facts' `machine` numbers index (to place each duplicate in its file).
+ */
+export function checkUniqueness(machines: readonly PreparedMachine[], facts: Iterable<UniquenessFacts>): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const seen = new Map<string, RenderedMachine>();
-  const claim = (kind: string, value: string | undefined, r: RenderedMachine, where: string | (() => Diagnostic), message?: (first: RenderedMachine, at: string) => string): boolean => {
+  const seen = new Map<string, PreparedMachine>();
+  const claim = (kind: string, value: string | undefined, m: PreparedMachine, where: string | (() => Diagnostic)): boolean => {
     if (!value) return true;
     const id = `${kind}\0${value.toLowerCase()}`;
     const first = seen.get(id);
-    if (!first) { seen.set(id, r); return true; }
-    if (first === r) return true;
-    const at = `${first.prepared.inventory.file}:${placeIn(first.prepared.inventory, { severity: 'error', path: `/machines/${first.prepared.index}`, message: '' }).line}`;
-    const text = message ? message(first, at) : `duplicate ${kind} "${value}": also used by machine "${first.prepared.name}" (${at})`;
-    out.push(typeof where === 'string' ? inInventory(r.prepared, where, text) : { ...where(), message: text });
+    if (!first) { seen.set(id, m); return true; }
+    if (first === m) return true;
+    const at = `${first.inventory.file}:${placeIn(first.inventory, { severity: 'error', path: `/machines/${first.index}`, message: '' }).line}`;
+    const text = `duplicate ${kind} "${value}": also used by machine "${first.name}" (${at})`;
+    out.push(typeof where === 'string' ? inInventory(m, where, text) : { ...where(), message: text });
     return false;
   };
-  for (const r of rendered) {
+  for (const f of facts) {
+    const m = machines[f.machine]!;
     // a repeated entry would repeat every other duplicate too: report the name only
-    if (!claim('machine name', r.prepared.name, r, 'name')) continue;
-    const hostnameOk = claim('hostname', r.hostname, r, r.prepared.entry.hostname !== undefined ? 'hostname' : 'name');
-    if (hostnameOk && r.fqdn !== r.hostname) claim('FQDN', r.fqdn, r, 'name');
-    if (hostnameOk && (r.profile as { windows?: unknown }).windows) {
-      // NetBIOS names compare case-insensitively (claim lowercases)
-      const w = windowsProfile(r.profile);
-      claim('Windows computer name', computerNameOf(r), r, () => locateProblem(r.prepared, w.computerName !== undefined ? '/windows/computerName' : '/hostname', ''));
-    }
-    claim('MAC address', r.prepared.entry.mac, r, 'mac');
-    const own = r.prepared.entry.ip ? parseCidr(r.prepared.entry.ip)?.ip : undefined;
+    if (!claim('machine name', m.name, m, 'name')) continue;
+    const hostnameOk = claim('hostname', f.hostname, m, f.hostnameKey);
+    if (hostnameOk && f.fqdn !== f.hostname) claim('FQDN', f.fqdn, m, 'name');
+    // NetBIOS names compare case-insensitively (claim lowercases)
+    if (hostnameOk && f.computerName) claim('Windows computer name', f.computerName.value, m, () => locateProblem(m, f.computerName!.pointer, ''));
+    claim('MAC address', m.entry.mac, m, 'mac');
     const claimed = new Set<string>();
-    if (own) { claimed.add(own); claim('IP address', own, r, 'ip'); }
-    for (const { ip, pointer } of staticAddresses(r.profile.network)) {
+    if (f.ip) { claimed.add(f.ip); claim('IP address', f.ip, m, 'ip'); }
+    for (const { ip, pointer } of f.staticAddresses) {
       if (claimed.has(ip)) continue; // the machine's own ip rendered into its network config
       claimed.add(ip);
-      claim('IP address', ip, r, () => locateProblem(r.prepared, pointer, ''));
+      claim('IP address', ip, m, () => locateProblem(m, pointer, ''));
     }
-    if (r.profile.machineId === 'derive') {
-      const secret = siteSecret(r);
-      if (secret) claim('derived machine-id', deriveMachineId(secret, r.prepared.name), r, 'name');
-    }
+    if (f.derivedMachineId) claim('derived machine-id', f.derivedMachineId, m, 'name');
   }
   return out;
 }

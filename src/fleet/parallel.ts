@@ -1,0 +1,167 @@
+/**
+ * `validate` and render-only `plan` of a big inventory on every core
+ * (issue 7: 10,000 machines validated and planned in under 10 s on 2 cores).
+ *
+ * The main thread and `threads - 1` worker threads each load the same fleet
+ * (loading is cheap next to rendering; the parsed files cannot be shared). Phase
+ * 1 renders and checks contiguous slices of the machines wherever a thread is
+ * free; the main thread joins the slices' diagnostics in machine order and runs
+ * the fleet-wide uniqueness check on the small facts each slice returns, so the
+ * diagnostics are exactly those of one thread. Only when there is no error do
+ * the threads plan the selected machines (phase 2), each slice preferably where
+ * it was validated (its renders are cached there), and the main thread prints
+ * the slices' text in inventory order as it comes (fleet/parallel-pool.ts holds
+ * the few that arrive out of turn). Small fleets stay on one thread: starting a
+ * worker and loading the fleet again costs about half a second of CPU.
+ */
+import { statSync } from 'node:fs';
+import os from 'node:os';
+import type { Diagnostic } from '../report/diagnostics.js';
+import { GhostprepError } from '../util/errors.js';
+import { WorkerPool } from './parallel-pool.js';
+import { runTask, type FleetTask, type PlanChunk, type PlanTask, type ValidateTask } from './parallel-tasks.js';
+import type { PreparedMachine } from './prepare.js';
+import { checkSlice, finishValidation, loadFleet, type LoadedFleet, type SliceResult } from './validate.js';
+
+/** What a worker thread is started with. */
+export interface WorkerData { readonly profiles: readonly string[]; readonly inventory: string | undefined }
+
+/** Default thread count: one per core, at most this many (each thread holds its own copy of the fleet). */
+export const MAX_DEFAULT_THREADS = 4;
+
+/**
+ * Fewest machines per thread: below, a worker's start (module loading, schema
+ * compilation, loading the fleet: ~0.6 s of CPU) costs more than it saves.
+ */
+export const MACHINES_PER_THREAD = 1000;
+
+/** $GHOSTPREP_WORKERS_ONLY=1: the main thread leaves all slices to the workers (tests: to be sure they did some). */
+const workersOnly = (): boolean => process.env.GHOSTPREP_WORKERS_ONLY === '1';
+
+/** $GHOSTPREP_MACHINES_PER_THREAD: for tests, which run small fleets on several threads. */
+function machinesPerThread(): number {
+  const n = Number(process.env.GHOSTPREP_MACHINES_PER_THREAD);
+  return Number.isInteger(n) && n > 0 ? n : MACHINES_PER_THREAD;
+}
+
+/** --threads N, else $GHOSTPREP_THREADS, else one per core up to MAX_DEFAULT_THREADS. */
+export function threadCount(option?: string): number {
+  const given = option ?? process.env.GHOSTPREP_THREADS;
+  if (given === undefined || given === '') return Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS);
+  const n = Number(given);
+  if (!Number.isInteger(n) || n < 1) throw new GhostprepError(`${option !== undefined ? '--threads ' : 'GHOSTPREP_THREADS='}${given}: a positive integer`);
+  return n;
+}
+
+export interface ThreadedValidation {
+  readonly fleet: LoadedFleet;
+  readonly diagnostics: Diagnostic[];
+  /** The workers, when the fleet was big enough for them (the caller closes the pool). */
+  readonly pool?: WorkerPool<FleetTask>;
+  /** Phase 1's slices and the thread that checked each. */
+  readonly slices: readonly ValidateTask[];
+  readonly sliceThread: readonly number[];
+}
+
+export interface ValidateOptions {
+  readonly threads: number;
+  readonly onMachine?: (done: number, total: number) => void;
+  /** Keep the workers for a plan (then the caller must close `pool`). */
+  readonly keepPool?: boolean;
+}
+
+/**
+ * Bytes of inventory per machine, at the least (`- {name: n1, ip: …}`): from
+ * the file's size, the workers are started before the main thread has read the
+ * file, so that their start overlaps its own loading (a few tenths of a second).
+ */
+const MIN_BYTES_PER_MACHINE = 40;
+
+/** validateFleet on up to `threads` threads; the same diagnostics in the same order. */
+export async function validateThreaded(profiles: readonly string[], inventory: string | undefined, o: ValidateOptions): Promise<ThreadedValidation> {
+  let names: string | undefined;
+  const startPool = (workers: number): WorkerPool<FleetTask> => new WorkerPool<FleetTask>(
+    new URL('./parallel-worker.js', import.meta.url), workers, { profiles, inventory } satisfies WorkerData,
+    // messages are read only once this thread has loaded the fleet: `names` is set by then
+    (info) => (info === names ? undefined : 'a worker thread read other machines from the inventory: was it changed while ghostprep ran?'));
+  const bytes = inventory && o.threads > 1 ? fileSize(inventory) : 0;
+  const early = Math.min(o.threads, Math.floor(bytes / MIN_BYTES_PER_MACHINE / machinesPerThread())) - 1;
+  let pool = early > 0 ? startPool(early) : undefined;
+  try {
+    const fleet = loadFleet(profiles, inventory);
+    const n = fleet.machines.length;
+    const threads = Math.min(o.threads, Math.floor(n / machinesPerThread()));
+    let done = 0;
+    if (threads <= 1) {
+      await pool?.close();
+      pool = undefined;
+      const slice = checkSlice(fleet.machines, 0, n, o.onMachine && (() => o.onMachine!(++done, n)));
+      return { fleet, diagnostics: finishValidation(fleet, [slice]), slices: [{ kind: 'validate', start: 0, end: n }], sliceThread: [0] };
+    }
+    names = fleet.machines.map((m) => m.name).join('\n');
+    pool ??= startPool(threads - 1);
+    // small slices balance threads that start late or are slowed by other load; big ones cost fewer messages
+    const size = Math.max(10, Math.min(250, Math.ceil(n / (threads * 8))));
+    const tasks: ValidateTask[] = [];
+    for (let start = 0; start < n; start += size) tasks.push({ kind: 'validate', start, end: Math.min(n, start + size) });
+    const results: SliceResult[] = [];
+    await pool.run<SliceResult>({
+      tasks,
+      local: async (t) => (await runTask(fleet, t)) as SliceResult,
+      workersOnly: workersOnly(),
+      deliver: (r, i) => {
+        results.push(r);
+        if (o.onMachine) for (let k = tasks[i]!.start; k < tasks[i]!.end; k++) o.onMachine(++done, n);
+      },
+    });
+    const v = { fleet, diagnostics: finishValidation(fleet, results), slices: tasks, sliceThread: [...pool.threadOf] };
+    if (!o.keepPool) await pool.close();
+    return { ...v, ...(o.keepPool && { pool }) };
+  } catch (err) {
+    await pool?.close();
+    throw err;
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0; // loading reports it
+  }
+}
+
+export interface PlanOptions {
+  readonly json: boolean;
+  readonly state: string;
+  /** Each slice's output, in inventory order. */
+  readonly onChunk: (chunk: PlanChunk) => void;
+}
+
+/**
+ * Render-only plan of `selected` (in inventory order) on the pool of a
+ * validation; `onChunk` gets the printed text slice by slice, in order.
+ */
+export async function planThreaded(v: ThreadedValidation & { pool: WorkerPool<FleetTask> }, selected: readonly PreparedMachine[], o: PlanOptions): Promise<void> {
+  const position = new Map(v.fleet.machines.map((m, i) => [m, i]));
+  const tasks: PlanTask[] = [];
+  const prefer: number[] = [];
+  let s = 0;
+  const positions = selected.map((m) => position.get(m)!);
+  v.slices.forEach((slice, k) => {
+    const machines: number[] = [];
+    while (s < positions.length && positions[s]! < slice.end) machines.push(positions[s++]!);
+    if (!machines.length) return;
+    tasks.push({ kind: 'plan', machines, json: o.json, state: o.state });
+    prefer.push(v.sliceThread[k]!);
+  });
+  await v.pool.run<PlanChunk>({
+    tasks,
+    local: async (t) => (await runTask(v.fleet, t)) as PlanChunk,
+    deliver: (chunk) => o.onChunk(chunk),
+    // about a megabyte of text per slice: a few slices ahead keep every thread busy
+    window: v.pool.threads * 3,
+    prefer: (i) => prefer[i],
+    workersOnly: workersOnly(),
+  });
+}
