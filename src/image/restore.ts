@@ -199,9 +199,10 @@ async function removeStaleTemps(dests: readonly string[]): Promise<void> {
   }
 }
 
-async function finishFile(tmp: string, dest: string, grown: GrowResult | undefined): Promise<Omit<RestoreResult, 'mode' | 'durationMs'>> {
+/** `size`: the clone's virtual size when known without asking qemu-img (an overlay not resized: the base's). */
+async function finishFile(tmp: string, dest: string, grown: GrowResult | undefined, size?: number): Promise<Omit<RestoreResult, 'mode' | 'durationMs'>> {
   await fs.rename(tmp, dest);
-  return { path: dest, format: 'qcow2', virtualSize: await virtualSize(dest, 'qcow2'), ...(grown && { grown }) };
+  return { path: dest, format: 'qcow2', virtualSize: size ?? await virtualSize(dest, 'qcow2'), ...(grown && { grown }) };
 }
 
 export interface RestoreBatchOptions extends Omit<RestoreOptions, 'to' | 'mode' | 'yes' | 'onProgress'> {
@@ -252,11 +253,13 @@ export async function restoreBatch(options: RestoreBatchOptions): Promise<Array<
     ? await growDrives(built.map((x) => ({ path: x.t, format: 'qcow2', name: options.to[x.i]! })), options.session)
     : built.map(() => undefined);
   const results: Array<RestoreResult | Error> = tmps.map((t) => (t instanceof Error ? t : new GhostprepError('not restored')));
+  // one qemu-img info for the batch instead of one per clone
+  const sameSize = options.mode === 'overlay' && !options.size && built.length ? await virtualSize(base, baseFormat) : undefined;
   for (const [k, { i, t }] of built.entries()) {
     const g = grown[k];
     try {
       if (g instanceof Error) throw g;
-      const r = await finishFile(t, path.resolve(options.to[i]!), g);
+      const r = await finishFile(t, path.resolve(options.to[i]!), g, sameSize);
       results[i] = { ...r, mode: options.mode, ...(baseSha256 && { baseSha256 }), durationMs: Date.now() - started };
     } catch (err) {
       await fs.rm(t, { force: true });
