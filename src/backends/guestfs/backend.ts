@@ -215,15 +215,17 @@ class BatchRun {
     } catch (err) {
       return this.launchFailed(batch, asError(err));
     }
+    let flushed = true;
     try {
       const layout = new ApplianceLayout(session);
       for (let i = 0; i < batch.length; i++) {
         // The appliance died (timeout, crash): a fresh one for the rest.
         if (!session.alive) return await this.batch(batch.slice(i));
-        await this.visitOne(session, layout, i, batch[i]!);
+        flushed = (await this.visitOne(session, layout, i, batch[i]!)) && flushed;
       }
     } finally {
-      await session.close();
+      // Every guest was unmounted after its visit (its writes are in the image): no autosync needed.
+      await session.close(undefined, { flushed });
     }
   }
 
@@ -239,7 +241,8 @@ class BatchRun {
     await this.batch(batch.slice(half));
   }
 
-  private async visitOne(session: GuestfsSession, layout: ApplianceLayout, index: number, p: Prepared): Promise<void> {
+  /** Visit one drive; false when its filesystems could not be unmounted afterwards (its writes may not be in the image yet). */
+  private async visitOne(session: GuestfsSession, layout: ApplianceLayout, index: number, p: Prepared): Promise<boolean> {
     const image = p.target.path;
     let guest: GuestfsImageGuest;
     try {
@@ -247,15 +250,18 @@ class BatchRun {
       for (const n of os.notes) this.backend.verbose?.(`${image}: ${n}`);
       guest = new GuestfsImageGuest(session, image, this.open.readonly, os);
     } catch (err) {
-      return this.visitSafely(p.target, asError(err));
+      await this.visitSafely(p.target, asError(err));
+      return true; // inspection only read (or failed to mount); the next drive's umount-all covers it
     }
     await this.visitSafely(p.target, guest);
-    if (!session.alive) return;
+    if (!session.alive) return true;
     try {
       // Unmounting flushes the guest's writes to the image.
       await session.command('umount-all');
+      return true;
     } catch (err) {
       this.visitorErrors.push(new GuestError(`${image}: unmounting after changes failed (changes may be lost): ${errorMessage(err)}`, image, { cause: err }));
+      return false;
     }
   }
 

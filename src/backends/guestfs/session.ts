@@ -387,9 +387,16 @@ export class GuestfsSession {
    * Clean shutdown: `exit` closes the handle, which syncs and shuts the
    * appliance down. Kills the process group if that does not finish in time.
    */
-  async close(timeoutMs = 60_000): Promise<void> {
+  /**
+   * End the session. `flushed`: the caller unmounted every filesystem it wrote
+   * to (which writes it through to the image), so guestfs's autosync at exit
+   * (umount-all, then `sync`, which flushes every drive of the appliance: 6.6 s
+   * with 20 drives under TCG, 0.05 s without) would only repeat that.
+   */
+  async close(timeoutMs = 60_000, options: { flushed?: boolean } = {}): Promise<void> {
     if (this.closedError === undefined) {
       await this.queue;
+      if (options.flushed) await this.command('umount-all').then(() => this.command('set-autosync', ['false'])).catch(() => undefined);
       this.closedError = new GuestfsError('guestfish session closed', '', '');
       this.child.stdin?.end('exit\n');
     }

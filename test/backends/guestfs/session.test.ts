@@ -46,11 +46,10 @@ describe('GuestfsSession (real guestfish)', function () {
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('round-trips many commands quickly on one appliance', async () => {
-    const t = Date.now();
+  it('round-trips many commands on one appliance', async () => {
+    // (how fast: npm run bench; a timing is no pass/fail criterion)
     for (let i = 0; i < 50; i++) expect(await session.text('echo', [`hello ${i}`])).to.equal(`hello ${i}`);
-    for (let i = 0; i < 50; i++) await session.fields('lstatns', ['/etc']);
-    expect(Date.now() - t).to.be.below(20_000);
+    for (let i = 0; i < 50; i++) expect(await session.fields('lstatns', ['/etc'])).to.have.property('st_mode');
   });
 
   it('turns a failing command into a GuestfsError and goes on', async () => {
