@@ -138,7 +138,10 @@ export class WorkerPool<T> {
       results.set(i, result as R);
     };
     try {
-      while (delivered < n) {
+      for (;;) {
+        // results that came in (during our own task, or while we waited) may open the window
+        flush();
+        if (delivered >= n) break;
         if (this.failure) throw this.failure;
         for (const s of this.slots) {
           while (s.ready && s.outstanding < PREFETCH) {
@@ -156,15 +159,13 @@ export class WorkerPool<T> {
         if (mine >= 0) {
           started[mine] = true;
           results.set(mine, await o.local(o.tasks[mine]!));
-          flush();
           // let the workers' messages in between two tasks of our own
           await new Promise<void>((resolve) => setImmediate(resolve));
-        } else {
-          const next = this.event();
-          flush();
-          if (delivered < n && !this.failure) await next;
-          flush();
+          continue;
         }
+        // Nothing to start here: a worker holds the next task to deliver (or is still starting).
+        // Everything since flush() ran synchronously, so no message was missed.
+        await this.event();
       }
     } finally {
       this.onResult = undefined;

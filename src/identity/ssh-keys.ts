@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { HostKeyType } from '../profile/types.js';
 import { MissingToolError } from '../util/errors.js';
 import type { StateDir } from './state.js';
@@ -26,6 +25,8 @@ export async function generateHostKey(type: HostKeyType, comment: string): Promi
     const args = ['-q', '-t', type, '-N', '', '-C', comment, '-f', file];
     if (BITS[type]) args.push('-b', BITS[type]!);
     try {
+      // execa is loaded here, not at the top: validate and plan import this module but generate no key
+      const { execa } = await import('execa');
       await execa('ssh-keygen', args, { stdin: 'ignore' });
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') throw new MissingToolError('ssh-keygen', 'install OpenSSH: apt-get install openssh-client (Debian/Ubuntu) or dnf install openssh');

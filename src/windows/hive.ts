@@ -13,7 +13,6 @@
  * byte for byte (hex:TYPE:BYTES); values we set go the same way, which also
  * keeps newlines or odd characters out of the script.
  */
-import { execa } from 'execa';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -175,6 +174,8 @@ export async function applyRegistryChange(guest: Guest, c: RegistryChange): Prom
     const script = path.join(dir, 'edit.hivexsh');
     await fs.writeFile(file, bytes, { mode: 0o600 });
     await fs.writeFile(script, hivexshScript(hive, edits), { mode: 0o600 });
+    // execa is loaded here, not at the top: validate and plan reach this module but never run hivexsh
+    const { execa } = await import('execa');
     const r = await execa(hivexsh, ['-w', '-f', script, file], { reject: false, stdin: 'ignore' });
     if (r.exitCode !== 0 || /error|fail/i.test(r.stderr)) throw new GuestError(`${c.path}: hivexsh failed: ${r.stderr.trim() || `exit code ${r.exitCode}`}`, c.path);
     const edited = await fs.readFile(file);

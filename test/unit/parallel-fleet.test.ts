@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { makeInventory } from '../../bench/make-inventory.js';
 import { LUKS_KEY_ENV } from '../../src/backends/guestfs/luks.js';
 import { WorkerPool } from '../../src/fleet/parallel-pool.js';
-import { threadCount, validateThreaded } from '../../src/fleet/parallel.js';
+import { defaultThreads, idleCores, threadCount, validateThreaded } from '../../src/fleet/parallel.js';
 import { validateFleet } from '../../src/fleet/validate.js';
 import { GhostprepError } from '../../src/util/errors.js';
 import { REPO } from '../helpers/rootfs.js';
@@ -68,26 +68,26 @@ describe('validate and plan on worker threads', function () {
   }));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const same = (args: string[], expectStatus?: number): Run => {
+  /** One thread, then two workers alone; `mixed`: also the default split between the main thread and a worker. */
+  const same = (args: string[], expectStatus?: number, mixed = false): Run => {
     const one = cli([...args, '--threads', '1']);
     const many = cli([...args, '--threads', '3'], { GHOSTPREP_WORKERS_ONLY: '1' });
-    const env = cli(args, { GHOSTPREP_THREADS: '2' });
     expect(many, args.join(' ')).to.deep.equal(one);
-    expect(env, `GHOSTPREP_THREADS=2 ${args.join(' ')}`).to.deep.equal(one);
+    if (mixed) expect(cli(args, { GHOSTPREP_THREADS: '2' }), `GHOSTPREP_THREADS=2 ${args.join(' ')}`).to.deep.equal(one);
     if (expectStatus !== undefined) expect(one.status, one.stderr).to.equal(expectStatus);
     return one;
   };
 
   for (const format of ['text', 'json', 'github']) {
     it(`validate --format ${format}: the same on one thread and on three`, () => {
-      same(['validate', '-p', PROFILES, '-i', clean, '--format', format], 0);
-      const bad = same(['validate', '-p', PROFILES, '-i', broken, '--format', format], 1);
+      same(['validate', '-p', PROFILES, '-i', clean, '--format', format], 0, format === 'text');
+      const bad = same(['validate', '-p', PROFILES, '-i', broken, '--format', format], 1, format === 'text');
       expect(bad.stdout + bad.stderr).to.match(/duplicate machine name/).and.match(/zz:00/).and.match(/nosuch/).and.match(/duplicate IP address/).and.match(/duplicate MAC address/).and.match(/duplicate hostname/);
     });
   }
 
   it('plan (text and --json, --detailed-exitcode): the same, machine by machine in inventory order', () => {
-    const text = same(['plan', '-p', PROFILES, '-i', clean], 0);
+    const text = same(['plan', '-p', PROFILES, '-i', clean], 0, true);
     expect(text.stdout.match(/^=== \S+/gm)!.map((l) => l.slice(4))).to.deep.equal(Array.from({ length: N }, (_, i) => name(i)));
     const json = same(['--json', 'plan', '-p', PROFILES, '-i', clean, '--detailed-exitcode'], 2);
     expect((JSON.parse(json.stdout) as { machines: Array<{ name: string }> }).machines.map((m) => m.name)).to.deep.equal(Array.from({ length: N }, (_, i) => name(i)));
@@ -102,7 +102,7 @@ describe('validate and plan on worker threads', function () {
 
   it('plan of an invalid inventory: the same diagnostics, nothing planned', () => {
     for (const g of [[], ['--json']]) {
-      const r = same([...g, 'plan', '-p', PROFILES, '-i', broken], 1);
+      const r = same([...g, 'plan', '-p', PROFILES, '-i', broken], 1, g.length === 0);
       expect(r.stdout).to.not.match(/^=== /m);
     }
   });
@@ -157,6 +157,26 @@ parentPort.on('message', ({ id, task }) => setTimeout(() => parentPort.postMessa
     expect(got).to.deep.equal(tasks.map((t) => t * 10));
   });
 
+  it('never waits for a worker that has nothing to do (small windows, tasks preferring either thread)', async function () {
+    this.timeout(60_000);
+    // a worker that answers at once while the main thread is slow: its results open the window
+    // while the main thread works, and the next task must still be started (this once hung)
+    const pool = new WorkerPool<number>(script('fast.mjs', `parentPort.postMessage({ type: 'ready', info: 1 });
+parentPort.on('message', ({ id, task }) => parentPort.postMessage({ type: 'result', id, result: task * 10 }));`), 1, null);
+    const slow = async (t: number): Promise<number> => { await new Promise((r) => setTimeout(r, 2)); return t * 10; };
+    try {
+      for (const window of [1, 2, 3, 6]) {
+        for (const prefer of [(i: number) => i % 2, (i: number) => (i < 10 ? 0 : 1), () => 1, () => 0]) {
+          const got: number[] = [];
+          await pool.run({ tasks, local: slow, deliver: (r) => got.push(r), window, prefer });
+          expect(got, `window ${window}`).to.deep.equal(tasks.map((t) => t * 10));
+        }
+      }
+    } finally {
+      await pool.close();
+    }
+  });
+
   for (const [what, body, message] of [
     ['throws', `parentPort.postMessage({ type: 'ready', info: 1 }); parentPort.on('message', () => { throw new Error('boom'); });`, /worker thread 1 failed: boom/],
     ['exits', `parentPort.postMessage({ type: 'ready', info: 1 }); parentPort.on('message', () => process.exit(3));`, /worker thread 1 exited \(code 3\)/],
@@ -181,11 +201,13 @@ parentPort.on('message', ({ id, task }) => setTimeout(() => parentPort.postMessa
     });
   }
 
-  it('--threads and $GHOSTPREP_THREADS: positive integers; one per core up to 4 by default', () => {
+  it('--threads and $GHOSTPREP_THREADS: positive integers; one per idle core up to 4 by default', () => {
     const saved = process.env.GHOSTPREP_THREADS;
     try {
       delete process.env.GHOSTPREP_THREADS;
-      expect(threadCount()).to.equal(Math.min(os.availableParallelism(), 4));
+      expect(threadCount()).to.equal(undefined);
+      expect(defaultThreads()).to.be.within(1, Math.min(os.availableParallelism(), 4));
+      expect(idleCores()).to.be.within(0, os.availableParallelism());
       expect(threadCount('3')).to.equal(3);
       process.env.GHOSTPREP_THREADS = '1';
       expect(threadCount()).to.equal(1);

@@ -106,7 +106,7 @@ async function plan(o: PlanCliOptions, g: GlobalOptions): Promise<number> {
   };
   try {
     const threads = threadCount(o.threads);
-    if (o.target === undefined && threads > 1) await planRenderOnly(opts, threads, json, printer);
+    if (o.target === undefined && threads !== 1) await planRenderOnly(opts, threads, json, printer);
     else await (await import('../../fleet/run.js')).runFleet(opts);
   } finally {
     progress?.stop();
@@ -118,7 +118,7 @@ async function plan(o: PlanCliOptions, g: GlobalOptions): Promise<number> {
  * Plan without --target on several threads: validate as `openFleet` would, then
  * plan on the workers if there are any (a big fleet), else here, machine by machine.
  */
-async function planRenderOnly(opts: RunOptions, threads: number, json: boolean, printer: PlanPrinter): Promise<void> {
+async function planRenderOnly(opts: RunOptions, threads: number | undefined, json: boolean, printer: PlanPrinter): Promise<void> {
   const { runMachines, selectMachines } = await import('../../fleet/run.js');
   const { planThreaded, validateThreaded } = await import('../../fleet/parallel.js');
   const { StateDir } = await import('../../identity/state.js');
