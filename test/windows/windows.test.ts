@@ -146,7 +146,8 @@ describe('windows: regf hives, computer names, unattend (no appliance)', () => {
 });
 
 describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestfs)', function () {
-  // Six appliance launches in all: deploy, plan, apply, audit, one read-back and one plan of the four clones.
+  // Seven appliance launches in all: deploy, plan, capture, apply, audit, one read-back and one plan of the four clones
+  // (--jobs 1 where several images are opened: the default, one appliance per core, launches two for nothing asserted here).
   this.timeout(1_200_000);
   const work = tempDir('ghostprep-win-e2e-');
   const out = path.join(work, 'clones');
@@ -214,7 +215,7 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
   });
 
   it('audit lists the three clones with their computer names as unique', () => {
-    const r = ghostprep(['audit', '--target', path.join(out, '*.qcow2'), '--json']);
+    const r = ghostprep(['audit', '--target', path.join(out, '*.qcow2'), '--json', '--jobs', '1']);
     expect(r.status, r.stderr).to.equal(0);
     const report = JSON.parse(r.stdout) as { unique: boolean; duplicates: unknown[]; identities: Array<{ target: string; identity: { windows: { computerName: string; generalized: boolean } } }> };
     expect(report.unique).to.equal(true);
@@ -228,7 +229,7 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
     const host = path.join(work, 'hives');
     mkdirSync(host, { recursive: true });
     const targets = [...MACHINES.map((m) => ({ kind: 'image' as const, path: path.join(out, `${m}.qcow2`), machine: m })), { kind: 'image' as const, path: solo, machine: 'solo' }];
-    await new GuestfsBackend().forEachGuest(targets, { readonly: true }, async (t, g) => {
+    await new GuestfsBackend().forEachGuest(targets, { readonly: true, jobs: 1 }, async (t, g) => {
       if (g instanceof Error) throw g;
       const sys = path.join(host, `${t.machine}-SYSTEM`);
       const sw = path.join(host, `${t.machine}-SOFTWARE`);
@@ -277,7 +278,7 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
     const all = path.join(work, 'all.yaml');
     writeFileSync(all, INVENTORY.replace(/ip: (10\.3\.0\.\d+\/24)\}/g, (_m, ip: string) => `ip: ${ip}, target: ${path.join(out, `win0${Number(ip.split('.')[3]!.split('/')[0]) - 10}.qcow2`)}}`)
       + `  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24, target: ${solo}}\n`);
-    const plan = ghostprep(['plan', '-p', prof, '-i', all, '--state', path.join(work, 'state'), '--detailed-exitcode']);
+    const plan = ghostprep(['plan', '-p', prof, '-i', all, '--state', path.join(work, 'state'), '--jobs', '1', '--detailed-exitcode']);
     expect(plan.status, plan.stdout + plan.stderr).to.equal(0);
   });
 });
