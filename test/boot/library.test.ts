@@ -101,7 +101,7 @@ describe('boot: the ghost-imaging loop on the real Debian master (seal, capture,
       writeFileSync(path.join(inputs, 'inventory.yaml'), INVENTORY);
       const runReport = path.join(scratch, 'deploy-report.json');
       await ghostprep(['deploy', '-p', path.join(inputs, 'boot.yaml'), '-i', path.join(inputs, 'inventory.yaml'), '--base', 'library:debian12', '--library', library(),
-        '--out', path.join(scratch, 'clones'), '--state', path.join(scratch, 'state'), '--report', runReport]);
+        '--out', path.join(scratch, 'clones'), '--jobs', '1', '--state', path.join(scratch, 'state'), '--report', runReport]); // one appliance for the three
       identities = readReport(runReport);
       report = await bootAndReport(path.join(scratch, 'clones', `${BOOTED.name}.qcow2`), {
         kernel: base.kernel, initrd: base.initrd, mac: BOOTED.mac, timeoutMs: BOOT_TIMEOUT_MS, consoleLog: path.join(scratch, `${BOOTED.name}.console.log`),
