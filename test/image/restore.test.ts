@@ -67,7 +67,7 @@ describe('restore (real qemu-img and guestfish)', function () {
   it('never writes the base: its sha256 is unchanged after writes to the clones', async () => {
     await new GuestfsBackend().forEachGuest(
       ['ov.qcow2', 'cp.qcow2'].map((n) => ({ kind: 'image' as const, path: path.join(dir, n) })),
-      { readonly: false },
+      { readonly: false, jobs: 1 }, // both in one appliance (the default, one per core, launches two)
       async (_t, g) => {
         if (g instanceof Error) throw g;
         await g.writeFile('/etc/machine-id', Buffer.from('f'.repeat(32) + '\n'), { mode: 0o444, uid: 0, gid: 0 });
@@ -97,7 +97,9 @@ describe('restore (real qemu-img and guestfish)', function () {
     // qemu-img resize + growDrive is what restore --size does, minus one appliance per image.
     const xfs = await restore({ base: await testImage('xfs'), to: path.join(dir, 'big-xfs.qcow2'), mode: 'copy' });
     await execa('qemu-img', ['resize', '-q', '-f', 'qcow2', xfs.path, '1G']);
-    const lvm = await restore({ base: await testImage('lvm'), to: path.join(dir, 'big-lvm.qcow2'), mode: 'overlay', size: '1G' });
+    // the size given to the overlay (qemu-img create … 1G), grown below: restore's `size` would grow it in an appliance of its own first
+    const lvm = await restore({ base: await testImage('lvm'), to: path.join(dir, 'big-lvm.qcow2'), mode: 'overlay' });
+    await execa('qemu-img', ['resize', '-q', '-f', 'qcow2', lvm.path, '1G']);
     const drives = [path.join(dir, 'big-ext4.qcow2'), xfs.path, lvm.path].map((p, i) => ({ path: p, format: 'qcow2', readonly: i === 0 }));
     const s = await GuestfsSession.open({ drives });
     try {
