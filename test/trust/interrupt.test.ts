@@ -1,5 +1,5 @@
 /**
- * kill -9 at random points of a 10-clone deploy, then the same deploy again:
+ * kill -9 at random points of a 20-clone deploy, then the same deploy again:
  * every clone ends correct (the resumed run verifies each by reading back)
  * and unique (audit), none half-written (no temp file left in a guest; the
  * clone in progress at the kill is redone), the base image's checksum never
@@ -23,13 +23,11 @@ import { addStateSecrets, gp, recordFile, show, type RunResult } from '../helper
 import { writeInputs } from './profile.js';
 
 /**
- * Clones per round. 10 leave room for every kill point (after 1-6 clones,
- * 4+ still to do: the one cut short and those a relaunched appliance takes);
- * each clone costs ~1.4 s of appliance launch per run it is attached to plus
- * its customization, three rounds of two runs and the audit (20 took 16 min
- * of the CI run, the longest group).
+ * Clones per round: issue 8 asks for a 20-clone deploy. Kill points after 1-16
+ * clones leave 4+ still to do (the one cut short and those a relaunched
+ * appliance takes).
  */
-const N = 10;
+const N = 20;
 const SEED = process.env.TRUST_SEED ? Number(process.env.TRUST_SEED) : Date.now() % 2 ** 31;
 
 function mulberry32(seed: number): () => number {
