@@ -95,7 +95,7 @@ export async function readPartitionTable(read: Reader): Promise<PartitionTable> 
   if (!mbr) return { entries: [], exact: true };
   // A boot sector of a whole-disk FAT/NTFS filesystem also ends in 55 AA; the kernel
   // rejects it as a table when a boot flag is neither 0 nor 0x80: leave it to the appliance.
-  if ([0, 1, 2, 3].some((i) => (head[446 + 16 * i]! & 0x7f) !== 0)) return { entries: [], exact: false };
+  if (slots.some((s) => (s.boot & 0x7f) !== 0)) return { entries: [], exact: false };
   const entries: PartitionEntry[] = [];
   let exact = true;
   for (const [i, s] of slots.entries()) {
@@ -109,13 +109,8 @@ export async function readPartitionTable(read: Reader): Promise<PartitionTable> 
   return { entries, exact };
 }
 
-/** Byte offsets of every partition (primary, logical, GPT); [0] is the whole disk. */
-export async function partitionOffsets(read: Reader): Promise<number[]> {
-  return [0, ...(await readPartitionTable(read)).entries.map((e) => e.offset)];
-}
-
-function mbrSlot(b: Buffer, at: number): { type: number; start: number; size: number } {
-  return { type: b[at + 4]!, start: b.readUInt32LE(at + 8), size: b.readUInt32LE(at + 12) };
+function mbrSlot(b: Buffer, at: number): { boot: number; type: number; start: number; size: number } {
+  return { boot: b[at]!, type: b[at + 4]!, start: b.readUInt32LE(at + 8), size: b.readUInt32LE(at + 12) };
 }
 
 function gptEntries(head: Buffer): PartitionTable {
