@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
+import { LUKS_KEY_ENV } from '../backends/guestfs/defaults.js';
 import { collect, handleError, type GlobalOptions } from './common.js';
 
 /**
@@ -31,8 +32,6 @@ const COMMANDS: ReadonlyArray<readonly [readonly string[], () => Promise<Command
   [['operations'], () => import('./commands/operations.js')],
 ];
 
-/** Environment variable of --luks-key-file; the same as backends/guestfs/luks.ts LUKS_KEY_ENV (not imported here: it loads execa; test/unit/parallel-fleet.test.ts compares them). */
-const LUKS_KEY_ENV = 'GHOSTPREP_LUKS_KEY_FILE';
 
 /**
  * The command named on the command line, when everything before it is a global

@@ -1,6 +1,10 @@
+/** Environment variable that carries --luks-key-file's files to the guestfs backend (luks.ts). */
+export const LUKS_KEY_ENV = 'GHOSTPREP_LUKS_KEY_FILE';
+
 /**
- * Upper bound of drives per appliance (a module of its own so that the CLI's
- * help can name it without loading the guestfs backend).
+ * Upper bound of drives per appliance (in this module of its own, like
+ * LUKS_KEY_ENV, so that the CLI can name it without loading the guestfs
+ * backend and execa).
  *
  * A TCG launch costs ~22 s plus ~1.4 s of CPU per drive (measured 2026-11-29:
  * 24 s / 50 s / 114 s of CPU with 1 / 20 / 50 drives, qemu RSS 0.50 / 0.81 /

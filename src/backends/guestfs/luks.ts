@@ -12,9 +12,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { GhostprepError, GuestError } from '../../util/errors.js';
 import { driveDevice, GuestfsError, type GuestfsSession } from './session.js';
+import { LUKS_KEY_ENV } from './defaults.js';
 
 /** Where the CLI's `--luks-key-file` (and users' scripts) put key file paths: a `:`-separated list. */
-export const LUKS_KEY_ENV = 'GHOSTPREP_LUKS_KEY_FILE';
+export { LUKS_KEY_ENV };
 
 export function luksKeyFilesFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
   return (env[LUKS_KEY_ENV] ?? '').split(path.delimiter).filter(Boolean);
