@@ -3,7 +3,15 @@
  * diagnostics. Messages are rewritten for people: "unknown key "hostnme"
  * (did you mean "hostname"?)" rather than ajv's "must NOT have additional
  * properties".
+ *
+ * The validators normally come precompiled: `npm run build` runs
+ * scripts/compile-schemas.mjs, which writes ajv's standalone code for every
+ * schema, with the sha256 of each schema file, to validators.precompiled.mjs
+ * beside this file. A schema whose file no longer has that hash (edited, not
+ * rebuilt), or every schema when that module is absent (a bare tsc), is
+ * compiled by ajv here at run time as before; only then is ajv loaded.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,15 +24,38 @@ import { placeIn, type SourceFile } from '../profile/source.js';
 // ajv and ajv-formats are CommonJS modules whose ESM interop types disagree with NodeNext: load them with require.
 const require = createRequire(import.meta.url);
 type Ajv = Ajv2020Type.default;
-const Ajv2020 = (require('ajv/dist/2020.js') as { default: new (o: object) => Ajv }).default;
-const addFormats = (require('ajv-formats') as { default: (a: Ajv) => void }).default;
 
 export const SCHEMA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../schemas');
 
 export type SchemaName = 'profile' | 'inventory' | 'report' | 'network-v2';
 
+/** What scripts/compile-schemas.mjs generates. */
+interface Precompiled {
+  validators: Partial<Record<SchemaName, ValidateFunction>>;
+  sha256: Partial<Record<SchemaName, string>>;
+}
+
+// Optional (absent after a bare tsc), hence no static import. Only its own absence is tolerated:
+// anything else wrong with it (a broken build) is an error.
+const PRECOMPILED = './validators.precompiled.mjs';
+const precompiledModule: Precompiled | undefined = await import(PRECOMPILED).catch((err: NodeJS.ErrnoException) => {
+  if (err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes(PRECOMPILED.slice(2))) return undefined;
+  throw err;
+}) as Precompiled | undefined;
+let precompiled = precompiledModule;
+
 let ajv: Ajv | undefined;
 const compiled = new Map<SchemaName, ValidateFunction>();
+
+/**
+ * Test hook (test/unit/schema-precompiled.test.ts), not for other callers: validator() uses `mod`
+ * as the precompiled module (null: none, everything compiled at run time; no argument: the built
+ * one again) and forgets the validators it has handed out so far.
+ */
+export function usePrecompiledForTests(mod: Precompiled | null = precompiledModule ?? null): void {
+  precompiled = mod ?? undefined;
+  compiled.clear();
+}
 
 function schemaId(name: SchemaName): string {
   return `https://ghostprep.dev/schemas/${name}.schema.json`;
@@ -32,6 +63,9 @@ function schemaId(name: SchemaName): string {
 
 function instance(): Ajv {
   if (ajv) return ajv;
+  const Ajv2020 = (require('ajv/dist/2020.js') as { default: new (o: object) => Ajv }).default;
+  const addFormats = (require('ajv-formats') as { default: (a: Ajv) => void }).default;
+  // scripts/compile-schemas.mjs compiles with the same options: keep them in step
   ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
   addFormats(ajv);
   for (const name of ['profile', 'inventory', 'report', 'network-v2'] as const) {
@@ -44,12 +78,29 @@ function instance(): Ajv {
   return ajv;
 }
 
+/** The precompiled validator of `name` when it was compiled from the schema file as it is now. */
+function precompiledValidator(name: SchemaName): ValidateFunction | undefined {
+  const fn = precompiled?.validators[name];
+  const want = precompiled?.sha256[name];
+  if (!fn || !want) return undefined;
+  let text: Buffer;
+  try {
+    text = readFileSync(path.join(SCHEMA_DIR, `${name}.schema.json`));
+  } catch {
+    return undefined; // the run-time path reports a missing schema
+  }
+  return createHash('sha256').update(text).digest('hex') === want ? fn : undefined;
+}
+
 export function validator(name: SchemaName): ValidateFunction {
   let fn = compiled.get(name);
   if (!fn) {
-    const v = instance().getSchema(schemaId(name));
-    if (!v) throw new Error(`schema ${name} is not installed (${SCHEMA_DIR})`);
-    fn = v as ValidateFunction;
+    fn = precompiledValidator(name);
+    if (!fn) {
+      const v = instance().getSchema(schemaId(name));
+      if (!v) throw new Error(`schema ${name} is not installed (${SCHEMA_DIR})`);
+      fn = v as ValidateFunction;
+    }
     compiled.set(name, fn);
   }
   return fn;
