@@ -27,8 +27,8 @@ if (!existsSync('node_modules/.package-lock.json')) {
 }
 const built = 'dist/src/cli/main.js';
 if (!existsSync(built) || statSync(built).mtimeMs < Math.max(newest('src'), newest('test'))) {
-  say('building (tsc)');
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+  say('building (tsc + precompiled schemas)');
+  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
 }
 if (spawnSync('ssh-keygen', ['-?'], { stdio: 'ignore' }).error) {
   console.error('ssh-keygen is missing: install openssh-client (apt-get install openssh-client)');

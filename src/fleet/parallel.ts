@@ -121,6 +121,8 @@ export async function validateThreaded(profiles: readonly string[], inventory: s
     new URL('./parallel-worker.js', import.meta.url), workers, { profiles, inventory } satisfies WorkerData,
     // messages are read only once this thread has loaded the fleet: `names` is set by then
     (info) => (info === names ? undefined : 'a worker thread read other machines from the inventory: was it changed while ghostprep ran?'));
+  // a plan follows on the same threads (keepPool): it renders each machine again
+  const keepRenders = o.keepPool === true;
   let wanted = o.threads;
   const cap = (): number => (wanted ??= defaultThreads());
   const bytes = inventory && o.threads !== 1 ? fileSize(inventory) : 0;
@@ -136,15 +138,15 @@ export async function validateThreaded(profiles: readonly string[], inventory: s
     if (threads <= 1) {
       await pool?.close();
       pool = undefined;
-      const slice = checkSlice(fleet.machines, 0, n, o.onMachine && (() => o.onMachine!(++done, n)));
-      return { fleet, diagnostics: finishValidation(fleet, [slice]), slices: [{ kind: 'validate', start: 0, end: n }], sliceThread: [0] };
+      const slice = checkSlice(fleet.machines, 0, n, o.onMachine && (() => o.onMachine!(++done, n)), keepRenders);
+      return { fleet, diagnostics: finishValidation(fleet, [slice]), slices: [{ kind: 'validate', start: 0, end: n, keepRenders }], sliceThread: [0] };
     }
     names = fleet.machines.map((m) => m.name).join('\n');
     pool ??= startPool(threads - 1);
     // small slices balance threads that start late or are slowed by other load; big ones cost fewer messages
     const size = Math.max(10, Math.min(250, Math.ceil(n / (threads * 8))));
     const tasks: ValidateTask[] = [];
-    for (let start = 0; start < n; start += size) tasks.push({ kind: 'validate', start, end: Math.min(n, start + size) });
+    for (let start = 0; start < n; start += size) tasks.push({ kind: 'validate', start, end: Math.min(n, start + size), keepRenders });
     const results: SliceResult[] = [];
     await pool.run<SliceResult>({
       tasks,

@@ -55,12 +55,15 @@ export function loadFleet(profiles: readonly string[], inventory: string | undef
   return { config, machines, diagnostics };
 }
 
-/** Render and check machines [start, end) of the fleet. */
-export function checkSlice(machines: readonly PreparedMachine[], start: number, end: number, onMachine?: () => void): SliceResult {
+/**
+ * Render and check machines [start, end) of the fleet. `keepRenders`: a plan or
+ * apply follows in this thread and renders the machines again (see renderMachine).
+ */
+export function checkSlice(machines: readonly PreparedMachine[], start: number, end: number, onMachine?: () => void, keepRenders = true): SliceResult {
   const diagnostics: Diagnostic[] = [];
   const facts: UniquenessFacts[] = [];
   for (let i = start; i < end; i++) {
-    const r = renderMachine(machines[i]!);
+    const r = renderMachine(machines[i]!, undefined, undefined, keepRenders);
     // a value whose template failed is still its raw text: checking it would only repeat the error
     if (r.diagnostics.length) diagnostics.push(...r.diagnostics);
     else {

@@ -3,6 +3,7 @@
  * something, and a unified diff of each for people. Secret contents are
  * never shown (only that they change, and their size).
  */
+import { isUtf8 } from 'node:buffer';
 import { createTwoFilesPatch } from 'diff';
 import type { FileStat, GuestReader } from '../backends/backend.js';
 import { sha256 } from '../identity/state.js';
@@ -81,7 +82,7 @@ function attrChange(c: FileChange, st: FileStat, mode: number, uid: number, gid:
 }
 
 function isText(b: Buffer): boolean {
-  return b.length <= TEXT_LIMIT && !b.includes(0) && Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+  return b.length <= TEXT_LIMIT && !b.includes(0) && isUtf8(b);
 }
 
 /** One unified diff per change, git-style headers, secrets masked. */
