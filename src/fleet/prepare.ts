@@ -11,7 +11,7 @@ import { mergeInto, originOf, type Traced } from '../profile/merge.js';
 import { placeIn, type SourceFile } from '../profile/source.js';
 import type { MachineEntry, Profile } from '../profile/types.js';
 import type { Diagnostic } from '../report/diagnostics.js';
-import { baseMachineData, distroData, renderTree, UNKNOWN_DISTRO, type RenderProblem, type TemplateContext } from '../template/context.js';
+import { distroData, machineData, renderTree, UNKNOWN_DISTRO, type RenderProblem, type TemplateContext } from '../template/context.js';
 import { independentOfIdentity } from '../template/render.js';
 
 export interface PreparedMachine {
@@ -126,7 +126,7 @@ const sameDistro = (a: TemplateContext['distro'], b: TemplateContext['distro']):
 
 function plainContext(m: PreparedMachine, site: Record<string, unknown>, hostname: string, fqdn: string, identity: MachineIdentityData, distro: TemplateContext['distro']): TemplateContext {
   return {
-    machine: { ...baseMachineData(m.entry), name: m.name, hostname, fqdn, machineId: identity.machineId, sshHostKeys: identity.sshHostKeys },
+    machine: machineData(m.entry, { name: m.name, hostname, fqdn, machineId: identity.machineId, sshHostKeys: identity.sshHostKeys }),
     site,
     profile: { name: m.profileName },
     distro,

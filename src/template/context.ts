@@ -89,7 +89,20 @@ function copyTree(value: unknown): unknown {
   return value;
 }
 
-export function baseMachineData(entry: MachineEntry): Record<string, unknown> {
-  const { vars: _v, network: _n, ...rest } = entry;
-  return { ...rest };
+/**
+ * `machine` of the template data: the inventory entry without vars and network,
+ * then name, hostname, fqdn, machineId and sshHostKeys (set in that order, over
+ * the entry's keys of those names). Built key by key: `{ ...entry, name, … }`
+ * gave every machine's object a map of its own in V8 (properties added after a
+ * spread), 6.5 µs per object, a tenth of rendering a 10,000-machine fleet.
+ */
+export function machineData(entry: MachineEntry, own: { name: string; hostname: string; fqdn: string; machineId: string; sshHostKeys: Record<string, string> }): TemplateContext['machine'] {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(entry)) if (k !== 'vars' && k !== 'network') out[k] = (entry as Record<string, unknown>)[k];
+  out.name = own.name;
+  out.hostname = own.hostname;
+  out.fqdn = own.fqdn;
+  out.machineId = own.machineId;
+  out.sshHostKeys = own.sshHostKeys;
+  return out as TemplateContext['machine'];
 }
