@@ -16,7 +16,9 @@ export type MemoryEntry =
 export type MemorySpec = string | Buffer | { symlink: string } | { dir: true; mode?: number } | { content: string | Buffer; mode?: number; uid?: number; gid?: number };
 
 const MAX_LINKS = 40;
-const DOTS = /(?:^|\/)\.\.?(?:\/|$)/;
+const DOTS_RE = /(?:^|\/)\.\.?(?:\/|$)/;
+/** Whether a path has a `.` or `..` component (an absolute path without "/." has none: the common case, no regex). */
+const hasDots = (p: string): boolean => (p[0] === '/' && !p.includes('/.') ? false : DOTS_RE.test(p));
 
 /** The non-empty components of a path, last first (a stack for MemoryGuest.resolve). */
 function components(p: string): string[] {
@@ -92,11 +94,11 @@ export class MemoryGuest implements Guest {
    * meets `b` again (a loop), and `..` climbs from where the walk really is.
    */
   resolve(p: string, follow: boolean): string {
-    if ((this.entries as Entries).links === 0) return p[0] === '/' && !DOTS.test(p) && !p.includes('//') && (p.length === 1 || !p.endsWith('/')) ? p : path.resolve('/', p);
+    if ((this.entries as Entries).links === 0) return p[0] === '/' && !hasDots(p) && !p.includes('//') && (p.length === 1 || !p.endsWith('/')) ? p : path.resolve('/', p);
     // `pending` is a stack (next component last); `at` is the walked prefix, "" for the root.
     // (A render-only plan asks ~90 paths per machine: no per-component arrays or joins.)
     // `.` and `..` of the path itself are lexical (path.resolve); in link targets they are walked
-    const pending = components(DOTS.test(p) ? path.resolve('/', p) : p);
+    const pending = components(hasDots(p) ? path.resolve('/', p) : p);
     let at = '';
     let hops = 0;
     while (pending.length) {

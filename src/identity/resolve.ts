@@ -39,7 +39,7 @@ export async function resolveIdentity(r: RenderedMachine, opts: ResolveOptions):
   const mode = r.profile.machineId ?? 'generate';
   // a machine the state dir has never seen (a plan before the first apply): nothing to read
   let seen: boolean | undefined;
-  const known = (): boolean => (seen ??= opts.state.has(name));
+  const known = (): boolean => (seen ??= opts.readOnly ? opts.state.listed(name) : opts.state.has(name));
   let machineId: string | undefined;
   let pending = false;
   if (mode === 'keep') {

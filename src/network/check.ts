@@ -14,7 +14,7 @@
  * larger MTU than its link, nor a bond member a smaller one than its bond.
  */
 import { isObj, toBool, toList } from './interpret.js';
-import { MAC_RE, contains, networkOf, parseCidr, parseIp } from './ip.js';
+import { MAC_RE, broadcastOf, contains, networkOf, parseCidr, parseIp } from './ip.js';
 import type { Address, IfaceKind } from './model.js';
 import { KIND_ORDER, SECTION_OF } from './model.js';
 
@@ -82,12 +82,6 @@ function checkAddresses(e: Entry, report: Report): void {
   });
 }
 
-function broadcastOf(addr: Address): string {
-  const base = parseIp(addr.ip)!.ip.toByteArray();
-  const n = ((base[0]! << 24) | (base[1]! << 16) | (base[2]! << 8) | base[3]!) >>> 0;
-  const b = (n | (2 ** (32 - addr.prefix) - 1)) >>> 0;
-  return [b >>> 24, (b >>> 16) & 255, (b >>> 8) & 255, b & 255].join('.');
-}
 
 interface ParsedRoute { to: Address | null; isDefault: boolean; via?: ReturnType<typeof parseIp>; onLink: boolean }
 

@@ -55,9 +55,24 @@ export function parseCidr(text: string): Address | null {
 
 /** The network address of a CIDR in canonical form (10.1.0.0/16). */
 export function networkOf(addr: Address): string {
+  const v = addr.family === 4 ? ipv4Value(addr.ip) : undefined;
+  // IPv4 in integer arithmetic: ipaddr.js parsed the text again for every address of every machine
+  if (v !== undefined) return `${dottedQuad(addr.prefix === 0 ? 0 : v - (v % 2 ** (32 - addr.prefix)))}/${addr.prefix}`;
   const net = addr.family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(addr.cidr) : ipaddr.IPv6.networkAddressFromCIDR(addr.cidr);
   const text = net instanceof ipaddr.IPv6 ? net.toRFC5952String() : net.toString();
   return `${text}/${addr.prefix}`;
+}
+
+/** The broadcast address of an IPv4 CIDR (10.1.255.255 for 10.1.2.3/16). */
+export function broadcastOf(addr: Address): string {
+  const v = ipv4Value(addr.ip)!;
+  const size = 2 ** (32 - addr.prefix);
+  return dottedQuad(v - (v % size) + size - 1);
+}
+
+/** A 32-bit value as a dotted quad. */
+export function dottedQuad(v: number): string {
+  return `${Math.floor(v / 16777216) % 256}.${Math.floor(v / 65536) % 256}.${Math.floor(v / 256) % 256}.${v % 256}`;
 }
 
 /** Whether plain address `ip` lies inside `net`. */

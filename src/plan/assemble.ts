@@ -5,13 +5,17 @@
  * override anything ghostprep would write.
  */
 import { operations, CUSTOMIZE_ORDER, type OperationContext } from '../operations/index.js';
+import type { CustomizeOperation } from '../operations/registry.js';
 import { GhostprepError } from '../util/errors.js';
 import type { FileChange } from './types.js';
 
+/** The operations in CUSTOMIZE_ORDER, looked up once (a plan assembles 10,000 machines). */
+let ordered: CustomizeOperation[] | undefined;
+
 export async function assemblePlan(ctx: OperationContext, enabled: (name: string) => boolean = () => true): Promise<FileChange[]> {
   const changes: FileChange[] = [];
-  for (const name of CUSTOMIZE_ORDER) {
-    const op = operations.get('customize', name)!;
+  for (const op of (ordered ??= CUSTOMIZE_ORDER.map((name) => operations.get('customize', name)!))) {
+    const name = op.name;
     if (!enabled(name)) continue;
     try {
       changes.push(...(await op.plan(ctx)));

@@ -98,7 +98,7 @@ function copyTree(value: unknown): unknown {
  */
 export function machineData(entry: MachineEntry, own: { name: string; hostname: string; fqdn: string; machineId: string; sshHostKeys: Record<string, string> }): TemplateContext['machine'] {
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(entry)) if (k !== 'vars' && k !== 'network') out[k] = (entry as Record<string, unknown>)[k];
+  for (const k of Object.keys(entry)) if (k !== 'vars' && k !== 'network') out[k] = (entry as unknown as Record<string, unknown>)[k];
   out.name = own.name;
   out.hostname = own.hostname;
   out.fqdn = own.fqdn;
