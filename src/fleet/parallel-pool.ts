@@ -6,9 +6,7 @@
  * not idle while the main thread is busy with a task of its own); the main
  * thread runs a task itself whenever one is free. Results that come in out of
  * turn are held until their turn; no task beyond `window` tasks ahead of the
- * next one to deliver is started, so held results stay bounded. A task can
- * prefer the thread that did the same part of an earlier list (its renders are
- * cached there). Any worker failure (an exception, a crash, an exit) rejects
+ * next one to deliver is started, so held results stay bounded. Any worker failure (an exception, a crash, an exit) rejects
  * the run with a GhostprepError; close() terminates the workers.
  */
 import { Worker } from 'node:worker_threads';
@@ -42,8 +40,6 @@ export interface RunOrdered<T, R> {
   readonly deliver: (result: R, index: number) => void;
   /** Most tasks started beyond the next one to deliver (default: no limit). */
   readonly window?: number;
-  /** The thread (0 = main) that should preferably run a task. */
-  readonly prefer?: (index: number) => number | undefined;
   /** Leave every task to the workers (tests: to be sure that they did some). */
   readonly workersOnly?: boolean;
 }
@@ -113,16 +109,11 @@ export class WorkerPool<T> {
     this.threadOf = new Array<number>(n).fill(0);
     let delivered = 0;
     let lowest = 0; // no task below this is unstarted
-    const pick = (thread: number): number => {
+    const pick = (): number => {
       while (lowest < n && started[lowest]) lowest++;
       const end = Math.min(n, delivered + window);
-      let first = -1;
-      for (let i = lowest; i < end; i++) {
-        if (started[i]) continue;
-        if (first < 0) first = i;
-        if (!o.prefer || o.prefer(i) === thread) return i;
-      }
-      return first;
+      for (let i = lowest; i < end; i++) if (!started[i]) return i;
+      return -1;
     };
     const flush = (): void => {
       while (results.has(delivered)) {
@@ -145,7 +136,7 @@ export class WorkerPool<T> {
         if (this.failure) throw this.failure;
         for (const s of this.slots) {
           while (s.ready && s.outstanding < PREFETCH) {
-            const i = pick(s.thread);
+            const i = pick();
             if (i < 0) break;
             started[i] = true;
             this.threadOf[i] = s.thread;
@@ -155,7 +146,7 @@ export class WorkerPool<T> {
             s.worker.postMessage({ id, task: o.tasks[i] } satisfies TaskMessage<T>);
           }
         }
-        const mine = o.workersOnly ? -1 : pick(0);
+        const mine = o.workersOnly ? -1 : pick();
         if (mine >= 0) {
           started[mine] = true;
           results.set(mine, await o.local(o.tasks[mine]!));

@@ -8,8 +8,8 @@ import { StateDir } from '../identity/state.js';
 import { planEntry, planRenderOnly, type RunOptions } from './run.js';
 import { checkSlice, type LoadedFleet, type SliceResult } from './validate.js';
 
-/** Render and check machines [start, end); `keepRenders` when a plan follows (see checkSlice). */
-export interface ValidateTask { readonly kind: 'validate'; readonly start: number; readonly end: number; readonly keepRenders: boolean }
+/** Render and check machines [start, end). */
+export interface ValidateTask { readonly kind: 'validate'; readonly start: number; readonly end: number }
 
 /** Plan these machines (positions, ascending) against the empty guest of a render-only plan. */
 export interface PlanTask {
@@ -40,7 +40,7 @@ export type TaskResult<T extends FleetTask> = T extends ValidateTask ? SliceResu
 const stateDirs = new Map<string, StateDir>();
 
 export async function runTask(fleet: LoadedFleet, task: FleetTask): Promise<SliceResult | PlanChunk> {
-  if (task.kind === 'validate') return checkSlice(fleet.machines, task.start, task.end, undefined, task.keepRenders);
+  if (task.kind === 'validate') return checkSlice(fleet.machines, task.start, task.end);
   let state = stateDirs.get(task.state);
   if (!state) stateDirs.set(task.state, (state = new StateDir(task.state)));
   let text = '';

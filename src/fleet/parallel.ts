@@ -8,11 +8,10 @@
  * free; the main thread joins the slices' diagnostics in machine order and runs
  * the fleet-wide uniqueness check on the small facts each slice returns, so the
  * diagnostics are exactly those of one thread. Only when there is no error do
- * the threads plan the selected machines (phase 2), each slice preferably where
- * it was validated (its renders are cached there), and the main thread prints
+ * the threads plan the selected machines (phase 2), and the main thread prints
  * the slices' text in inventory order as it comes (fleet/parallel-pool.ts holds
- * the few that arrive out of turn). Small fleets stay on one thread: starting a
- * worker and loading the fleet again costs about half a second of CPU.
+ * the few that arrive out of turn). Smaller fleets stay on one thread: see
+ * VALIDATE_MACHINES_PER_THREAD for what a thread costs.
  */
 import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -30,18 +29,25 @@ export interface WorkerData { readonly profiles: readonly string[]; readonly inv
 export const MAX_DEFAULT_THREADS = 4;
 
 /**
- * Fewest machines per thread: below, a worker's start (module loading, schema
- * compilation, loading the fleet: ~0.6 s of CPU) costs more than it saves.
+ * Fewest machines per thread, for `validate` and for `plan`. Each thread pays
+ * its own start (modules, the fleet: ~0.6 s) and, above all, its own JIT
+ * warm-up: its first 1,000 machines take 4-5 times the steady pace (validate
+ * ~260 ms vs ~60 ms per 1,000, plan ~800 vs ~340), and with every core busy
+ * the optimizing compiler has no idle core left. Measured on 2 idle cores,
+ * 10,000 machines (2026-11-29): validate 1.85-2.05 s on one thread, 1.75-2.30 s
+ * on two (and 50% more CPU); plan 5.5-7.4 s on one, 5.1-6.6 s on two. So a
+ * second thread starts at 30,000 machines for validate, 8,000 for plan.
  */
-export const MACHINES_PER_THREAD = 1000;
+export const VALIDATE_MACHINES_PER_THREAD = 15_000;
+export const PLAN_MACHINES_PER_THREAD = 4_000;
 
 /** $GHOSTPREP_WORKERS_ONLY=1: the main thread leaves all slices to the workers (tests: to be sure they did some). */
 const workersOnly = (): boolean => process.env.GHOSTPREP_WORKERS_ONLY === '1';
 
-/** $GHOSTPREP_MACHINES_PER_THREAD: for tests, which run small fleets on several threads. */
-function machinesPerThread(): number {
+/** $GHOSTPREP_MACHINES_PER_THREAD (both commands): for tests, which run small fleets on several threads. */
+function machinesPerThread(plan: boolean): number {
   const n = Number(process.env.GHOSTPREP_MACHINES_PER_THREAD);
-  return Number.isInteger(n) && n > 0 ? n : MACHINES_PER_THREAD;
+  return Number.isInteger(n) && n > 0 ? n : plan ? PLAN_MACHINES_PER_THREAD : VALIDATE_MACHINES_PER_THREAD;
 }
 
 /**
@@ -103,7 +109,7 @@ export interface ValidateOptions {
   /** At most this many threads; undefined: defaultThreads(). */
   readonly threads: number | undefined;
   readonly onMachine?: (done: number, total: number) => void;
-  /** Keep the workers for a plan (then the caller must close `pool`). */
+  /** A plan follows: its thread count, and keep the workers for it (then the caller must close `pool`). */
   readonly keepPool?: boolean;
 }
 
@@ -121,32 +127,31 @@ export async function validateThreaded(profiles: readonly string[], inventory: s
     new URL('./parallel-worker.js', import.meta.url), workers, { profiles, inventory } satisfies WorkerData,
     // messages are read only once this thread has loaded the fleet: `names` is set by then
     (info) => (info === names ? undefined : 'a worker thread read other machines from the inventory: was it changed while ghostprep ran?'));
-  // a plan follows on the same threads (keepPool): it renders each machine again
-  const keepRenders = o.keepPool === true;
   let wanted = o.threads;
   const cap = (): number => (wanted ??= defaultThreads());
   const bytes = inventory && o.threads !== 1 ? fileSize(inventory) : 0;
-  const bySize = Math.floor(bytes / MIN_BYTES_PER_MACHINE / machinesPerThread());
+  const perThread = machinesPerThread(o.keepPool === true);
+  const bySize = Math.floor(bytes / MIN_BYTES_PER_MACHINE / perThread);
   const early = bySize >= 2 ? Math.min(cap(), bySize) - 1 : 0;
   let pool = early > 0 ? startPool(early) : undefined;
   try {
     const fleet = loadFleet(profiles, inventory);
     const n = fleet.machines.length;
-    const byCount = Math.floor(n / machinesPerThread());
+    const byCount = Math.floor(n / perThread);
     const threads = byCount >= 2 ? Math.min(cap(), byCount) : 1;
     let done = 0;
     if (threads <= 1) {
       await pool?.close();
       pool = undefined;
-      const slice = checkSlice(fleet.machines, 0, n, o.onMachine && (() => o.onMachine!(++done, n)), keepRenders);
-      return { fleet, diagnostics: finishValidation(fleet, [slice]), slices: [{ kind: 'validate', start: 0, end: n, keepRenders }], sliceThread: [0] };
+      const slice = checkSlice(fleet.machines, 0, n, o.onMachine && (() => o.onMachine!(++done, n)));
+      return { fleet, diagnostics: finishValidation(fleet, [slice]), slices: [{ kind: 'validate', start: 0, end: n }], sliceThread: [0] };
     }
     names = fleet.machines.map((m) => m.name).join('\n');
     pool ??= startPool(threads - 1);
     // small slices balance threads that start late or are slowed by other load; big ones cost fewer messages
     const size = Math.max(10, Math.min(250, Math.ceil(n / (threads * 8))));
     const tasks: ValidateTask[] = [];
-    for (let start = 0; start < n; start += size) tasks.push({ kind: 'validate', start, end: Math.min(n, start + size), keepRenders });
+    for (let start = 0; start < n; start += size) tasks.push({ kind: 'validate', start, end: Math.min(n, start + size) });
     const results: SliceResult[] = [];
     await pool.run<SliceResult>({
       tasks,
@@ -188,23 +193,19 @@ export interface PlanOptions {
 export async function planThreaded(v: ThreadedValidation & { pool: WorkerPool<FleetTask> }, selected: readonly PreparedMachine[], o: PlanOptions): Promise<void> {
   const position = new Map(v.fleet.machines.map((m, i) => [m, i]));
   const tasks: PlanTask[] = [];
-  const prefer: number[] = [];
   let s = 0;
   const positions = selected.map((m) => position.get(m)!);
-  v.slices.forEach((slice, k) => {
+  for (const slice of v.slices) {
     const machines: number[] = [];
     while (s < positions.length && positions[s]! < slice.end) machines.push(positions[s++]!);
-    if (!machines.length) return;
-    tasks.push({ kind: 'plan', machines, json: o.json, state: o.state });
-    prefer.push(v.sliceThread[k]!);
-  });
+    if (machines.length) tasks.push({ kind: 'plan', machines, json: o.json, state: o.state });
+  }
   await v.pool.run<PlanChunk>({
     tasks,
     local: async (t) => (await runTask(v.fleet, t)) as PlanChunk,
     deliver: (chunk) => o.onChunk(chunk),
     // about a megabyte of text per slice: a few slices ahead keep every thread busy
     window: v.pool.threads * 3,
-    prefer: (i) => prefer[i],
     workersOnly: workersOnly(),
   });
 }
