@@ -8,7 +8,7 @@ import { existsSync, openSync, closeSync, readFileSync, renameSync, unlinkSync, 
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { GhostprepError } from '../util/errors.js';
-import { processAlive } from '../util/process.js';
+import { withFileLock } from '../util/file-lock.js';
 
 export interface LibraryEntry {
   name: string;
@@ -62,30 +62,10 @@ export function parseLibraryRef(base: string): string | undefined {
   return base.startsWith('library:') ? base.slice('library:'.length) : undefined;
 }
 
-/** Run `fn` holding the library lock; waits up to `timeoutMs` for another holder. */
+/** Run `fn` holding the library lock (DIR/.library.lock); waits up to `timeoutMs` for another holder. */
 export async function withLibraryLock<T>(dir: string, fn: () => Promise<T> | T, timeoutMs = 120_000): Promise<T> {
   mkdirSync(dir, { recursive: true });
-  const lock = path.join(dir, '.library.lock');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fd = openSync(lock, 'wx', 0o644);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(readFileSync(lock, 'utf8').trim());
-      if (holder && !processAlive(holder)) { try { unlinkSync(lock); } catch { /* raced */ } continue; }
-      if (Date.now() > deadline) throw new GhostprepError(`library ${dir} is locked by process ${holder} (${lock})`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    try { unlinkSync(lock); } catch { /* gone */ }
-  }
+  return withFileLock(path.join(dir, '.library.lock'), `library ${dir}`, fn, timeoutMs);
 }
 
 /** Add (or with `replace`, replace) an entry, under the lock, atomically. */

@@ -1,6 +1,7 @@
 /** The run report (DESIGN section 3) and known_hosts output. */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { withFileLock } from '../util/file-lock.js';
 
 export interface MachineReport {
   name: string;
@@ -31,13 +32,16 @@ export function writeAtomic(file: string, content: string | Buffer, mode = 0o644
 
 /**
  * known_hosts lines `fqdn,hostname,ip type key`. Lines of other hosts in an
- * existing file are kept (several shards can share one file), ours replaced.
+ * existing file are kept, ours replaced. The shards of one deploy may share
+ * the file: the read-modify-write holds FILE.lock, so none loses another's lines.
  */
-export function updateKnownHosts(file: string, entries: ReadonlyArray<{ names: string[]; publicKeys: string[] }>): void {
-  let existing = '';
-  try { existing = readFileSync(file, 'utf8'); } catch { /* new file */ }
-  const ours = new Set(entries.flatMap((e) => e.names));
-  const kept = existing.split('\n').filter((l) => l && !l.split(/\s+/)[0]!.split(',').some((n) => ours.has(n)));
-  const added = entries.flatMap((e) => e.publicKeys.map((k) => `${e.names.join(',')} ${k.split(/\s+/).slice(0, 2).join(' ')}`));
-  writeAtomic(file, [...kept, ...added].join('\n') + '\n');
+export async function updateKnownHosts(file: string, entries: ReadonlyArray<{ names: string[]; publicKeys: string[] }>): Promise<void> {
+  await withFileLock(`${file}.lock`, `known_hosts file ${file}`, () => {
+    let existing = '';
+    try { existing = readFileSync(file, 'utf8'); } catch { /* new file */ }
+    const ours = new Set(entries.flatMap((e) => e.names));
+    const kept = existing.split('\n').filter((l) => l && !l.split(/\s+/)[0]!.split(',').some((n) => ours.has(n)));
+    const added = entries.flatMap((e) => e.publicKeys.map((k) => `${e.names.join(',')} ${k.split(/\s+/).slice(0, 2).join(' ')}`));
+    writeAtomic(file, [...kept, ...added].join('\n') + '\n');
+  });
 }

@@ -153,6 +153,7 @@ describe('boot: clones made by ghostprep deploy (qcow2 overlays on the master im
   let scratch: string;
   let identities: Map<string, Identity>;
   let reports: Map<string, BootReport>;
+  let knownHosts: string;
 
   before(async function () {
     base = await setup(this);
@@ -161,7 +162,8 @@ describe('boot: clones made by ghostprep deploy (qcow2 overlays on the master im
     const report = path.join(scratch, 'report.json');
     const baseSum = await sha256(base.image);
     // --jobs 1: both clones in one appliance (the default, one per core, launches one per clone)
-    await ghostprep(['deploy', '-p', profile, '-i', inventory, '--base', base.image, '--out', path.join(scratch, 'clones'), '--mode', 'overlay', '--jobs', '1', '--state', path.join(scratch, 'state'), '--report', report]);
+    knownHosts = path.join(scratch, 'known_hosts');
+    await ghostprep(['deploy', '-p', profile, '-i', inventory, '--base', base.image, '--out', path.join(scratch, 'clones'), '--mode', 'overlay', '--jobs', '1', '--state', path.join(scratch, 'state'), '--report', report, '--known-hosts', knownHosts]);
     expect(await sha256(base.image), 'the base image must not be written').to.equal(baseSum);
     identities = readReport(report);
     reports = await bootAll(base, (name) => path.join(scratch, 'clones', `${name}.qcow2`), scratch);
@@ -169,4 +171,14 @@ describe('boot: clones made by ghostprep deploy (qcow2 overlays on the master im
   after(() => { if (scratch && !process.env.GHOSTPREP_BOOT_KEEP) rmSync(scratch, { recursive: true, force: true }); });
 
   checkClones(() => base, () => identities, () => reports);
+
+  it('deploy --known-hosts names each clone (fqdn, hostname, address) with the keys its booted sshd serves', async () => {
+    // ssh-keygen -lf on a known_hosts file: "256 SHA256:… n1.boot.example.org,n1,10.0.2.15 (ED25519)"
+    const { stdout } = await execa('ssh-keygen', ['-lf', knownHosts]);
+    for (const m of MACHINES) {
+      const lines = stdout.split('\n').filter((l) => l.split(/\s+/)[2]?.split(',').includes(m.name));
+      expect(lines.map((l) => l.split(/\s+/)[2]), m.name).to.deep.equal(lines.map(() => `${m.name}.boot.example.org,${m.name},${m.ip.replace(/\/\d+$/, '')}`));
+      expect(lines.map((l) => l.split(/\s+/)[1]).sort(), `${m.name}: known_hosts vs what sshd serves`).to.deep.equal(reports.get(m.name)!.sshdFingerprints);
+    }
+  });
 });

@@ -43,16 +43,19 @@ Examples:
       }
       const report = buildReport('apply', started, results);
       if (o.report) writeAtomic(o.report, JSON.stringify(report, null, 2) + '\n');
-      if (o.knownHosts) {
-        updateKnownHosts(o.knownHosts, results.filter((r) => r.report.status === 'ok' && r.publicKeys.length).map((r) => ({
-          names: [...new Set([r.report.identity!.fqdn, r.report.identity!.hostname, ...r.report.identity!.addresses])],
-          publicKeys: [...r.publicKeys],
-        })));
-      }
+      if (o.knownHosts) await writeKnownHosts(o.knownHosts, results);
       if (g.json) out(JSON.stringify(report, null, 2));
       else printSummary(results);
       return exitFor(report);
     }));
+}
+
+/** Add or replace the machines that ended ok in an ssh known_hosts file (fqdn, hostname, addresses). */
+export function writeKnownHosts(file: string, results: readonly MachineResult[]): Promise<void> {
+  return updateKnownHosts(file, results.filter((r) => r.report.status === 'ok' && r.publicKeys.length).map((r) => ({
+    names: [...new Set([r.report.identity!.fqdn, r.report.identity!.hostname, ...r.report.identity!.addresses])],
+    publicKeys: [...r.publicKeys],
+  })));
 }
 
 export function buildReport(command: string, started: Date, results: readonly MachineResult[]): RunReport {

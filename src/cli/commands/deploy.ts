@@ -7,12 +7,12 @@ import { DEFAULT_STATE_DIR } from '../../identity/state.js';
 import { writeAtomic } from '../../report/report.js';
 import { GhostprepError } from '../../util/errors.js';
 import { collect, Logger, out, type GlobalOptions } from '../common.js';
-import { buildReport, exitFor, printSummary } from './apply.js';
+import { buildReport, exitFor, printSummary, writeKnownHosts } from './apply.js';
 import { addBaseOptions, positiveInt } from './fleet-options.js';
 import { fleetProgress } from '../progress.js';
 import { DEFAULT_DRIVES_PER_APPLIANCE } from '../../backends/guestfs/defaults.js';
 
-interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string; report?: string }
+interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string; report?: string; knownHosts?: string }
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   addBaseOptions(program.command('deploy'), ' (decrypted once into OUT/.bases/)')
@@ -29,13 +29,14 @@ export function register(program: Command, run: (fn: (g: GlobalOptions) => Promi
     .option('--drives-per-appliance <n>', `most clones in one batch / appliance (default ${DEFAULT_DRIVES_PER_APPLIANCE})`)
     .option('--state <dir>', 'where generated identities are kept', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR)
     .option('--report <file>', 'write the JSON run report here')
+    .option('--known-hosts <file>', 'write/update an ssh known_hosts file with the clones\' new host keys')
     .addHelpText('after', `
 Stages: verify the base (sha256, cached) -> restore each clone -> apply in shared appliances
 -> verify by reading back -> check the base is unchanged. Re-running resumes: existing
 clones are reused and apply only changes what is still different.
 
 Examples:
-  ghostprep deploy -p profiles/ -i inventory.yaml --base images/debian12.qcow2 --out clones/ --report report.json
+  ghostprep deploy -p profiles/ -i inventory.yaml --base images/debian12.qcow2 --out clones/ --report report.json --known-hosts known_hosts
   ghostprep deploy -p profiles/ -i inventory.yaml --base golden.qcow2 --out clones/ --mode copy --size 40G --jobs 2`)
     .action((o: DeployCliOptions) => run(async (g) => {
       if (o.mode !== 'overlay' && o.mode !== 'copy') throw new GhostprepError(`--mode ${o.mode}: use overlay or copy (restore --mode device writes a block device)`);
@@ -80,6 +81,7 @@ Examples:
       const report = { ...buildReport('deploy', started, result.results), base: result.base, resume };
       if (resume.reused) log.info(`deploy resumed: ${resume.reused} existing clone(s) reused, ${resume.redone.length} of them redone${resume.redone.length ? ` (${resume.redone.join(', ')})` : ''}, ${resume.alreadyDone.length} already done; ${resume.restored} restored`);
       if (o.report) writeAtomic(o.report, JSON.stringify(report, null, 2) + '\n');
+      if (o.knownHosts) await writeKnownHosts(o.knownHosts, result.results);
       if (g.json) out(JSON.stringify({ event: 'done', summary: report.summary, base: result.base }));
       else {
         printSummary(result.results);
