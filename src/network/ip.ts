@@ -43,9 +43,12 @@ class ParsedV4 {
   get ip(): ipaddr.IPv4 { return (this.#ip ??= ipaddr.IPv4.parse(this.canonical)); }
 }
 
-/** Parse "ip/prefix"; null when not a valid IPv4/IPv6 CIDR. */
+/**
+ * Parse "ip/prefix"; null when not a valid IPv4/IPv6 CIDR. A prefix with a leading
+ * zero is refused like an octet with one: iproute2 reads "/024" as octal (20).
+ */
 export function parseCidr(text: string): Address | null {
-  const m = /^([^/\s]+)\/(\d{1,3})$/.exec(text);
+  const m = /^([^/\s]+)\/(0|[1-9]\d{0,2})$/.exec(text);
   if (!m) return null;
   const parsed = parseIp(m[1]!);
   const prefix = Number(m[2]);
