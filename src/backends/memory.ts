@@ -152,8 +152,10 @@ export class MemoryGuest implements Guest {
     return this.resolve(p, false);
   }
   async writeFile(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {
-    let abs = this.writable(p);
-    if (this.entries.get(abs)?.type === 'symlink') abs = this.resolve(abs, true);
+    // as the rootfs and guestfs backends: a final symlink is replaced (never written through:
+    // /etc/hostname -> /etc/shadow must not clobber shadow), a directory is refused
+    const abs = this.writable(p);
+    if (this.entries.get(abs)?.type === 'dir') throw new GuestError(`${p} is a directory`, p);
     this.ensureParents(abs);
     this.entries.set(abs, { type: 'file', content: Buffer.from(content), ...attrs });
   }

@@ -57,3 +57,22 @@ describe('MemoryGuest.resolve', () => {
     expect(g.resolve('/', true)).to.equal('/');
   });
 });
+
+describe('MemoryGuest writes like the real backends', () => {
+  const attrs = { mode: 0o644, uid: 0, gid: 0 };
+  it('replaces a final symlink instead of writing through it', async () => {
+    const g = new MemoryGuest({ '/etc/shadow': 'root:*:1::::::\n', '/etc/hostname': { symlink: '/etc/shadow' }, '/etc/rel': { symlink: 'shadow' } });
+    await g.writeFile('/etc/hostname', Buffer.from('n1\n'), attrs);
+    await g.writeFile('/etc/rel', Buffer.from('x\n'), attrs);
+    expect((await g.readFile('/etc/shadow'))!.toString()).to.equal('root:*:1::::::\n');
+    expect((await g.lstat('/etc/hostname'))!.type).to.equal('file');
+    expect((await g.readFile('/etc/hostname'))!.toString()).to.equal('n1\n');
+    expect((await g.lstat('/etc/rel'))!.type).to.equal('file');
+  });
+  it('refuses to write over a directory', async () => {
+    const g = new MemoryGuest({ '/etc/hostname': { dir: true } });
+    let err: unknown;
+    try { await g.writeFile('/etc/hostname', Buffer.from('n1\n'), attrs); } catch (e) { err = e; }
+    expect(String(err)).to.match(/is a directory/);
+  });
+});
