@@ -9,6 +9,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { makeInventory } from '../../bench/make-inventory.js';
 import { fastYaml } from '../../src/profile/fast-yaml.js';
 import { parseSource } from '../../src/profile/source.js';
+import { same } from '../helpers/same.js';
 
 const OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true } as const;
 
@@ -17,19 +18,6 @@ function library(text: string): { ok: boolean; data?: unknown; lineStarts: numbe
   const doc = parseDocument(text, { lineCounter: lines, ...OPTIONS });
   if (doc.errors.length || doc.warnings.length) return { ok: false, lineStarts: lines.lineStarts };
   return { ok: true, data: doc.toJS({ maxAliasCount: 100 }), lineStarts: lines.lineStarts };
-}
-
-/** Deep equality that tells -0 from 0 and keeps key order. */
-function same(a: unknown, b: unknown): boolean {
-  if (typeof a === 'number' || typeof b === 'number') return Object.is(a, b);
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]));
-  if (a && typeof a === 'object') {
-    if (!b || typeof b !== 'object' || Array.isArray(b) || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
-    const ka = Object.keys(a);
-    const kb = Object.keys(b);
-    return ka.length === kb.length && ka.every((k, i) => k === kb[i] && same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-  }
-  return a === b;
 }
 
 describe('fast YAML reader (big inventories)', () => {

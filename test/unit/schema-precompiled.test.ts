@@ -19,6 +19,7 @@ import type { ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { makeInventory } from '../../bench/make-inventory.js';
 import { SCHEMA_DIR, usePrecompiledForTests, validateAgainst, validator, type SchemaName } from '../../src/schema/validate.js';
+import { same } from '../helpers/same.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const VALIDATE_JS = path.join(REPO, 'dist', 'src', 'schema', 'validate.js');
@@ -26,19 +27,6 @@ const MODULE = path.join(REPO, 'dist', 'src', 'schema', 'validators.precompiled.
 const NAMES: SchemaName[] = ['profile', 'inventory', 'report', 'network-v2'];
 
 interface Precompiled { validators: Record<SchemaName, ValidateFunction>; sha256: Record<SchemaName, string> }
-
-/** Deep equality that keeps key order and tells -0 from 0. */
-function same(a: unknown, b: unknown): boolean {
-  if (typeof a === 'number' || typeof b === 'number') return Object.is(a, b);
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]));
-  if (a && typeof a === 'object') {
-    if (!b || typeof b !== 'object' || Array.isArray(b) || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
-    const ka = Object.keys(a);
-    const kb = Object.keys(b);
-    return ka.length === kb.length && ka.every((k, i) => k === kb[i] && same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-  }
-  return a === b;
-}
 
 // ---- inputs ---------------------------------------------------------------
 
