@@ -34,6 +34,7 @@ function compile(text: string): Compiled {
 }
 
 // `{{a.b}}`, `{{ site.dns.x-y }}`: a path of two or more plain segments (never a helper call, never `this`).
+const HANDLEBARS_WORDS = new Set(['this', 'true', 'false', 'null', 'undefined', 'else']);
 const SIMPLE_MUSTACHE = /\{\{\s*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)+)\s*\}\}/y;
 
 /**
@@ -55,7 +56,8 @@ export function simpleTemplate(text: string): Compiled | undefined {
     const m = SIMPLE_MUSTACHE.exec(text);
     if (!m || text[at + m[0].length] === '}') return undefined; // `}}}` closes a triple-stash
     const segs = m[1]!.split('.');
-    if (segs[0] === 'this') return undefined;
+    // words Handlebars' grammar reads otherwise (`{{a.this}}`: invalid path; `{{a.true}}`: parse error)
+    if (segs.some((seg) => HANDLEBARS_WORDS.has(seg))) return undefined;
     literals.push(text.slice(from, at));
     paths.push(segs);
     from = at + m[0].length;

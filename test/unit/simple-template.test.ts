@@ -16,7 +16,7 @@ const outcome = (fn: () => string): string => { try { return 'ok:' + fn(); } cat
 
 describe('simple templates (no Handlebars runtime)', () => {
   it('render and fail exactly like Handlebars, for generated templates and contexts', () => {
-    const seg = fc.constantFrom('machine', 'name', 'ip', 'site', 'dns', 'vars', 'x-y', 'length', 'constructor', 'toString', '__proto__', 'nope', 'this', 'a1', '_');
+    const seg = fc.constantFrom('machine', 'name', 'ip', 'site', 'dns', 'vars', 'x-y', 'length', 'constructor', 'toString', '__proto__', 'nope', 'this', 'a1', '_', 'true', 'false', 'null', 'undefined', 'else');
     const pathText = fc.array(seg, { minLength: 1, maxLength: 4 }).map((s) => s.join('.'));
     const mustache = fc.tuple(fc.constantFrom('', ' ', '  '), pathText, fc.constantFrom('', ' ', '\t'), fc.constantFrom('{{', '{{{', '{{~', '\\{{', '{{!'), fc.constantFrom('}}', '}}}', '~}}', ' }}'))
       .map(([a, p, b, open, close]) => `${open}${a}${p}${b}${close}`);
@@ -38,7 +38,7 @@ describe('simple templates (no Handlebars runtime)', () => {
   it('takes the common profile strings and leaves the rest to Handlebars', () => {
     expect(simpleTemplate('rack={{vars.rack}}\nnode={{machine.name}}\n')).to.be.a('function');
     expect(simpleTemplate('{{ site.dns }}')).to.be.a('function');
-    for (const t of ['{{name}}', '{{#if a.b}}x{{/if}}', '{{{a.b}}}', '\\{{a.b}}', '{{~a.b}}', '{{join site.dns " "}}', '{{this.a}}', '{{a.[b]}}', '{{../a.b}}', '{{@root.a}}', 'x\0{{a.b}}', '{{a.b}'])
+    for (const t of ['{{name}}', '{{#if a.b}}x{{/if}}', '{{{a.b}}}', '\\{{a.b}}', '{{~a.b}}', '{{join site.dns " "}}', '{{this.a}}', '{{a.this}}', '{{vars.true}}', '{{a.null}}', '{{else.a}}', '{{a.[b]}}', '{{../a.b}}', '{{@root.a}}', 'x\0{{a.b}}', '{{a.b}'])
       expect(simpleTemplate(t), t).to.equal(undefined);
     expect(simpleTemplate('{{machine.name}}.{{site.domain}}')!({ machine: { name: 'n1' }, site: { domain: 'lab' } })).to.equal('n1.lab');
   });
