@@ -7,8 +7,8 @@
  * The validators normally come precompiled: `npm run build` runs
  * scripts/compile-schemas.mjs, which writes ajv's standalone code for every
  * schema, with the sha256 of each schema file, to validators.precompiled.mjs
- * beside this file. A schema whose file no longer has that hash (edited, not
- * rebuilt), or every schema when that module is absent (a bare tsc), is
+ * beside this file. When any schema file no longer has its hash (edited, not
+ * rebuilt), or when that module is absent (a bare tsc), every schema is
  * compiled by ajv here at run time as before; only then is ajv loaded.
  */
 import { createHash } from 'node:crypto';
@@ -78,18 +78,35 @@ function instance(): Ajv {
   return ajv;
 }
 
-/** The precompiled validator of `name` when it was compiled from the schema file as it is now. */
+/**
+ * Whether the precompiled module was compiled from the schema files as they are
+ * now: all of them, decided once per module. They were compiled together in one
+ * ajv instance, so one schema's code may hold another's (a `$ref` across files):
+ * a single edited schema sends every schema to the run-time compile.
+ */
+const current = new WeakMap<Precompiled, boolean>();
+function precompiledIsCurrent(mod: Precompiled): boolean {
+  let ok = current.get(mod);
+  if (ok === undefined) {
+    ok = (['profile', 'inventory', 'report', 'network-v2'] as const).every((name) => {
+      let text: Buffer | undefined;
+      try {
+        text = readFileSync(path.join(SCHEMA_DIR, `${name}.schema.json`));
+      } catch {
+        text = undefined; // the run-time path reports a missing schema
+      }
+      const want = mod.sha256[name];
+      return text === undefined ? want === undefined : want === createHash('sha256').update(text).digest('hex');
+    });
+    current.set(mod, ok);
+  }
+  return ok;
+}
+
+/** The precompiled validator of `name` when the module was compiled from the schema files as they are now. */
 function precompiledValidator(name: SchemaName): ValidateFunction | undefined {
   const fn = precompiled?.validators[name];
-  const want = precompiled?.sha256[name];
-  if (!fn || !want) return undefined;
-  let text: Buffer;
-  try {
-    text = readFileSync(path.join(SCHEMA_DIR, `${name}.schema.json`));
-  } catch {
-    return undefined; // the run-time path reports a missing schema
-  }
-  return createHash('sha256').update(text).digest('hex') === want ? fn : undefined;
+  return fn && precompiledIsCurrent(precompiled!) ? fn : undefined;
 }
 
 export function validator(name: SchemaName): ValidateFunction {

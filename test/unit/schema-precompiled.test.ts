@@ -199,13 +199,14 @@ describe('precompiled schema validators (ajv standalone)', () => {
     });
   }
 
-  it('compiles a schema at run time when its file no longer has the compiled hash', () => {
+  it('compiles every schema at run time when one file no longer has the compiled hash (schemas may reference each other)', () => {
     const edited: Precompiled = { validators: mod.validators, sha256: { ...mod.sha256, profile: createHash('sha256').update('an edited schema').digest('hex') } };
     usePrecompiledForTests(edited);
     const fn = validator('profile');
     expect(fn).to.not.equal(mod.validators.profile);
     expect(fn).to.have.property('schemaEnv');
-    expect(validator('inventory')).to.equal(mod.validators.inventory); // the others still precompiled
+    expect(validator('inventory')).to.not.equal(mod.validators.inventory);
+    expect(validator('inventory')).to.have.property('schemaEnv');
     expect(validateAgainst('profile', { profile: 'p', hostnme: 'x' }).map((d) => d.message)).to.deep.equal(['unknown key "hostnme" (did you mean "hostname"?)']);
   });
 
