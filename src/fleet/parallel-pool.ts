@@ -6,8 +6,9 @@
  * not idle while the main thread is busy with a task of its own); the main
  * thread runs a task itself whenever one is free. Results that come in out of
  * turn are held until their turn; no task beyond `window` tasks ahead of the
- * next one to deliver is started, so held results stay bounded. Any worker failure (an exception, a crash, an exit) rejects
- * the run with a GhostprepError; close() terminates the workers.
+ * next one to deliver is started, so held results stay bounded. Any worker
+ * failure (an exception, a crash, an exit) rejects the run with a
+ * GhostprepError; close() terminates the workers.
  */
 import { Worker } from 'node:worker_threads';
 import { GhostprepError } from '../util/errors.js';

@@ -88,8 +88,10 @@ export function locateProblem(m: PreparedMachine, pointer: string, message: stri
 const PLACEHOLDER_IDENTITY: MachineIdentityData = { machineId: '', sshHostKeys: {} };
 
 /**
- * A machine is rendered once per run: `validate` renders it, and `plan` / `apply`
- * render it again with its identity and the guest's distribution. When no template
+ * `plan` / `apply` render a machine twice: once to resolve its identity (which
+ * needs the rendered profile), then with that identity and the guest's
+ * distribution. (Validation renders it before, without keeping the result: see
+ * checkSlice.) When no template
  * string of its profile can see `machine.machineId`, `machine.sshHostKeys` or
  * `distro` (decided once per profile tree, see independentOfIdentity), the first
  * result holds for any identity and distro, and a later call only gets a fresh
@@ -134,11 +136,7 @@ function plainContext(m: PreparedMachine, site: Record<string, unknown>, hostnam
   };
 }
 
-/**
- * `keep: false`: do not remember this render for a later call. `validate` alone
- * renders each machine once: keeping 10,000 renders for nothing cost ~0.3 s of
- * garbage collection (they survive every young-generation collection) and 30 MB.
- */
+/** `keep: false`: do not remember this render for a later call (validation: see checkSlice). */
 export function renderMachine(m: PreparedMachine, identity: MachineIdentityData = PLACEHOLDER_IDENTITY, distro: Distro = UNKNOWN_DISTRO, keep = true): RenderedMachine {
   const d = distroData(distro);
   const cached = renders.get(m);
