@@ -4,7 +4,7 @@
  * O_EXCL; a lock whose process is gone is taken over) and rewrites the file
  * atomically, so two captures at once cannot lose an entry.
  */
-import { existsSync, openSync, closeSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { GhostprepError } from '../util/errors.js';
