@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { GhostprepError } from '../util/errors.js';
-import { processAlive } from '../util/process.js';
+import { describeLockOwner, lockHolderGone, lockOwnerLine, parseLockOwner } from '../util/process.js';
 
 export const DEFAULT_STATE_DIR = '.ghostprep/state';
 
@@ -71,7 +71,8 @@ export class StateDir {
 /**
  * A per-machine lock in the state dir: two runs applying to the same machine
  * at once would interleave writes into one guest. Shards work on disjoint
- * machines and never meet. A lock whose process is gone is taken over.
+ * machines and never meet. A lock whose process is gone from this host is taken
+ * over; one held on another host (a state dir on a shared filesystem) is not.
  */
 export function lockMachine(state: StateDir, machine: string): () => void {
   const dir = state.machineDir(machine);
@@ -80,13 +81,16 @@ export function lockMachine(state: StateDir, machine: string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
+      writeSync(fd, lockOwnerLine());
       closeSync(fd);
       return () => { try { unlinkSync(file); } catch { /* already gone */ } };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(readFileSync(file, 'utf8').trim());
-      if (pid && pid !== process.pid && processAlive(pid)) throw new GhostprepError(`machine ${machine} is being changed by another ghostprep run (pid ${pid}, lock ${file})`);
+      const owner = parseLockOwner(readFileSync(file, 'utf8'));
+      const mine = owner?.here === true && owner.pid === process.pid;
+      if (owner && !mine && !lockHolderGone(owner)) {
+        throw new GhostprepError(`machine ${machine} is being changed by another ghostprep run (${describeLockOwner(owner)}, lock ${file}${owner.here ? '' : '; remove it if that run is over'})`);
+      }
       unlinkSync(file);
     }
   }

@@ -2,6 +2,7 @@
  * known_hosts output (apply/deploy --known-hosts): other hosts' lines are kept,
  * a machine's lines are replaced, and processes updating one file at once (the
  * shards of a deploy sharing it) lose nothing: real processes race on a real file.
+ * Lock files name their host: another host's lock is waited for, never taken over.
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
@@ -10,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { updateKnownHosts } from '../../src/report/report.js';
+import { withFileLock } from '../../src/util/file-lock.js';
 
 const REPORT_MODULE = fileURLToPath(new URL('../../src/report/report.js', import.meta.url));
 const key = (i: number): string => `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${String(i).padStart(43, 'A')} root@x`;
@@ -25,6 +27,18 @@ describe('known_hosts updates', () => {
     await updateKnownHosts(file, [{ names: ['n1.lab', 'n1', '10.0.0.5'], publicKeys: [key(1)] }]);
     expect(readFileSync(file, 'utf8')).to.equal(`other.example.org ssh-rsa AAAAother\nn1.lab,n1,10.0.0.5 ${key(1).split(' ').slice(0, 2).join(' ')}\n`);
     expect(existsSync(`${file}.lock`), 'the lock is released').to.equal(false);
+  });
+
+  it('takes over a lock left by a process gone from this host, waits for one of another host', async () => {
+    const file = path.join(dir, 'known_hosts');
+    writeFileSync(`${file}.lock`, `999999 ${os.hostname()}\n`);
+    await updateKnownHosts(file, [{ names: ['n1'], publicKeys: [key(1)] }]);
+    expect(readFileSync(file, 'utf8')).to.include('n1 ssh-ed25519');
+    writeFileSync(`${file}.lock`, '999999 other-node.example\n');
+    let err: unknown;
+    try { await withFileLock(`${file}.lock`, `known_hosts file ${file}`, () => undefined, 300); } catch (e) { err = e; }
+    expect(String(err)).to.match(/known_hosts file .* is locked by pid 999999 on host other-node\.example \(.*\.lock; remove it if that run is over\)/);
+    expect(readFileSync(`${file}.lock`, 'utf8'), 'left alone').to.equal('999999 other-node.example\n');
   });
 
   it('loses no update when processes rewrite one file at once', async function () {
