@@ -28,6 +28,7 @@ type Ajv = Ajv2020Type.default;
 export const SCHEMA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../schemas');
 
 export type SchemaName = 'profile' | 'inventory' | 'report' | 'network-v2';
+const SCHEMA_NAMES: readonly SchemaName[] = ['profile', 'inventory', 'report', 'network-v2'];
 
 /** What scripts/compile-schemas.mjs generates. */
 interface Precompiled {
@@ -68,7 +69,7 @@ function instance(): Ajv {
   // scripts/compile-schemas.mjs compiles with the same options: keep them in step
   ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
   addFormats(ajv);
-  for (const name of ['profile', 'inventory', 'report', 'network-v2'] as const) {
+  for (const name of SCHEMA_NAMES) {
     try {
       ajv.addSchema(JSON.parse(readFileSync(path.join(SCHEMA_DIR, `${name}.schema.json`), 'utf8')));
     } catch (err) {
@@ -88,7 +89,7 @@ const current = new WeakMap<Precompiled, boolean>();
 function precompiledIsCurrent(mod: Precompiled): boolean {
   let ok = current.get(mod);
   if (ok === undefined) {
-    ok = (['profile', 'inventory', 'report', 'network-v2'] as const).every((name) => {
+    ok = SCHEMA_NAMES.every((name) => {
       let text: Buffer | undefined;
       try {
         text = readFileSync(path.join(SCHEMA_DIR, `${name}.schema.json`));

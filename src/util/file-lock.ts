@@ -11,24 +11,38 @@ import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:f
 import { GhostprepError } from './errors.js';
 import { describeLockOwner, lockHolderGone, lockOwnerLine, parseLockOwner, type LockOwner } from './process.js';
 
+/**
+ * One attempt at `lock`: undefined when it is now ours, else its live holder, or
+ * null when the file names none (its holder is between creating and writing it,
+ * or it is garbage). A lock whose holder is gone from this host is removed and
+ * tried again. Shared by withFileLock, which waits, and the per-machine lock of
+ * the state dir, which refuses.
+ */
+export function tryLock(lock: string, mode = 0o644): LockOwner | null | undefined {
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx', mode);
+      writeSync(fd, lockOwnerLine());
+      closeSync(fd);
+      return undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let text: string;
+      try { text = readFileSync(lock, 'utf8'); } catch { continue; /* released meanwhile */ }
+      const holder = parseLockOwner(text);
+      if (!holder) return null;
+      if (!lockHolderGone(holder)) return holder;
+      try { unlinkSync(lock); } catch { /* raced */ }
+    }
+  }
+}
+
 /** Run `fn` holding `lock`; waits up to `timeoutMs` for another holder. `what` names the locked thing in the error. */
 export async function withFileLock<T>(lock: string, what: string, fn: () => Promise<T> | T, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fd = openSync(lock, 'wx', 0o644);
-      writeSync(fd, lockOwnerLine());
-      closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let holder: LockOwner | undefined;
-      try { holder = parseLockOwner(readFileSync(lock, 'utf8')); } catch { continue; /* released meanwhile */ }
-      // (no owner line yet: the holder is between creating the file and writing it)
-      if (holder && lockHolderGone(holder)) { try { unlinkSync(lock); } catch { /* raced */ } continue; }
-      if (Date.now() > deadline) throw new GhostprepError(`${what} is locked by ${describeLockOwner(holder)} (${lock}${holder && !holder.here ? '; remove it if that run is over' : ''})`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  for (let holder = tryLock(lock); holder !== undefined; holder = tryLock(lock)) {
+    if (Date.now() > deadline) throw new GhostprepError(`${what} is locked by ${describeLockOwner(holder ?? undefined)} (${lock}${holder && !holder.here ? '; remove it if that run is over' : ''})`);
+    await new Promise((r) => setTimeout(r, 50));
   }
   try {
     return await fn();
