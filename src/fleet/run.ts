@@ -19,6 +19,7 @@ import { effectiveChanges, renderDiff, type EffectiveChange } from '../plan/diff
 import { describeMode } from '../plan/types.js';
 import type { MachineReport } from '../report/report.js';
 import { GhostprepError, InvalidInputError, errorMessage } from '../util/errors.js';
+import { lockTarget } from '../util/file-lock.js';
 import { renderMachine, type PreparedMachine } from './prepare.js';
 import { selectShard, type Shard } from './shard.js';
 import { parseTarget } from './targets.js';
@@ -155,9 +156,11 @@ function failed(m: PreparedMachine, target: string, err: unknown): MachineResult
 async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: TargetSpec, opts: RunOptions, state: StateDir): Promise<MachineResult> {
   const started = Date.now();
   const target = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
-  let unlock: (() => void) | undefined;
+  const unlock: Array<() => void> = [];
   try {
-    if (opts.mode === 'apply') unlock = lockMachine(state, m.name);
+    if (opts.mode === 'apply') unlock.push(lockMachine(state, m.name));
+    // the guest itself: runs with another --state dir do not meet the machine's lock
+    if (opts.mode === 'apply' && guest) unlock.push(lockTarget(t.kind, t.path));
     const renderOnly = !guest;
     const g: Guest = guest ?? renderOnlyGuest();
     const distro = renderOnly ? detectDistro('') : await readDistro(g);
@@ -198,7 +201,7 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
     const r = failed(m, target, err);
     return { ...r, report: { ...r.report, durationMs: Date.now() - started } };
   } finally {
-    unlock?.();
+    for (const release of unlock.reverse()) release();
   }
 }
 

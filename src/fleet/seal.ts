@@ -8,6 +8,7 @@ import { operations, type SealOperation } from '../operations/index.js';
 import { applyChanges, verifyChanges } from '../plan/apply.js';
 import { effectiveChanges, type EffectiveChange } from '../plan/diff.js';
 import { GhostprepError, errorMessage } from '../util/errors.js';
+import { lockTarget } from '../util/file-lock.js';
 import { backendFor } from './open.js';
 import { detectWindows } from '../windows/detect.js';
 
@@ -65,7 +66,7 @@ export async function sealTargets(targets: readonly TargetSpec[], opts: { ops: r
     const backend = await backendFor(group[0]!.kind);
     await backend.forEachGuest(group, { readonly: opts.dryRun }, async (t, guest) => {
       const name = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
-      const r = guest instanceof Error ? { target: name, status: 'failed' as const, error: guest.message, changes: [] } : await sealOne(name, guest, opts);
+      const r = guest instanceof Error ? { target: name, status: 'failed' as const, error: guest.message, changes: [] } : await sealOne(name, t, guest, opts);
       results.push(r);
       opts.onDone?.(r);
     });
@@ -73,8 +74,11 @@ export async function sealTargets(targets: readonly TargetSpec[], opts: { ops: r
   return results;
 }
 
-async function sealOne(name: string, guest: Guest, opts: { ops: readonly SealOperation[]; dryRun: boolean }): Promise<SealResult> {
+async function sealOne(name: string, t: TargetSpec, guest: Guest, opts: { ops: readonly SealOperation[]; dryRun: boolean }): Promise<SealResult> {
+  // a seal and an apply (or two seals) writing one master at once would interleave
+  let unlock: (() => void) | undefined;
   try {
+    if (!opts.dryRun) unlock = lockTarget(t.kind, t.path);
     const changes = await planSeal(guest, opts.ops);
     if (!opts.dryRun) {
       await applyChanges(guest, changes);
@@ -84,5 +88,7 @@ async function sealOne(name: string, guest: Guest, opts: { ops: readonly SealOpe
     return { target: name, status: 'ok', error: null, changes };
   } catch (err) {
     return { target: name, status: 'failed', error: errorMessage(err), changes: [] };
+  } finally {
+    unlock?.();
   }
 }

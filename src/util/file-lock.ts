@@ -7,7 +7,10 @@
  * (temp + rename); the lock keeps two read-modify-write cycles from losing one
  * another's update.
  */
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { GhostprepError } from './errors.js';
 import { describeLockOwner, lockHolderGone, lockOwnerLine, parseLockOwner, type LockOwner } from './process.js';
 
@@ -49,4 +52,63 @@ export async function withFileLock<T>(lock: string, what: string, fn: () => Prom
   } finally {
     try { unlinkSync(lock); } catch { /* gone */ }
   }
+}
+
+/**
+ * Where the lock of a target lives. Beside it, in its parent directory, as
+ * `.NAME.ghostprep-lock`: every run that writes the target meets it there,
+ * whatever --state it uses, and on a filesystem shared by several hosts (the
+ * shards of a Slurm array writing clones to NFS) every host does. A block
+ * device's parent is /dev (devtmpfs: not ours to litter, and not shared), and
+ * a parent where no file can be created (read-only, or not ours) holds no
+ * lock: both lock in this host's lock directory (/run/lock, or the temp dir
+ * without one) under a name made from the target's real path, which meets
+ * the runs of this host only.
+ */
+export function targetLockFiles(kind: 'rootfs' | 'image' | 'device', target: string): { beside?: string; hostLocal: string } {
+  let real = path.resolve(target);
+  try { real = realpathSync(real); } catch { /* not there yet: its own path */ }
+  const hostDir = isWritableDir('/run/lock') ? '/run/lock' : os.tmpdir();
+  const tag = createHash('sha256').update(real).digest('hex').slice(0, 16);
+  const hostLocal = path.join(hostDir, `ghostprep-target-${path.basename(real).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40)}-${tag}.lock`);
+  return kind === 'device' || real === path.dirname(real) ? { hostLocal } : { beside: path.join(path.dirname(real), `.${path.basename(real)}.ghostprep-lock`), hostLocal };
+}
+
+function isWritableDir(dir: string): boolean {
+  try { accessSync(dir, fsConstants.W_OK); return true; } catch { return false; }
+}
+
+/** Errors of creating a file in a directory that takes none: the host's lock directory instead. */
+const NO_LOCK_HERE = new Set(['EROFS', 'EACCES', 'EPERM']);
+
+/**
+ * Take the lock of a target written by apply, deploy or seal, or refuse: two
+ * runs writing one guest at once (two --state dirs, two users' runs, a seal and
+ * an apply) would interleave their writes; the per-machine lock in the state
+ * dir only meets runs that share that state dir. A lock whose holder is gone
+ * from this host is taken over, as the state dir's are; one held on another
+ * host is not. Returns the release.
+ */
+export function lockTarget(kind: 'rootfs' | 'image' | 'device', target: string): () => void {
+  const { beside, hostLocal } = targetLockFiles(kind, target);
+  let file = beside ?? hostLocal;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let owner: LockOwner | null | undefined;
+    try {
+      owner = tryLock(file, 0o600);
+    } catch (err) {
+      if (file === hostLocal || !NO_LOCK_HERE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      file = hostLocal;
+      continue;
+    }
+    if (owner === undefined) {
+      const taken = file;
+      return () => { try { unlinkSync(taken); } catch { /* already gone */ } };
+    }
+    const mine = owner?.here === true && owner.pid === process.pid;
+    if (owner && !mine) throw new GhostprepError(`target ${target} is being changed by another ghostprep run (${describeLockOwner(owner)}, lock ${file}${owner.here ? '' : '; remove it if that run is over'})`);
+    // no holder named (a run killed between creating and writing it), or this very process: take it over
+    try { unlinkSync(file); } catch { /* gone */ }
+  }
+  throw new GhostprepError(`cannot lock target ${target} (${file})`);
 }

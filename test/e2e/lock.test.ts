@@ -1,10 +1,13 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { copyFixture, tempDir } from '../helpers/rootfs.js';
+import { copyFixture, REPO, tempDir } from '../helpers/rootfs.js';
 import { ghostprep } from '../helpers/cli.js';
+import { lockTarget, targetLockFiles } from '../../src/util/file-lock.js';
+
+const CLI = path.join(REPO, 'dist/src/cli/main.js');
 
 describe('e2e: concurrent runs on one machine are refused', function () {
   this.timeout(120_000);
@@ -38,6 +41,124 @@ describe('e2e: concurrent runs on one machine are refused', function () {
       expect(existsSync(path.join(state, 'd/.lock'))).to.equal(false);
     } finally {
       holder.kill();
+    }
+  });
+});
+
+describe('e2e: two real runs on one target with different --state dirs', function () {
+  this.timeout(300_000);
+  it('one applies, the other is refused naming the target lock, and the tree ends exactly as the first run made it', async () => {
+    const work = tempDir('ghostprep-target-lock-');
+    writeFileSync(path.join(work, 'p.yaml'), 'profile: p\nssh: {hostKeys: [ed25519, ecdsa]}\n');
+    writeFileSync(path.join(work, 'i.yaml'), 'defaults: {profile: p}\nmachines: [{name: a}]\n');
+    const trees = path.join(work, 'trees');
+    copyFixture('alpine319', path.join(trees, 'a'));
+    const lock = path.join(trees, '.a.ghostprep-lock');
+    const args = (state: string) => ['apply', '-p', path.join(work, 'p.yaml'), '-i', path.join(work, 'i.yaml'), '--target', `rootfs:${trees}/{name}`, '--state', state, '--json'];
+    // First run A: stopped (SIGSTOP) the moment its target lock appears, so that run B meets
+    // it for certain, whatever the speed of this host. A run may finish before the stop lands
+    // (nothing then holds the lock): that attempt starts over on a fresh copy.
+    for (let attempt = 1; ; attempt++) {
+      rmSync(path.join(trees, 'a'), { recursive: true, force: true });
+      copyFixture('alpine319', path.join(trees, 'a'));
+      const stateA = path.join(work, `state-a${attempt}`);
+      const stateB = path.join(work, `state-b${attempt}`);
+      let stopped = false;
+      const watcher = watch(trees, () => {
+        if (stopped || !existsSync(lock)) return;
+        try { a.kill('SIGSTOP'); stopped = true; } catch { /* ended */ }
+      });
+      const a = spawn(process.execPath, [CLI, ...args(stateA)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+      let outA = '';
+      a.stdout.setEncoding('utf8').on('data', (d: string) => (outA += d));
+      a.stderr.setEncoding('utf8').on('data', (d: string) => (outA += d));
+      const exitA = new Promise<number | null>((resolve) => a.on('close', (code) => resolve(code)));
+      // wait for A to be stopped, or to end
+      const ended = await Promise.race([exitA.then(() => true), new Promise<false>((resolve) => {
+        const poll = setInterval(() => { if (stopped) { clearInterval(poll); resolve(false); } }, 20);
+        void exitA.then(() => clearInterval(poll));
+      })]);
+      watcher.close();
+      const holder = existsSync(lock) ? readFileSync(lock, 'utf8') : '';
+      if (ended || !holder.startsWith(`${a.pid} `)) {
+        if (stopped) a.kill('SIGCONT');
+        await exitA;
+        expect(attempt, `run A never caught holding its target lock in ${attempt} attempts`).to.be.below(10);
+        continue;
+      }
+      let b: ReturnType<typeof ghostprep>;
+      try {
+        b = ghostprep(args(stateB));
+      } finally {
+        a.kill('SIGCONT');
+      }
+      expect(await exitA, outA).to.equal(0);
+      expect(b.status, b.stderr).to.equal(1);
+      const rep = JSON.parse(b.stdout) as { machines: Array<{ status: string; error: string }> };
+      expect(rep.machines[0]!.status).to.equal('failed');
+      expect(rep.machines[0]!.error).to.equal(`target ${path.join(trees, 'a')} is being changed by another ghostprep run (pid ${a.pid}, lock ${lock})`);
+      // B generated nothing for the machine it was refused (no keys, no machine-id in its state)
+      expect(existsSync(path.join(stateB, 'a', 'machine-id'))).to.equal(false);
+      expect(existsSync(path.join(stateB, 'a', 'ssh'))).to.equal(false);
+      // the tree is A's: its identity, and a plan with A's state finds nothing to change
+      expect(readFileSync(path.join(trees, 'a', 'etc/machine-id'), 'utf8')).to.equal(readFileSync(path.join(stateA, 'a', 'machine-id'), 'utf8'));
+      expect(readFileSync(path.join(trees, 'a', 'etc/ssh/ssh_host_ed25519_key'), 'utf8')).to.equal(readFileSync(path.join(stateA, 'a', 'ssh/ssh_host_ed25519_key'), 'utf8'));
+      const plan = ghostprep(['plan', ...args(stateA).slice(1, -1), '--detailed-exitcode']);
+      expect(plan.status, plan.stdout + plan.stderr).to.equal(0);
+      expect(existsSync(lock), 'released at exit').to.equal(false);
+      // and the refused run, once A is over, applies (its own identity): nothing was left locked
+      const again = ghostprep(args(stateB));
+      expect(again.status, again.stderr).to.equal(0);
+      if (attempt > 1) console.log(`      (run A caught holding the lock at attempt ${attempt})`);
+      rmSync(work, { recursive: true, force: true });
+      return;
+    }
+  });
+
+  it('takes over a target lock left by a run that is gone, and refuses one held by a live process', () => {
+    const work = tempDir('ghostprep-target-lock2-');
+    writeFileSync(path.join(work, 'p.yaml'), 'profile: p\n');
+    writeFileSync(path.join(work, 'i.yaml'), 'defaults: {profile: p}\nmachines: [{name: a}, {name: b}]\n');
+    for (const n of ['a', 'b']) copyFixture('alpine319', path.join(work, 'trees', n));
+    const holder = spawn('sleep', ['60']);
+    try {
+      writeFileSync(path.join(work, 'trees/.a.ghostprep-lock'), `${holder.pid} ${os.hostname()}\n`);
+      writeFileSync(path.join(work, 'trees/.b.ghostprep-lock'), `999999 ${os.hostname()}\n`);
+      const r = ghostprep(['apply', '-p', path.join(work, 'p.yaml'), '-i', path.join(work, 'i.yaml'), '--target', `rootfs:${work}/trees/{name}`, '--state', path.join(work, 'state'), '--json']);
+      expect(r.status, r.stderr).to.equal(3);
+      const rep = JSON.parse(r.stdout) as { machines: Array<{ status: string; error: string | null }> };
+      expect(rep.machines[0]!.error).to.equal(`target ${work}/trees/a is being changed by another ghostprep run (pid ${holder.pid}, lock ${work}/trees/.a.ghostprep-lock)`);
+      expect(rep.machines[1]!.status).to.equal('ok');
+      expect(existsSync(path.join(work, 'trees/.b.ghostprep-lock'))).to.equal(false);
+      expect(readFileSync(path.join(work, 'trees/.a.ghostprep-lock'), 'utf8'), 'a live holder\'s lock is left alone').to.equal(`${holder.pid} ${os.hostname()}\n`);
+    } finally {
+      holder.kill();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('locks a block device, and a target whose parent takes no file, in the host lock directory', () => {
+    const dev = targetLockFiles('device', '/dev/loop7');
+    expect(dev.beside).to.equal(undefined);
+    expect(dev.hostLocal).to.match(/^\/run\/lock\/ghostprep-target-loop7-[0-9a-f]{16}\.lock$|ghostprep-target-loop7-/);
+    const ro = tempDir('ghostprep-target-lock-ro-');
+    mkdirSync(path.join(ro, 'tree'));
+    let mounted = false;
+    try {
+      try { execFileSync('mount', ['--bind', '-o', 'ro', ro, ro], { stdio: 'ignore' }); mounted = true; } catch { /* cannot mount here */ }
+      if (!mounted) { console.log('      (read-only parent not tried: this host cannot bind-mount)'); return; }
+      const release = lockTarget('rootfs', path.join(ro, 'tree'));
+      const files = targetLockFiles('rootfs', path.join(ro, 'tree'));
+      try {
+        expect(existsSync(files.hostLocal), files.hostLocal).to.equal(true);
+        expect(readFileSync(files.hostLocal, 'utf8')).to.equal(`${process.pid} ${os.hostname()}\n`);
+      } finally {
+        release();
+      }
+      expect(existsSync(files.hostLocal)).to.equal(false);
+    } finally {
+      if (mounted) execFileSync('umount', [ro]);
+      rmSync(ro, { recursive: true, force: true });
     }
   });
 });
