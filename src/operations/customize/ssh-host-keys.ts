@@ -1,7 +1,8 @@
 import { lookupId } from '../../identity/users.js';
 import type { DeleteChange, WriteChange } from '../../plan/types.js';
 import type { CustomizeOperation as Operation } from '../registry.js';
-import { del, readText, write } from '../util.js';
+import { del, guestGlob, readText, write } from '../util.js';
+import { KEYGEN_UNIT_PATH, KEYGEN_UNIT_WANTS } from '../seal/ssh-host-keys.js';
 
 const ALL_TYPES = ['dsa', 'ecdsa', 'ed25519', 'rsa', 'rsa1'];
 
@@ -9,6 +10,10 @@ const ALL_TYPES = ['dsa', 'ecdsa', 'ed25519', 'rsa', 'rsa1'];
  * Host keys from the state dir, one pair per profile type; types the
  * profile does not list are removed. On rhel 8+ the private keys are 0640
  * root:ssh_keys (when the group exists), as the distribution ships them.
+ * The first-boot unit of a sealed master goes too: it runs `ssh-keygen -A`
+ * whenever the ed25519 key is missing, so a clone given only other types
+ * would get every default type at first boot. (A seal installs it only
+ * with systemd; OpenRC has no such unit of ours.)
  */
 export const sshHostKeysOperation: Operation = {
   name: 'ssh-host-keys',
@@ -32,6 +37,12 @@ export const sshHostKeysOperation: Operation = {
       for (const suffix of ['', '.pub']) {
         const p = `/etc/ssh/ssh_host_${stale}_key${suffix}`;
         if (await guest.lstat(p)) changes.push(del('ssh-host-keys', p, `stale ${stale} host key of the master (type not in the profile)`));
+      }
+    }
+    // one lstat per machine when the master was not sealed; the links are looked for only beside a unit
+    if (await guest.lstat(KEYGEN_UNIT_PATH)) {
+      for (const p of [...await guestGlob(guest, KEYGEN_UNIT_WANTS), KEYGEN_UNIT_PATH]) {
+        changes.push(del('ssh-host-keys', p, 'seal\'s first-boot ssh-keygen -A unit: the keys come from the profile'));
       }
     }
     return changes;

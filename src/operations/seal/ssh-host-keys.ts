@@ -2,7 +2,11 @@ import type { FileChange } from '../../plan/types.js';
 import type { SealOperation } from '../registry.js';
 import { del, guestGlob, hasSystemd, write } from '../util.js';
 
-const UNIT = '/etc/systemd/system/ghostprep-ssh-keygen.service';
+/** The first-boot key generator a seal installs; apply removes it again (customize/ssh-host-keys.ts). */
+export const KEYGEN_UNIT_PATH = '/etc/systemd/system/ghostprep-ssh-keygen.service';
+/** Where a seal enables it; apply removes every `*.wants` link to it. */
+export const KEYGEN_UNIT_WANTS = '/etc/systemd/system/*.wants/ghostprep-ssh-keygen.service';
+const UNIT = KEYGEN_UNIT_PATH;
 
 /**
  * Host keys go; a run-once unit regenerates them before sshd starts, since
