@@ -4,7 +4,7 @@
  * shows no changes. Private keys are 0600 in 0700 directories.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GhostprepError } from '../util/errors.js';
 import { describeLockOwner } from '../util/process.js';
@@ -15,11 +15,28 @@ export const DEFAULT_STATE_DIR = '.ghostprep/state';
 export class StateDir {
   constructor(readonly root: string) {}
 
-  /** Create the root 0700; refuse a world-writable one (anyone could plant keys). */
+  /**
+   * Create the root 0700, or refuse one where others could plant or read keys:
+   * a world-writable state dir, one owned by another user (root's is accepted:
+   * a state dir root prepared for a service account), and one whose parent is
+   * world-writable without the sticky bit (anyone could rename it away and put
+   * their own in its place). /tmp-style parents (sticky) are fine for a dir of
+   * ours. Checked before creating anything, so a refused --state leaves no
+   * directory behind.
+   */
   ensure(): void {
+    const uid = process.getuid?.();
+    let existing = path.resolve(this.root);
+    while (!existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+    // the directory whose entry would be replaced: the root's parent, or the existing ancestor the new chain hangs from
+    const parent = existing === path.resolve(this.root) ? path.dirname(realpathSync(existing)) : realpathSync(existing);
+    const ps = statSync(parent);
+    if (ps.mode & 0o002 && !(ps.mode & 0o1000)) throw new GhostprepError(`state dir ${this.root}: its parent ${parent} is world-writable without the sticky bit, so anyone could replace the state dir; refusing to keep private keys there (use a directory of your own, or chmod +t ${parent})`);
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
     const st = statSync(this.root);
+    if (!st.isDirectory()) throw new GhostprepError(`state dir ${this.root} is not a directory`);
     if (st.mode & 0o002) throw new GhostprepError(`state dir ${this.root} is world-writable; refusing to keep private keys there (chmod 700 it)`);
+    if (uid !== undefined && st.uid !== uid && st.uid !== 0) throw new GhostprepError(`state dir ${this.root} is owned by uid ${st.uid}, not by you (uid ${uid}) or root; refusing to keep private keys there`);
   }
 
   machineDir(name: string): string {
