@@ -5,6 +5,7 @@
  * atomically, so two captures at once cannot lose an entry.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { GhostprepError } from '../util/errors.js';
@@ -70,15 +71,38 @@ export async function withLibraryLock<T>(dir: string, fn: () => Promise<T> | T, 
 
 /** Add (or with `replace`, replace) an entry, under the lock, atomically. */
 export async function addEntry(dir: string, entry: LibraryEntry, options: { replace?: boolean } = {}): Promise<void> {
-  await withLibraryLock(dir, () => {
-    const lib = readLibrary(dir);
-    const i = lib.images.findIndex((e) => e.name === entry.name);
-    if (i >= 0 && !options.replace) throw new GhostprepError(`library ${dir} already has an image "${entry.name}" (use --force to replace it)`);
-    if (i >= 0) lib.images[i] = entry; else lib.images.push(entry);
-    lib.images.sort((a, b) => a.name.localeCompare(b.name));
-    const file = libraryFile(dir);
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, '# ghostprep image library (written by ghostprep capture; edit notes freely)\n' + stringify(lib));
-    renameSync(tmp, file);
+  await withLibraryLock(dir, () => putEntry(dir, entry, options));
+}
+
+/**
+ * The last step of a capture, as one locked step: check the name again, rename
+ * the finished temp file `tmp` to DIR/entry.file and record the entry. Two
+ * captures of one name (with --force) then end as one file and the entry with
+ * its own checksum, never one run's file under the other's sha256; without
+ * `replace` the second one fails and its temp file stays for the caller to remove.
+ */
+export async function commitCapture(dir: string, tmp: string, entry: LibraryEntry, options: { replace?: boolean } = {}): Promise<void> {
+  await withLibraryLock(dir, async () => {
+    refuseTaken(dir, readLibrary(dir), entry.name, options.replace);
+    await rename(tmp, path.join(dir, entry.file));
+    putEntry(dir, entry, options);
   });
+}
+
+/** Throws when the library already has `name` and it may not be replaced. */
+export function refuseTaken(dir: string, lib: LibraryFile, name: string, replace?: boolean): void {
+  if (!replace && lib.images.some((e) => e.name === name)) throw new GhostprepError(`library ${dir} already has an image "${name}" (use --force to replace it)`);
+}
+
+/** Rewrite the catalog with `entry` added or replaced; the caller holds the lock. */
+function putEntry(dir: string, entry: LibraryEntry, options: { replace?: boolean }): void {
+  const lib = readLibrary(dir);
+  refuseTaken(dir, lib, entry.name, options.replace);
+  const i = lib.images.findIndex((e) => e.name === entry.name);
+  if (i >= 0) lib.images[i] = entry; else lib.images.push(entry);
+  lib.images.sort((a, b) => a.name.localeCompare(b.name));
+  const file = libraryFile(dir);
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, '# ghostprep image library (written by ghostprep capture; edit notes freely)\n' + stringify(lib));
+  renameSync(tmp, file);
 }

@@ -22,6 +22,7 @@ import { processAlive } from '../util/process.js';
 import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
 import { GuestfsSession, type SessionOptions } from '../backends/guestfs/session.js';
 import { cachedSha256, type Sha256Progress } from './checksum.js';
+import { decryptInto, type KeySource } from './decrypt.js';
 import { imageFormat } from './format.js';
 import { growDrive, growDrives, type GrowResult } from './grow.js';
 
@@ -112,6 +113,38 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   return { ...result, mode: options.mode, ...(baseSha256 && { baseSha256 }), durationMs: Date.now() - started };
 }
 
+/**
+ * restore --mode copy of an encrypted library image: checked against
+ * `expectedSha256` (the encrypted file's), decrypted straight into the clone's
+ * temp name, then resized and grown like any copy and renamed at the end.
+ */
+export async function restoreDecrypted(options: RestoreOptions & { readonly key: KeySource | undefined }): Promise<RestoreResult> {
+  const started = Date.now();
+  if (options.mode !== 'copy') throw new GhostprepError(`${options.base} is encrypted: restore it with --mode copy (the clone is written decrypted)`);
+  if (!options.key?.file && !options.key?.env) throw new GhostprepError(`${options.base} is encrypted: give its key with --key-file F or --key-env VAR`);
+  const base = await fs.realpath(options.base).catch(() => {
+    throw new GhostprepError(`${options.base}: base image not found`);
+  });
+  if (options.size !== undefined && !SIZE_RE.test(options.size)) throw new GhostprepError(`invalid size "${options.size}" (e.g. 20G, 512M)`);
+  await checkDestination(base, options);
+  const baseSha256 = options.expectedSha256
+    ? await verifyBase(base, options.expectedSha256, options.sha256Cache, (p) => options.onProgress?.({ stage: 'verify', fraction: p.total ? p.bytes / p.total : 1 }))
+    : undefined;
+  const dest = path.resolve(options.to);
+  await removeStaleTemps([options.to]);
+  const tmp = tempName(dest);
+  await decryptInto(base, tmp, options.key);
+  try {
+    if (options.size) await qemuImg(['resize', '-q', '-f', 'qcow2', tmp, options.size]);
+    const grown = options.size ? await growInAppliance(tmp, 'qcow2', options) : undefined;
+    const result = await finishFile(tmp, dest, grown);
+    return { ...result, mode: 'copy', ...(baseSha256 && { baseSha256 }), durationMs: Date.now() - started };
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
 async function checkDestination(base: string, o: RestoreOptions): Promise<void> {
   const dest = path.resolve(o.to);
   if ((await fs.realpath(dest).catch(() => dest)) === base) throw new GhostprepError(`${o.to} is the base image itself; the base is never written`);
@@ -152,8 +185,7 @@ async function restoreFile(base: string, baseFormat: string, o: RestoreOptions):
 
 /** The clone under a temporary name next to its destination (resized, not grown yet); removed on failure. */
 async function buildFile(base: string, baseFormat: string, o: RestoreOptions): Promise<string> {
-  const dest = path.resolve(o.to);
-  const tmp = path.join(path.dirname(dest), `${tempPrefix(dest)}${process.pid}-${randomBytes(6).toString('hex')}`);
+  const tmp = tempName(path.resolve(o.to));
   try {
     if (o.mode === 'overlay') {
       await qemuImg(['create', '-q', '-f', 'qcow2', '-F', baseFormat, '-b', base, tmp, ...(o.size ? [o.size] : [])]);
@@ -166,6 +198,11 @@ async function buildFile(base: string, baseFormat: string, o: RestoreOptions): P
     await fs.rm(tmp, { force: true });
     throw err;
   }
+}
+
+/** A temp name next to `dest` that removeStaleTemps recognizes once its process is gone. */
+function tempName(dest: string): string {
+  return path.join(path.dirname(dest), `${tempPrefix(dest)}${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
 function tempPrefix(dest: string): string {

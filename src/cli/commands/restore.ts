@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
-import { restore, verifyBase, type RestoreMode } from '../../image/restore.js';
+import { restore, restoreDecrypted, type RestoreMode, type RestoreProgress } from '../../image/restore.js';
 import { resolveBase } from '../../image/base.js';
-import { decryptCopy } from '../../image/capture.js';
 import { addBaseOptions } from './fleet-options.js';
 import { findImage, imagePath, parseLibraryRef } from '../../image/library.js';
-import { existsSync } from 'node:fs';
 import { GhostprepError } from '../../util/errors.js';
 import { Logger, out, type GlobalOptions } from '../common.js';
 
@@ -29,28 +27,24 @@ Examples:
     .action((o: { base: string; to: string; mode: string; size?: string; sha256?: string; force?: boolean; yes?: boolean; library: string; keyFile?: string; keyEnv?: string }) => run(async (g) => {
       if (!['overlay', 'copy', 'device'].includes(o.mode)) throw new GhostprepError(`--mode ${o.mode}: use overlay, copy or device`);
       const log = new Logger(g);
-      const name = parseLibraryRef(o.base);
-      if (name && findImage(o.library, name).encrypted) {
-        // an encrypted image restores to a clear standalone copy, checked first
-        if (o.mode !== 'copy') throw new GhostprepError(`library image ${name} is encrypted: restore it with --mode copy (the clone is written decrypted)`);
-        if (existsSync(o.to) && !o.force) throw new GhostprepError(`${o.to} exists (use --force to overwrite it)`);
-        const entry = findImage(o.library, name);
-        await verifyBase(imagePath(o.library, entry), entry.sha256);
-        await decryptCopy(imagePath(o.library, entry), o.to, { file: o.keyFile, env: o.keyEnv });
-        out(g.json ? JSON.stringify({ path: o.to, mode: 'copy', decrypted: true }) : `restored ${o.to} (decrypted copy of ${name})`);
-        return 0;
-      }
-      const resolved = await resolveBase(o.base, { library: o.library });
       let last = -1;
-      const result = await restore({
-        base: resolved.path, to: o.to, mode: o.mode as RestoreMode, size: o.size, expectedSha256: o.sha256 ?? resolved.expectedSha256, force: o.force, yes: o.yes,
-        onProgress: (p) => {
-          const pct = Math.floor(p.fraction * 100);
-          if (pct !== last && pct % 10 === 0) { last = pct; log.progress(`${p.stage}: ${pct}%`); }
-        },
-      });
-      if (g.json) out(JSON.stringify(result, null, 2));
-      else out(`restored ${result.path} (${result.mode}, ${(result.virtualSize / 2 ** 30).toFixed(1)} GiB${result.grown ? `, grown` : ''}) in ${(result.durationMs / 1000).toFixed(1)} s`);
+      const onProgress = (p: RestoreProgress) => {
+        const pct = Math.floor(p.fraction * 100);
+        if (pct !== last && pct % 10 === 0) { last = pct; log.progress(`${p.stage}: ${pct}%`); }
+      };
+      const name = parseLibraryRef(o.base);
+      const entry = name ? findImage(o.library, name) : undefined;
+      const common = { to: o.to, mode: o.mode as RestoreMode, size: o.size, force: o.force, yes: o.yes, onProgress };
+      // an encrypted image restores to a clear standalone copy (see README, restore);
+      // --sha256 then checks the encrypted file, as the catalog's checksum does
+      const result = entry?.encrypted
+        ? await restoreDecrypted({ ...common, base: imagePath(o.library, entry), expectedSha256: o.sha256 ?? entry.sha256, key: { file: o.keyFile, env: o.keyEnv } })
+        : await (async () => {
+          const resolved = await resolveBase(o.base, { library: o.library });
+          return restore({ ...common, base: resolved.path, expectedSha256: o.sha256 ?? resolved.expectedSha256 });
+        })();
+      if (g.json) out(JSON.stringify(entry?.encrypted ? { ...result, decrypted: true } : result, null, 2));
+      else out(`restored ${result.path} (${result.mode}${entry?.encrypted ? `, decrypted copy of ${name}` : ''}, ${(result.virtualSize / 2 ** 30).toFixed(1)} GiB${result.grown ? `, grown` : ''}) in ${(result.durationMs / 1000).toFixed(1)} s`);
       return 0;
     }));
 }
