@@ -57,16 +57,52 @@ describe('e2e: seal, capture, library, deploy 20 clones on qcow2 images', functi
     expect(existsSync(path.join(lib, 'deb.qcow2'))).to.equal(false);
   });
 
-  it('seals the master image, then captures it compressed and encrypted', () => {
+  it('seals the master image (a second seal changes nothing), then captures it compressed and encrypted (key from a variable)', () => {
     expect(ghostprep(['seal', '--target', master]).status).to.equal(0);
+    const again = ghostprep(['seal', '--target', master, '--json']);
+    expect(again.status, again.stderr).to.equal(0);
+    expect(JSON.parse(again.stdout).map((r: { status: string; changes: unknown[] }) => [r.status, r.changes.length])).to.deep.equal([['ok', 0]]);
     const plain = ghostprep(['capture', '--target', master, '--library', lib, '--name', 'deb', '--json']);
     expect(plain.status, plain.stderr).to.equal(0);
     expect(JSON.parse(plain.stdout)).to.include({ name: 'deb', compression: 'zstd', encrypted: false, sealed: true });
-    const enc = ghostprep(['capture', '--target', master, '--library', lib, '--name', 'deb-enc', '--encrypt-key-file', key]);
+    process.env.GHOSTPREP_TEST_IMAGE_KEY = readFileSync(key, 'utf8');
+    let enc;
+    try {
+      enc = ghostprep(['capture', '--target', master, '--library', lib, '--name', 'deb-enc', '--encrypt-key-env', 'GHOSTPREP_TEST_IMAGE_KEY']);
+    } finally {
+      delete process.env.GHOSTPREP_TEST_IMAGE_KEY;
+    }
     expect(enc.status, enc.stderr).to.equal(0);
+    expect(enc.stdout).to.match(/^captured deb-enc: .*deb-enc\.qcow2 sha256 [0-9a-f]{64} \(encrypted\)$/m);
     expect(execFileSync('qemu-img', ['info', path.join(lib, 'deb-enc.qcow2')], { encoding: 'utf8' })).to.match(/encrypted: yes/);
     const catalog = parse(readFileSync(path.join(lib, 'library.yaml'), 'utf8'));
     expect(catalog.images.map((e: { name: string }) => e.name)).to.deep.equal(['deb', 'deb-enc']);
+    // no capture temp file is left in the library
+    expect(readdirSync(lib).filter((f) => !f.startsWith('.')).sort()).to.deep.equal(['deb-enc.qcow2', 'deb.qcow2', 'library.yaml']);
+  });
+
+  it('images list and images show, as text and as --json', async () => {
+    const catalog = parse(readFileSync(path.join(lib, 'library.yaml'), 'utf8')).images as Array<Record<string, unknown>>;
+    const list = ghostprep(['images', 'list', '--library', lib]);
+    expect(list.status, list.stderr).to.equal(0);
+    const rows = list.stdout.trim().split('\n');
+    expect(rows).to.have.length(2);
+    const debSha = await sha256File(path.join(lib, 'deb.qcow2'));
+    expect(rows[0]).to.match(new RegExp(`^deb\\s+0\\.3 GiB  zstd\\s+sealed\\s+\\d{4}-\\d\\d-\\d\\d  ${debSha.slice(0, 12)}$`));
+    expect(rows[1]).to.match(/^deb-enc\s+0\.3 GiB  encrypted  sealed\s+\d{4}-\d\d-\d\d  [0-9a-f]{12}$/);
+    const listJson = ghostprep(['images', 'list', '--library', lib, '--json']);
+    expect(listJson.status, listJson.stderr).to.equal(0);
+    expect(JSON.parse(listJson.stdout)).to.deep.equal(catalog);
+    const show = ghostprep(['images', 'show', 'deb-enc', '--library', lib]);
+    expect(show.status, show.stderr).to.equal(0);
+    const fields = Object.fromEntries(show.stdout.trim().split('\n').map((l) => [l.slice(0, 12).trim(), l.slice(13)]));
+    expect(fields).to.include({ name: 'deb-enc', file: 'deb-enc.qcow2', encrypted: 'true', compression: 'none', sealed: 'true', path: path.join(lib, 'deb-enc.qcow2'), source: master });
+    const showJson = JSON.parse(ghostprep(['images', 'show', 'deb', '--library', lib, '--json']).stdout);
+    expect(showJson).to.deep.equal({ ...catalog.find((e) => e.name === 'deb'), path: path.join(lib, 'deb.qcow2') });
+    expect(showJson.sha256).to.equal(debSha);
+    const missing = ghostprep(['images', 'show', 'nope', '--library', lib]);
+    expect(missing.status).to.equal(1);
+    expect(missing.stderr).to.match(/no image "nope" \(have: deb, deb-enc\)/);
   });
 
   it('images verify passes, and fails (exit 1) on a tampered copy', () => {
@@ -79,7 +115,7 @@ describe('e2e: seal, capture, library, deploy 20 clones on qcow2 images', functi
     expect(JSON.parse(r.stdout).find((x: { name: string }) => x.name === 'deb').problem).to.match(/sha256 .* != catalog/);
   });
 
-  it('an encrypted image does not restore with a wrong key and leaves nothing behind', () => {
+  it('an encrypted image does not restore or deploy with a wrong key and leaves nothing behind', () => {
     const wrong = path.join(work, 'wrong.key');
     writeFileSync(wrong, 'nope', { mode: 0o600 });
     const r = ghostprep(['restore', '--base', 'library:deb-enc', '--library', lib, '--to', path.join(work, 'x.qcow2'), '--mode', 'copy', '--key-file', wrong]);
@@ -87,6 +123,29 @@ describe('e2e: seal, capture, library, deploy 20 clones on qcow2 images', functi
     expect(r.stderr).to.match(/key does not unlock/);
     expect(readdirSync(work).filter((f) => f.includes('x.qcow2'))).to.deep.equal([]);
     expect(r.stderr + r.stdout).to.not.include('nope');
+    const out = path.join(work, 'wrong-out');
+    const d = ghostprep(['deploy', ...common.slice(0, -1), path.join(work, 'wrong-state'), '--base', 'library:deb-enc', '--library', lib, '--key-file', wrong, '--out', out]);
+    expect(d.status, d.stderr).to.equal(1);
+    expect(d.stderr).to.match(/deb-enc\.qcow2: the key does not unlock this encrypted image \(nothing was written\)/);
+    expect(existsSync(out), 'OUT').to.equal(false);
+    expect(existsSync(path.join(work, 'wrong-state')), 'state dir').to.equal(false);
+  });
+
+  it('restore of an encrypted image checks --sha256 and grows the decrypted copy to --size', () => {
+    const to = path.join(work, 'restored-enc.qcow2');
+    const base = ['restore', '--base', 'library:deb-enc', '--library', lib, '--to', to, '--mode', 'copy', '--key-file', key];
+    const bad = ghostprep([...base, '--sha256', '0'.repeat(64)]);
+    expect(bad.status).to.equal(1);
+    expect(bad.stderr).to.match(/checksum mismatch: expected sha256 0{64}/);
+    expect(readdirSync(work).filter((f) => f.includes('restored-enc'))).to.deep.equal([]);
+    const r = ghostprep([...base, '--size', '512M', '--json']);
+    expect(r.status, r.stderr).to.equal(0);
+    const result = JSON.parse(r.stdout);
+    expect(result).to.include({ path: to, mode: 'copy', decrypted: true, virtualSize: 512 * 2 ** 20 });
+    expect(result.grown).to.include({ filesystem: 'ext4' });
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', to], { encoding: 'utf8' }));
+    expect(info['virtual-size']).to.equal(512 * 2 ** 20);
+    expect(info.encrypted ?? false).to.equal(false);
   });
 
   let baseSha: string;
