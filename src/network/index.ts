@@ -83,6 +83,8 @@ async function applyEdits(edits: EditedFile[], stale: Map<string, FileChange>, r
 }
 
 export async function planNetwork(input: NetworkInput): Promise<NetworkPlan> {
+  // Windows reads its network settings from unattend.xml, rendered from this same config by the windows-unattend operation
+  if (input.distro.family === 'windows') return { renderer: 'windows-unattend', reason: 'Windows guest: network settings go to unattend.xml', changes: [] };
   const { name, reason } = await selectRenderer(input.reader, input.distro, input.renderer);
   const model = interpret(input.config);
   const rendered = renderWith(name, model, input.distro);

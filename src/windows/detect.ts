@@ -8,6 +8,14 @@
  * ImageState (also %WINDIR%\Setup\State\State.ini): after
  * `sysprep /generalize` it is IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE (or
  * _TO_AUDIT); a running, specialized system says IMAGE_STATE_COMPLETE.
+ * The SYSTEM hive says it too, in two more places read as a fallback and a
+ * cross-check: HKLM\SYSTEM\Setup\Status\SysprepStatus GeneralizationState
+ * (4 after `sysprep /generalize`: windeploy.exe logs "Found generalization
+ * state [0x4] ... launching setup.exe" on the first boot of such an image;
+ * 7 once specialize has run, the value of every running system) and
+ * HKLM\SYSTEM\Setup SystemSetupInProgress / OOBEInProgress (1: Windows
+ * Setup runs at the next boot, which is what reads unattend.xml; 0: a
+ * normal boot). The sources disagreeing is reported, not resolved silently.
  * Microsoft supports duplicating a Windows installation only once it is
  * generalized: a clone of a specialized one keeps its machine SID, WSUS and
  * KMS client IDs, MSDTC CID and the like.
@@ -40,7 +48,67 @@ export interface WindowsInfo {
   readonly hostname: string | null;
   readonly nvHostname: string | null;
   readonly imageState: string | null;
+  /** SYSTEM\Setup\Status\SysprepStatus GeneralizationState (4 generalized, 7 specialized), when present. */
+  readonly generalizationState: number | null;
+  /** SYSTEM\Setup SystemSetupInProgress: Windows Setup runs at the next boot (null: value absent). */
+  readonly setupInProgress: boolean | null;
+  /** SYSTEM\Setup OOBEInProgress (null: value absent). */
+  readonly oobeInProgress: boolean | null;
   readonly generalized: boolean;
+  /** Where `generalized` comes from: the first of these present. */
+  readonly generalizedFrom: 'ImageState' | 'State.ini' | 'GeneralizationState' | null;
+  /** The registry's setup records disagreeing with each other, for `warn`. */
+  readonly stateWarnings: readonly string[];
+}
+
+const GENERALIZED_STATE = 4;
+const SPECIALIZED_STATE = 7;
+
+/** generalized or not from an ImageState; undefined for states that say neither (IMAGE_STATE_UNDEPLOYABLE). */
+function imageStateVerdict(state: string): boolean | undefined {
+  if (/^IMAGE_STATE_GENERALIZE_RESEAL_TO_/.test(state)) return true;
+  if (/^IMAGE_STATE_(COMPLETE|SPECIALIZE_RESEAL_TO_)/.test(state)) return false;
+  return undefined;
+}
+
+/** generalized or not from a GeneralizationState, the same way. */
+function generalizationVerdict(state: number): boolean | undefined {
+  return state === GENERALIZED_STATE ? true : state === SPECIALIZED_STATE ? false : undefined;
+}
+
+export interface SetupRecords {
+  readonly imageState: string | null;
+  readonly imageStateFrom: 'ImageState' | 'State.ini' | null;
+  readonly generalizationState: number | null;
+  readonly setupInProgress: boolean | null;
+}
+
+/** The generalized verdict from the setup records, where it came from, and their disagreements (pure, for tests). */
+export function judgeGeneralized(r: SetupRecords): { generalized: boolean; from: WindowsInfo['generalizedFrom']; warnings: string[] } {
+  const warnings: string[] = [];
+  const byImage = r.imageState !== null ? imageStateVerdict(r.imageState) : undefined;
+  const bySysprep = r.generalizationState !== null ? generalizationVerdict(r.generalizationState) : undefined;
+  const imageWhere = r.imageStateFrom === 'State.ini' ? 'Setup\\State\\State.ini ImageState' : 'SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\State ImageState';
+  const sysprepWhere = 'SYSTEM\\Setup\\Status\\SysprepStatus GeneralizationState';
+  let generalized: boolean;
+  let from: WindowsInfo['generalizedFrom'];
+  if (byImage !== undefined) {
+    generalized = byImage;
+    from = r.imageStateFrom;
+    if (bySysprep !== undefined && bySysprep !== byImage) {
+      warnings.push(`Windows setup records disagree: ${imageWhere} is ${r.imageState} (${byImage ? 'generalized' : 'specialized'}) but ${sysprepWhere} is ${r.generalizationState} (${bySysprep ? 'generalized' : 'specialized'}); going by ImageState`);
+    }
+  } else if (bySysprep !== undefined) {
+    generalized = bySysprep;
+    from = 'GeneralizationState';
+  } else {
+    generalized = false;
+    from = null;
+  }
+  if (generalized && r.setupInProgress === false) {
+    warnings.push(`the image is generalized (${from === 'GeneralizationState' ? sysprepWhere : imageWhere}) but SYSTEM\\Setup SystemSetupInProgress is 0: Windows would boot normally and skip the specialize pass that reads unattend.xml`);
+  }
+  return { generalized, from, warnings };
 }
 
 /** Reasons Microsoft gives against duplicating a specialized (not generalized) installation. */
@@ -120,7 +188,20 @@ async function readWindows(guest: GuestReader): Promise<WindowsInfo | undefined>
     const raw = system.value(`${controlSet}\\${key}`, name);
     return raw ? str(decodeValue(raw)) : null;
   };
-  const imageState = sw('Microsoft\\Windows\\CurrentVersion\\Setup\\State', 'ImageState') ?? (await stateIni(guest, found.root));
+  const regImageState = sw('Microsoft\\Windows\\CurrentVersion\\Setup\\State', 'ImageState');
+  const imageState = regImageState ?? (await stateIni(guest, found.root));
+  const dword = (key: string, name: string): number | null => {
+    const raw = system.value(key, name);
+    const v = raw ? decodeValue(raw) : undefined;
+    return v?.type === 'dword' ? v.value : null;
+  };
+  const generalizationState = dword('Setup\\Status\\SysprepStatus', 'GeneralizationState');
+  const setupInProgress = dword('Setup', 'SystemSetupInProgress');
+  const oobeInProgress = dword('Setup', 'OOBEInProgress');
+  const verdict = judgeGeneralized({
+    imageState, imageStateFrom: regImageState !== null ? 'ImageState' : imageState !== null ? 'State.ini' : null,
+    generalizationState, setupInProgress: setupInProgress === null ? null : setupInProgress !== 0,
+  });
   const arch = (sys('Control\\Session Manager\\Environment', 'PROCESSOR_ARCHITECTURE') ?? 'AMD64').toLowerCase();
   return {
     systemRoot: found.root,
@@ -138,7 +219,12 @@ async function readWindows(guest: GuestReader): Promise<WindowsInfo | undefined>
     hostname: sys('Services\\Tcpip\\Parameters', 'Hostname'),
     nvHostname: sys('Services\\Tcpip\\Parameters', 'NV Hostname'),
     imageState,
-    generalized: imageState !== null && /^IMAGE_STATE_GENERALIZE_RESEAL_TO_/.test(imageState),
+    generalizationState,
+    setupInProgress: setupInProgress === null ? null : setupInProgress !== 0,
+    oobeInProgress: oobeInProgress === null ? null : oobeInProgress !== 0,
+    generalized: verdict.generalized,
+    generalizedFrom: verdict.from,
+    stateWarnings: verdict.warnings,
   };
 }
 

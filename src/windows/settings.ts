@@ -4,6 +4,8 @@
  */
 import type { Profile } from '../profile/types.js';
 import type { RenderedMachine } from '../fleet/prepare.js';
+import { suggest } from '../schema/validate.js';
+import { CLDR_WINDOWS_ZONES_SOURCE, IANA_TO_WINDOWS, WINDOWS_ZONE_IDS } from './zones.js';
 
 export interface WindowsInterface {
   /** MAC address of the adapter (any of 52:54:00:aa:bb:01, 52-54-00-AA-BB-01). */
@@ -21,12 +23,13 @@ export interface FirstLogonCommand {
 
 export interface WindowsProfile {
   computerName?: string;
-  /** Windows time zone ID ("W. Europe Standard Time"); default: mapped from the profile's IANA time zone. */
+  /** Windows time zone ID ("W. Europe Standard Time"), one of zones.ts; default: the profile's IANA time zone mapped by CLDR. */
   timezone?: string;
   registeredOwner?: string;
   registeredOrganization?: string;
   /** Primary DNS suffix (default site.domain). */
   dnsDomain?: string;
+  /** Overrides the profile's `network:` for Windows guests (network.ts). */
   network?: { interfaces: WindowsInterface[] };
   firstLogonCommands?: FirstLogonCommand[];
   oobe?: { hideEula?: boolean; skipMachineOOBE?: boolean; skipUserOOBE?: boolean; protectYourPC?: 1 | 2 | 3; networkLocation?: 'Home' | 'Work' | 'Other' };
@@ -46,26 +49,33 @@ export function computerNameOf(r: Pick<RenderedMachine, 'profile' | 'hostname'>)
   return windowsProfile(r.profile).computerName ?? r.hostname;
 }
 
-/** Common IANA zones and their Windows IDs (CLDR windowsZones.xml, "001" territory). */
-const WINDOWS_ZONES: Record<string, string> = {
-  UTC: 'UTC', 'Etc/UTC': 'UTC', GMT: 'UTC', 'Etc/GMT': 'UTC',
-  'Europe/London': 'GMT Standard Time', 'Europe/Dublin': 'GMT Standard Time', 'Europe/Lisbon': 'GMT Standard Time',
-  'Europe/Berlin': 'W. Europe Standard Time', 'Europe/Amsterdam': 'W. Europe Standard Time', 'Europe/Vienna': 'W. Europe Standard Time',
-  'Europe/Zurich': 'W. Europe Standard Time', 'Europe/Rome': 'W. Europe Standard Time', 'Europe/Stockholm': 'W. Europe Standard Time',
-  'Europe/Paris': 'Romance Standard Time', 'Europe/Brussels': 'Romance Standard Time', 'Europe/Madrid': 'Romance Standard Time', 'Europe/Copenhagen': 'Romance Standard Time',
-  'Europe/Warsaw': 'Central European Standard Time', 'Europe/Prague': 'Central Europe Standard Time', 'Europe/Budapest': 'Central Europe Standard Time',
-  'Europe/Helsinki': 'FLE Standard Time', 'Europe/Kiev': 'FLE Standard Time', 'Europe/Kyiv': 'FLE Standard Time', 'Europe/Athens': 'GTB Standard Time',
-  'Europe/Moscow': 'Russian Standard Time', 'Europe/Istanbul': 'Turkey Standard Time',
-  'America/New_York': 'Eastern Standard Time', 'America/Chicago': 'Central Standard Time', 'America/Denver': 'Mountain Standard Time',
-  'America/Phoenix': 'US Mountain Standard Time', 'America/Los_Angeles': 'Pacific Standard Time', 'America/Anchorage': 'Alaskan Standard Time',
-  'Pacific/Honolulu': 'Hawaiian Standard Time', 'America/Toronto': 'Eastern Standard Time', 'America/Sao_Paulo': 'E. South America Standard Time',
-  'Asia/Tokyo': 'Tokyo Standard Time', 'Asia/Shanghai': 'China Standard Time', 'Asia/Hong_Kong': 'China Standard Time', 'Asia/Singapore': 'Singapore Standard Time',
-  'Asia/Kolkata': 'India Standard Time', 'Asia/Dubai': 'Arabian Standard Time', 'Asia/Seoul': 'Korea Standard Time',
-  'Australia/Sydney': 'AUS Eastern Standard Time', 'Australia/Melbourne': 'AUS Eastern Standard Time', 'Australia/Perth': 'W. Australia Standard Time',
-  'Pacific/Auckland': 'New Zealand Standard Time', 'Africa/Johannesburg': 'South Africa Standard Time', 'Africa/Cairo': 'Egypt Standard Time',
-};
-
-/** The Windows time zone ID for an IANA name, when we know it. */
+/** The Windows time zone ID for an IANA name (CLDR windowsZones, src/windows/zones.ts), or undefined when CLDR has none. */
 export function windowsTimeZone(iana: string | undefined): string | undefined {
-  return iana ? WINDOWS_ZONES[iana] : undefined;
+  if (!iana) return undefined;
+  const direct = IANA_TO_WINDOWS[iana];
+  if (direct) return direct;
+  // CLDR keeps the old names (Europe/Kiev, Asia/Calcutta); ICU turns the new ones and links into them
+  let canonical: string;
+  try {
+    canonical = new Intl.DateTimeFormat('en', { timeZone: iana }).resolvedOptions().timeZone;
+  } catch {
+    return undefined;
+  }
+  return IANA_TO_WINDOWS[canonical] ?? (canonical === 'UTC' ? IANA_TO_WINDOWS['Etc/UTC'] : undefined);
+}
+
+/** Warning for an IANA zone CLDR maps to no Windows zone: unattend.xml gets no TimeZone. */
+export function timeZoneUnmapped(iana: string): string {
+  return `time zone "${iana}" has no Windows equivalent in ${CLDR_WINDOWS_ZONES_SOURCE}: unattend.xml gets no <TimeZone> and Windows keeps the master's zone; set windows.timezone to a Windows time zone ID`;
+}
+
+const WINDOWS_IDS = new Set(WINDOWS_ZONE_IDS);
+
+/** A problem with `id` as windows.timezone (not a Windows time zone ID), or undefined when it is one. */
+export function windowsTimeZoneProblem(id: string): string | undefined {
+  if (WINDOWS_IDS.has(id)) return undefined;
+  const mapped = windowsTimeZone(id);
+  if (mapped) return `"${id}" is an IANA time zone; windows.timezone takes the Windows ID: "${mapped}" (or leave windows.timezone out: the profile's timezone is mapped)`;
+  const hint = suggest(id, WINDOWS_ZONE_IDS);
+  return `"${id}" is not a Windows time zone ID (${CLDR_WINDOWS_ZONES_SOURCE})${hint ? `; did you mean "${hint}"?` : ', e.g. "W. Europe Standard Time", "UTC"'}`;
 }

@@ -4,6 +4,8 @@
  * Its own Handlebars instance WITH escaping: every value lands in XML, and
  * Handlebars' HTML escaping (& < > " ' ` =) yields valid XML character
  * references. Strict: an unknown variable is an error naming the template.
+ * Network settings: see network.ts (the profile's network model, or
+ * windows.network).
  */
 import path from 'node:path';
 import Handlebars from 'handlebars';
@@ -11,28 +13,19 @@ import type { RenderedMachine } from '../fleet/prepare.js';
 import { originOf } from '../profile/merge.js';
 import { loadTemplateFile, TEMPLATE_DIR } from '../template/render.js';
 import { GhostprepError } from '../util/errors.js';
-import { computerNameOf, windowsProfile, windowsTimeZone, type WindowsInterface } from './settings.js';
+import { unattendInterfaces } from './network.js';
+import { computerNameOf, windowsProfile, windowsTimeZone } from './settings.js';
 
 export const DEFAULT_UNATTEND_TEMPLATE = 'windows/unattend.xml.hbs';
 
 const hb = Handlebars.create();
 
-/** unattend.xml wants MACs as 52-54-00-AA-BB-01. */
-export function unattendMac(mac: string): string {
-  return mac.replace(/[:.]/g, '-').toUpperCase();
-}
-
 /** The data the template sees (documented in README, "Windows clones"). */
 export function unattendData(r: RenderedMachine, arch: string): Record<string, unknown> {
   const w = windowsProfile(r.profile);
   const site = r.profile.site ?? {};
-  const iface = (i: WindowsInterface) => ({
-    identifier: unattendMac(i.mac),
-    dhcp: i.dhcp ?? !(i.addresses?.length),
-    addresses: (i.addresses ?? []).map((cidr, n) => ({ key: n + 1, cidr })),
-    gateway: i.gateway ?? '',
-    dns: (i.dns ?? []).map((ip, n) => ({ key: n + 1, ip })),
-  });
+  const interfaces = unattendInterfaces(w.network, r.profile.network);
+  const dnsDomain = w.dnsDomain ?? site.domain ?? '';
   return {
     machine: r.context.machine,
     site: r.context.site,
@@ -42,8 +35,10 @@ export function unattendData(r: RenderedMachine, arch: string): Record<string, u
     timezone: w.timezone ?? windowsTimeZone(r.profile.timezone ?? site.timezone) ?? '',
     registeredOwner: w.registeredOwner ?? '',
     registeredOrganization: w.registeredOrganization ?? '',
-    dnsDomain: w.dnsDomain ?? site.domain ?? '',
-    interfaces: (w.network?.interfaces ?? []).map(iface),
+    dnsDomain,
+    dnsClient: Boolean(dnsDomain) || interfaces.length > 0,
+    interfaces,
+    dnsSuffixes: [...new Set(interfaces.flatMap((i) => i.search))].map((name, n) => ({ key: n + 1, name })),
     firstLogonCommands: (w.firstLogonCommands ?? []).map((c, n) => ({ order: n + 1, run: c.run, description: c.description ?? `ghostprep ${n + 1}` })),
     oobe: w.oobe ?? null,
     locale: w.locale ?? null,

@@ -27,7 +27,22 @@ export const MASTER_NAME = 'WIN-MASTER';
 const sz = (value: string) => ({ type: 'sz' as const, value });
 const dword = (value: number) => ({ type: 'dword' as const, value });
 
-export function systemHive(): Buffer {
+/**
+ * What the setup records say per flavour. Generalized: SystemSetupInProgress 1 and windeploy as the
+ * setup command line (Windows Setup runs at the next boot), SysprepStatus GeneralizationState 4;
+ * specialized: a running system's 0 / 7 (CleanupState 2 in both).
+ */
+export interface SystemSetupOptions {
+  /** SYSTEM\Setup\Status\SysprepStatus GeneralizationState; null: no SysprepStatus key. */
+  generalizationState?: number | null;
+  /** SYSTEM\Setup SystemSetupInProgress; null: value absent. */
+  setupInProgress?: number | null;
+}
+
+export function systemHive(flavour: WindowsFlavour = 'specialized', opts: SystemSetupOptions = {}): Buffer {
+  const generalized = flavour === 'generalized';
+  const generalizationState = opts.generalizationState === undefined ? (generalized ? 4 : 7) : opts.generalizationState;
+  const setupInProgress = opts.setupInProgress === undefined ? (generalized ? 1 : 0) : opts.setupInProgress;
   const controlSet: KeySpec = {
     subkeys: {
       Control: {
@@ -44,12 +59,19 @@ export function systemHive(): Buffer {
       Select: { values: { Current: dword(1), Default: dword(1), LastKnownGood: dword(1), Failed: dword(0) } },
       ControlSet001: controlSet,
       MountedDevices: {},
-      Setup: { values: { SystemSetupInProgress: dword(0), SetupType: dword(0) } },
+      Setup: {
+        values: {
+          ...(setupInProgress !== null && { SystemSetupInProgress: dword(setupInProgress) }),
+          OOBEInProgress: dword(0), SetupType: dword(generalized ? 2 : 0), CmdLine: sz(generalized ? 'oobe\\windeploy.exe' : ''),
+        },
+        subkeys: generalizationState === null ? {} : { Status: { subkeys: { SysprepStatus: { values: { GeneralizationState: dword(generalizationState), CleanupState: dword(2) } } } } },
+      },
     },
   }, { fileName: 'SYSTEM' });
 }
 
-export function softwareHive(flavour: WindowsFlavour): Buffer {
+/** imageState: the SOFTWARE ImageState value; null leaves it out (State.ini or SYSTEM then decide). */
+export function softwareHive(flavour: WindowsFlavour, imageState: string | null = flavour === 'generalized' ? 'IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE' : 'IMAGE_STATE_COMPLETE'): Buffer {
   return buildHive({
     subkeys: {
       Microsoft: {
@@ -60,7 +82,7 @@ export function softwareHive(flavour: WindowsFlavour): Buffer {
             SystemRoot: sz('C:\\Windows'), RegisteredOwner: sz('master owner'),
           } } } },
           Windows: { subkeys: { CurrentVersion: { subkeys: {
-            Setup: { subkeys: { State: { values: { ImageState: sz(flavour === 'generalized' ? 'IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE' : 'IMAGE_STATE_COMPLETE') } } } },
+            Setup: { subkeys: { State: { values: imageState === null ? {} : { ImageState: sz(imageState) } } } },
             RunOnce: {},
           } } } },
         },
@@ -87,7 +109,7 @@ async function stage(flavour: WindowsFlavour, dir: string): Promise<void> {
   const w = path.join(dir, 'Windows');
   for (const d of ['System32/config', 'System32/drivers/etc', 'Panther', 'Setup/State', 'Temp']) await fs.mkdir(path.join(w, d), { recursive: true });
   for (const d of ['Users/Public', 'Program Files', 'ProgramData']) await fs.mkdir(path.join(dir, d), { recursive: true });
-  await fs.writeFile(path.join(w, 'System32/config/SYSTEM'), systemHive());
+  await fs.writeFile(path.join(w, 'System32/config/SYSTEM'), systemHive(flavour));
   await fs.writeFile(path.join(w, 'System32/config/SOFTWARE'), softwareHive(flavour));
   await fs.writeFile(path.join(w, 'System32/cmd.exe'), peStub());
   await fs.writeFile(path.join(w, 'System32/drivers/etc/hosts'), '127.0.0.1 localhost\r\n');
@@ -131,7 +153,7 @@ const INSPECT = ['type', 'distro', 'product-name', 'major-version', 'minor-versi
 
 async function build(): Promise<WindowsImages> {
   const flavours: WindowsFlavour[] = ['generalized', 'specialized'];
-  const hash = createHash('sha256').update(`windows\0${RECIPE_VERSION}\0`).update(systemHive()).update(softwareHive('generalized')).update(softwareHive('specialized')).update(peStub()).digest('hex').slice(0, 16);
+  const hash = createHash('sha256').update(`windows\0${RECIPE_VERSION}\0`).update(systemHive('generalized')).update(systemHive('specialized')).update(softwareHive('generalized')).update(softwareHive('specialized')).update(peStub()).digest('hex').slice(0, 16);
   const out = Object.fromEntries(flavours.map((f) => [f, path.join(CACHE_DIR, `windows-${f}-${hash}.qcow2`)])) as Record<WindowsFlavour, string>;
   const sidecar = path.join(CACHE_DIR, `windows-${hash}.inspect.txt`);
   if ((await Promise.all([...flavours.map((f) => exists(out[f])), exists(sidecar)])).every(Boolean)) return { ...out, inspection: await fs.readFile(sidecar, 'utf8') };

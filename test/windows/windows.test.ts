@@ -5,7 +5,7 @@
  * host's hivexget (not our own reader).
  */
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -24,6 +24,15 @@ import { MASTER_NAME, softwareHive, systemHive, windowsImages, type WindowsImage
 import { formatIdentity } from '../../src/cli/commands/inspect.js';
 import { inspectGuest } from '../../src/fleet/inspect.js';
 import { planSeal, selectSealOperations } from '../../src/fleet/seal.js';
+import { renderMachine, type RenderedMachine } from '../../src/fleet/prepare.js';
+import { windowsUnattendOperation } from '../../src/operations/customize/windows-unattend.js';
+import { windowsComputerNameOperation } from '../../src/operations/customize/windows-computer-name.js';
+import { planNetwork } from '../../src/network/index.js';
+import { windowsChecks } from '../../src/windows/check.js';
+import { judgeGeneralized, windowsDistro } from '../../src/windows/detect.js';
+import { windowsTimeZone, windowsTimeZoneProblem } from '../../src/windows/settings.js';
+import { renderUnattend } from '../../src/windows/unattend.js';
+import { WINDOWS_ZONE_IDS } from '../../src/windows/zones.js';
 
 const PROFILE = `profile: win
 site: {domain: win.example.org, timezone: Europe/Berlin, gateway: 10.3.0.1, dns: [10.3.0.2]}
@@ -40,6 +49,8 @@ windows:
   oobe: {hideEula: true, protectYourPC: 3}
 `;
 const MACHINES = ['win01', 'win02', 'win03'];
+/** Cloned from the master that is not generalized. */
+const SPECIALIZED = ['spec01', 'spec02'];
 const INVENTORY = 'defaults: {profile: win}\nmachines:\n' + MACHINES.map((n, i) => `  - {name: ${n}, mac: "52:54:00:30:00:0${i + 1}", ip: 10.3.0.${i + 11}/24}\n`).join('');
 
 function hivexget(file: string, key: string, value: string): string {
@@ -145,12 +156,293 @@ describe('windows: regf hives, computer names, unattend (no appliance)', () => {
   });
 });
 
+/** Every element of an XML document, parsed by python3's xml.dom.minidom (a real parser: malformed XML throws). */
+interface XmlElement { tag: string; text: string | null; attrs: Record<string, string>; children: string[]; path: string }
+const PARSE_XML = `
+import sys, json
+from xml.dom import minidom
+doc = minidom.parseString(sys.stdin.buffer.read())
+out = []
+def walk(node, path):
+    for c in node.childNodes:
+        if c.nodeType != c.ELEMENT_NODE:
+            continue
+        kids = [k for k in c.childNodes if k.nodeType == k.ELEMENT_NODE]
+        text = None if kids else ''.join(t.data for t in c.childNodes if t.nodeType in (t.TEXT_NODE, t.CDATA_SECTION_NODE))
+        p = path + '/' + c.localName
+        out.append({'tag': c.localName, 'text': text, 'attrs': dict(c.attributes.items()), 'children': [k.localName for k in kids], 'path': p})
+        walk(c, p)
+walk(doc, '')
+print(json.dumps(out))
+`;
+function parseXml(xml: string): XmlElement[] {
+  return JSON.parse(execFileSync('python3', ['-c', PARSE_XML], { input: xml, encoding: 'utf8' })) as XmlElement[];
+}
+const texts = (els: XmlElement[], pathEnd: string) => els.filter((e) => e.path.endsWith(pathEnd)).map((e) => e.text);
+
+/** Profile and inventory (YAML) -> the rendered machines and validate's diagnostics. */
+function renderFleet(profileYaml: string, inventoryYaml: string, extra: Record<string, string> = {}): { machines: RenderedMachine[]; diagnostics: ReturnType<typeof validateFleet>['diagnostics']; dir: string } {
+  const dir = tempDir('ghostprep-win-render-');
+  writeFileSync(path.join(dir, 'win.yaml'), profileYaml);
+  writeFileSync(path.join(dir, 'inv.yaml'), inventoryYaml);
+  for (const [rel, text] of Object.entries(extra)) {
+    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    writeFileSync(path.join(dir, rel), text);
+  }
+  const v = validateFleet([path.join(dir, 'win.yaml')], path.join(dir, 'inv.yaml'));
+  return { machines: v.machines.map((m) => renderMachine(m)), diagnostics: v.diagnostics, dir };
+}
+
+function windowsGuest(flavour: 'generalized' | 'specialized', files: Record<string, string | Buffer> = {}): MemoryGuest {
+  return new MemoryGuest({ '/Windows/System32/config/SYSTEM': systemHive(flavour), '/Windows/System32/config/SOFTWARE': softwareHive(flavour), '/Windows/Panther': { dir: true }, ...files }, 'mem');
+}
+
+const IDENTITY = { machineId: undefined, pending: false, hostKeys: [] };
+
+async function planOp(op: typeof windowsUnattendOperation, guest: MemoryGuest, machine: RenderedMachine): Promise<{ changes: Awaited<ReturnType<typeof op.plan>>; warnings: string[] }> {
+  const info = await detectWindows(guest);
+  const warnings: string[] = [];
+  const changes = await op.plan({ guest, distro: windowsDistro(info!), machine, profile: machine.profile, identity: IDENTITY, warn: (m) => warnings.push(m) });
+  return { changes, warnings };
+}
+
+describe('windows: unattend rendering, network, time zones, setup state (no appliance)', () => {
+  it('unattend.xml stays well-formed XML for awkward values (a--b, & < > quotes); the parsed values equal the inputs', () => {
+    const owner = `O'Brien & "Sons" <ops>`;
+    const org = 'a--b & <c> > "d" \'e\'';
+    const run = `cmd /c echo "a" > C:\\x.txt & echo 'b' < nul`;
+    const description = 'x--y <&> "q" -- end';
+    const profile = `profile: win\nwindows: ${JSON.stringify({ registeredOwner: owner, registeredOrganization: org, firstLogonCommands: [{ run, description }, { run: 'a--b' }] })}\n`;
+    const { machines, diagnostics } = renderFleet(profile, 'defaults: {profile: win}\nmachines:\n  - {name: a--b}\n');
+    expect(diagnostics.filter((d) => d.severity === 'error'), JSON.stringify(diagnostics)).to.deep.equal([]);
+    const xml = renderUnattend(machines[0]!, 'amd64');
+    const els = parseXml(xml);
+    expect(texts(els, '/ComputerName')).to.deep.equal(['a--b']);
+    expect(texts(els, '/RegisteredOwner')).to.deep.equal([owner]);
+    expect(texts(els, '/RegisteredOrganization')).to.deep.equal([org]);
+    expect(texts(els, '/SynchronousCommand/CommandLine')).to.deep.equal([run, 'a--b']);
+    expect(texts(els, '/SynchronousCommand/Description')).to.deep.equal([description, 'ghostprep 2']);
+    expect(texts(els, '/SynchronousCommand/Order')).to.deep.equal(['1', '2']);
+  });
+
+  it('windows.unattend: auto writes unattend.xml only on a generalized image, always on any, never on none', async () => {
+    const { machines } = renderFleet('profile: win\nwindows: {registeredOwner: ops}\n', 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n');
+    const r = machines[0]!;
+    const withMode = (unattend: string): RenderedMachine => ({ ...r, profile: { ...r.profile, windows: { ...(r.profile as unknown as { windows: object }).windows, unattend } } as RenderedMachine['profile'] });
+    const paths = async (flavour: 'generalized' | 'specialized', mode: string) => (await planOp(windowsUnattendOperation, windowsGuest(flavour), withMode(mode))).changes.map((c) => c.path);
+    expect(await paths('generalized', 'auto')).to.deep.equal(['/Windows/Panther/unattend.xml']);
+    expect(await paths('specialized', 'auto')).to.deep.equal([]);
+    expect(await paths('specialized', 'always')).to.deep.equal(['/Windows/Panther/unattend.xml']);
+    expect(await paths('generalized', 'never')).to.deep.equal([]);
+    // the existing directory's spelling is kept (NTFS is case-insensitive, ntfs-3g is not)
+    const odd = new MemoryGuest({ '/Windows/System32/config/SYSTEM': systemHive('generalized'), '/Windows/System32/config/SOFTWARE': softwareHive('generalized'), '/Windows/PANTHER': { dir: true } }, 'mem');
+    expect((await planOp(windowsUnattendOperation, odd, r)).changes.map((c) => c.path)).to.deep.equal(['/Windows/PANTHER/unattend.xml']);
+  });
+
+  it('windows.template: an own template next to the profile, strict about unknown variables', () => {
+    const { machines } = renderFleet('profile: win\nwindows: {template: mine.xml.hbs, registeredOwner: "A & B"}\n', 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n',
+      { 'templates/mine.xml.hbs': '<mine name="{{computerName}}" arch="{{arch}}">{{registeredOwner}} {{machine.name}}</mine>\n', 'templates/bad.xml.hbs': '<x>{{nosuchthing}}</x>\n' });
+    expect(renderUnattend(machines[0]!, 'arm64')).to.equal('<mine name="office01" arch="arm64">A &amp; B office01</mine>\n');
+    const r = machines[0]!;
+    const bad = { ...r, profile: { ...r.profile, windows: { template: 'bad.xml.hbs' } } as RenderedMachine['profile'] };
+    // the template is looked up next to the profile file that names it (windows/template's origin), which `bad` keeps
+    expect(() => renderUnattend(bad, 'amd64')).to.throw(/bad\.xml\.hbs.*nosuchthing/);
+  });
+
+  it('oobeSystem: OOBE and International-Core settings as the profile asks, none when it does not', () => {
+    const profile = 'profile: win\nwindows:\n  oobe: {hideEula: true, skipMachineOOBE: true, skipUserOOBE: true, protectYourPC: 2, networkLocation: Work}\n  locale: {input: "0407:00000407", system: de-DE, ui: en-US, user: de-DE}\n';
+    const { machines } = renderFleet(profile, 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n');
+    const els = parseXml(renderUnattend(machines[0]!, 'amd64'));
+    const oobe = els.filter((e) => e.path.startsWith('/unattend/settings/component/OOBE/'));
+    expect(Object.fromEntries(oobe.map((e) => [e.tag, e.text]))).to.deep.equal({ HideEULAPage: 'true', SkipMachineOOBE: 'true', SkipUserOOBE: 'true', ProtectYourPC: '2', NetworkLocation: 'Work' });
+    const intl = els.find((e) => e.attrs.name === 'Microsoft-Windows-International-Core')!;
+    expect(intl.children).to.deep.equal(['InputLocale', 'SystemLocale', 'UILanguage', 'UserLocale']);
+    expect(texts(els, '/InputLocale')).to.deep.equal(['0407:00000407']);
+    const settings = els.filter((e) => e.tag === 'settings').map((e) => e.attrs.pass);
+    expect(settings).to.deep.equal(['specialize', 'oobeSystem']);
+    const plain = parseXml(renderUnattend(renderFleet('profile: win\nwindows: {}\n', 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n').machines[0]!, 'amd64'));
+    expect(plain.filter((e) => ['OOBE', 'InputLocale', 'FirstLogonCommands'].includes(e.tag))).to.deep.equal([]);
+  });
+
+  it('plan on a generalized rootfs target shows unattend.xml as a new file and the hive edits as a .reg diff', () => {
+    const dir = tempDir('ghostprep-win-plan-');
+    const root = path.join(dir, 'root');
+    mkdirSync(path.join(root, 'Windows/System32/config'), { recursive: true });
+    mkdirSync(path.join(root, 'Windows/Panther'), { recursive: true });
+    writeFileSync(path.join(root, 'Windows/System32/config/SYSTEM'), systemHive('generalized'));
+    writeFileSync(path.join(root, 'Windows/System32/config/SOFTWARE'), softwareHive('generalized'));
+    writeFileSync(path.join(dir, 'win.yaml'), 'profile: win\nmachineId: keep\nsite: {timezone: Europe/Berlin}\nwindows: {computerName: "{{upper machine.name}}"}\n');
+    writeFileSync(path.join(dir, 'inv.yaml'), 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n');
+    const plan = ghostprep(['plan', '-p', path.join(dir, 'win.yaml'), '-i', path.join(dir, 'inv.yaml'), '--state', path.join(dir, 'state'), '--target', `rootfs:${root}`]);
+    expect(plan.status, plan.stderr + plan.stdout).to.equal(0);
+    expect(plan.stdout).to.include('+++ b/Windows/Panther/unattend.xml');
+    expect(plan.stdout).to.include('+      <ComputerName>OFFICE01</ComputerName>').and.include('+      <TimeZone>W. Europe Standard Time</TimeZone>');
+    expect(plan.stdout).to.include('+"ComputerName"="OFFICE01"');
+    expect(plan.stderr).to.not.match(/not generalized/);
+  });
+
+  it('network: from the profile\'s network model: MAC identifiers, IPv4 and IPv6 addresses, default routes 0.0.0.0/0 and ::/0, DNS servers and search domains, in the documented element order', () => {
+    const profile = `profile: win
+site: {domain: corp.example}
+network:
+  version: 2
+  ethernets:
+    lan:
+      match: {macaddress: "{{machine.mac}}"}
+      addresses: ["{{machine.ip}}", "2001:db8::11/64"]
+      routes:
+        - {to: default, via: 10.3.0.1}
+        - {to: default, via: "2001:db8::1"}
+        - {to: 192.168.0.0/16, via: 10.3.0.254, metric: 50}
+      nameservers: {addresses: [10.3.0.2, "2001:db8::53"], search: [corp.example, example.org]}
+windows: {}
+`;
+    const { machines, diagnostics } = renderFleet(profile, 'defaults: {profile: win}\nmachines:\n  - {name: office01, mac: "52:54:00:aa:bb:01", ip: 10.3.0.11/24}\n');
+    expect(diagnostics.filter((d) => d.severity === 'error'), JSON.stringify(diagnostics)).to.deep.equal([]);
+    const els = parseXml(renderUnattend(machines[0]!, 'amd64'));
+    const tcpip = els.filter((e) => e.path.startsWith('/unattend/settings/component/Interfaces/Interface'));
+    const iface = tcpip.find((e) => e.tag === 'Interface' && e.children.includes('Ipv4Settings'))!;
+    expect(iface.children, 'Microsoft: Ipv4Settings, Ipv6Settings, Identifier, UnicastIpAddresses, then Routes').to.deep.equal(['Ipv4Settings', 'Ipv6Settings', 'Identifier', 'UnicastIpAddresses', 'Routes']);
+    expect(texts(els, '/Ipv4Settings/DhcpEnabled')).to.deep.equal(['false']);
+    expect(texts(els, '/Ipv6Settings/DhcpEnabled')).to.deep.equal(['false']);
+    expect(texts(els, '/Interface/Identifier')).to.deep.equal(['52-54-00-AA-BB-01', '52-54-00-AA-BB-01']);
+    expect(els.filter((e) => e.path.endsWith('/UnicastIpAddresses/IpAddress')).map((e) => [e.attrs['wcm:keyValue'], e.text])).to.deep.equal([['1', '10.3.0.11/24'], ['2', '2001:db8::11/64']]);
+    const routes = els.filter((e) => e.tag === 'Route');
+    expect(routes.map((r) => r.children)).to.deep.equal([['Identifier', 'NextHopAddress', 'Prefix'], ['Identifier', 'NextHopAddress', 'Prefix'], ['Identifier', 'Metric', 'NextHopAddress', 'Prefix']]);
+    expect(texts(els, '/Route/Prefix')).to.deep.equal(['0.0.0.0/0', '::/0', '192.168.0.0/16']);
+    expect(texts(els, '/Route/NextHopAddress')).to.deep.equal(['10.3.0.1', '2001:db8::1', '10.3.0.254']);
+    expect(texts(els, '/Route/Identifier')).to.deep.equal(['1', '2', '3']);
+    expect(texts(els, '/Route/Metric')).to.deep.equal(['50']);
+    expect(texts(els, '/DNSServerSearchOrder/IpAddress')).to.deep.equal(['10.3.0.2', '2001:db8::53']);
+    expect(texts(els, '/DNSSuffixSearchOrder/DomainName')).to.deep.equal(['corp.example', 'example.org']);
+    expect(texts(els, '/component/DNSDomain')).to.deep.equal(['corp.example']);
+  });
+
+  it('network: windows.network overrides network: and puts IPv6 where IPv6 belongs (Ipv6Settings, ::/0)', () => {
+    const profile = `profile: win
+network: {version: 2, ethernets: {lan: {match: {macaddress: "52:54:00:00:00:99"}, dhcp4: true}}}
+windows:
+  network:
+    interfaces:
+      - {mac: "52:54:00:aa:bb:02", addresses: ["2001:db8::12/64"], gateway: "2001:db8::1", dns: ["2001:db8::53"]}
+      - {mac: "52-54-00-aa-bb-03"}
+`;
+    const { machines } = renderFleet(profile, 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n');
+    const els = parseXml(renderUnattend(machines[0]!, 'amd64'));
+    expect(texts(els, '/Interface/Identifier')).to.deep.equal(['52-54-00-AA-BB-02', '52-54-00-AA-BB-03', '52-54-00-AA-BB-02']);
+    expect(texts(els, '/Ipv4Settings/DhcpEnabled'), 'no IPv4 address: IPv4 by DHCP; the second adapter all DHCP').to.deep.equal(['true', 'true']);
+    expect(texts(els, '/Ipv6Settings/DhcpEnabled')).to.deep.equal(['false']);
+    expect(texts(els, '/Route/Prefix')).to.deep.equal(['::/0']);
+    expect(texts(els, '/Route/NextHopAddress')).to.deep.equal(['2001:db8::1']);
+    expect(els.some((e) => e.text === '0.0.0.0/0')).to.equal(false);
+  });
+
+  it('network: what unattend.xml cannot say is refused by name at plan time and warned about by validate; Linux renderers skip Windows guests', async () => {
+    const inv = 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n';
+    const bonded = renderFleet('profile: win\nnetwork: {version: 2, ethernets: {e1: {match: {macaddress: "52:54:00:00:00:01"}}}, bonds: {bond0: {interfaces: [e1], dhcp4: true}}}\nwindows: {}\n', inv);
+    expect(() => renderUnattend(bonded.machines[0]!, 'amd64')).to.throw(/bonds\/bond0: Windows unattend.xml has no settings for a bond/);
+    const noMac = renderFleet('profile: win\nnetwork: {version: 2, ethernets: {eth0: {dhcp4: true}}}\nwindows: {}\n', inv);
+    expect(() => renderUnattend(noMac.machines[0]!, 'amd64')).to.throw(/ethernets\/eth0: Windows identifies adapters by MAC address.*add match: \{macaddress/);
+    const warned = windowsChecks(noMac.machines[0]!);
+    expect(warned.map((d) => [d.severity, d.line])).to.deep.equal([['warning', 2]]);
+    expect(warned[0]!.message).to.match(/identifies adapters by MAC/);
+    const plan = await planNetwork({ config: { version: 2, ethernets: { eth0: { dhcp4: true } } }, distro: windowsDistro((await detectWindows(windowsGuest('generalized')))!), reader: windowsGuest('generalized') });
+    expect(plan.changes).to.deep.equal([]);
+  });
+
+  it('time zones: CLDR windowsZones maps IANA names (and their new spellings) to Windows IDs; an unmapped zone is a warning, a wrong windows.timezone a located error', async () => {
+    expect(WINDOWS_ZONE_IDS.length).to.be.greaterThan(130);
+    expect(windowsTimeZone('Europe/Berlin')).to.equal('W. Europe Standard Time');
+    expect(windowsTimeZone('Europe/Kyiv'), 'CLDR says Europe/Kiev').to.equal('FLE Standard Time');
+    expect(windowsTimeZone('Asia/Kolkata'), 'CLDR says Asia/Calcutta').to.equal('India Standard Time');
+    expect(windowsTimeZone('America/Argentina/Salta')).to.equal('Argentina Standard Time');
+    expect(windowsTimeZone('UTC')).to.equal('UTC');
+    expect(windowsTimeZone('Antarctica/Troll'), 'a real zone CLDR maps to no Windows zone').to.equal(undefined);
+    expect(windowsTimeZoneProblem('W. Europe Standard Time')).to.equal(undefined);
+    expect(windowsTimeZoneProblem('Not A Real Zone')).to.match(/"Not A Real Zone" is not a Windows time zone ID \(CLDR 48/);
+    expect(windowsTimeZoneProblem('Pacific Standard Tme')).to.match(/did you mean "Pacific Standard Time"\?/);
+    expect(windowsTimeZoneProblem('Europe/Berlin')).to.match(/"Europe\/Berlin" is an IANA time zone; windows.timezone takes the Windows ID: "W. Europe Standard Time"/);
+
+    const inv = 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n';
+    const wrong = renderFleet('profile: win\nwindows:\n  timezone: Europe/Berlin\n', inv);
+    expect(windowsChecks(wrong.machines[0]!).map((d) => [d.severity, d.line, d.path])).to.deep.equal([['error', 3, '/windows/timezone']]);
+    const invalid = renderFleet('profile: win\nwindows:\n  timezone: Not A Real Zone\n', inv);
+    expect(windowsChecks(invalid.machines[0]!).map((d) => [d.severity, d.line])).to.deep.equal([['error', 3]]);
+    const unmapped = renderFleet('profile: win\ntimezone: Antarctica/Troll\nwindows: {}\n', inv);
+    const diags = windowsChecks(unmapped.machines[0]!);
+    expect(diags.map((d) => [d.severity, d.line])).to.deep.equal([['warning', 2]]);
+    expect(diags[0]!.message).to.match(/"Antarctica\/Troll" has no Windows equivalent/);
+    const { changes, warnings } = await planOp(windowsUnattendOperation, windowsGuest('generalized'), unmapped.machines[0]!);
+    expect(warnings.join('\n')).to.match(/"Antarctica\/Troll" has no Windows equivalent.*set windows.timezone/);
+    expect((changes[0] as { content: Buffer }).content.toString()).to.not.include('<TimeZone>');
+    const mapped = renderFleet('profile: win\ntimezone: Asia/Kolkata\nwindows: {}\n', inv);
+    expect(windowsChecks(mapped.machines[0]!)).to.deep.equal([]);
+    expect(renderUnattend(mapped.machines[0]!, 'amd64')).to.include('<TimeZone>India Standard Time</TimeZone>');
+  });
+
+  it('windows.dnsDomain must be a DNS name: a located error from validate', () => {
+    const bad = renderFleet('profile: win\nwindows:\n  dnsDomain: "bad domain & <x>"\n', 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n');
+    const errors = bad.diagnostics.filter((d) => d.severity === 'error');
+    expect(errors.map((d) => [d.line, d.path]), JSON.stringify(errors)).to.deep.equal([[3, '/windows/dnsDomain']]);
+    const templated = renderFleet('profile: win\nsite: {domain: "bad_dom ain"}\nwindows:\n  dnsDomain: "{{site.domain}}"\n', 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n');
+    expect(templated.diagnostics.filter((d) => d.severity === 'error' && d.path === '/windows/dnsDomain').map((d) => d.message).join()).to.match(/after templates: "bad_dom ain"/);
+    const good = renderFleet('profile: win\nsite: {domain: corp.example.org}\nwindows:\n  dnsDomain: "{{site.domain}}"\n', 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n');
+    expect(good.diagnostics.filter((d) => d.severity === 'error')).to.deep.equal([]);
+  });
+
+  it('generalized from each setup record: SOFTWARE ImageState, State.ini, SYSTEM SysprepStatus GeneralizationState; disagreements are warnings', async () => {
+    const guest = (software: Buffer, system: Buffer, files: Record<string, string> = {}) => new MemoryGuest({ '/Windows/System32/config/SYSTEM': system, '/Windows/System32/config/SOFTWARE': software, ...files }, 'mem');
+    const detect = async (g: MemoryGuest) => { const w = (await detectWindows(g))!; return { generalized: w.generalized, from: w.generalizedFrom, warnings: w.stateWarnings.length }; };
+    // ImageState in SOFTWARE, SYSTEM records absent
+    expect(await detect(guest(softwareHive('generalized'), systemHive('generalized', { generalizationState: null, setupInProgress: null })))).to.deep.equal({ generalized: true, from: 'ImageState', warnings: 0 });
+    // State.ini only
+    const ini = (state: string) => ({ '/Windows/Setup/State/State.ini': `[State]\r\nImageState=${state}\r\n` });
+    expect(await detect(guest(softwareHive('generalized', null), systemHive('generalized', { generalizationState: null }), ini('IMAGE_STATE_GENERALIZE_RESEAL_TO_AUDIT')))).to.deep.equal({ generalized: true, from: 'State.ini', warnings: 0 });
+    expect(await detect(guest(softwareHive('specialized', null), systemHive('specialized', { generalizationState: null }), ini('IMAGE_STATE_COMPLETE')))).to.deep.equal({ generalized: false, from: 'State.ini', warnings: 0 });
+    // GeneralizationState only: 4 generalized, 7 specialized, anything else says nothing
+    expect(await detect(guest(softwareHive('generalized', null), systemHive('generalized')))).to.deep.equal({ generalized: true, from: 'GeneralizationState', warnings: 0 });
+    expect(await detect(guest(softwareHive('specialized', null), systemHive('specialized')))).to.deep.equal({ generalized: false, from: 'GeneralizationState', warnings: 0 });
+    expect(await detect(guest(softwareHive('specialized', null), systemHive('specialized', { generalizationState: 5 })))).to.deep.equal({ generalized: false, from: null, warnings: 0 });
+    // IMAGE_STATE_UNDEPLOYABLE says neither: GeneralizationState decides
+    expect(await detect(guest(softwareHive('generalized', 'IMAGE_STATE_UNDEPLOYABLE'), systemHive('generalized')))).to.deep.equal({ generalized: true, from: 'GeneralizationState', warnings: 0 });
+    // disagreement: ImageState wins, a warning names both
+    const both = (await detectWindows(guest(softwareHive('generalized'), systemHive('generalized', { generalizationState: 7 }))))!;
+    expect(both.generalized).to.equal(true);
+    expect(both.stateWarnings).to.have.length(1);
+    expect(both.stateWarnings[0]).to.match(/disagree: SOFTWARE.*ImageState is IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE \(generalized\) but SYSTEM\\Setup\\Status\\SysprepStatus GeneralizationState is 7 \(specialized\); going by ImageState/);
+    // generalized, but Windows Setup would not run at boot
+    const noSetup = (await detectWindows(guest(softwareHive('generalized'), systemHive('generalized', { setupInProgress: 0 }))))!;
+    expect(noSetup.stateWarnings.join()).to.match(/SystemSetupInProgress is 0: Windows would boot normally and skip the specialize pass/);
+    expect(judgeGeneralized({ imageState: null, imageStateFrom: null, generalizationState: null, setupInProgress: null })).to.deep.equal({ generalized: false, from: null, warnings: [] });
+    // the computer-name operation passes them on as warnings
+    const { machines } = renderFleet('profile: win\nwindows: {}\n', 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n');
+    const { warnings } = await planOp(windowsComputerNameOperation, guest(softwareHive('generalized'), systemHive('generalized', { generalizationState: 7 })), machines[0]!);
+    expect(warnings.join('\n')).to.match(/setup records disagree/);
+    expect(warnings.join('\n')).to.not.match(/not generalized/);
+    // and the test image's records agree with each other
+    for (const f of ['generalized', 'specialized'] as const) expect((await detectWindows(windowsGuest(f)))!.stateWarnings).to.deep.equal([]);
+  });
+
+  it('guestfish cannot write a REG_SZ value: its strings refuse NUL bytes, which every UTF-16LE string holds (why hives are edited with hivexsh)', () => {
+    // "W\x00I\x00N\x00\x00\x00" is WIN as REG_SZ; guestfish's parser rejects it before any appliance is involved
+    const nul = spawnSync('guestfish', [], { input: 'hivex-node-set-value 1 Hostname 1 "W\\x00I\\x00N\\x00\\x00\\x00"\n', encoding: 'utf8', env: { ...process.env, LIBGUESTFS_BACKEND: 'direct' } });
+    expect(nul.status).to.not.equal(0);
+    expect(nul.stderr).to.match(/invalid escape sequence in string/);
+    // any other escaped byte passes the parser and reaches libguestfs (which then wants an appliance): it is NUL that is refused
+    const other = spawnSync('guestfish', [], { input: 'hivex-node-set-value 1 Hostname 1 "W\\x01I"\n', encoding: 'utf8', env: { ...process.env, LIBGUESTFS_BACKEND: 'direct' } });
+    expect(other.stderr).to.not.match(/invalid escape sequence/);
+    expect(other.stderr).to.match(/hivex_node_set_value: call launch before using this function/);
+  });
+});
+
 describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestfs)', function () {
-  // Seven appliance launches in all: deploy, plan, capture, apply, audit, one read-back and one plan of the four clones
+  // Eleven appliance launches in all: deploy, plan, capture, apply, deploy from the specialized master, inspect (text, JSON),
+  // audit (JSON, text), one read-back and one plan of the four clones
   // (--jobs 1 where several images are opened: the default, one appliance per core, launches two for nothing asserted here).
   this.timeout(1_200_000);
   const work = tempDir('ghostprep-win-e2e-');
   const out = path.join(work, 'clones');
+  const outSpecialized = path.join(work, 'clones-specialized');
   const prof = path.join(work, 'win.yaml');
   const inv = path.join(work, 'inv.yaml');
   const single = path.join(work, 'single.yaml');
@@ -212,6 +504,37 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
     expect(apply.status, apply.stderr).to.equal(0);
     applyStderr = apply.stderr;
     expect(applyStderr).to.match(/warning: solo: the master Windows installation is not generalized/);
+  });
+
+  it('deploy of 2 clones from the non-generalized master warns about the risk for each machine', () => {
+    const inv2 = path.join(work, 'specialized.yaml');
+    writeFileSync(inv2, 'defaults: {profile: win}\nmachines:\n' + SPECIALIZED.map((n, i) => `  - {name: ${n}, mac: "52:54:00:30:00:1${i}", ip: 10.3.0.${i + 30}/24}\n`).join(''));
+    const r = ghostprep(['deploy', '-p', prof, '-i', inv2, '--base', path.join(work, 'base-specialized.qcow2'), '--out', outSpecialized, '--state', path.join(work, 'state'), '--jobs', '1']);
+    expect(r.status, r.stderr + r.stdout).to.equal(0);
+    for (const m of SPECIALIZED) expect(r.stderr).to.match(new RegExp(`warning: ${m}: the master Windows installation is not generalized.*same machine SID`));
+    expect(r.stderr, 'windows.network cannot reach a specialized image').to.match(/warning: spec01: the network settings reach Windows only through unattend.xml, which is not written \(the image is not generalized\)/);
+  });
+
+  it('inspect (text and --json) shows the computer name and generalized state of Windows clones', () => {
+    const targets = ['--target', path.join(out, 'win01.qcow2'), '--target', path.join(outSpecialized, 'spec01.qcow2'), '--jobs', '1'];
+    const text = ghostprep(['inspect', ...targets]);
+    expect(text.status, text.stderr).to.equal(0);
+    expect(text.stdout).to.match(/win01\.qcow2\n\s+distro:\s+Windows 10 Pro[^\n]*family windows\)\n\s+system root: \/Windows\n\s+computer:\s+WIN01 \(DNS host name WIN01\)\n\s+generalized: yes \(image state IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE\)/);
+    expect(text.stdout).to.match(/spec01\.qcow2\n[\s\S]*?computer:\s+SPEC01 \(DNS host name SPEC01\)\n\s+generalized: NO: cloning it as is is unsupported by Microsoft/);
+    const json = ghostprep(['--json', 'inspect', ...targets]);
+    expect(json.status, json.stderr).to.equal(0);
+    const found = JSON.parse(json.stdout) as Array<{ target: string; identity: { windows: { computerName: string; hostname: string; generalized: boolean; imageState: string } } }>;
+    expect(found.map((f) => [path.basename(f.target), f.identity.windows.computerName, f.identity.windows.hostname, f.identity.windows.generalized, f.identity.windows.imageState]).sort()).to.deep.equal([
+      ['spec01.qcow2', 'SPEC01', 'SPEC01', false, 'IMAGE_STATE_COMPLETE'],
+      ['win01.qcow2', 'WIN01', 'WIN01', true, 'IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE'],
+    ]);
+  });
+
+  it('audit without --json lists each clone with its computer name and generalized state', () => {
+    const r = ghostprep(['audit', '--target', path.join(out, '*.qcow2'), '--target', path.join(outSpecialized, '*.qcow2'), '--jobs', '1']);
+    expect(r.status, r.stderr + r.stdout).to.equal(0);
+    for (const m of MACHINES) expect(r.stdout).to.match(new RegExp(`${m}\\.qcow2  ${m.toUpperCase()}  windows generalized  host ${m.toUpperCase()}`));
+    for (const m of SPECIALIZED) expect(r.stdout).to.match(new RegExp(`${m}\\.qcow2  ${m.toUpperCase()}  windows NOT generalized  host ${m.toUpperCase()}`));
   });
 
   it('audit lists the three clones with their computer names as unique', () => {

@@ -10,7 +10,8 @@ import { computerNameProblem, netbiosName } from '../../windows/computer-name.js
  * Tcpip\Parameters Hostname and NV Hostname (DNS host name). On a
  * generalized image the specialize pass sets the same name from
  * unattend.xml; writing it here too lets `audit` see it before first boot.
- * Warns when the master is not generalized.
+ * Warns when the master is not generalized, and when the registry's setup
+ * records disagree about it.
  */
 export const windowsComputerNameOperation: Operation = {
   name: 'windows-computer-name',
@@ -22,6 +23,7 @@ export const windowsComputerNameOperation: Operation = {
     const info = await detectWindows(guest);
     if (!info) return [];
     if (!info.generalized) warn?.(NOT_GENERALIZED_RISK);
+    for (const w of info.stateWarnings) warn?.(w);
     const name = computerNameOf(machine);
     const problem = computerNameProblem(name);
     if (problem) throw new Error(`${problem}; a profile for Windows guests sets windows.computerName`);

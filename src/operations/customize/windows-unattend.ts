@@ -1,7 +1,7 @@
 import type { CustomizeOperation as Operation } from '../registry.js';
 import { write } from '../util.js';
 import { detectWindows, underSystemRoot } from '../../windows/detect.js';
-import { windowsProfile } from '../../windows/settings.js';
+import { timeZoneUnmapped, windowsProfile, windowsTimeZone } from '../../windows/settings.js';
 import { renderUnattend } from '../../windows/unattend.js';
 
 /**
@@ -16,12 +16,18 @@ export const windowsUnattendOperation: Operation = {
   kind: 'customize',
   description: 'Windows: write C:\\Windows\\Panther\\unattend.xml (computer name, time zone, owner, network, first-logon commands)',
   defaultEnabled: true,
-  async plan({ guest, distro, machine }) {
+  async plan({ guest, distro, machine, warn }) {
     if (distro.family !== 'windows') return [];
     const info = await detectWindows(guest);
     if (!info) return [];
-    const when = windowsProfile(machine.profile).unattend ?? 'auto';
-    if (when === 'never' || (when === 'auto' && !info.generalized)) return [];
+    const w = windowsProfile(machine.profile);
+    const when = w.unattend ?? 'auto';
+    if (when === 'never' || (when === 'auto' && !info.generalized)) {
+      if (w.network || machine.profile.network) warn?.(`the network settings reach Windows only through unattend.xml, which is not written (${when === 'never' ? 'windows.unattend: never' : 'the image is not generalized'}): the clone keeps the master's network configuration`);
+      return [];
+    }
+    const iana = machine.profile.timezone ?? machine.profile.site?.timezone;
+    if (!w.timezone && iana && !windowsTimeZone(iana)) warn?.(timeZoneUnmapped(iana));
     const file = await underSystemRoot(guest, info, 'Panther/unattend.xml');
     return [write('windows-unattend', file, renderUnattend(machine, info.architecture), 0o777)];
   },
