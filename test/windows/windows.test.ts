@@ -294,6 +294,7 @@ network:
         - {to: default, via: 10.3.0.1}
         - {to: default, via: "2001:db8::1"}
         - {to: 192.168.0.0/16, via: 10.3.0.254, metric: 50}
+        - {to: 172.16.0.0/12, via: 10.3.0.253, metric: 0}
       nameservers: {addresses: [10.3.0.2, "2001:db8::53"], search: [corp.example, example.org]}
 windows: {}
 `;
@@ -308,11 +309,11 @@ windows: {}
     expect(texts(els, '/Interface/Identifier')).to.deep.equal(['52-54-00-AA-BB-01', '52-54-00-AA-BB-01']);
     expect(els.filter((e) => e.path.endsWith('/UnicastIpAddresses/IpAddress')).map((e) => [e.attrs['wcm:keyValue'], e.text])).to.deep.equal([['1', '10.3.0.11/24'], ['2', '2001:db8::11/64']]);
     const routes = els.filter((e) => e.tag === 'Route');
-    expect(routes.map((r) => r.children)).to.deep.equal([['Identifier', 'NextHopAddress', 'Prefix'], ['Identifier', 'NextHopAddress', 'Prefix'], ['Identifier', 'Metric', 'NextHopAddress', 'Prefix']]);
-    expect(texts(els, '/Route/Prefix')).to.deep.equal(['0.0.0.0/0', '::/0', '192.168.0.0/16']);
-    expect(texts(els, '/Route/NextHopAddress')).to.deep.equal(['10.3.0.1', '2001:db8::1', '10.3.0.254']);
-    expect(texts(els, '/Route/Identifier')).to.deep.equal(['1', '2', '3']);
-    expect(texts(els, '/Route/Metric')).to.deep.equal(['50']);
+    expect(routes.map((r) => r.children)).to.deep.equal([['Identifier', 'NextHopAddress', 'Prefix'], ['Identifier', 'NextHopAddress', 'Prefix'], ['Identifier', 'Metric', 'NextHopAddress', 'Prefix'], ['Identifier', 'Metric', 'NextHopAddress', 'Prefix']]);
+    expect(texts(els, '/Route/Prefix')).to.deep.equal(['0.0.0.0/0', '::/0', '192.168.0.0/16', '172.16.0.0/12']);
+    expect(texts(els, '/Route/NextHopAddress')).to.deep.equal(['10.3.0.1', '2001:db8::1', '10.3.0.254', '10.3.0.253']);
+    expect(texts(els, '/Route/Identifier')).to.deep.equal(['1', '2', '3', '4']);
+    expect(texts(els, '/Route/Metric'), 'metric 0 is a metric').to.deep.equal(['50', '0']);
     expect(texts(els, '/DNSServerSearchOrder/IpAddress')).to.deep.equal(['10.3.0.2', '2001:db8::53']);
     expect(texts(els, '/DNSSuffixSearchOrder/DomainName')).to.deep.equal(['corp.example', 'example.org']);
     expect(texts(els, '/component/DNSDomain')).to.deep.equal(['corp.example']);
