@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { GhostprepError } from '../util/errors.js';
-import { decryptCopy, type KeySource } from './decrypt.js';
+import { decryptCopy, takeKeyFromEnv, type KeySource } from './decrypt.js';
 import { verifyBase } from './restore.js';
 import { defaultLibraryDir, findImage, imagePath, parseLibraryRef, type LibraryEntry } from './library.js';
 
@@ -26,6 +26,8 @@ export async function resolveBase(base: string, opts: { library?: string; key?: 
   // the key in every later step (guestfish, the hypervisor) for their lifetime.
   if (!opts.key?.file && !opts.key?.env) throw new GhostprepError(`library image ${name} is encrypted: give its key with --key-file F or --key-env VAR`);
   if (!opts.clearDir) throw new GhostprepError(`library image ${name} is encrypted: restore it with --mode copy`);
+  // taken out of the environment now, even when the clear copy is reused: the appliances come later
+  if (opts.key.env) takeKeyFromEnv(opts.key.env);
   await verifyBase(file, entry.sha256);
   return { path: await clearCopy(file, entry, opts.clearDir, opts.key), entry };
 }

@@ -13,12 +13,29 @@ import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
 
 export interface KeySource { file?: string; env?: string }
 
+const keysFromEnv = new Map<string, string>();
+
+/**
+ * The key in variable `name`, taken out of this process's environment on the
+ * first call so that no process ghostprep starts afterwards (qemu-img,
+ * guestfish, ssh-keygen) inherits it; later calls return the same value.
+ * Commands that start processes before they need the key call it first.
+ */
+export function takeKeyFromEnv(name: string): string {
+  if (!keysFromEnv.has(name)) {
+    const value = process.env[name];
+    delete process.env[name];
+    if (!value) throw new GhostprepError(`encryption key variable $${name} is empty or unset`);
+    keysFromEnv.set(name, value);
+  }
+  return keysFromEnv.get(name)!;
+}
+
 /** A key file qemu can read: the given file, or a private temp file holding $ENV. */
 export function keyFile(key: KeySource): { file: string; cleanup: () => void } | undefined {
   if (key.file) return { file: path.resolve(key.file), cleanup: () => {} };
   if (key.env) {
-    const value = process.env[key.env];
-    if (!value) throw new GhostprepError(`encryption key variable $${key.env} is empty or unset`);
+    const value = takeKeyFromEnv(key.env);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ghostprep-key-'));
     const file = path.join(dir, 'key');
     writeFileSync(file, value, { mode: 0o600 });

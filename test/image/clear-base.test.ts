@@ -73,6 +73,21 @@ describe('encrypted library images: the clear copy deploy uses, and restore', fu
     expect(readdirSync(existing)).to.deep.equal([]);
   });
 
+  it('a key from a variable (--key-env) leaves the environment when read: processes started later do not inherit it', async () => {
+    process.env.GP_CLEAR_TEST_KEY = 'correct horse battery staple';
+    try {
+      const clear = (await resolveBase('library:enc', { library: lib, key: { env: 'GP_CLEAR_TEST_KEY' }, clearDir: path.join(work, 'out-env', '.bases') })).path;
+      expect(await sameContent(clear, 'qcow2', raw('b'), 'raw')).to.equal(true);
+      expect(process.env.GP_CLEAR_TEST_KEY).to.equal(undefined);
+      expect((await execa('env')).stdout).to.not.include('correct horse');
+      // read again (a second decrypt in the same run) it is still known
+      const again = (await resolveBase('library:enc', { library: lib, key: { env: 'GP_CLEAR_TEST_KEY' }, clearDir: path.join(work, 'out-env2', '.bases') })).path;
+      expect(await sameContent(again, 'qcow2', raw('b'), 'raw')).to.equal(true);
+    } finally {
+      delete process.env.GP_CLEAR_TEST_KEY;
+    }
+  });
+
   it('restore of an encrypted image refuses a --sha256 that is not the image\'s, and writes nothing', async () => {
     const to = path.join(work, 'restored', 'r.qcow2');
     await execa('mkdir', [path.dirname(to)]);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { sha256File } from '../../image/checksum.js';
 import { capture } from '../../image/capture.js';
+import { takeKeyFromEnv } from '../../image/decrypt.js';
 import { defaultLibraryDir, findImage, imagePath, readLibrary } from '../../image/library.js';
 import { parseTarget } from '../../fleet/targets.js';
 import { planSeal, selectSealOperations } from '../../fleet/seal.js';
@@ -35,6 +36,8 @@ Examples:
       if (!['zstd', 'zlib', 'none'].includes(o.compress)) throw new GhostprepError(`--compress ${o.compress}: use zstd, zlib or none`);
       if (!existsSync(o.target)) throw new GhostprepError(`${o.target} not found`);
       const log = new Logger(g);
+      // out of the environment before the appliance below starts, which would inherit it
+      if (o.encryptKeyEnv) takeKeyFromEnv(o.encryptKeyEnv);
       const t = parseTarget(o.target);
       if (t.kind !== 'image') throw new GhostprepError('capture takes a disk image (seal a rootfs tree, then build an image from it)');
       let identifying: string[] = [];
