@@ -16,7 +16,7 @@ import type { Diagnostic } from '../report/diagnostics.js';
 import { locateProblem, type PreparedMachine, type RenderedMachine } from '../fleet/prepare.js';
 import { TEMPLATE_DIR } from '../template/render.js';
 import { suggest, validateAgainst } from './validate.js';
-import { computerNameProblem } from '../windows/computer-name.js';
+import { windowsChecks } from '../windows/check.js';
 import { computerNameOf, windowsProfile } from '../windows/settings.js';
 
 type MachineRule = (r: RenderedMachine) => Diagnostic[];
@@ -135,23 +135,8 @@ const deriveSecretRule: MachineRule = (r) =>
     ? [locateProblem(r.prepared, '/machineId', 'machineId: derive needs a site secret: set site.secretFile (a file next to the profile) or $GHOSTPREP_SITE_SECRET')]
     : [];
 
-/** Profiles with a windows section: the computer name follows Windows' rules, the unattend network values are addresses. */
-const windowsRule: MachineRule = (r) => {
-  const w = windowsProfile(r.profile);
-  if (!(r.profile as { windows?: unknown }).windows) return [];
-  const out: Diagnostic[] = [];
-  const name = computerNameOf(r);
-  const problem = computerNameProblem(name);
-  if (problem) out.push(locateProblem(r.prepared, w.computerName !== undefined ? '/windows/computerName' : '/hostname', problem));
-  w.network?.interfaces?.forEach((i, n) => {
-    const at = `/windows/network/interfaces/${n}`;
-    if (typeof i?.mac === 'string' && !MAC_RE.test(i.mac.replace(/-/g, ':'))) out.push(locateProblem(r.prepared, `${at}/mac`, `"${i.mac}" is not a MAC address (six hex pairs separated by ":" or "-")`));
-    if (Array.isArray(i?.addresses)) i.addresses.forEach((a, k) => { if (typeof a === 'string' && !parseCidr(a)) out.push(locateProblem(r.prepared, `${at}/addresses/${k}`, `"${a}" is not an IPv4/IPv6 CIDR address (e.g. 10.0.0.11/24)`)); });
-    if (typeof i?.gateway === 'string' && !parseIp(i.gateway)) out.push(locateProblem(r.prepared, `${at}/gateway`, `"${i.gateway}" is not an IP address`));
-    if (Array.isArray(i?.dns)) i.dns.forEach((a, k) => { if (typeof a === 'string' && !parseIp(a)) out.push(locateProblem(r.prepared, `${at}/dns/${k}`, `"${a}" is not an IPv4/IPv6 address`)); });
-  });
-  return out;
-};
+/** Profiles with a windows section: computer name, time zone and unattend network values (src/windows/check.ts). */
+const windowsRule: MachineRule = (r) => windowsChecks(r);
 
 export const MACHINE_RULES: ReadonlyArray<{ name: string; check: MachineRule }> = [
   { name: 'hostname', check: hostnameRule },
