@@ -134,7 +134,7 @@ describe('boot: the ghost-imaging loop on the real Debian master (seal, capture,
         expect(report.machineId).to.equal(id().machineId).and.not.equal(master.machineId);
         expect(report.dbusReportedMachineId, 'dbus-uuidgen --get').to.equal(id().machineId);
       });
-      it('has exactly the SSH host keys of the deploy report, and sshd serves them (the sealed master\'s keygen unit stays idle)', () => {
+      it('has exactly the SSH host keys of the deploy report, and sshd serves them (apply removed the sealed master\'s keygen unit, so no other key types appear)', () => {
         const expected = id().sshHostKeys.map((k) => k.sha256).sort();
         expect(id().sshHostKeys.map((k) => k.type).sort()).to.deep.equal(['ecdsa', 'ed25519']);
         expect(report.sshFingerprints).to.deep.equal(expected);
