@@ -9,8 +9,9 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
-import { capture } from '../../src/image/capture.js';
+import { capture, removeStaleCaptureTemps } from '../../src/image/capture.js';
 import { decryptCopy } from '../../src/image/decrypt.js';
 import { sha256File } from '../../src/image/checksum.js';
 import { readLibrary } from '../../src/image/library.js';
@@ -143,5 +144,21 @@ describe('capture and decrypt without qemu-img', () => {
     expect(err).to.be.instanceOf(MissingToolError);
     expect((err as MissingToolError).exitCode).to.equal(4);
     expect(readdirSync(dir)).to.deep.equal([]);
+  });
+});
+
+describe('temp images of killed captures', () => {
+  it('a capture removes the temp images of dead captures on this host, never a live one or another host\'s', async () => {
+    const dir = tempDir('ghostprep-capture-stale-');
+    const dead = await new Promise<number>((resolve) => { const c = spawn(process.execPath, ['-e', '']); c.on('exit', () => resolve(c.pid!)); });
+    const names = {
+      dead: `.a.qcow2.capture-${hostname()}-${dead}`,
+      live: `.b.qcow2.capture-${hostname()}-${process.pid}`,
+      otherHost: `.c.qcow2.capture-some-other-host-${dead}`,
+      image: 'a.qcow2',
+    };
+    for (const n of Object.values(names)) writeFileSync(path.join(dir, n), 'x');
+    expect(await removeStaleCaptureTemps(dir)).to.deep.equal([names.dead]);
+    expect(readdirSync(dir).sort()).to.deep.equal([names.live, names.otherHost, names.image].sort());
   });
 });
