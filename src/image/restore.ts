@@ -98,9 +98,8 @@ export async function verifyBase(base: string, expected: string, cacheFile?: str
   return sha256;
 }
 
-export async function restore(options: RestoreOptions): Promise<RestoreResult> {
-  const started = Date.now();
-  const baseFormat = imageFormat(options.base, options.baseFormat);
+/** The base's real path, once the size, the destination and the base's checksum (when one is expected) are checked. */
+async function checkedBase(options: RestoreOptions): Promise<{ base: string; baseSha256: string | undefined }> {
   const base = await fs.realpath(options.base).catch(() => {
     throw new GhostprepError(`${options.base}: base image not found`);
   });
@@ -109,6 +108,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const baseSha256 = options.expectedSha256
     ? await verifyBase(base, options.expectedSha256, options.sha256Cache, (p) => options.onProgress?.({ stage: 'verify', fraction: p.total ? p.bytes / p.total : 1 }))
     : undefined;
+  return { base, baseSha256 };
+}
+
+export async function restore(options: RestoreOptions): Promise<RestoreResult> {
+  const started = Date.now();
+  const baseFormat = imageFormat(options.base, options.baseFormat);
+  const { base, baseSha256 } = await checkedBase(options);
   const result = options.mode === 'device' ? await restoreDevice(base, baseFormat, options) : await restoreFile(base, baseFormat, options);
   return { ...result, mode: options.mode, ...(baseSha256 && { baseSha256 }), durationMs: Date.now() - started };
 }
@@ -122,14 +128,7 @@ export async function restoreDecrypted(options: RestoreOptions & { readonly key:
   const started = Date.now();
   if (options.mode !== 'copy') throw new GhostprepError(`${options.base} is encrypted: restore it with --mode copy (the clone is written decrypted)`);
   if (!options.key?.file && !options.key?.env) throw new GhostprepError(`${options.base} is encrypted: give its key with --key-file F or --key-env VAR`);
-  const base = await fs.realpath(options.base).catch(() => {
-    throw new GhostprepError(`${options.base}: base image not found`);
-  });
-  if (options.size !== undefined && !SIZE_RE.test(options.size)) throw new GhostprepError(`invalid size "${options.size}" (e.g. 20G, 512M)`);
-  await checkDestination(base, options);
-  const baseSha256 = options.expectedSha256
-    ? await verifyBase(base, options.expectedSha256, options.sha256Cache, (p) => options.onProgress?.({ stage: 'verify', fraction: p.total ? p.bytes / p.total : 1 }))
-    : undefined;
+  const { base, baseSha256 } = await checkedBase(options);
   const dest = path.resolve(options.to);
   await removeStaleTemps([options.to]);
   const tmp = tempName(dest);
