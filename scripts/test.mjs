@@ -13,10 +13,13 @@
  * group plus the longest chain of groups waiting for it). Files no group
  * names run in group `rest`, one process, in file order.
  *
- * The trust suite (test/trust/) adds up counts and scans everything its
- * tests printed for secrets: its groups share their records through
- * GHOSTPREP_TRUST_SHARE (test/helpers/trust-counts.ts), and trust-secrets
- * (the summary and the secrets scan) starts after the other trust groups.
+ * The trust suite (test/trust/) adds up counts and scans every output of the
+ * suite for secrets: the trust groups share their records through
+ * GHOSTPREP_TRUST_SHARE (test/helpers/trust-counts.ts); every group's node
+ * processes preload test/trust/cli-record.js (NODE_OPTIONS --import), which
+ * keeps each ghostprep run's outputs and the secrets it was given or made;
+ * and trust-secrets (the summary and the secrets scan) starts after every
+ * other group, requiring a record of each (GHOSTPREP_TRUST_SHARE_FROM).
  *
  * Each group's output is kept in a log and printed when the group ends.
  * Exit status: non-zero if any group fails.
@@ -46,7 +49,8 @@ const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
  */
 const GROUPS = [
   { name: 'trust-kill', files: ['dist/test/trust/interrupt.test.js'], minutes: 14 },
-  { name: 'trust-secrets', files: ['dist/test/trust/summary.test.js', 'dist/test/trust/zz-secrets.test.js'], minutes: 0.2, after: ['trust-kill', 'trust'] },
+  // after every other group (the scan reads all their ghostprep runs' outputs): `after` is filled in below
+  { name: 'trust-secrets', files: ['dist/test/trust/summary.test.js', 'dist/test/trust/zz-secrets.test.js'], minutes: 1.5, after: ['*'] },
   { name: 'trust', files: ['dist/test/trust/'], minutes: 3.9 },
   // the first boot file builds the debootstrap master (cached under .cache/boot); the others wait for it
   { name: 'boot-harness', files: ['dist/test/boot/harness.test.js'], minutes: 3.6 },
@@ -100,17 +104,20 @@ if (only) {
   scheduled = scheduled.filter((g) => only.includes(g.name));
 }
 const names = new Set(scheduled.map((g) => g.name));
-for (const g of scheduled) g.after = g.after.filter((n) => names.has(n));
+for (const g of scheduled) g.after = g.after.includes('*') ? [...names].filter((n) => n !== g.name) : g.after.filter((n) => names.has(n));
 // priority: the group's minutes plus the longest chain of groups that wait for it
 const chain = (g) => g.minutes + Math.max(0, ...scheduled.filter((x) => x.after.includes(g.name)).map(chain));
 for (const g of scheduled) g.priority = chain(g);
 
 const timings = path.join(os.tmpdir(), `ghostprep-test-timings-${process.pid}.jsonl`);
 const trustShare = mkdtempSync(path.join(os.tmpdir(), 'ghostprep-trust-share-'));
-const trustFrom = scheduled.filter((g) => g.files.some((f) => f.startsWith('dist/test/trust/')) && g.name !== 'trust-secrets').map((g) => g.name);
+// every group must have left a record (at least its mocha process's, written by cli-record.js)
+const trustFrom = scheduled.filter((g) => g.name !== 'trust-secrets').map((g) => g.name);
+const cliRecord = path.join(root, 'dist/test/trust/cli-record.js');
 const env = (g) => ({
   ...process.env, GHOSTPREP_TEST_LANE: g.name, GHOSTPREP_TEST_TIMINGS: timings,
   GHOSTPREP_TRUST_SHARE: trustShare, GHOSTPREP_TRUST_SHARE_FROM: g.name === 'trust-secrets' ? trustFrom.join(',') : '',
+  NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${cliRecord}`].filter(Boolean).join(' '),
 });
 
 const workers = Math.max(1, Number(process.env.GHOSTPREP_TEST_WORKERS) || 2);

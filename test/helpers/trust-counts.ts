@@ -44,7 +44,17 @@ export const captured: Captured[] = [];
 /** Secret strings that must never appear in `captured` (key material, hashes, encryption keys) -> what they are. */
 export const secrets = new Map<string, string>();
 
-interface SharedRecord { group: string; pid: number; counts: Partial<Record<TrustCount, number>>; captured: Captured[]; secrets: Array<[string, string]> }
+/**
+ * A process's record: the trust groups' mocha processes write one, and so does
+ * every ghostprep run of every group (test/trust/cli-record.ts, preloaded by
+ * scripts/test.mjs), with `truncated` writes beyond its size cap.
+ */
+interface SharedRecord { group: string; pid: number; counts: Partial<Record<TrustCount, number>>; captured: Captured[]; secrets: Array<[string, string]>; truncated?: number }
+
+/** Outputs kept per group (this process's own under its GROUP), for the summary line. */
+export const outputsPerGroup = new Map<string, number>();
+/** Writes left out of kept outputs beyond their size cap (cli-record.ts), summed over all records. */
+export let truncatedWrites = 0;
 
 const SHARE_DIR = process.env.GHOSTPREP_TRUST_SHARE;
 const GROUP = process.env.GHOSTPREP_TEST_LANE ?? 'trust';
@@ -69,17 +79,20 @@ let merged: string[] | undefined;
 export function mergeSharedTrustRecords(): string[] {
   if (merged) return merged;
   merged = [];
+  outputsPerGroup.set(GROUP, captured.length);
   if (!SHARE_DIR) return merged;
   const files = existsSync(SHARE_DIR) ? readdirSync(SHARE_DIR).filter((f) => f.endsWith('.json') && !own(f)).sort() : [];
   for (const f of files) {
     const r = JSON.parse(readFileSync(path.join(SHARE_DIR, f), 'utf8')) as SharedRecord;
     for (const [k, v] of Object.entries(r.counts)) if (k !== 'outputsScanned' && k !== 'secretsChecked') count(k as TrustCount, v);
     captured.push(...r.captured.map((c) => ({ label: `[${r.group}] ${c.label}`, text: c.text })));
+    outputsPerGroup.set(r.group, (outputsPerGroup.get(r.group) ?? 0) + r.captured.length); // own group's other records too
+    truncatedWrites += r.truncated ?? 0;
     for (const [needle, what] of r.secrets) secrets.set(needle, what);
-    merged.push(r.group);
+    if (!merged.includes(r.group)) merged.push(r.group);
   }
   const expected = process.env.GHOSTPREP_TRUST_SHARE_FROM?.split(',').filter(Boolean) ?? [];
   const missing = expected.filter((g) => !merged!.includes(g));
-  if (missing.length) throw new Error(`GHOSTPREP_TRUST_SHARE: no record of the trust group(s) ${missing.join(', ')} in ${SHARE_DIR} (found: ${files.join(', ') || 'none'})`);
+  if (missing.length) throw new Error(`GHOSTPREP_TRUST_SHARE: no record of the trust group(s) ${missing.join(', ')} in ${SHARE_DIR} (records of: ${merged.join(', ') || 'none'}, ${files.length} files)`);
   return merged;
 }

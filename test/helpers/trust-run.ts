@@ -70,6 +70,49 @@ export interface RunOptions {
   /** Called once the process is running (to kill it at some point, say). */
   readonly onSpawn?: (child: ChildProcess) => void;
   readonly label?: string;
+  /**
+   * Run under `strace -f` tracing execve into this file: the argv and the
+   * environment of every process the run starts, however short-lived (the
+   * /proc sampler sees only those alive at a 100 ms tick). See execveCalls.
+   */
+  readonly trace?: string;
+}
+
+/** strace's arguments for RunOptions.trace: execve only (seccomp-bpf: the other syscalls of qemu run untraced), with environments (-v), strings whole. */
+export function straceArgs(file: string): string[] {
+  return ['-f', '-qq', '--seccomp-bpf', '-v', '-e', 'trace=execve', '-s', '65536', '-o', file];
+}
+
+export interface ExecveCall { readonly pid: number; readonly program: string; readonly line: string }
+
+/** The execve calls of a trace written by gp({ trace }): one per process image started, with its whole strace line (argv and env). */
+export function execveCalls(file: string): ExecveCall[] {
+  const out: ExecveCall[] = [];
+  for (const line of readFileSync(file, 'latin1').split('\n')) {
+    const m = /^(\d+)\s+execve\("([^"]*)"/.exec(line);
+    // failed ones too (execve of a PATH candidate that is not there): the argv was built all the same
+    if (m) out.push({ pid: Number(m[1]), program: path.basename(m[2]!), line });
+  }
+  return out;
+}
+
+/**
+ * Every secret known so far (`secrets`) found in the argv or environment of an
+ * execve of the trace. `allowInFirst`: strings the first execve (the traced
+ * ghostprep itself, started by the test) may carry, such as the variable a
+ * test hands a key in with --key-env; its children may not.
+ */
+export function traceLeaks(calls: readonly ExecveCall[], allowInFirst: readonly string[] = []): string[] {
+  const leaks: string[] = [];
+  for (const [i, c] of calls.entries()) {
+    for (const [needle, what] of secrets) {
+      if (!c.line.includes(needle)) continue;
+      if (i === 0 && allowInFirst.some((a) => a.includes(needle))) continue;
+      const at = c.line.indexOf(needle);
+      leaks.push(`${what} in execve of ${c.program} (pid ${c.pid}): …${c.line.slice(Math.max(0, at - 60), at + 16)}…`);
+    }
+  }
+  return leaks;
 }
 
 const seenCmdlines = new Set<string>();
@@ -92,7 +135,8 @@ function sampleCmdlines(): void {
 /** Run the built CLI; resolves when it exits (or is killed at timeoutMs: timedOut). */
 export function gp(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const started = Date.now();
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const [cmd, ...argv] = opts.trace ? ['strace', ...straceArgs(opts.trace), process.execPath, CLI, ...args] : [process.execPath, CLI, ...args];
+  const child = spawn(cmd!, argv, {
     cwd: opts.cwd ?? REPO,
     env: { ...process.env, LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -15,20 +15,23 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GuestfsSession, driveDevice, type Arg } from '../../src/backends/guestfs/session.js';
 import { sha256File } from '../../src/image/checksum.js';
-import { overlayOf, testImage } from '../helpers/images.js';
+import { LUKS_PASSPHRASE, overlayOf, testImage } from '../helpers/images.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { treeDigest } from '../helpers/cli.js';
 import { count } from '../helpers/trust-counts.js';
-import { addStateSecrets, gp, recordFile, show } from '../helpers/trust-run.js';
+import { addSecret, addStateSecrets, execveCalls, gp, recordFile, show, traceLeaks } from '../helpers/trust-run.js';
 import { writeInputs } from './profile.js';
 
 type Step = [string, ...Arg[]];
 
+/** What a machine whose guest cannot be written fails with (the write's EROFS, named with its path). */
+const READ_ONLY_FAILURE = /cannot write \/etc\/hostname: .*fs-read-only\.qcow2: .*Read-only file system/;
+
 interface Case {
   readonly name: string;
   readonly why: string;
-  /** guestfish commands run with the image's root mounted at /. */
-  readonly steps: (canary: string) => Step[] | ((s: GuestfsSession) => Promise<void>);
+  /** guestfish commands run with the image's root mounted at /; `device` is its root filesystem's. */
+  readonly steps: (canary: string, device: string) => Step[] | ((s: GuestfsSession) => Promise<void>);
   readonly expect: 'ok' | RegExp;
 }
 
@@ -62,6 +65,16 @@ const CASES: Case[] = [
     },
     expect: /No space left on device/,
   },
+  {
+    // the ext4 `read-only` feature: the kernel refuses to mount it writable, so every write fails
+    name: 'fs-read-only', why: 'a guest filesystem that cannot be written (ext4 read-only feature, tune2fs -O read-only)',
+    steps: (_canary, device) => async (s) => {
+      await s.command('umount-all');
+      // the partition's node may lag behind the umount (udev in the appliance): wait for it
+      await s.command('debug', ['sh', `udevadm settle; for i in $(seq 50); do [ -b ${device} ] && break; sleep 0.1; done; tune2fs -O read-only ${device}`]);
+    },
+    expect: READ_ONLY_FAILURE,
+  },
 ];
 
 async function holdImage(image: string): Promise<ChildProcess> {
@@ -89,6 +102,10 @@ describe('trust: hostile qcow2 images in one appliance', function () {
   const canary = path.join(outside, 'canary');
   const state = path.join(work, 'state');
   const good = ['good-a', 'good-b'];
+  // a LUKS-encrypted guest opened with --luks-key-file in the same appliance: the apply runs under strace,
+  // and no process it starts may carry the passphrase in its arguments or environment
+  const luks = 'luks-guest';
+  const trace = path.join(work, 'apply.strace');
   let qemu: ChildProcess | undefined;
   let args: string[];
   let outsideBefore: string;
@@ -101,11 +118,14 @@ describe('trust: hostile qcow2 images in one appliance', function () {
     writeFileSync(canary, 'host file\n');
     const base = await testImage('ext4-gpt');
     for (const n of [...good, 'in-use', ...CASES.map((c) => c.name)]) await overlayOf(base, imgs, n);
+    await overlayOf(await testImage('luks'), imgs, luks);
+    writeFileSync(path.join(work, 'luks.key'), LUKS_PASSPHRASE + '\n', { mode: 0o600 });
+    addSecret('LUKS passphrase of the guest (--luks-key-file)', LUKS_PASSPHRASE);
     const session = await GuestfsSession.open({ drives: CASES.map((c) => ({ path: path.join(imgs, `${c.name}.qcow2`), format: 'qcow2', readonly: false })) });
     try {
       for (const [i, c] of CASES.entries()) {
         await session.command('mount', [`${driveDevice(i)}1`, '/']);
-        const steps = c.steps(canary);
+        const steps = c.steps(canary, `${driveDevice(i)}1`);
         if (typeof steps === 'function') await steps(session);
         else for (const [cmd, ...a] of steps) await session.command(cmd, a);
         await session.command('umount-all');
@@ -115,7 +135,7 @@ describe('trust: hostile qcow2 images in one appliance', function () {
     }
     if (process.env.TRUST_VERBOSE) console.log(`      setup done at ${new Date().toISOString()}`);
     count('hostileImages', CASES.length + 1);
-    args = [...writeInputs(work, [...good, 'in-use', ...CASES.map((c) => c.name)]), '--target', `${imgs}/{name}.qcow2`, '--state', state];
+    args = [...writeInputs(work, [...good, luks, 'in-use', ...CASES.map((c) => c.name)]), '--target', `${imgs}/{name}.qcow2`, '--state', state];
     outsideBefore = treeDigest(outside);
     qemu = await holdImage(path.join(imgs, 'in-use.qcow2'));
     inUseSha = await sha256File(path.join(imgs, 'in-use.qcow2'));
@@ -128,7 +148,7 @@ describe('trust: hostile qcow2 images in one appliance', function () {
 
   it('applies in one appliance without hanging: exit 3, good images ok, hostile ones safe or failed clearly', async () => {
     const file = path.join(work, 'report.json');
-    const r = await gp(['apply', ...args, '--jobs', '1', '--report', file], { timeoutMs: 600_000 });
+    const r = await gp(['--luks-key-file', path.join(work, 'luks.key'), 'apply', ...args, '--jobs', '1', '--report', file], { timeoutMs: 600_000, trace });
     recordFile(file);
     addStateSecrets(state);
     if (process.env.TRUST_VERBOSE) console.log(`      apply took ${r.ms} ms`);
@@ -136,7 +156,7 @@ describe('trust: hostile qcow2 images in one appliance', function () {
     expect(r.status, show(r)).to.equal(3);
     report = JSON.parse(readFileSync(file, 'utf8'));
     const byName = new Map(report.machines.map((m) => [m.name, m]));
-    for (const n of good) expect(byName.get(n)?.status, `${n}: ${byName.get(n)?.error}`).to.equal('ok');
+    for (const n of [...good, luks]) expect(byName.get(n)?.status, `${n}: ${byName.get(n)?.error}`).to.equal('ok');
     const problems: string[] = [];
     for (const c of CASES) {
       const m = byName.get(c.name)!;
@@ -145,6 +165,16 @@ describe('trust: hostile qcow2 images in one appliance', function () {
     }
     expect(problems, problems.join('\n')).to.deep.equal([]);
     expect(treeDigest(outside), 'nothing on the host changed').to.equal(outsideBefore);
+  });
+
+  it('under strace: no process the apply started (qemu, guestfish, ssh-keygen...) had a key, hash or the LUKS passphrase in its argv or environment', () => {
+    const calls = execveCalls(trace);
+    const programs = new Set(calls.map((c) => c.program));
+    // the trace saw the children that matter, or it proves nothing
+    for (const p of ['guestfish', 'qemu-system-x86_64', 'ssh-keygen']) expect([...programs], `${p} in the trace`).to.include(p);
+    const leaks = traceLeaks(calls);
+    console.log(`      strace: ${calls.length} execve calls (${[...programs].sort().join(', ')}) checked for ${leaks.length ? 'LEAKS' : 'no leak of'} the run's secrets`);
+    expect(leaks, leaks.slice(0, 5).join('\n')).to.deep.equal([]);
   });
 
   it('refuses the image a running VM holds, naming it and saying it is in use; the image is unchanged', async () => {

@@ -127,6 +127,16 @@ const CASES: Case[] = [
     expect: process.getuid?.() === 0 ? 'ok' : /permission denied/i,
   },
   {
+    // really read-only, root or not: a read-only bind mount of the whole tree (the mode bits above do not stop root)
+    name: 'root-ro-mount', why: 'the whole tree on a read-only bind mount',
+    make: (root) => {
+      execFileSync('mount', ['--bind', root, root]);
+      mounts.push(root);
+      execFileSync('mount', ['-o', 'remount,bind,ro', root]);
+    },
+    expect: /cannot write \/etc\/hostname: the guest filesystem is read-only \(EROFS\)/, optional: true,
+  },
+  {
     name: 'full-fs', why: 'a full filesystem (tmpfs filled to the last block)',
     make: (root) => {
       const copy = root + '.src';

@@ -1,6 +1,7 @@
 /**
  * Property tests (fast-check) for what the rest of the code trusts: profile
- * merging, path resolution inside a rootfs root, address/CIDR parsing, shard
+ * merging, path resolution inside a rootfs root and inside a guestfs guest
+ * (against a fake appliance), address/CIDR parsing, shard
  * assignment. The seed is printed and can be replayed with TRUST_SEED=N.
  * (Shard coverage and stability of single names are also in test/unit/core.test.ts.)
  */
@@ -11,6 +12,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { MemoryGuest, type MemorySpec } from '../../src/backends/memory.js';
 import { RootfsGuest } from '../../src/backends/rootfs.js';
+import { GuestfsGuest } from '../../src/backends/guestfs/guest.js';
+import { GuestfsError, type Arg, type GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { selectShard, shardOf } from '../../src/fleet/shard.js';
 import { contains, networkOf, parseCidr, parseIp } from '../../src/network/ip.js';
 import { mergeInto, originOf, type Traced } from '../../src/profile/merge.js';
@@ -155,6 +158,119 @@ describe(`trust: properties (fast-check seed ${SEED})`, () => {
       } finally {
         rmSync(base, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe('path resolution inside the guest (guestfs backend, against a fake appliance)', () => {
+    // the same kind of hostile trees as above, served by a fake session answering lstatns / readlink /
+    // pread from the in-memory model: pure logic, no appliance
+    const NAMES = ['a', 'b', 'etc', 'x'];
+    const TYPE_BITS = { file: 0o100000, dir: 0o040000, symlink: 0o120000, other: 0o010000 } as const;
+    const trees = (targetParts: fc.Arbitrary<string>) => {
+      const linkTarget = fc.tuple(fc.boolean(), fc.array(targetParts, { minLength: 1, maxLength: 5 }));
+      const child = fc.oneof(fc.constant({ kind: 'file' as const }), linkTarget.map((to) => ({ kind: 'link' as const, to })));
+      const top = fc.oneof(
+        fc.constant({ kind: 'file' as const }),
+        fc.dictionary(fc.constantFrom(...NAMES), child, { maxKeys: 3 }).map((children) => ({ kind: 'dir' as const, children })),
+        linkTarget.map((to) => ({ kind: 'link' as const, to })),
+      );
+      return fc.dictionary(fc.constantFrom(...NAMES), top, { minKeys: 1, maxKeys: 4 });
+    };
+    type Spec = typeof trees extends (a: never) => fc.Arbitrary<infer T> ? T : never;
+    const query = fc.array(fc.constantFrom('a', 'b', 'etc', 'x', '..', '.', '...', 'm'), { minLength: 1, maxLength: 5 });
+
+    function modelOf(spec: Spec): MemoryGuest {
+      const mem: Record<string, MemorySpec> = {};
+      const target = ([abs, parts]: [boolean, string[]]) => (abs ? '/' : '') + parts.join('/');
+      for (const [name, k] of Object.entries(spec)) {
+        if (k.kind === 'file') mem[`/${name}`] = `file ${name}`;
+        if (k.kind === 'link') mem[`/${name}`] = { symlink: target(k.to) };
+        if (k.kind === 'dir') {
+          mem[`/${name}`] = { dir: true };
+          for (const [c, ck] of Object.entries(k.children)) mem[`/${name}/${c}`] = ck.kind === 'file' ? `file ${name}/${c}` : { symlink: target(ck.to) };
+        }
+      }
+      return new MemoryGuest(mem);
+    }
+
+    /** A GuestfsSession for GuestfsGuest's reads, answering from `model`; records the paths asked. */
+    function fakeSession(model: MemoryGuest, asked: string[]): GuestfsSession {
+      const absent = (cmd: string, p: string) => new GuestfsError(`${cmd}: ${p}: No such file or directory`, `${cmd} ${p}`, `${cmd}: ${p}: No such file or directory`);
+      return {
+        fields: async (cmd: string, args: readonly Arg[]) => {
+          const p = String(args[0]);
+          asked.push(p);
+          const st = await model.lstat(p);
+          if (!st) throw absent(cmd, p);
+          return { st_mode: String(TYPE_BITS[st.type] | st.mode), st_uid: String(st.uid), st_gid: String(st.gid), st_size: String(st.size) };
+        },
+        text: async (cmd: string, args: readonly Arg[]) => {
+          asked.push(String(args[0]));
+          const t = await model.readlink(String(args[0]));
+          if (t === null) throw absent(cmd, String(args[0]));
+          return t;
+        },
+        command: async (cmd: string, args: readonly Arg[]) => {
+          if (cmd !== 'pread') throw new Error(`fake session: ${cmd} not served`);
+          asked.push(String(args[0]));
+          const data = await model.readFile(String(args[0]));
+          if (!data) throw absent(cmd, String(args[0]));
+          return data.subarray(Number(args[2]), Number(args[2]) + Number(args[1]));
+        },
+      } as unknown as GuestfsSession;
+    }
+
+    const outcome = async (f: () => Promise<unknown>) => f().then((v) => (v === null ? 'absent' : Buffer.isBuffer(v) ? v.toString() : String(v)), () => 'error');
+
+    /** Resolve and read each query through GuestfsGuest and the model; the differences, and the paths the appliance was asked. */
+    async function compare(spec: Spec, queries: string[][]): Promise<{ diffs: string[]; asked: string[]; model: MemoryGuest }> {
+      const model = modelOf(spec);
+      const asked: string[] = [];
+      const g = new GuestfsGuest(fakeSession(model, asked), 'fake', true);
+      const diffs: string[] = [];
+      for (const q of queries) {
+        const p = '/' + q.join('/');
+        for (const follow of [true, false]) {
+          const [got, want] = [await outcome(() => g.resolve(p, follow)), await outcome(async () => model.resolve(p, follow))];
+          if (got !== want) diffs.push(`resolve(${p}, ${follow}): ${got}, chroot model: ${want}`);
+        }
+        const [got, want] = [await outcome(() => g.readFile(p)), await outcome(() => model.readFile(p))];
+        if (got !== want) diffs.push(`readFile(${p}): ${got}, chroot model: ${want}`);
+      }
+      return { diffs, asked, model };
+    }
+
+    it('only ever asks the appliance about absolute, normalized paths whose directories hold no link (whatever the links)', async () => {
+      await check(fc.asyncProperty(trees(fc.constantFrom('a', 'b', 'etc', 'x', '..', '.', '...', 'm')), fc.array(query, { minLength: 1, maxLength: 6 }), async (spec, queries) => {
+        const { asked, model } = await compare(spec, queries);
+        for (const p of asked) {
+          expect(p, 'normalized absolute').to.equal(path.posix.resolve('/', p));
+          const parent = path.posix.dirname(p);
+          expect(model.resolve(parent, true), `${p}: a link in its directories`).to.equal(parent);
+        }
+      }), 300);
+    });
+
+    it('resolves and reads what the in-memory model (chroot semantics) does, for link targets without ..', async () => {
+      await check(fc.asyncProperty(trees(fc.constantFrom('a', 'b', 'etc', 'x', '.', '...', 'm')), fc.array(query, { minLength: 1, maxLength: 6 }), async (spec, queries) => {
+        const { diffs } = await compare(spec, queries);
+        expect(diffs, diffs.join('\n')).to.deep.equal([]);
+      }), 300);
+    });
+
+    it('link targets with .. after a link: the same as the chroot model (KNOWN DIFFERENCE: pending until src/backends/guestfs/guest.ts walks ..)', async function () {
+      // GuestfsGuest.resolve normalizes a link target lexically (posix.resolve) where the kernel walks it:
+      // `x -> x/..` is a loop in the booted guest and `/` here; `x -> y/../a` with y a link to /etc/ssh
+      // is /etc/a in the guest and /a here
+      const probe = await compare({ x: { kind: 'link', to: [false, ['x', '..']] } } as unknown as Spec, [['x']]);
+      if (probe.diffs.length) {
+        console.log(`      KNOWN DIFFERENCE: ${probe.diffs.join('; ')}`);
+        this.skip();
+      }
+      await check(fc.asyncProperty(trees(fc.constantFrom('a', 'b', 'etc', 'x', '..', '.', 'm')), fc.array(query, { minLength: 1, maxLength: 6 }), async (spec, queries) => {
+        const { diffs } = await compare(spec, queries);
+        expect(diffs, diffs.join('\n')).to.deep.equal([]);
+      }), 300);
     });
   });
 

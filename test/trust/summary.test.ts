@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { validateFleet } from '../../src/fleet/validate.js';
 import { REPO } from '../helpers/rootfs.js';
-import { count, mergeSharedTrustRecords, trustCounts } from '../helpers/trust-counts.js';
+import { count, mergeSharedTrustRecords, outputsPerGroup, trustCounts } from '../helpers/trust-counts.js';
 import { recordOutput } from '../helpers/trust-run.js';
 
 describe('trust: bad-input corpus', () => {
@@ -44,5 +44,6 @@ after(() => {
   const from = mergeSharedTrustRecords(); // the trust files npm test ran in other processes (no-op in one process)
   const c = trustCounts;
   console.log(`\n  trust summary${from.length ? ` (with groups ${from.join(', ')})` : ''}: ${c.badInputs} bad inputs rejected, ${c.hostileRootfs} hostile rootfs trees + ${c.hostileImages} hostile qcow2 images, ` +
-    `${c.interruptionRounds} kill -9 rounds resumed, ${c.propertyRuns} property runs, ${c.outputsScanned} outputs scanned for ${c.secretsChecked} secrets\n`);
+    `${c.interruptionRounds} kill -9 rounds resumed, ${c.propertyRuns} property runs, ${c.outputsScanned} outputs scanned for ${c.secretsChecked} secrets` +
+    `${outputsPerGroup.size ? ` (outputs per group: ${[...outputsPerGroup].sort((a, b) => a[0].localeCompare(b[0])).map(([g, n]) => `${g} ${n}`).join(', ')})` : ''}\n`);
 });

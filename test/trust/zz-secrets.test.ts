@@ -14,12 +14,10 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { addEntry } from '../../src/image/library.js';
-import { sha256File } from '../../src/image/checksum.js';
-import { testImage } from '../helpers/images.js';
+import { overlayOf, testImage } from '../helpers/images.js';
 import { copyFixture, REPO, tempDir } from '../helpers/rootfs.js';
-import { count, mergeSharedTrustRecords } from '../helpers/trust-counts.js';
-import { addSecret, addStateSecrets, captured, gp, recordFile, secrets, show } from '../helpers/trust-run.js';
+import { count, mergeSharedTrustRecords, truncatedWrites, type Captured } from '../helpers/trust-counts.js';
+import { addSecret, addStateSecrets, captured, execveCalls, gp, recordFile, secrets, show, traceLeaks } from '../helpers/trust-run.js';
 import { PASSWORD_HASH, writeInputs } from './profile.js';
 
 const LUKS_KEY = 'trust-luks-Kx81vQ2pLm7Zr4tW9yB3';
@@ -37,6 +35,10 @@ describe('trust: secrets never leak', function () {
   const work = tempDir('ghostprep-trust-secrets-');
   const state = path.join(work, 'state');
   let args: string[];
+  // strace runs of the encrypted capture and restores: what they found
+  const traces: Array<{ what: string; file: string; allowInFirst: string[] }> = [];
+  const traceLeakList: string[] = [];
+  const inheritedKeyVar: string[] = [];
 
   before(() => {
     addSecret('password hash of the profile', PASSWORD_HASH);
@@ -80,24 +82,51 @@ describe('trust: secrets never leak', function () {
     expect(keys).to.equal(4); // 2 machines x ed25519, ecdsa
   });
 
-  it('an encrypted library image restores with the key from a variable or a file; a wrong key fails without echoing it', async () => {
+  it('an encrypted capture, and restores with the key from a variable or a file, under strace: no child process carries the key; a wrong key fails without echoing it', async () => {
     const lib = path.join(work, 'lib');
     mkdirSync(lib);
     const keyFile = path.join(work, 'luks.key');
     writeFileSync(keyFile, LUKS_KEY, { mode: 0o600 });
-    const enc = path.join(lib, 'enc.qcow2');
-    execFileSync('qemu-img', ['convert', '--object', `secret,id=k,file=${keyFile}`, '-f', 'qcow2', '-O', 'qcow2',
-      '-o', 'encrypt.format=luks,encrypt.key-secret=k,encrypt.iter-time=10', await testImage('ext4-gpt'), enc]);
-    await addEntry(lib, { name: 'enc', file: 'enc.qcow2', format: 'qcow2', virtualSize: 0, sha256: await sha256File(enc), compression: 'none', encrypted: true, created: new Date().toISOString(), sealed: true, source: 'test', notes: '' });
-    const viaEnv = await gp(['restore', '--base', 'library:enc', '--library', lib, '--to', path.join(work, 'a.qcow2'), '--mode', 'copy', '--key-env', 'GP_TRUST_KEY', '-v'], { timeoutMs: 300_000, env: { GP_TRUST_KEY: LUKS_KEY } });
+    const master = await overlayOf(await testImage('ext4-gpt'), work, 'master');
+    // every process these runs start (qemu-img convert with its secret object, guestfish, qemu) is traced
+    traces.length = 0;
+    const traced = (what: string, allowInFirst: string[] = []) => {
+      const file = path.join(work, `${traces.length}.strace`);
+      traces.push({ what, file, allowInFirst });
+      return file;
+    };
+    const capture = await gp(['capture', '--target', master, '--library', lib, '--name', 'enc', '--encrypt-key-file', keyFile, '--force', '--json'], { timeoutMs: 600_000, trace: traced('capture --encrypt-key-file') });
+    expect(capture.status, show(capture)).to.equal(0);
+    expect(JSON.parse(capture.stdout)).to.include({ name: 'enc', encrypted: true });
+    recordFile(path.join(lib, 'library.yaml'));
+    const viaEnv = await gp(['restore', '--base', 'library:enc', '--library', lib, '--to', path.join(work, 'a.qcow2'), '--mode', 'copy', '--key-env', 'GP_TRUST_KEY', '-v'],
+      { timeoutMs: 300_000, env: { GP_TRUST_KEY: LUKS_KEY }, trace: traced('restore --key-env', [`GP_TRUST_KEY=${LUKS_KEY}`]) });
     expect(viaEnv.status, show(viaEnv)).to.equal(0);
-    const viaFile = await gp(['restore', '--base', 'library:enc', '--library', lib, '--to', path.join(work, 'b.qcow2'), '--mode', 'copy', '--key-file', keyFile, '--json'], { timeoutMs: 300_000 });
+    const viaFile = await gp(['restore', '--base', 'library:enc', '--library', lib, '--to', path.join(work, 'b.qcow2'), '--mode', 'copy', '--key-file', keyFile, '--json'], { timeoutMs: 300_000, trace: traced('restore --key-file') });
     expect(viaFile.status, show(viaFile)).to.equal(0);
     const wrongKey = 'trust-WRONG-key-0123456789';
     addSecret('a wrong LUKS key', wrongKey);
-    const wrong = await gp(['restore', '--base', 'library:enc', '--library', lib, '--to', path.join(work, 'c.qcow2'), '--mode', 'copy', '--key-env', 'GP_TRUST_KEY'], { timeoutMs: 300_000, env: { GP_TRUST_KEY: wrongKey } });
+    const wrong = await gp(['restore', '--base', 'library:enc', '--library', lib, '--to', path.join(work, 'c.qcow2'), '--mode', 'copy', '--key-env', 'GP_TRUST_KEY'],
+      { timeoutMs: 300_000, env: { GP_TRUST_KEY: wrongKey }, trace: traced('restore with a wrong key', [`GP_TRUST_KEY=${wrongKey}`]) });
     expect(wrong.status).to.equal(1);
     expect(wrong.stderr).to.match(/key does not unlock/);
+    const seen: string[] = [];
+    for (const t of traces) {
+      const calls = execveCalls(t.file);
+      const programs = new Set(calls.map((c) => c.program));
+      // the key went through qemu-img in every run: a trace without it would prove nothing
+      expect([...programs], `${t.what}: qemu-img in the trace`).to.include('qemu-img');
+      seen.push(`${t.what}: ${calls.length} (${[...programs].sort().join(' ')})`);
+      for (const l of traceLeaks(calls, t.allowInFirst)) (/GP_TRUST_KEY=/.test(l) ? inheritedKeyVar : traceLeakList).push(`${t.what}: ${l}`);
+    }
+    console.log(`      strace execve calls: ${seen.join('; ')}`);
+    expect(traceLeakList, traceLeakList.slice(0, 5).join('\n')).to.deep.equal([]);
+  });
+
+  it('a key handed in a variable (--key-env) is not passed on in the environment of the processes ghostprep starts', function () {
+    if (!traces.length) this.skip(); // the traced runs above did not get that far
+    // (it was, until the variable was taken out of the environment when first read: src/image/decrypt.ts)
+    expect(inheritedKeyVar, inheritedKeyVar.slice(0, 3).join('\n')).to.deep.equal([]);
   });
 
   it('no source file puts a key on a command line (qemu secrets come from files)', () => {
@@ -117,22 +146,40 @@ describe('trust: secrets never leak', function () {
     expect(readFileSync(path.join(REPO, 'src/identity/ssh-keys.ts'), 'utf8')).to.match(/'-N', ''/);
   });
 
-  it('scans every kept output of the trust suite for every secret', () => {
-    // under npm test the other trust files ran in other processes: add their outputs and secrets
+  it('scans every kept output of the test suite (every group\'s ghostprep runs under npm test) for every secret', () => {
+    // under npm test the other groups ran in other processes: add their outputs and secrets
     const groups = mergeSharedTrustRecords();
-    if (groups.length) console.log(`      with the outputs of the trust groups ${groups.join(', ')}`);
-    const cmdlines = captured.filter((c) => c.label.startsWith('cmdline'));
+    if (groups.length) console.log(`      with the outputs of the groups ${groups.join(', ')}`);
+    const cmdlines = captured.filter((c) => c.label.startsWith('cmdline') || / cmdline of pid /.test(c.label));
     expect(secrets.size, 'secrets collected').to.be.above(10);
     expect(cmdlines.length, 'process command lines sampled').to.be.above(0);
-    const leaks: string[] = [];
-    for (const c of captured) {
-      for (const [needle, what] of secrets) {
-        if (c.text.includes(needle)) leaks.push(`${what} in ${c.label}: …${c.text.slice(Math.max(0, c.text.indexOf(needle) - 80), c.text.indexOf(needle) + 20)}…`);
-      }
-    }
+    const leaks = findSecrets(captured, secrets);
     count('outputsScanned', captured.length);
     count('secretsChecked', secrets.size);
-    console.log(`      scanned ${captured.length} outputs (${cmdlines.length} process command lines) for ${secrets.size} secret strings`);
+    const bytes = captured.reduce((n, c) => n + c.text.length, 0);
+    console.log(`      scanned ${captured.length} outputs (${(bytes / 1e6).toFixed(1)} MB, ${cmdlines.length} process command lines${truncatedWrites ? `, ${truncatedWrites} writes beyond the 8 MB cap of an output left out` : ''}) for ${secrets.size} secret strings`);
     expect(leaks, leaks.slice(0, 10).join('\n')).to.deep.equal([]);
   });
 });
+
+/**
+ * Every occurrence of a secret in the outputs. Needles are indexed by their
+ * first 12 characters (every needle has at least 12), so each output is read
+ * once whatever the number of secrets (thousands of key lines, megabytes of
+ * plan output) instead of once per secret.
+ */
+function findSecrets(outputs: readonly Captured[], needles: ReadonlyMap<string, string>): string[] {
+  const K = 12;
+  const byPrefix = new Map<string, string[]>();
+  for (const n of needles.keys()) byPrefix.set(n.slice(0, K), [...(byPrefix.get(n.slice(0, K)) ?? []), n]);
+  const leaks: string[] = [];
+  for (const c of outputs) {
+    const t = c.text;
+    for (let i = 0; i + K <= t.length; i++) {
+      const candidates = byPrefix.get(t.slice(i, i + K));
+      if (!candidates) continue;
+      for (const n of candidates) if (t.startsWith(n, i)) leaks.push(`${needles.get(n)} in ${c.label}: …${t.slice(Math.max(0, i - 80), i + 20)}…`);
+    }
+  }
+  return leaks;
+}
