@@ -121,29 +121,35 @@ export class GuestfsGuest implements Guest {
 
   /**
    * The symlink-free guest path that `p` designates, resolved inside the
-   * guest; `follow` decides whether a final symlink is followed. Missing
-   * components are kept as they are (they cannot be links).
+   * guest; `follow` decides whether a final symlink is followed. `.` and `..`
+   * of `p` itself are lexical; in a link target they are walked like the
+   * kernel does (`x -> y/..` climbs from where `y` really leads, and
+   * `x -> x/..` is a loop), as MemoryGuest and the rootfs backend do.
+   * Missing components are kept as they are (they cannot be links, nor can
+   * anything below them: those are not asked about).
    */
   async resolve(p: string, follow: boolean): Promise<string> {
-    let parts = splitPath(p);
-    let cur = '/';
+    const pending = splitPath(p).reverse(); // a stack: next component last
+    let at = ''; // the walked, symlink-free prefix ("" for the root)
+    let absent = 0; // how deep `at` is below its first missing component
     let hops = 0;
-    while (parts.length) {
-      const [head, ...rest] = parts as [string, ...string[]];
-      const next = posix.join(cur, head);
-      const st = await this.rawLstat(next);
-      if (!st) return posix.join(next, ...rest);
-      if (st.type === 'symlink' && (rest.length > 0 || follow)) {
+    while (pending.length) {
+      const name = pending.pop()!;
+      if (name === '.') continue;
+      if (name === '..') { at = at.slice(0, at.lastIndexOf('/')); if (absent) absent--; continue; }
+      const next = `${at}/${name}`;
+      const st = absent ? null : await this.rawLstat(next);
+      if (st?.type === 'symlink' && (pending.length > 0 || follow)) {
         if (++hops > MAX_LINKS) throw new GuestError(`${this.description}: too many levels of symbolic links: ${p}`, p);
         const target = await this.linkTarget(next);
-        parts = [...splitPath(posix.resolve(target.startsWith('/') ? '/' : cur, target)), ...rest];
-        cur = '/';
+        if (target.startsWith('/')) at = '';
+        pending.push(...target.split('/').filter(Boolean).reverse());
         continue;
       }
-      cur = next;
-      parts = rest;
+      if (!st) absent++;
+      at = next;
     }
-    return cur;
+    return at || '/';
   }
 
   private async linkTarget(real: string): Promise<string> {
