@@ -4,11 +4,10 @@
  * shows no changes. Private keys are 0600 in 0700 directories.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GhostprepError } from '../util/errors.js';
-import { describeLockOwner } from '../util/process.js';
-import { tryLock } from '../util/file-lock.js';
+import { lockOrRefuse } from '../util/file-lock.js';
 
 export const DEFAULT_STATE_DIR = '.ghostprep/state';
 
@@ -95,17 +94,7 @@ export class StateDir {
 export function lockMachine(state: StateDir, machine: string): () => void {
   const dir = state.machineDir(machine);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, '.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const owner = tryLock(file, 0o600);
-    if (owner === undefined) return () => { try { unlinkSync(file); } catch { /* already gone */ } };
-    // a lock of this very process, or one naming no holder (a run killed between creating and
-    // writing it), is taken over; any other live holder's is not
-    const mine = owner?.here === true && owner.pid === process.pid;
-    if (owner && !mine) throw new GhostprepError(`machine ${machine} is being changed by another ghostprep run (${describeLockOwner(owner)}, lock ${file}${owner.here ? '' : '; remove it if that run is over'})`);
-    unlinkSync(file);
-  }
-  throw new GhostprepError(`cannot lock machine ${machine} (${file})`);
+  return lockOrRefuse(path.join(dir, '.lock'), `machine ${machine}`);
 }
 
 export function sha256(data: Buffer | string): string {

@@ -85,30 +85,34 @@ const NO_LOCK_HERE = new Set(['EROFS', 'EACCES', 'EPERM']);
  * Take the lock of a target written by apply, deploy or seal, or refuse: two
  * runs writing one guest at once (two --state dirs, two users' runs, a seal and
  * an apply) would interleave their writes; the per-machine lock in the state
- * dir only meets runs that share that state dir. A lock whose holder is gone
- * from this host is taken over, as the state dir's are; one held on another
- * host is not. Returns the release.
+ * dir only meets runs that share that state dir. Returns the release.
  */
 export function lockTarget(kind: 'rootfs' | 'image' | 'device', target: string): () => void {
   const { beside, hostLocal } = targetLockFiles(kind, target);
-  let file = beside ?? hostLocal;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    let owner: LockOwner | null | undefined;
+  if (beside) {
     try {
-      owner = tryLock(file, 0o600);
+      return lockOrRefuse(beside, `target ${target}`);
     } catch (err) {
-      if (file === hostLocal || !NO_LOCK_HERE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
-      file = hostLocal;
-      continue;
+      if (!NO_LOCK_HERE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
     }
-    if (owner === undefined) {
-      const taken = file;
-      return () => { try { unlinkSync(taken); } catch { /* already gone */ } };
-    }
+  }
+  return lockOrRefuse(hostLocal, `target ${target}`);
+}
+
+/**
+ * Take `file` (0600) or refuse: the locks of one machine (state dir) and of one
+ * target, which a second run must not wait for. A lock whose holder is gone
+ * from this host is taken over (tryLock); so is one of this very process, or one
+ * naming no holder (a run killed between creating and writing it); one held on
+ * another host is not. Returns the release.
+ */
+export function lockOrRefuse(file: string, what: string): () => void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const owner = tryLock(file, 0o600);
+    if (owner === undefined) return () => { try { unlinkSync(file); } catch { /* already gone */ } };
     const mine = owner?.here === true && owner.pid === process.pid;
-    if (owner && !mine) throw new GhostprepError(`target ${target} is being changed by another ghostprep run (${describeLockOwner(owner)}, lock ${file}${owner.here ? '' : '; remove it if that run is over'})`);
-    // no holder named (a run killed between creating and writing it), or this very process: take it over
+    if (owner && !mine) throw new GhostprepError(`${what} is being changed by another ghostprep run (${describeLockOwner(owner)}, lock ${file}${owner.here ? '' : '; remove it if that run is over'})`);
     try { unlinkSync(file); } catch { /* gone */ }
   }
-  throw new GhostprepError(`cannot lock target ${target} (${file})`);
+  throw new GhostprepError(`cannot lock ${what} (${file})`);
 }
