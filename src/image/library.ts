@@ -69,11 +69,6 @@ export async function withLibraryLock<T>(dir: string, fn: () => Promise<T> | T, 
   return withFileLock(path.join(dir, '.library.lock'), `library ${dir}`, fn, timeoutMs);
 }
 
-/** Add (or with `replace`, replace) an entry, under the lock, atomically. */
-export async function addEntry(dir: string, entry: LibraryEntry, options: { replace?: boolean } = {}): Promise<void> {
-  await withLibraryLock(dir, () => putEntry(dir, entry, options));
-}
-
 /**
  * The last step of a capture, as one locked step: check the name again, rename
  * the finished temp file `tmp` to DIR/entry.file and record the entry. Two
@@ -83,9 +78,10 @@ export async function addEntry(dir: string, entry: LibraryEntry, options: { repl
  */
 export async function commitCapture(dir: string, tmp: string, entry: LibraryEntry, options: { replace?: boolean } = {}): Promise<void> {
   await withLibraryLock(dir, async () => {
-    refuseTaken(dir, readLibrary(dir), entry.name, options.replace);
+    const lib = readLibrary(dir);
+    refuseTaken(dir, lib, entry.name, options.replace);
     await rename(tmp, path.join(dir, entry.file));
-    putEntry(dir, entry, options);
+    writeWithEntry(dir, lib, entry);
   });
 }
 
@@ -94,10 +90,8 @@ export function refuseTaken(dir: string, lib: LibraryFile, name: string, replace
   if (!replace && lib.images.some((e) => e.name === name)) throw new GhostprepError(`library ${dir} already has an image "${name}" (use --force to replace it)`);
 }
 
-/** Rewrite the catalog with `entry` added or replaced; the caller holds the lock. */
-function putEntry(dir: string, entry: LibraryEntry, options: { replace?: boolean }): void {
-  const lib = readLibrary(dir);
-  refuseTaken(dir, lib, entry.name, options.replace);
+/** Rewrite the catalog `lib` (as just read) with `entry` added or replaced; the caller holds the lock. */
+function writeWithEntry(dir: string, lib: LibraryFile, entry: LibraryEntry): void {
   const i = lib.images.findIndex((e) => e.name === entry.name);
   if (i >= 0) lib.images[i] = entry; else lib.images.push(entry);
   lib.images.sort((a, b) => a.name.localeCompare(b.name));
