@@ -4,16 +4,15 @@
  * (qcow2 cannot compress and encrypt at once). The key reaches qemu-img as
  * a secret object read from a file, never on a command line.
  */
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { GhostprepError } from '../util/errors.js';
-import { processAlive } from '../util/process.js';
 import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
 import { sha256File } from './checksum.js';
 import { keyFile, type KeySource } from './decrypt.js';
 import { imageFormat } from './format.js';
+import { hostTempName, removeDeadHostTemps } from './host-temps.js';
 import { commitCapture, readLibrary, refuseTaken, type LibraryEntry } from './library.js';
 import { virtualSize } from './restore.js';
 
@@ -36,7 +35,7 @@ export async function capture(o: CaptureOptions): Promise<LibraryEntry> {
   requireTool('qemu-img', QEMU_IMG_INSTALL);
   const format = imageFormat(o.source);
   const file = `${o.name}.qcow2`;
-  const tmp = path.join(o.library, `.${file}${captureTempSuffix(hostname(), process.pid)}`);
+  const tmp = hostTempName(path.join(o.library, file), 'capture');
   const key = o.key ? keyFile(o.key) : undefined;
   const encrypted = !!key;
   const compression = encrypted ? 'none' : o.compress;
@@ -48,7 +47,7 @@ export async function capture(o: CaptureOptions): Promise<LibraryEntry> {
   args.push(o.source, tmp);
   try {
     await mkdir(o.library, { recursive: true });
-    await removeStaleCaptureTemps(o.library);
+    await removeDeadHostTemps(o.library, 'capture');
     // LUKS creation times PBKDF2 on this CPU; on a loaded machine qemu-img can
     // fail with "Unable to get accurate CPU usage": that is worth another try.
     for (let attempt = 1; ; attempt++) {
@@ -85,27 +84,4 @@ async function convert(args: string[], onProgress?: (fraction: number) => void):
     if (m) onProgress?.(Number(m[1]) / 100);
   });
   await child;
-}
-
-/** `.NAME.qcow2.capture-HOST-PID`: the host, because a library may sit on storage several hosts share. */
-function captureTempSuffix(host: string, pid: number): string {
-  return `.capture-${host}-${pid}`;
-}
-
-/**
- * Temp images of captures killed on this host (their pid is gone): without
- * this, every kill -9 during a capture would leave a full image's worth of
- * disk behind. A temp file of another host is left alone: its pid cannot be
- * checked from here.
- */
-export async function removeStaleCaptureTemps(library: string): Promise<string[]> {
-  const here = hostname();
-  const removed: string[] = [];
-  for (const name of await readdir(library).catch(() => [] as string[])) {
-    const m = /^\..+\.qcow2\.capture-(.+)-(\d+)$/.exec(name);
-    if (!m || m[1] !== here || processAlive(Number(m[2]))) continue;
-    await rm(path.join(library, name), { force: true });
-    removed.push(name);
-  }
-  return removed;
 }

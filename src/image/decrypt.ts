@@ -10,6 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { GhostprepError } from '../util/errors.js';
 import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
+import { hostTempName, removeDeadHostTemps } from './host-temps.js';
 
 export interface KeySource { file?: string; env?: string }
 
@@ -66,9 +67,10 @@ export async function decryptInto(image: string, out: string, key: KeySource | u
   }
 }
 
-/** Decrypt `image` into `to` (written under a temp name, renamed at the end: a failure leaves nothing). */
+/** Decrypt `image` into `to` (written under a temp name, renamed at the end: a failure leaves nothing, a killed run's temp is removed by the next). */
 export async function decryptCopy(image: string, to: string, key: KeySource | undefined): Promise<void> {
-  const tmp = path.join(path.dirname(to), `.${path.basename(to)}.restore-${process.pid}`);
+  await removeDeadHostTemps(path.dirname(to), 'decrypt');
+  const tmp = hostTempName(to, 'decrypt');
   await decryptInto(image, tmp, key);
   try {
     await rename(tmp, to);

@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { capture, removeStaleCaptureTemps } from '../../src/image/capture.js';
+import { capture } from '../../src/image/capture.js';
+import { removeDeadHostTemps } from '../../src/image/host-temps.js';
 import { decryptCopy } from '../../src/image/decrypt.js';
 import { sha256File } from '../../src/image/checksum.js';
 import { readLibrary } from '../../src/image/library.js';
@@ -138,8 +139,9 @@ describe('capture and decrypt without qemu-img', () => {
     expect(existsSync(lib)).to.equal(false);
   });
 
-  it('decrypting an encrypted image fails the same way', async () => {
+  it('decrypting an encrypted image fails the same way (after removing the temp copy of a killed decrypt)', async () => {
     const dir = tempDir('ghostprep-notool-');
+    writeFileSync(path.join(dir, `.clear.qcow2.decrypt-${hostname()}-${await deadPid()}`), 'x');
     const err = await decryptCopy(path.join(dir, 'enc.qcow2'), path.join(dir, 'clear.qcow2'), { file: path.join(dir, 'key') }).then(() => undefined, (e: unknown) => e);
     expect(err).to.be.instanceOf(MissingToolError);
     expect((err as MissingToolError).exitCode).to.equal(4);
@@ -147,18 +149,25 @@ describe('capture and decrypt without qemu-img', () => {
   });
 });
 
-describe('temp images of killed captures', () => {
-  it('a capture removes the temp images of dead captures on this host, never a live one or another host\'s', async () => {
+/** The pid of a process that has exited. */
+function deadPid(): Promise<number> {
+  return new Promise((resolve) => { const c = spawn(process.execPath, ['-e', '']); c.on('exit', () => resolve(c.pid!)); });
+}
+
+describe('temp images of killed captures and decrypts', () => {
+  it('removes the temp images of dead runs of that step on this host, never a live one, another host\'s or another step\'s', async () => {
     const dir = tempDir('ghostprep-capture-stale-');
-    const dead = await new Promise<number>((resolve) => { const c = spawn(process.execPath, ['-e', '']); c.on('exit', () => resolve(c.pid!)); });
+    const dead = await deadPid();
     const names = {
       dead: `.a.qcow2.capture-${hostname()}-${dead}`,
       live: `.b.qcow2.capture-${hostname()}-${process.pid}`,
       otherHost: `.c.qcow2.capture-some-other-host-${dead}`,
+      otherStep: `.d.qcow2.decrypt-${hostname()}-${dead}`,
       image: 'a.qcow2',
     };
     for (const n of Object.values(names)) writeFileSync(path.join(dir, n), 'x');
-    expect(await removeStaleCaptureTemps(dir)).to.deep.equal([names.dead]);
-    expect(readdirSync(dir).sort()).to.deep.equal([names.live, names.otherHost, names.image].sort());
+    expect(await removeDeadHostTemps(dir, 'capture')).to.deep.equal([names.dead]);
+    expect(readdirSync(dir).sort()).to.deep.equal([names.live, names.otherHost, names.otherStep, names.image].sort());
+    expect(await removeDeadHostTemps(dir, 'decrypt')).to.deep.equal([names.otherStep]);
   });
 });
