@@ -8,18 +8,25 @@
  * another's update.
  */
 import { createHash } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GhostprepError } from './errors.js';
 import { describeLockOwner, lockHolderGone, lockOwnerLine, parseLockOwner, type LockOwner } from './process.js';
 
 /**
+ * A lock file that names no holder is being written (its creator has not put
+ * its pid in yet) while it is younger than this; older, it is left by a run
+ * killed in that instant, and taken over.
+ */
+const UNNAMED_LOCK_GRACE_MS = 5_000;
+
+/**
  * One attempt at `lock`: undefined when it is now ours, else its live holder, or
- * null when the file names none (its holder is between creating and writing it,
- * or it is garbage). A lock whose holder is gone from this host is removed and
- * tried again. Shared by withFileLock, which waits, and the per-machine lock of
- * the state dir, which refuses.
+ * null when the file names none yet (its holder is between creating and writing
+ * it). A lock whose holder is gone from this host, or that has named no holder
+ * for UNNAMED_LOCK_GRACE_MS, is removed and tried again. Shared by withFileLock,
+ * which waits, and lockOrRefuse, which refuses.
  */
 export function tryLock(lock: string, mode = 0o644): LockOwner | null | undefined {
   for (;;) {
@@ -33,11 +40,15 @@ export function tryLock(lock: string, mode = 0o644): LockOwner | null | undefine
       let text: string;
       try { text = readFileSync(lock, 'utf8'); } catch { continue; /* released meanwhile */ }
       const holder = parseLockOwner(text);
-      if (!holder) return null;
-      if (!lockHolderGone(holder)) return holder;
+      if (!holder && !unnamedTooLong(lock)) return null;
+      if (holder && !lockHolderGone(holder)) return holder;
       try { unlinkSync(lock); } catch { /* raced */ }
     }
   }
+}
+
+function unnamedTooLong(lock: string): boolean {
+  try { return Date.now() - statSync(lock).mtimeMs > UNNAMED_LOCK_GRACE_MS; } catch { return true; /* gone: try again */ }
 }
 
 /** Run `fn` holding `lock`; waits up to `timeoutMs` for another holder. `what` names the locked thing in the error. */
@@ -102,16 +113,16 @@ export function lockTarget(kind: 'rootfs' | 'image' | 'device', target: string):
 /**
  * Take `file` (0600) or refuse: the locks of one machine (state dir) and of one
  * target, which a second run must not wait for. A lock whose holder is gone
- * from this host is taken over (tryLock); so is one of this very process, or one
- * naming no holder (a run killed between creating and writing it); one held on
- * another host is not. Returns the release.
+ * from this host, or that named no holder for seconds, is taken over (tryLock);
+ * so is one of this very process. A lock being written right now (no holder
+ * named yet) and one held on another host are not. Returns the release.
  */
 export function lockOrRefuse(file: string, what: string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     const owner = tryLock(file, 0o600);
     if (owner === undefined) return () => { try { unlinkSync(file); } catch { /* already gone */ } };
     const mine = owner?.here === true && owner.pid === process.pid;
-    if (owner && !mine) throw new GhostprepError(`${what} is being changed by another ghostprep run (${describeLockOwner(owner)}, lock ${file}${owner.here ? '' : '; remove it if that run is over'})`);
+    if (!mine) throw new GhostprepError(`${what} is being changed by another ghostprep run (${describeLockOwner(owner ?? undefined)}, lock ${file}${owner && !owner.here ? '; remove it if that run is over' : ''})`);
     try { unlinkSync(file); } catch { /* gone */ }
   }
   throw new GhostprepError(`cannot lock ${what} (${file})`);
