@@ -196,11 +196,12 @@ async function readWindows(guest: GuestReader): Promise<WindowsInfo | undefined>
     return v?.type === 'dword' ? v.value : null;
   };
   const generalizationState = dword('Setup\\Status\\SysprepStatus', 'GeneralizationState');
-  const setupInProgress = dword('Setup', 'SystemSetupInProgress');
-  const oobeInProgress = dword('Setup', 'OOBEInProgress');
+  const flag = (v: number | null): boolean | null => (v === null ? null : v !== 0);
+  const setupInProgress = flag(dword('Setup', 'SystemSetupInProgress'));
+  const oobeInProgress = flag(dword('Setup', 'OOBEInProgress'));
   const verdict = judgeGeneralized({
     imageState, imageStateFrom: regImageState !== null ? 'ImageState' : imageState !== null ? 'State.ini' : null,
-    generalizationState, setupInProgress: setupInProgress === null ? null : setupInProgress !== 0,
+    generalizationState, setupInProgress,
   });
   const arch = (sys('Control\\Session Manager\\Environment', 'PROCESSOR_ARCHITECTURE') ?? 'AMD64').toLowerCase();
   return {
@@ -220,8 +221,8 @@ async function readWindows(guest: GuestReader): Promise<WindowsInfo | undefined>
     nvHostname: sys('Services\\Tcpip\\Parameters', 'NV Hostname'),
     imageState,
     generalizationState,
-    setupInProgress: setupInProgress === null ? null : setupInProgress !== 0,
-    oobeInProgress: oobeInProgress === null ? null : oobeInProgress !== 0,
+    setupInProgress,
+    oobeInProgress,
     generalized: verdict.generalized,
     generalizedFrom: verdict.from,
     stateWarnings: verdict.warnings,
