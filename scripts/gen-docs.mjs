@@ -127,12 +127,16 @@ export function renderOperationsPage(page, records) {
   return result;
 }
 
-/** Every generated file: path (relative to the repository) -> the content it should have. */
-export async function generateDocs() {
+/**
+ * Every generated file: path (relative to the repository) -> the content it
+ * should have. `commands` (from commandHelp()) may be passed in by a caller
+ * that already ran the CLI.
+ */
+export async function generateDocs(commands) {
   if (!existsSync(path.join(ROOT, CLI))) throw new Error(`${CLI} is missing: run npm run build first`);
   const read = (f) => readFileSync(path.join(ROOT, f), 'utf8');
   return new Map([
-    [COMMANDS_MD, renderCommandsPage(read(COMMANDS_MD), commandHelp())],
+    [COMMANDS_MD, renderCommandsPage(read(COMMANDS_MD), commands ?? commandHelp())],
     [OPERATIONS_MD, renderOperationsPage(read(OPERATIONS_MD), await operationRecords())],
   ]);
 }

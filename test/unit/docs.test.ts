@@ -9,11 +9,15 @@ import { REPO } from '../helpers/rootfs.js';
 const read = (file: string): string => readFileSync(path.join(REPO, file), 'utf8');
 const README = read('README.md');
 
+interface CommandHelp { name: string; text: string }
 interface Generator {
-  generateDocs(): Promise<Map<string, string>>;
-  commandHelp(): { name: string; text: string }[];
+  generateDocs(commands?: CommandHelp[]): Promise<Map<string, string>>;
+  commandHelp(): CommandHelp[];
 }
 const generator = (): Promise<Generator> => import(pathToFileURL(path.join(REPO, 'scripts/gen-docs.mjs')).href) as Promise<Generator>;
+/** Every command's --help, run once for all the tests below (about 20 CLI processes). */
+let helps: Promise<CommandHelp[]> | undefined;
+const commandHelp = (): Promise<CommandHelp[]> => (helps ??= generator().then((g) => g.commandHelp()));
 
 /** Every markdown file of the manual and the contributor guide. */
 function manual(): string[] {
@@ -27,6 +31,13 @@ function manual(): string[] {
   };
   walk('docs');
   return out;
+}
+
+/** The anchors GitHub gives a markdown file's headings. */
+function anchors(file: string): string[] {
+  if (!file.endsWith('.md')) return [];
+  const text = read(file).replace(/```[\s\S]*?```/g, '');
+  return [...text.matchAll(/^#{1,6} (.+)$/gm)].map((m) => m[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-'));
 }
 
 describe('README', () => {
@@ -44,7 +55,7 @@ describe('README', () => {
 describe('manual', () => {
   it('is in sync with the CLI help and the operation records (run `npm run docs` when this fails)', async function () {
     this.timeout(180_000);
-    const generated = await (await generator()).generateDocs();
+    const generated = await (await generator()).generateDocs(await commandHelp());
     expect([...generated.keys()]).to.include.members(['docs/commands.md', 'docs/operations.md']);
     for (const [file, content] of generated) expect(read(file), `${file} differs from what npm run docs writes`).to.equal(content);
   });
@@ -55,7 +66,7 @@ describe('manual', () => {
       const block = new RegExp(`<!-- operations: ${kind} -->\\n([\\s\\S]*?)<!-- /operations -->`).exec(page);
       expect(block, `docs/operations.md has an operations: ${kind} table`).to.not.equal(null);
       const rows = [...block![1]!.matchAll(/^\|(?: \d+ \|)? `([a-z-]+)` \| (on|off) \|(?: [^|]* \|)? (.+) \|$/gm)].map((m) => [m[1], m[2] === 'on', m[3]!.replace(/\\\|/g, '|')]);
-      const registry = operations.list(kind).map((o) => [o.name, o.defaultEnabled, o.description]);
+      const registry = operations.list().filter((o) => o.kind === kind).map((o) => [o.name, o.defaultEnabled, o.description]);
       expect([...rows].sort((a, b) => String(a[0]).localeCompare(String(b[0])))).to.deep.equal(registry);
     });
   }
@@ -66,9 +77,9 @@ describe('manual', () => {
   });
 
   it('gives every command its own section with its help and an example', async function () {
-    this.timeout(120_000);
+    this.timeout(180_000);
     const page = read('docs/commands.md');
-    const commands = (await generator()).commandHelp().filter((c) => c.name && !c.name.includes(' '));
+    const commands = (await commandHelp()).filter((c) => c.name && !c.name.includes(' '));
     expect(commands.length).to.be.greaterThan(4);
     for (const { name } of commands) {
       expect(page, `docs/commands.md section for ${name}`).to.match(new RegExp(`^## ${name}$`, 'm'));
@@ -77,16 +88,18 @@ describe('manual', () => {
     }
   });
 
-  it('has an index that links every page, and no link to a page that does not exist', () => {
+  it('has an index that links every page, and no link to a page or heading that does not exist', () => {
     const index = read('docs/README.md');
     for (const file of manual().filter((f) => f.startsWith('docs/') && f !== 'docs/README.md')) {
       expect(index, `docs/README.md links ${file}`).to.include(`(${path.relative('docs', file)}`);
     }
     for (const file of manual()) {
-      for (const m of read(file).matchAll(/\]\(([^)#\s]+\.md)(#[^)]*)?\)/g)) {
-        if (/^[a-z]+:/.test(m[1]!)) continue;
-        const target = path.join(path.dirname(file), m[1]!);
-        expect(existsSync(path.join(REPO, target)), `${file} links ${m[1]}`).to.equal(true);
+      for (const m of read(file).matchAll(/\]\(([^)#\s]*)(?:#([^)\s]*))?\)/g)) {
+        const [, target, anchor] = m;
+        if (/^[a-z]+:/.test(target!)) continue;
+        const linked = target ? path.join(path.dirname(file), target) : file;
+        expect(existsSync(path.join(REPO, linked)), `${file} links ${target}`).to.equal(true);
+        if (anchor) expect(anchors(linked), `${file} links ${target}#${anchor}`).to.include(anchor);
       }
     }
   });
