@@ -55,7 +55,7 @@ export function printDiagnostics(diags: readonly Diagnostic[], format: 'text' | 
   else process.stderr.write(text + '\n');
 }
 
-/** Map any error to a message and exit code (DESIGN section 2). */
+/** Map any error to a message and exit code (docs/exit-codes.md). */
 export function handleError(err: unknown, opts: GlobalOptions & { format?: 'text' | 'json' | 'github' }): number {
   if (err instanceof InvalidInputError) {
     printDiagnostics(err.diagnostics, opts.format ?? (opts.json ? 'json' : 'text'));

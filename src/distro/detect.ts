@@ -1,6 +1,6 @@
 /**
  * Distro family detection from /etc/os-release, shared by every backend.
- * Families decide which identity files exist (DESIGN section 4).
+ * Families decide which identity files exist (docs/operations.md, "What gets written").
  */
 /** `windows` is never read from os-release: src/windows/detect.ts reads the registry. */
 export type Family = 'debian' | 'rhel' | 'suse' | 'arch' | 'alpine' | 'windows' | 'unknown';

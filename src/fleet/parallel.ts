@@ -1,6 +1,6 @@
 /**
  * `validate` and render-only `plan` of a big inventory on every core
- * (issue 7: 10,000 machines validated and planned in under 10 s on 2 cores).
+ * (the target: 10,000 machines validated and planned in under 10 s on 2 cores).
  *
  * The main thread and `threads - 1` worker threads each load the same fleet
  * (loading is cheap next to rendering; the parsed files cannot be shared). Phase

@@ -1,5 +1,5 @@
 /**
- * TARGET strings (DESIGN section 2): a disk image path, rootfs:DIR, a /dev
+ * TARGET strings (docs/images.md): a disk image path, rootfs:DIR, a /dev
  * block device, or a pattern with {name} mapping each machine to its own.
  */
 import path from 'node:path';

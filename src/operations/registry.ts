@@ -1,8 +1,9 @@
 /**
  * The operation registry (guestfs-tools sysprep style): each operation is a
  * small file that registers a name, a one-line description, whether it is
- * on by default and one function. `--list-operations` and the README table
- * come from these records; a test fails when one is undocumented.
+ * on by default and one function. `ghostprep operations`, `seal --list` and
+ * the tables of docs/operations.md (npm run docs) come from these records; a
+ * test fails when one is undocumented.
  */
 import type { Distro } from '../distro/detect.js';
 import type { GuestReader } from '../backends/backend.js';

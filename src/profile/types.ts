@@ -1,4 +1,4 @@
-/** Shapes of profiles and inventories after schema validation (DESIGN section 3). */
+/** Shapes of profiles and inventories after schema validation (schemas/; docs/profiles.md, docs/inventory.md). */
 export type MachineIdMode = 'generate' | 'derive' | 'keep';
 export type HostKeyType = 'ed25519' | 'rsa' | 'ecdsa';
 

@@ -1,4 +1,4 @@
-/** The run report (DESIGN section 3) and known_hosts output. */
+/** The run report (schemas/report.schema.json, docs/state.md) and known_hosts output. */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { withFileLock } from '../util/file-lock.js';

@@ -1,6 +1,6 @@
 /**
  * The few error classes ghostprep raises. Each maps to one exit code in one
- * place (cli/exit.ts), so commands never pick exit codes themselves.
+ * place (cli/common.ts), so commands never pick exit codes themselves.
  */
 import type { Diagnostic } from '../report/diagnostics.js';
 

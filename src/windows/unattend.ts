@@ -20,7 +20,7 @@ export const DEFAULT_UNATTEND_TEMPLATE = 'windows/unattend.xml.hbs';
 
 const hb = Handlebars.create();
 
-/** The data the template sees (documented in README, "Windows clones"). */
+/** The data the template sees (documented in docs/windows.md). */
 export function unattendData(r: RenderedMachine, arch: string): Record<string, unknown> {
   const w = windowsProfile(r.profile);
   const site = r.profile.site ?? {};

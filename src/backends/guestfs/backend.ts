@@ -59,13 +59,13 @@ export interface Prepared {
  */
 const layoutTemplates = new Map<string, { os: InspectedOs; index: number }>();
 
-/** Memory one appliance needs with a full batch (qemu RSS 1.47 GB at 20 drives, DESIGN 9), with headroom. */
+/** Memory one appliance needs with a full batch (qemu RSS 1.47 GB at 20 drives, measured), with headroom. */
 const APPLIANCE_MEMORY = 2 * 2 ** 30;
 
 /**
  * Appliances in parallel when --jobs is not given: one per core (a TCG
  * appliance keeps one core busy), as many as memory allows at ~2 GiB each.
- * See README.md "Drives per appliance and jobs" for the measurements.
+ * See docs/design/guestfs.md, "Drives per appliance", for the measurements.
  */
 export function defaultJobs(cpus = os.availableParallelism(), memoryBytes = os.totalmem()): number {
   return Math.max(1, Math.min(cpus, Math.floor(memoryBytes / APPLIANCE_MEMORY)));

@@ -14,7 +14,6 @@ export const LUKS_KEY_ENV = 'GHOSTPREP_LUKS_KEY_FILE';
  * two of 20 (load 8-9); 100 clones with --jobs 2 make 2 batches of 50 instead
  * of 6 of 17 (four launches fewer). Past 50 the launch share per clone is
  * under 0.5 s while a batch that fails to launch or dies takes more clones
- * with it. Session 2 measured no gain from 40 over 20 while every clone still
- * ran blkid and a full-appliance sync; both are gone. See README.md.
+ * with it. See docs/design/guestfs.md, "Drives per appliance".
  */
 export const DEFAULT_DRIVES_PER_APPLIANCE = 50;

@@ -2,7 +2,7 @@
  * GuestfsSession: ONE long-lived guestfish process (one appliance) driven
  * through its standard input, with many drives and many commands.
  *
- * Protocol (chosen by measurement, see README.md in this folder): guestfish
+ * Protocol (chosen by measurement, see docs/design/guestfs.md): guestfish
  * reads commands from a pipe. Each command is sent as three lines:
  *
  *     -CMD ARGS…            the "-" prefix: a failing command does not end guestfish

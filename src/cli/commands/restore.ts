@@ -35,7 +35,7 @@ Examples:
       const name = parseLibraryRef(o.base);
       const entry = name ? findImage(o.library, name) : undefined;
       const common = { to: o.to, mode: o.mode as RestoreMode, size: o.size, force: o.force, yes: o.yes, onProgress };
-      // an encrypted image restores to a clear standalone copy (see README, restore);
+      // an encrypted image restores to a clear standalone copy (see docs/images.md, "Encryption at rest");
       // --sha256 then checks the encrypted file, as the catalog's checksum does
       const result = entry?.encrypted
         ? await restoreDecrypted({ ...common, base: imagePath(o.library, entry), expectedSha256: o.sha256 ?? entry.sha256, key: { file: o.keyFile, env: o.keyEnv } })

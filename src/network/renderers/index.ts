@@ -1,6 +1,6 @@
 /**
  * The renderer table. One record per renderer; the table refuses duplicate
- * names and lists names sorted, so `--help`, the schema enum and the README
+ * names and lists names sorted, so `--help`, the schema enum and the manual
  * come from one place.
  */
 import type { Renderer } from './common.js';
