@@ -50,7 +50,7 @@ export function prepareFleet(config: LoadedConfig): { machines: PreparedMachine[
         resolved.set(name, config.profiles.has(name) ? resolveProfile(config.profiles, name) : null);
       } catch (err) {
         if (!(err instanceof ExtendsCycleError)) throw err;
-        diagnostics.push(placeIn(err.source, { severity: 'error', path: '/extends', message: err.message }));
+        diagnostics.push(placeIn(err.source, { severity: 'error', path: err.pointer, message: err.message }));
         resolved.set(name, null);
       }
     }

@@ -9,7 +9,7 @@
  *   that are maps or lists, aliases that expand beyond a budget or into
  *   themselves, and over-long strings, each at the node that holds it.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, Parser, type CST, type Document, type Node as YamlNode } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, Parser, type Alias, type CST, type Document, type Node as YamlNode } from 'yaml';
 import { FORBIDDEN_KEYS, forbiddenKeyMessage, LIMITS } from './limits.js';
 import { toPointer } from './pointer.js';
 
@@ -45,6 +45,16 @@ const MAX_PROBLEMS = 50;
 
 class Budget extends Error {}
 
+interface Place { readonly offset: number; readonly pointer: string }
+
+/** A path built as a chain (a pointer is spelled out only for a problem: a long one per value would cost as much as the data). */
+interface Path { readonly up: Path | undefined; readonly key: string }
+function pointerOf(path: Path | undefined): string {
+  const keys: string[] = [];
+  for (let p = path; p; p = p.up) keys.push(p.key);
+  return toPointer(keys.reverse());
+}
+
 /**
  * The data of a Document without errors, or the problems that keep it from
  * being loaded (then `data` is undefined: nothing refused reaches a caller).
@@ -60,72 +70,78 @@ export function documentData(doc: Document.Parsed): { data?: unknown; problems: 
     if (problems.length >= MAX_PROBLEMS) throw new Budget();
   };
   let aliasValues = 0;
+  // the library finds an alias's anchor by walking the document: once per alias node, not per expansion
+  const targets = new Map<Alias, YamlNode | undefined>();
+  const resolveAlias = (alias: Alias): YamlNode | undefined => {
+    if (!targets.has(alias)) targets.set(alias, alias.resolve(doc) as YamlNode | undefined);
+    return targets.get(alias);
+  };
   /** Collections being converted (an alias to one of them would make the data infinite). */
   const open = new Set<YamlNode>();
 
-  /** `alias`: offset of the alias being expanded, if any (limits met inside it are placed there). */
-  const convert = (node: unknown, path: string[], depth: number, alias: number | undefined): unknown => {
+  /** `alias`: the outermost alias being expanded, if any (limits met inside it are placed there). */
+  const convert = (node: unknown, path: Path | undefined, depth: number, alias: Place | undefined): unknown => {
     if (alias !== undefined && ++aliasValues > LIMITS.aliasValues) {
-      report(alias, toPointer(path), `aliases here expand to more than ${LIMITS.aliasValues} values (an alias bomb?)`);
+      report(alias.offset, alias.pointer, `aliases here expand to more than ${LIMITS.aliasValues} values (an alias bomb?)`);
       throw new Budget();
     }
     if (node === null || node === undefined) return null;
     if (isScalar(node)) {
       const v = node.value;
       if (typeof v === 'string' && v.length > LIMITS.stringLength) {
-        report(node.range?.[0] ?? 0, toPointer(path), `string of ${v.length} characters, more than the limit of ${LIMITS.stringLength}`);
+        report(node.range?.[0] ?? 0, pointerOf(path), `string of ${v.length} characters, more than the limit of ${LIMITS.stringLength}`);
         return null;
       }
       return v === undefined ? null : v;
     }
     if (isAlias(node)) {
       const at = node.range?.[0] ?? 0;
-      const target = node.resolve(doc);
-      if (!target) { report(at, toPointer(path), `alias *${node.source} names no anchor before it`); return null; }
-      if (open.has(target)) { report(at, toPointer(path), `alias *${node.source} is inside the map or list it names (the data would be infinite)`); return null; }
-      return convert(target, path, depth, alias ?? at);
+      const target = resolveAlias(node);
+      if (!target) { report(at, pointerOf(path), `alias *${node.source} names no anchor before it`); return null; }
+      if (open.has(target)) { report(at, pointerOf(path), `alias *${node.source} is inside the map or list it names (the data would be infinite)`); return null; }
+      return convert(target, path, depth, alias ?? { offset: at, pointer: pointerOf(path) });
     }
     const collection = node as YamlNode;
     const at = collection.range?.[0] ?? 0;
     if (isMap(node) || isSeq(node)) {
-      if (depth + 1 > LIMITS.depth) { report(alias ?? at, toPointer(path), tooDeep()); return null; }
+      if (depth + 1 > LIMITS.depth) { report(alias?.offset ?? at, alias?.pointer ?? pointerOf(path), tooDeep()); return null; }
     }
     if (isSeq(node)) {
       open.add(node);
-      const out = node.items.map((item, i) => convert(item, [...path, String(i)], depth + 1, alias));
+      const out = node.items.map((item, i) => convert(item, { up: path, key: String(i) }, depth + 1, alias));
       open.delete(node);
       return out;
     }
     if (isMap(node)) {
-      if (node.items.length > LIMITS.mapKeys) { report(alias ?? at, toPointer(path), `map of ${node.items.length} keys, more than the limit of ${LIMITS.mapKeys}`); return null; }
+      if (node.items.length > LIMITS.mapKeys) { report(alias?.offset ?? at, alias?.pointer ?? pointerOf(path), `map of ${node.items.length} keys, more than the limit of ${LIMITS.mapKeys}`); return null; }
       open.add(node);
       const out = Object.create(null) as Record<string, unknown>;
       for (const pair of node.items) {
         if (!isPair(pair)) continue;
-        const keyNode = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+        const keyNode = isAlias(pair.key) ? resolveAlias(pair.key) : pair.key;
         const keyAt = (pair.key as YamlNode | null)?.range?.[0] ?? at;
         if (keyNode !== null && keyNode !== undefined && !isScalar(keyNode)) {
-          report(keyAt, toPointer(path), 'a key must be a plain value, not a map or a list');
+          report(keyAt, pointerOf(path), 'a key must be a plain value, not a map or a list');
           continue;
         }
         const raw = keyNode?.value;
         const key = raw === null || raw === undefined ? '' : String(raw);
-        const here = [...path, key];
-        if (FORBIDDEN_KEYS.has(key)) { report(keyAt, toPointer(here), forbiddenKeyMessage(key)); continue; }
-        if (key.length > LIMITS.keyLength) { report(keyAt, toPointer(path), `key of ${key.length} characters, more than the limit of ${LIMITS.keyLength}`); continue; }
-        if (Object.hasOwn(out, key)) { report(keyAt, toPointer(here), `duplicate key ${JSON.stringify(key)} (keys of a map must be unique)`); continue; }
+        const here: Path = { up: path, key };
+        if (FORBIDDEN_KEYS.has(key)) { report(keyAt, pointerOf(here), forbiddenKeyMessage(key)); continue; }
+        if (key.length > LIMITS.keyLength) { report(keyAt, pointerOf(path), `key of ${key.length} characters, more than the limit of ${LIMITS.keyLength}`); continue; }
+        if (Object.hasOwn(out, key)) { report(keyAt, pointerOf(here), `duplicate key ${JSON.stringify(key)} (keys of a map must be unique)`); continue; }
         out[key] = convert(pair.value, here, depth + 1, alias);
       }
       open.delete(node);
       return out;
     }
-    report(at, toPointer(path), 'a value of an unknown kind');
+    report(at, pointerOf(path), 'a value of an unknown kind');
     return null;
   };
 
   let data: unknown;
   try {
-    data = convert(doc.contents, [], 0, undefined);
+    data = convert(doc.contents, undefined, 0, undefined);
   } catch (err) {
     if (!(err instanceof Budget)) throw err;
   }
