@@ -48,15 +48,16 @@ export function loadConfig(profileArgs: readonly string[], inventoryFile?: strin
   /** Answers of findByName that say a file exists but cannot be read. */
   const unreadable = new Set<string>();
 
-  const addProfileFile = (file: string): { profile?: LoadedProfile; unreadable?: string; defines?: string } => {
+  /** `byName`: found by findByName, whose message at the reference says why an unreadable file is not loaded. */
+  const addProfileFile = (file: string, byName = false): { profile?: LoadedProfile; unreadable?: string; defines?: string } => {
     const abs = path.resolve(file);
     const known = files.get(abs);
     if (known) return known;
     const result: { profile?: LoadedProfile; unreadable?: string; defines?: string } = {};
     files.set(abs, result);
     const { source, diagnostics: parseDiags, unreadable } = loadSource(file, 'profile');
-    diagnostics.push(...parseDiags);
     if (unreadable) result.unreadable = unreadable.reason;
+    if (!(unreadable && byName)) diagnostics.push(...parseDiags);
     if (parseDiags.some((d) => d.severity === 'error')) { someProfileFailed = true; return result; }
     const schemaDiags = validateSource('profile', source);
     diagnostics.push(...schemaDiags);
@@ -87,7 +88,7 @@ export function loadConfig(profileArgs: readonly string[], inventoryFile?: strin
     for (const ext of ['.yaml', '.yml']) {
       const candidate = path.join(dir, name + ext);
       if (!existsSync(candidate) && !isLink(candidate)) continue;
-      const r = addProfileFile(candidate);
+      const r = addProfileFile(candidate, true);
       if (r.profile?.name === name) return r.profile;
       if (r.unreadable) {
         const why = `profile "${name}": cannot read ${candidate}: ${r.unreadable}`;

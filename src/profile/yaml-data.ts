@@ -16,29 +16,51 @@ import { toPointer } from './pointer.js';
 /** A problem of the data, at a character offset of the text and a JSON pointer of the data. */
 export interface DataProblem { readonly offset: number; readonly pointer: string; readonly message: string }
 
+/** A path built as a chain (a pointer is spelled out only for a problem: a long one per value would cost as much as the data). */
+interface Path { readonly up: Path | undefined; readonly key: string }
+function pointerOf(path: Path | undefined): string {
+  const keys: string[] = [];
+  for (let p = path; p; p = p.up) keys.push(p.key);
+  return toPointer(keys.reverse());
+}
+
 function tooDeep(): string {
   return `nested more than ${LIMITS.depth} levels deep (maps and lists inside each other)`;
 }
 
 /** The first place where maps and lists nest deeper than the limit, or undefined. */
 export function nestingProblem(text: string): DataProblem | undefined {
-  const stack: Array<{ token: CST.Token | null | undefined; depth: number }> = [];
+  const stack: Array<{ token: CST.Token | null | undefined; depth: number; path: Path | undefined }> = [];
   for (const top of new Parser().parse(text)) {
-    if (top.type === 'document') stack.push({ token: top.value, depth: 0 });
+    if (top.type === 'document') stack.push({ token: top.value, depth: 0, path: undefined });
     while (stack.length) {
-      const { token, depth } = stack.pop()!;
+      const { token, depth, path } = stack.pop()!;
       if (!token) continue;
       if (token.type === 'block-map' || token.type === 'block-seq' || token.type === 'flow-collection') {
         const level = depth + 1;
-        if (level > LIMITS.depth) return { offset: token.type === 'flow-collection' ? token.start.offset : token.offset, pointer: '', message: tooDeep() };
-        for (const item of token.items) {
-          stack.push({ token: item.value, depth: level });
-          if ('key' in item) stack.push({ token: item.key, depth: level });
-        }
+        if (level > LIMITS.depth) return { offset: token.type === 'flow-collection' ? token.start.offset : token.offset, pointer: pointerOf(path), message: tooDeep() };
+        const isSeq = token.type === 'block-seq' || (token.type === 'flow-collection' && token.start.source === '[');
+        token.items.forEach((item, i) => {
+          const key = 'key' in item ? item.key : undefined;
+          const here: Path = { up: path, key: isSeq ? String(i) : keyText(key) };
+          stack.push({ token: item.value, depth: level, path: here });
+          if (key) stack.push({ token: key, depth: level, path });
+        });
       }
     }
   }
   return undefined;
+}
+
+/** The key a key token most likely loads as (only to name a place in a message). */
+function keyText(token: CST.Token | null | undefined): string {
+  if (!token) return '';
+  if (token.type === 'scalar') return token.source;
+  if (token.type === 'single-quoted-scalar') return token.source.slice(1, -1).replace(/''/g, "'");
+  if (token.type === 'double-quoted-scalar') {
+    try { return JSON.parse(token.source) as string; } catch { return token.source.slice(1, -1); }
+  }
+  return '?';
 }
 
 const MAX_PROBLEMS = 50;
@@ -47,13 +69,6 @@ class Budget extends Error {}
 
 interface Place { readonly offset: number; readonly pointer: string }
 
-/** A path built as a chain (a pointer is spelled out only for a problem: a long one per value would cost as much as the data). */
-interface Path { readonly up: Path | undefined; readonly key: string }
-function pointerOf(path: Path | undefined): string {
-  const keys: string[] = [];
-  for (let p = path; p; p = p.up) keys.push(p.key);
-  return toPointer(keys.reverse());
-}
 
 /**
  * The data of a Document without errors, or the problems that keep it from
