@@ -47,16 +47,29 @@ export function emptyMap(): Record<string, unknown> {
 
 /** A deep copy in which every map is prototype-free; reserved keys are refused. */
 export function cloneData<T>(value: T, at: readonly string[] = []): T {
-  if (Array.isArray(value)) return value.map((v, i) => cloneData(v, [...at, String(i)])) as T;
+  return copy(value, undefined, at) as T;
+}
+
+interface Path { readonly up: Path | undefined; readonly key: string }
+
+function copy(value: unknown, path: Path | undefined, at: readonly string[]): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => copy(v, { up: path, key: String(i) }, at));
   if (isPlainObject(value)) {
     const out = emptyMap();
     for (const [k, v] of Object.entries(value)) {
-      checkKey(k, [...at, k]);
-      put(out, k, cloneData(v, [...at, k]));
+      const here: Path = { up: path, key: k };
+      if (FORBIDDEN_KEYS.has(k)) checkKey(k, [...at, ...keysOf(here)]);
+      put(out, k, copy(v, here, at));
     }
-    return out as T;
+    return out;
   }
   return value;
+}
+
+function keysOf(path: Path | undefined): string[] {
+  const keys: string[] = [];
+  for (let p = path; p; p = p.up) keys.push(p.key);
+  return keys.reverse();
 }
 
 /** Freeze a tree and everything in it, so that no stage after the merge can change what another stage reads. */
@@ -108,6 +121,17 @@ export function mergeInto(base: Traced<Record<string, unknown>>, over: unknown, 
       recordOrigins(base.origins, v, here, source, [...from, k]);
     }
   }
+}
+
+/**
+ * `base` with `over` (from `source`, read at `from`) merged on top, as a new
+ * deeply frozen tree; `base` is left as it is (it may be shared and frozen).
+ */
+export function overlay(base: Traced<Record<string, unknown>>, over: unknown, source: SourceFile, from: string[] = []): Traced<Record<string, unknown>> {
+  const t: Traced<Record<string, unknown>> = { value: cloneData(base.value), origins: new Map(base.origins) };
+  mergeInto(t, over, source, from);
+  deepFreeze(t.value);
+  return t;
 }
 
 /** The origin of a pointer: the deepest recorded ancestor, extended by the rest of the path. */

@@ -6,11 +6,11 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, resolveProfile } from '../../src/profile/config.js';
 import { fastYaml } from '../../src/profile/fast-yaml.js';
-import { cloneData, ForbiddenKeyError, mergeInto, type Traced } from '../../src/profile/merge.js';
+import { cloneData, ForbiddenKeyError, mergeInto, overlay, type Traced } from '../../src/profile/merge.js';
 import { parseSource } from '../../src/profile/source.js';
 import { validateFleet } from '../../src/fleet/validate.js';
 import { tempDir } from '../helpers/rootfs.js';
@@ -180,5 +180,51 @@ describe('profile data: vars with __proto__ over a parent with vars', () => {
     expect(vars).to.deep.equal({ rack: 'r1', list: [{ a: 1 }], row: 2 });
     expect(Object.isFrozen(r.value) && Object.isFrozen(vars) && Object.isFrozen((vars.list as object[])[0])).to.equal(true);
     expect(() => { vars.rack = 'r9'; }).to.throw(TypeError);
+  });
+
+  it('overlay leaves the shared tree as it was and freezes the new one', () => {
+    const src = parseSource('x.yaml', 'a: 1\n').source;
+    const base: Traced<Record<string, unknown>> = { value: cloneData({ site: { a: 1 }, l: [1] }), origins: new Map() };
+    const t = overlay(base, { site: { b: 2 } }, src, ['machines', '0']);
+    expect(t.value).to.deep.equal({ site: { a: 1, b: 2 }, l: [1] });
+    expect(base.value).to.deep.equal({ site: { a: 1 }, l: [1] });
+    expect(Object.isFrozen(t.value.site) && Object.isFrozen(t.value.l)).to.equal(true);
+    expect(hasNoPrototypes(t.value)).to.equal(true);
+  });
+});
+
+describe('profile data: generated extends chains through files', () => {
+  const before = prototypeState();
+  it('loading and resolving never changes Object.prototype; reserved keys are refused in the file that holds them', () => {
+    const root = tempDir('ghostprep-gen-extends-');
+    let n = 0;
+    fc.assert(fc.property(tree, tree, tree, fc.boolean(), (a, b, inv, parentByName) => {
+      const dir = path.join(root, String(n++));
+      mkdirSync(dir);
+      // each tree goes under vars of a profile, or of the inventory
+      writeFileSync(path.join(dir, 'base.yaml'), `profile: base\nmachineId: generate\nvars: ${json(a)}\n`);
+      writeFileSync(path.join(dir, 'node.yaml'), `profile: node\nextends: base\nvars:\n${block(b, 2).join('\n')}\n`);
+      writeFileSync(path.join(dir, 'inv.yaml'), `machines:\n  - name: n1\n    profile: node\n    vars: ${json(inv)}\n`);
+      const args = parentByName ? [path.join(dir, 'node.yaml')] : [path.join(dir, 'node.yaml'), path.join(dir, 'base.yaml')];
+      const config = loadConfig(args, path.join(dir, 'inv.yaml'));
+      expect(prototypeState()).to.equal(before);
+      const refused = config.diagnostics.filter((d) => d.message.includes('is not allowed'));
+      // base.yaml found by name is read only when node.yaml (which names it) loads
+      const baseRead = !parentByName || !hasReserved(b);
+      const expectIn = [...(baseRead ? [[a, 'base.yaml']] as const : []), [b, 'node.yaml'], [inv, 'inv.yaml']] as const;
+      for (const [t, file] of expectIn) {
+        const here = refused.filter((d) => path.basename(d.file!) === file);
+        if (t.kind === 'map' && hasReserved(t)) {
+          expect(here.length, file).to.be.greaterThan(0);
+          for (const d of here) expect(d.line).to.be.a('number');
+        } else expect(here, file).to.deep.equal([]);
+      }
+      if (!refused.length && config.profiles.has('node')) {
+        const r = resolveProfile(config.profiles, 'node');
+        expect(hasNoPrototypes(r.value)).to.equal(true);
+        expect(Object.isFrozen(r.value.vars)).to.equal(true);
+      }
+      expect(prototypeState()).to.equal(before);
+    }), { numRuns: 150 });
   });
 });
