@@ -20,6 +20,9 @@ export interface LoadedConfig {
   readonly diagnostics: Diagnostic[];
 }
 
+/** What a profile may be called (schemas/profile.schema.json, "profile"): also what may be looked up as NAME.yaml. */
+const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
 /** Expand `-p` arguments: files as given, directories to their *.yaml / *.yml files. */
 export function expandProfileArgs(args: readonly string[]): string[] {
   const out: string[] = [];
@@ -84,6 +87,8 @@ export function loadConfig(profileArgs: readonly string[], inventoryFile?: strin
   const findByName = (name: string, near: SourceFile): LoadedProfile | string => {
     const found = profiles.get(name);
     if (found) return found;
+    // a name is never a path: no lookup outside the directory of the file that names it
+    if (!PROFILE_NAME.test(name)) return `${JSON.stringify(name)} is not a profile name (letters, digits, ".", "_" and "-", starting with a letter or digit)`;
     const dir = path.dirname(near.file);
     for (const ext of ['.yaml', '.yml']) {
       const candidate = path.join(dir, name + ext);
@@ -140,7 +145,7 @@ export function loadConfig(profileArgs: readonly string[], inventoryFile?: strin
       const { name, pointer, found } = machineRefs[i]!;
       if (name === undefined) {
         if (typeof m?.name === 'string') diagnostics.push(placeIn(inventory!.source, { severity: 'error', path: `/machines/${i}`, message: `machine "${m.name}" has no profile (set "profile" here or "defaults.profile")` }));
-      } else if (typeof found === 'string' && unreadable.has(found)) {
+      } else if (typeof found === 'string' && (unreadable.has(found) || !PROFILE_NAME.test(name))) {
         diagnostics.push(placeIn(inventory!.source, { severity: 'error', path: pointer, message: found }));
       } else if (typeof found === 'string' && found && !someProfileFailed) {
         // (when a profile file failed to load, its own errors explain the missing name)

@@ -135,11 +135,6 @@ function yamlMessage(message: string): string {
 /** A clearer message and place for the yaml errors people make most. */
 function explainYamlError(text: string, code: string, message: string, pos: [number, number]): { message: string; offset: number } {
   const plain = yamlMessage(message);
-  if (code === 'DUPLICATE_KEY') {
-    const lineEnd = text.indexOf('\n', pos[0]);
-    const key = text.slice(pos[0], lineEnd < 0 ? undefined : lineEnd).split(':')[0]!.trim().replace(/^["']|["']$/g, '');
-    return { message: `duplicate key "${key}" (keys of a map must be unique)`, offset: pos[0] };
-  }
   if (/end with an? [}\]]/.test(plain)) {
     const close = plain.includes('}') ? '}' : ']';
     const opener = unclosedFlow(text, pos[0], close === '}' ? '{' : '[', close);
