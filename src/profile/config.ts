@@ -117,32 +117,40 @@ export function loadConfig(profileArgs: readonly string[], inventoryFile?: strin
     }
   }
 
-  // Profiles the inventory names are found first; then every `extends` entry
-  // of every profile, including those found on the way (the list grows while
-  // it is walked): a grandparent found next to its child is checked like any
-  // other profile.
+  // Every `extends` entry of every profile, including those found on the way
+  // (the list grows while it is walked): a grandparent found next to its
+  // child is checked like any other profile. Then the profiles the inventory
+  // names, and the `extends` of those it found.
+  const loaded = [...profiles.values()];
+  const parents = new Map<LoadedProfile, Array<{ parent: LoadedProfile; pointer: string }>>();
+  let walked = 0;
+  const resolveExtends = (): void => {
+    for (; walked < loaded.length; walked++) {
+      const p = loaded[walked]!;
+      const edges: Array<{ parent: LoadedProfile; pointer: string }> = [];
+      for (const { name, pointer } of extendsEntries(p.data)) {
+        const found = findByName(name, p.source);
+        if (typeof found !== 'string') edges.push({ parent: found, pointer });
+        else if (found) diagnostics.push(placeIn(p.source, { severity: 'error', path: pointer, message: found }));
+      }
+      parents.set(p, edges);
+      if (profiles.size > loaded.length) loaded.push(...[...profiles.values()].slice(loaded.length));
+    }
+  };
+  resolveExtends();
   const machineRefs = inventory ? inventory.data.machines.map((m, i) => {
     const ref = profileRef(inventory!.data, m, i);
     return { ...ref, found: ref.name === undefined ? undefined : findByName(ref.name, inventory!.source) };
   }) : [];
-  const loaded = [...profiles.values()];
-  const parents = new Map<LoadedProfile, Array<{ parent: LoadedProfile; pointer: string }>>();
-  for (let i = 0; i < loaded.length; i++) {
-    const p = loaded[i]!;
-    const edges: Array<{ parent: LoadedProfile; pointer: string }> = [];
-    for (const { name, pointer } of extendsEntries(p.data)) {
-      const found = findByName(name, p.source);
-      if (typeof found !== 'string') edges.push({ parent: found, pointer });
-      else if (found) diagnostics.push(placeIn(p.source, { severity: 'error', path: pointer, message: found }));
-    }
-    parents.set(p, edges);
-    if (profiles.size > loaded.length) loaded.push(...[...profiles.values()].slice(loaded.length));
-  }
+  if (profiles.size > loaded.length) loaded.push(...[...profiles.values()].slice(loaded.length));
+  resolveExtends();
   diagnostics.push(...extendsGraphProblems(loaded, parents));
 
   if (inventory) {
     inventory.data.machines.forEach((m, i) => {
-      const { name, pointer, found } = machineRefs[i]!;
+      const { name, pointer } = machineRefs[i]!;
+      // (a name not found when the inventory was read may have been found since, through another profile's extends)
+      const found = name !== undefined && profiles.has(name) ? profiles.get(name) : machineRefs[i]!.found;
       if (name === undefined) {
         if (typeof m?.name === 'string') diagnostics.push(placeIn(inventory!.source, { severity: 'error', path: `/machines/${i}`, message: `machine "${m.name}" has no profile (set "profile" here or "defaults.profile")` }));
       } else if (typeof found === 'string' && (unreadable.has(found) || !PROFILE_NAME.test(name))) {

@@ -35,6 +35,12 @@ describe('extends: parents found next to a profile', () => {
     expect(path.basename(originOf(gpu.origins, '/site/domain')!.source.file)).to.equal('base.yaml');
   });
 
+  it('-p profiles/gpu.yaml with the example inventory: compute, named by the inventory, is found through gpu.yaml', () => {
+    const { diagnostics, machines } = validateFleet([path.join(REPO, 'profiles/gpu.yaml')], path.join(REPO, 'examples/inventory.yaml'));
+    expect(errors(diagnostics)).to.deep.equal([]);
+    expect(machines.map((m) => m.profileName)).to.deep.equal(['compute', 'compute', 'compute', 'gpu']);
+  });
+
   it('resolves alike whether the parents are given with -p or found by name', () => {
     const alone = resolveProfile(loadConfig([path.join(REPO, 'profiles/gpu.yaml')]).profiles, 'gpu').value;
     const all = resolveProfile(loadConfig([path.join(REPO, 'profiles')]).profiles, 'gpu').value;
