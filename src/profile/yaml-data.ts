@@ -40,12 +40,13 @@ export function nestingProblem(text: string): DataProblem | undefined {
         const level = depth + 1;
         if (level > LIMITS.depth) return { offset: token.type === 'flow-collection' ? token.start.offset : token.offset, pointer: pointerOf(path), message: tooDeep() };
         const isSeq = token.type === 'block-seq' || (token.type === 'flow-collection' && token.start.source === '[');
-        token.items.forEach((item, i) => {
+        // pushed last to first, so that the first place in the text beyond the limit is the one found
+        for (let i = token.items.length - 1; i >= 0; i--) {
+          const item = token.items[i]!;
           const key = 'key' in item ? item.key : undefined;
-          const here: Path = { up: path, key: isSeq ? String(i) : keyText(key) };
-          stack.push({ token: item.value, depth: level, path: here });
+          stack.push({ token: item.value, depth: level, path: { up: path, key: isSeq ? String(i) : keyText(key) } });
           if (key) stack.push({ token: key, depth: level, path });
-        });
+        }
       }
     }
   }
@@ -68,7 +69,6 @@ const MAX_PROBLEMS = 50;
 class Budget extends Error {}
 
 interface Place { readonly offset: number; readonly pointer: string }
-
 
 /**
  * The data of a Document without errors, or the problems that keep it from

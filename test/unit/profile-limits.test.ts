@@ -65,6 +65,11 @@ describe('loading limits', () => {
     }
   }
 
+  it('of two places nested too deeply, the first in the text is reported', () => {
+    const deep = `${'['.repeat(LIMITS.depth)}${']'.repeat(LIMITS.depth)}`;
+    expect(only(`a: 1\nb: ${deep}\nc: ${deep}\n`)).to.include({ line: 2, path: `/b${'/0'.repeat(LIMITS.depth - 1)}` });
+  });
+
   it('nesting up to the limit loads', () => {
     const n = LIMITS.depth - 1; // the root map is the first level
     const { diagnostics, source } = parseSource('p.yaml', `a: ${'['.repeat(n)}${']'.repeat(n)}\n`);
