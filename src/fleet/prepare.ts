@@ -7,7 +7,7 @@
 import type { Distro } from '../distro/detect.js';
 import { fqdnOf } from '../identity/hostname.js';
 import { ExtendsCycleError, profileRef, resolveProfile, type LoadedConfig } from '../profile/config.js';
-import { mergeInto, originOf, type Traced } from '../profile/merge.js';
+import { originOf, overlay, type Traced } from '../profile/merge.js';
 import { placeIn, type SourceFile } from '../profile/source.js';
 import type { MachineEntry, Profile } from '../profile/types.js';
 import type { Diagnostic } from '../report/diagnostics.js';
@@ -50,7 +50,7 @@ export function prepareFleet(config: LoadedConfig): { machines: PreparedMachine[
         resolved.set(name, config.profiles.has(name) ? resolveProfile(config.profiles, name) : null);
       } catch (err) {
         if (!(err instanceof ExtendsCycleError)) throw err;
-        diagnostics.push(placeIn(err.source, { severity: 'error', path: '/extends', message: err.message }));
+        diagnostics.push(placeIn(err.source, { severity: 'error', path: err.pointer, message: err.message }));
         resolved.set(name, null);
       }
     }
@@ -69,8 +69,7 @@ export function prepareFleet(config: LoadedConfig): { machines: PreparedMachine[
     // a private deep copy per machine was most of the memory and GC time of a 10,000-machine run.
     let traced = base;
     if (Object.keys(overrides).length) {
-      traced = { value: structuredClone(base.value), origins: new Map(base.origins) };
-      mergeInto(traced, overrides, inv.source, ['machines', String(index)]);
+      traced = overlay(base, overrides, inv.source, ['machines', String(index)]);
     }
     const vars = { ...(traced.value.vars as object ?? {}), ...(inv.data.defaults?.vars ?? {}), ...(inv.data.vars ?? {}), ...(entry.vars ?? {}) };
     machines.push({ index, name: entry.name, entry, profileName: ref.name, traced, vars, inventory: inv.source });

@@ -3,24 +3,29 @@
  * written in (bench/make-inventory.ts, exports of a CMDB): block maps and
  * sequences, one-line flow maps and lists, plain, "double" and 'single'
  * quoted scalars, comments. For such a text it returns what the yaml library
- * (YAML 1.2 core schema, `uniqueKeys`, `strict`) would load, about ten times
+ * (YAML 1.2 core schema, `strict`, duplicate keys refused) would load, about ten times
  * faster and without building a Document.
  *
  * It answers `undefined` for anything else, as soon as it is unsure: escapes,
  * anchors, tags, multi-line scalars or flow collections, duplicate keys, a
- * float, a tab, a `:` in a flow scalar… The caller then parses with the yaml
- * library, which also explains every error. test/unit/fast-yaml.test.ts
+ * float, a tab, a `:` in a flow scalar, a reserved key (__proto__,
+ * constructor, prototype), anything beyond LIMITS… The caller then parses
+ * with the yaml library, which also explains every error. Maps are objects
+ * without a prototype, as the library path makes them.
+ * test/unit/fast-yaml.test.ts
  * checks it against the library on generated texts.
  */
+
+import { LIMITS } from './limits.js';
 
 type Value = null | boolean | number | string | Value[] | { [k: string]: Value };
 
 class Bail extends Error {}
 const bail = (): never => { throw new Bail(); };
 
-// A key the library reads as the same string: no core-schema type, no indicator, no __proto__.
+// A key the library reads as the same string: no core-schema type, no indicator, no reserved name.
 const KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
-const NOT_STRING_KEY = /^(?:[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE|__proto__)$/;
+const NOT_STRING_KEY = /^(?:[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE|__proto__|constructor|prototype)$/;
 // Texts only of characters the subset knows: printable ASCII, newline, and non-ASCII other than BOM/NEL/LS/PS.
 const FOREIGN = /[\x00-\x09\x0b-\x1f\x7f\x85\u2028\u2029\ufeff]/;
 
@@ -53,6 +58,9 @@ class Reader {
   at = 0;
   constructor(private readonly lines: readonly Line[]) {}
 
+  /** Maps and lists open around the one being read (bounded by LIMITS.depth). */
+  depth = 0;
+
   /** A block map or sequence whose lines start at column `indent`. */
   block(indent: number): Value {
     const first = this.lines[this.at]!;
@@ -60,15 +68,19 @@ class Reader {
     return isItem(first.text) ? this.seq(indent) : this.map(indent, undefined);
   }
 
+  enter(): void { if (++this.depth > LIMITS.depth) bail(); }
+
   /** Block map at `indent`; `firstText` is its first entry when it starts after a "- " of a sequence. */
   map(indent: number, firstText: string | undefined): Record<string, Value> {
-    const out: Record<string, Value> = {};
+    this.enter();
+    const out = Object.create(null) as Record<string, Value>;
+    let keys = 0;
     let text: string = firstText ?? this.lines[this.at++]!.text;
     for (;;) {
       const colon = keyEnd(text);
       if (colon < 0) bail();
       const key = text.slice(0, colon);
-      if (!KEY.test(key) || NOT_STRING_KEY.test(key) || Object.hasOwn(out, key)) bail();
+      if (!KEY.test(key) || NOT_STRING_KEY.test(key) || Object.hasOwn(out, key) || ++keys > LIMITS.mapKeys || key.length > LIMITS.keyLength) bail();
       const rest = text.slice(colon + 1);
       if (isEmpty(rest)) {
         // the value is on the next lines: deeper, or a sequence at the same column, or nothing (null)
@@ -78,10 +90,10 @@ class Reader {
         else out[key] = null;
       } else {
         if (rest[0] !== ' ') bail();
-        out[key] = inlineValue(rest, 1, 'block');
+        out[key] = inlineValue(rest, 1, 'block', this.depth);
       }
       const next: Line | undefined = this.lines[this.at];
-      if (!next || next.indent < indent) return out;
+      if (!next || next.indent < indent) { this.depth--; return out; }
       if (next.indent > indent || isItem(next.text)) bail();
       text = next.text;
       this.at++;
@@ -90,6 +102,7 @@ class Reader {
 
   /** Block sequence of "- " items at `indent`. */
   seq(indent: number): Value[] {
+    this.enter();
     const out: Value[] = [];
     for (;;) {
       const line = this.lines[this.at]!;
@@ -100,11 +113,11 @@ class Reader {
       const rest = line.text.slice(i);
       if (rest[0] === '-' || rest[0] === '#') bail();
       // "- key: value": a map whose column is that of its first key
-      out.push(keyEnd(rest) >= 0 ? this.map(indent + i, rest) : inlineValue(line.text, i, 'block'));
+      out.push(keyEnd(rest) >= 0 ? this.map(indent + i, rest) : inlineValue(line.text, i, 'block', this.depth));
       const next = this.lines[this.at];
-      if (!next || next.indent < indent) return out;
+      if (!next || next.indent < indent) { this.depth--; return out; }
       if (next.indent > indent || !isItem(next.text)) {
-        if (next.indent === indent) return out; // the parent map goes on at this column
+        if (next.indent === indent) { this.depth--; return out; } // the parent map goes on at this column
         bail();
       }
     }
@@ -121,8 +134,8 @@ function keyEnd(text: string): number {
 }
 
 /** The value written in `text` from `i` to the end of the line (block) — a comment may follow. */
-function inlineValue(text: string, i: number, _ctx: 'block'): Value {
-  const p = new Inline(text, i);
+function inlineValue(text: string, i: number, _ctx: 'block', depth: number): Value {
+  const p = new Inline(text, i, depth);
   p.spaces();
   const c = text[p.i];
   let v: Value;
@@ -135,14 +148,14 @@ function inlineValue(text: string, i: number, _ctx: 'block'): Value {
     let end = text.indexOf(' #', p.i);
     if (end < 0) end = text.length;
     const raw = text.slice(p.i, end).trimEnd();
-    if (/: |:$/.test(raw) || / #/.test(raw)) bail();
+    if (/: |:$/.test(raw) || / #/.test(raw) || raw.length > LIMITS.stringLength) bail();
     v = plain(raw);
   }
   return v;
 }
 
 class Inline {
-  constructor(readonly s: string, public i: number) {}
+  constructor(readonly s: string, public i: number, private depth: number) {}
   spaces(): void { while (this.s[this.i] === ' ') this.i++; }
   endOfLine(): void {
     if (this.i === this.s.length) return;
@@ -163,6 +176,7 @@ class Inline {
     const body = this.s.slice(this.i + 1, end);
     if (q === '"' && body.includes('\\')) bail(); // escapes: the library
     if (q === "'" && this.s[end + 1] === "'") bail(); // '' inside single quotes
+    if (body.length > LIMITS.stringLength) bail();
     this.i = end + 1;
     return body;
   }
@@ -176,15 +190,17 @@ class Inline {
     return plain(this.s.slice(start, this.i).trimEnd());
   }
   flowMap(): Record<string, Value> {
-    const out: Record<string, Value> = {};
+    if (++this.depth > LIMITS.depth) bail();
+    const out = Object.create(null) as Record<string, Value>;
+    let keys = 0;
     this.i++;
     this.spaces();
-    if (this.s[this.i] === '}') { this.i++; return out; }
+    if (this.s[this.i] === '}') { this.i++; this.depth--; return out; }
     for (;;) {
       const m = /^[A-Za-z_][A-Za-z0-9_-]*: /.exec(this.s.slice(this.i, this.i + 200));
       if (!m) bail();
       const key = m![0].slice(0, -2);
-      if (NOT_STRING_KEY.test(key) || Object.hasOwn(out, key)) bail();
+      if (NOT_STRING_KEY.test(key) || Object.hasOwn(out, key) || ++keys > LIMITS.mapKeys) bail();
       this.i += m![0].length;
       this.spaces();
       const c = this.s[this.i];
@@ -192,24 +208,25 @@ class Inline {
       out[key] = this.value();
       this.spaces();
       const sep = this.s[this.i++];
-      if (sep === '}') return out;
+      if (sep === '}') { this.depth--; return out; }
       if (sep !== ',') bail();
       this.spaces();
       if (this.s[this.i] === '}' || this.s[this.i] === ',') bail(); // trailing or doubled comma
     }
   }
   flowSeq(): Value[] {
+    if (++this.depth > LIMITS.depth) bail();
     const out: Value[] = [];
     this.i++;
     this.spaces();
-    if (this.s[this.i] === ']') { this.i++; return out; }
+    if (this.s[this.i] === ']') { this.i++; this.depth--; return out; }
     for (;;) {
       const c = this.s[this.i];
       if (c === ',' || c === ']' || c === undefined) bail();
       out.push(this.value());
       this.spaces();
       const sep = this.s[this.i++];
-      if (sep === ']') return out;
+      if (sep === ']') { this.depth--; return out; }
       if (sep !== ',') bail();
       this.spaces();
       if (this.s[this.i] === ']' || this.s[this.i] === ',') bail();
@@ -226,7 +243,7 @@ const OTHER_NUMBERS = [/^0o[0-7]+$/, /^0x[0-9a-fA-F]+$/, /^(?:[-+]?\.(?:inf|Inf|
  * is a string, unless it starts with an indicator.
  */
 function plain(raw: string): Value {
-  if (raw === '') bail();
+  if (raw === '' || raw.length > LIMITS.stringLength) bail();
   if (/^[-?:,[\]{}#&*!|>'"%@`]/.test(raw) && !/^-[0-9]/.test(raw)) bail();
   if (/^(?:~|[Nn]ull|NULL)$/.test(raw)) return null;
   if (/^(?:[Tt]rue|TRUE)$/.test(raw)) return true;

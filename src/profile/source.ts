@@ -3,10 +3,13 @@
  * and a LineCounter so that a JSON pointer found by validation can be turned
  * back into `file:line:col` (ignition correlates report paths the same way).
  */
-import { readFileSync } from 'node:fs';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { Diagnostic } from '../report/diagnostics.js';
+import { HostFileError, readHostText } from '../util/host-file.js';
 import { fastYaml } from './fast-yaml.js';
+import { LIMITS } from './limits.js';
+import { pointerSegments, toPointer } from './pointer.js';
+import { documentData, nestingProblem } from './yaml-data.js';
 
 export interface SourceFile {
   /** Path as given by the user (relative paths stay relative in messages). */
@@ -14,25 +17,31 @@ export interface SourceFile {
   readonly text: string;
   readonly doc: Document.Parsed;
   readonly lines: LineCounter;
-  /** Plain data (undefined for an empty document). */
+  /**
+   * Plain data (undefined for an empty document or one that was refused): maps
+   * are objects without a prototype, and no key is __proto__, constructor or prototype.
+   */
   readonly data: unknown;
 }
 
 export interface Position { readonly line: number; readonly col: number }
 
-const PARSE_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true } as const;
+// Duplicate keys are found by documentData, in linear time: the library's own check
+// (uniqueKeys) compares every key of a map with every other one.
+const PARSE_OPTIONS = { uniqueKeys: false, prettyErrors: false, strict: true } as const;
 
 /**
  * A source whose parsed Document (needed only to place a diagnostic) is dropped
  * after loading and parsed again on first use: a 10,000-machine inventory's
  * Document is hundreds of MB of nodes that every garbage collection would walk.
+ * A text nested too deeply for the library's composer gets an empty Document.
  */
 function sourceOf(file: string, text: string, lines: LineCounter, data: unknown, doc: Document.Parsed | undefined): SourceFile {
   let parsed = doc;
   return {
     file, text, lines, data,
     get doc(): Document.Parsed {
-      return (parsed ??= parseDocument(text, PARSE_OPTIONS));
+      return (parsed ??= parseDocument(nestingProblem(text) ? '' : text, PARSE_OPTIONS));
     },
   };
 }
@@ -45,6 +54,13 @@ export function parseSource(file: string, text: string): { source: SourceFile; d
     // a big inventory in plain YAML: loaded without a Document (the library parses it only to place a diagnostic)
     const data = fastYaml(text);
     if (data !== undefined) return { source: sourceOf(file, text, lineStarts(text), data, undefined), diagnostics: [] };
+  }
+  const deep = nestingProblem(text);
+  if (deep) {
+    // the library's composer recurses once per level: it is not given such a text at all
+    const lines = lineStarts(text);
+    const pos = lines.linePos(deep.offset);
+    return { source: sourceOf(file, text, lines, undefined, undefined), diagnostics: [{ severity: 'error', message: deep.message, path: deep.pointer, file, line: pos.line, col: pos.col }] };
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, ...PARSE_OPTIONS });
@@ -64,8 +80,11 @@ export function parseSource(file: string, text: string): { source: SourceFile; d
   }
   let data: unknown;
   if (!doc.errors.length) {
-    try { data = doc.toJS({ maxAliasCount: 100 }); } catch (err) {
-      diagnostics.push({ severity: 'error', message: `cannot load YAML: ${(err as Error).message}`, path: '', file, line: 1, col: 1 });
+    const loaded = documentData(doc);
+    data = loaded.data;
+    for (const p of loaded.problems) {
+      const pos = lines.linePos(p.offset);
+      diagnostics.push({ severity: 'error', message: p.message, path: p.pointer, file, line: pos.line, col: pos.col });
     }
   }
   // small files (profiles) keep their Document; big ones (inventories) parse it again if a diagnostic needs it
@@ -80,17 +99,29 @@ function lineStarts(text: string): LineCounter {
   return lines;
 }
 
-export function loadSource(file: string): { source: SourceFile; diagnostics: Diagnostic[] } {
+export type SourceKind = 'profile' | 'inventory';
+
+/** Why a file could not be read, for a message that names it ("is a FIFO (named pipe), not a regular file"). */
+export class SourceReadError {
+  constructor(readonly file: string, readonly reason: string) {}
+}
+
+/**
+ * Read and parse a profile or inventory file. The file is read through
+ * readHostText: a FIFO, a device or a file above the size limit is refused
+ * without blocking or reading it whole.
+ */
+export function loadSource(file: string, kind: SourceKind = 'profile'): { source: SourceFile; diagnostics: Diagnostic[]; unreadable?: SourceReadError } {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readHostText(file, { maxBytes: kind === 'inventory' ? LIMITS.inventoryBytes : LIMITS.profileBytes, what: kind });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+    if (!(err instanceof HostFileError)) throw err;
     const lines = new LineCounter();
     return {
       source: { file, text: '', doc: parseDocument('', { lineCounter: lines }), lines, data: undefined },
-      diagnostics: [{ severity: 'error', message: `cannot read: ${why}`, path: '', file }],
+      diagnostics: [{ severity: 'error', message: `cannot read: ${err.reason}`, path: '', file }],
+      unreadable: new SourceReadError(file, err.reason),
     };
   }
   return parseSource(file, text);
@@ -104,11 +135,6 @@ function yamlMessage(message: string): string {
 /** A clearer message and place for the yaml errors people make most. */
 function explainYamlError(text: string, code: string, message: string, pos: [number, number]): { message: string; offset: number } {
   const plain = yamlMessage(message);
-  if (code === 'DUPLICATE_KEY') {
-    const lineEnd = text.indexOf('\n', pos[0]);
-    const key = text.slice(pos[0], lineEnd < 0 ? undefined : lineEnd).split(':')[0]!.trim().replace(/^["']|["']$/g, '');
-    return { message: `duplicate key "${key}" (keys of a map must be unique)`, offset: pos[0] };
-  }
   if (/end with an? [}\]]/.test(plain)) {
     const close = plain.includes('}') ? '}' : ']';
     const opener = unclosedFlow(text, pos[0], close === '}' ? '{' : '[', close);
@@ -137,14 +163,7 @@ function unclosedFlow(text: string, at: number, open: string, close: string): nu
   return stack.pop();
 }
 
-export function pointerSegments(pointer: string): string[] {
-  if (!pointer) return [];
-  return pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
-export function toPointer(segments: readonly (string | number)[]): string {
-  return segments.map((s) => '/' + String(s).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
-}
+export { pointerSegments, toPointer };
 
 /**
  * Position of the node at a JSON pointer: the value node, or with `key: true`

@@ -1,6 +1,6 @@
 /**
  * fastYaml (the reader for big inventories) must load exactly what the yaml
- * library loads, and answer only for texts the library reads without an error
+ * library path loads (parseDocument, then documentData: prototype-free maps), and answer only for texts the library reads without an error
  * or a warning; everything else it leaves to the library (undefined).
  */
 import { expect } from 'chai';
@@ -9,6 +9,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { makeInventory } from '../../bench/make-inventory.js';
 import { fastYaml } from '../../src/profile/fast-yaml.js';
 import { parseSource } from '../../src/profile/source.js';
+import { documentData } from '../../src/profile/yaml-data.js';
 import { same } from '../helpers/same.js';
 
 const OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true } as const;
@@ -17,7 +18,9 @@ function library(text: string): { ok: boolean; data?: unknown; lineStarts: numbe
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, ...OPTIONS });
   if (doc.errors.length || doc.warnings.length) return { ok: false, lineStarts: lines.lineStarts };
-  return { ok: true, data: doc.toJS({ maxAliasCount: 100 }), lineStarts: lines.lineStarts };
+  const { data, problems } = documentData(doc);
+  if (problems.length) return { ok: false, lineStarts: lines.lineStarts };
+  return { ok: true, data, lineStarts: lines.lineStarts };
 }
 
 describe('fast YAML reader (big inventories)', () => {
