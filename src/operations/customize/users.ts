@@ -1,5 +1,5 @@
 import { GuestError } from '../../util/errors.js';
-import { applyUsers } from '../../identity/users.js';
+import { applyUsers, passwdHoldsHashes } from '../../identity/users.js';
 import type { FileChange } from '../../plan/types.js';
 import type { CustomizeOperation as Operation } from '../registry.js';
 import { readText, write, modeOr } from '../util.js';
@@ -21,7 +21,8 @@ export const usersOperation: Operation = {
     const problems = renderOnly ? r.problems.filter((p) => !p.includes('does not exist in the guest')) : r.problems;
     if (problems.length) throw new GuestError(problems.join('; '));
     const changes: FileChange[] = [
-      write('users', '/etc/passwd', r.passwd, await modeOr(guest, '/etc/passwd', 0o644)),
+      // a guest that keeps hashes in passwd (no shadow) has them in the diff's context lines too
+      write('users', '/etc/passwd', r.passwd, await modeOr(guest, '/etc/passwd', 0o644), passwdHoldsHashes(passwd) || passwdHoldsHashes(r.passwd) ? { secret: true } : {}),
       write('users', '/etc/group', r.group, await modeOr(guest, '/etc/group', 0o644)),
     ];
     // shadow files keep the guest's own mode and group (0640 root:shadow on Debian, 0000 on rhel).
