@@ -57,12 +57,39 @@ function optionsEnd(line: string): number {
   return quoted ? -1 : line.length;
 }
 
-/** The first SSH wire string of a blob, or undefined when the blob is too short for it. */
-function leadingString(blob: Buffer): { text: string; end: number } | undefined {
-  if (blob.length < 4) return undefined;
-  const n = blob.readUInt32BE(0);
-  if (n > blob.length - 4) return undefined;
-  return { text: blob.subarray(4, 4 + n).toString('latin1'), end: 4 + n };
+/** A blob as the SSH wire strings it is made of (RFC 4251 string/mpint), or undefined when it does not split exactly. */
+function wireStrings(blob: Buffer): Buffer[] | undefined {
+  const out: Buffer[] = [];
+  for (let at = 0; at < blob.length;) {
+    if (blob.length - at < 4) return undefined;
+    const n = blob.readUInt32BE(at);
+    if (n > blob.length - at - 4) return undefined;
+    out.push(blob.subarray(at + 4, at + 4 + n));
+    at += 4 + n;
+  }
+  return out;
+}
+
+/** How many wire strings the key of each plain type holds (type name included), and fixed sizes. */
+const SHAPES: Record<string, { fields: number; check?: (f: Buffer[]) => boolean }> = {
+  'ssh-ed25519': { fields: 2, check: (f) => f[1]!.length === 32 },
+  'ssh-rsa': { fields: 3 },
+  'ssh-dss': { fields: 5 },
+  'ecdsa-sha2-nistp256': { fields: 3, check: (f) => f[1]!.toString('latin1') === 'nistp256' },
+  'ecdsa-sha2-nistp384': { fields: 3, check: (f) => f[1]!.toString('latin1') === 'nistp384' },
+  'ecdsa-sha2-nistp521': { fields: 3, check: (f) => f[1]!.toString('latin1') === 'nistp521' },
+  'sk-ssh-ed25519@openssh.com': { fields: 3, check: (f) => f[1]!.length === 32 },
+  'sk-ecdsa-sha2-nistp256@openssh.com': { fields: 4, check: (f) => f[1]!.toString('latin1') === 'nistp256' },
+};
+
+/** Why a decoded key blob is not a key of `type`, or undefined. */
+function blobProblem(type: string, blob: Buffer): string | undefined {
+  const fields = wireStrings(blob);
+  if (!fields || !fields.length) return `the ${type} key data is truncated or damaged`;
+  if (fields[0]!.toString('latin1') !== type) return `the line says ${type} but its key data is of another type (a mix of two keys?)`;
+  const shape = SHAPES[type];
+  if (shape ? fields.length !== shape.fields || (shape.check && !shape.check(fields)) : fields.length < 2) return `the ${type} key data is truncated or damaged`;
+  return undefined;
 }
 
 /** Parse one authorized_keys line (no line break). The reason of a failure never contains the text. */
@@ -87,9 +114,8 @@ export function parseAuthorizedKey(line: string): KeyParse {
   }
   if (!blob) return fail(`is not an SSH public key: the ${type} key has no base64 key data`);
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || blob.length % 4 !== 0) return fail(`is not an SSH public key: the ${type} key data is not valid base64 (truncated or mistyped?)`);
-  const inner = leadingString(Buffer.from(blob, 'base64'));
-  if (!inner) return fail(`is not an SSH public key: the ${type} key data is truncated`);
-  if (inner.text !== type) return fail(`is not an SSH public key: the line says ${type} but its key data is of another type (a mix of two keys?)`);
+  const problem = blobProblem(type, Buffer.from(blob, 'base64'));
+  if (problem) return fail(`is not an SSH public key: ${problem}`);
   return { ok: true, key: { ...(options !== undefined && { options }), type, blob, ...(comment.length && { comment: comment.join(' ') }) } };
 }
 
