@@ -129,7 +129,8 @@ function checkGateway(e: Entry, route: ParsedRoute, addrs: Address[], routes: (P
   if (safeBool(via.family === 4 ? e.cfg.dhcp4 : e.cfg.dhcp6)) return;
   if (via.family === 6 && via.ip.range() === 'linkLocal') return;
   const inside = addrs.filter((a) => contains(a, via.canonical));
-  for (const a of inside) {
+  // IPv4 only: IPv6 has no broadcast, and its subnet-router anycast address does reach a router
+  for (const a of via.family === 4 ? inside : []) {
     const reserved = reservedInSubnet(a, via.canonical);
     if (reserved) return report(path, `gateway ${via.canonical} is the ${reserved} address of ${networkOf(a)}, not a host that can route`);
   }

@@ -51,7 +51,7 @@ const ipRule: MachineRule = (r) => {
   if (!gateway || gateway.family !== cidr.family) return [];
   if (gateway.canonical === cidr.ip) return [inInventory(r.prepared, 'ip', `"${ip}" is the gateway ${gw} (site.gateway): a machine cannot route through itself`)];
   if (!contains(cidr, gw!)) return [inInventory(r.prepared, 'ip', `gateway ${gw} (site.gateway) is not inside ${cidr.cidr}: the machine could not reach it`)];
-  const gwReserved = reservedInSubnet(cidr, gateway.canonical);
+  const gwReserved = gateway.family === 4 ? reservedInSubnet(cidr, gateway.canonical) : undefined;
   if (gwReserved) return [locateProblem(r.prepared, '/site/gateway', `gateway ${gw} is the ${gwReserved} address of ${networkOf(cidr)} (the subnet of machine ${r.prepared.name}), not a host that can route`)];
   return [];
 };
