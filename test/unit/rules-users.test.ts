@@ -87,3 +87,13 @@ describe('ids the kernel treats as invalid', () => {
     expect(idProblem(2 ** 40, 'uid')).to.match(/out of range/);
   });
 });
+
+describe('plan without a target', () => {
+  it('plans a hash for shadow (shown nowhere) instead of failing for want of a guest shadow file', async () => {
+    const guest = new MemoryGuest({ '/etc/passwd': 'root:x:0:0:root:/root:/bin/sh\n', '/etc/group': 'root:x:0:\n' });
+    const secret = '$6$salt1234$Qm1wQy8m0vYd0rZQfQ1xkz0JkVb0lC3pZ5yq6u9t2bW';
+    const changes = await usersOperation.plan({ ...ctx(guest, [{ name: 'ops', passwordHash: secret }]), renderOnly: true }) as FileChange[];
+    const passwd = changes.find((c) => c.path === '/etc/passwd') as { content: Buffer };
+    expect(passwd.content.toString()).to.include('ops:x:1000:').and.not.include(secret);
+  });
+});

@@ -16,7 +16,9 @@ export const usersOperation: Operation = {
     const [passwd, shadow, group, gshadow] = await Promise.all(['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/gshadow'].map((p) => readText(guest, p)));
     if (passwd === undefined && !renderOnly) throw new GuestError('the guest has no /etc/passwd', '/etc/passwd');
     const defaultShell = (await guest.stat('/bin/bash')) ? '/bin/bash' : '/bin/sh';
-    const r = applyUsers({ passwd, shadow, group, gshadow }, users, { defaultShell, hasShadow: shadow !== undefined, hasGshadow: gshadow !== undefined });
+    // with no guest (plan without --target), assume the shadow file nearly every guest has: a hash is
+    // then planned for shadow, not refused for lack of one
+    const r = applyUsers({ passwd, shadow, group, gshadow }, users, { defaultShell, hasShadow: renderOnly || shadow !== undefined, hasGshadow: gshadow !== undefined });
     // with no guest to look at (plan without --target), its groups are unknown: do not guess
     const problems = renderOnly ? r.problems.filter((p) => !p.includes('does not exist in the guest')) : r.problems;
     if (problems.length) throw new GuestError(problems.join('; '));
