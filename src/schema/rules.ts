@@ -18,7 +18,7 @@ import { TEMPLATE_DIR } from '../template/render.js';
 import { suggest, validateAgainst } from './validate.js';
 import { windowsChecks } from '../windows/check.js';
 import { authorizedKeysRule, checkProfileKeys } from './rules-keys.js';
-import { fileOwnersRule, usersRule } from './rules-users.js';
+import { checkProfileUsers, fileOwnersRule, usersRule } from './rules-users.js';
 import { computerNameOf, windowsProfile } from '../windows/settings.js';
 
 type MachineRule = (r: RenderedMachine) => Diagnostic[];
@@ -294,7 +294,7 @@ export function checkReferencedFiles(config: LoadedConfig): Diagnostic[] {
       if (typeof k === 'string' && k.startsWith('file:') && !existsSync(path.resolve(base, k.slice(5)))) missing(pointer, 'key file', k.slice(5), [path.resolve(base, k.slice(5))]);
     }
   }
-  out.push(...checkProfileKeys(config));
+  out.push(...checkProfileKeys(config), ...checkProfileUsers(config));
   return out;
 }
 
