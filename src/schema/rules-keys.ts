@@ -40,7 +40,7 @@ export function keyEntryProblem(entry: string, baseDir: string): string | undefi
   const name = entry.slice('file:'.length);
   let text: string;
   try {
-    text = readHostText(path.resolve(baseDir, name), { what: 'key file', maxBytes: KEY_FILE_MAX_BYTES });
+    text = readHostText(path.resolve(baseDir, name), { maxBytes: KEY_FILE_MAX_BYTES });
   } catch (err) {
     if (!(err instanceof HostFileError)) throw err;
     // a missing file is reported by checkReferencedFiles

@@ -6,12 +6,13 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { checkKeyFile, keysOfFile, parseAuthorizedKey, PUBLIC_KEY_TYPES } from '../../src/identity/authorized-keys.js';
-import { keyEntryProblem } from '../../src/schema/rules-keys.js';
+import { KEY_FILE_MAX_BYTES, keyEntryProblem } from '../../src/schema/rules-keys.js';
 
 const wire = (...parts: Buffer[]): Buffer => Buffer.concat(parts.flatMap((p) => { const n = Buffer.alloc(4); n.writeUInt32BE(p.length); return [n, p]; }));
 const str = (s: string) => Buffer.from(s, 'latin1');
@@ -111,7 +112,7 @@ describe('authorized keys are parsed as OpenSSH public keys', () => {
     expect(parseAuthorizedKey(`${good}\nssh-ed25519 AAAA`).ok).to.equal(false);
   });
 
-  it('reads file: keys through the bounded host reader: a private key file, a directory and a missing file', () => {
+  it('reads file: keys through the bounded host reader: a private key file, a directory, a FIFO, a file over the cap and a missing file', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ghostprep-keys-'));
     try {
       const [pem] = privateKeys();
@@ -123,6 +124,10 @@ describe('authorized keys are parsed as OpenSSH public keys', () => {
       expect(keyEntryProblem('file:id_ed25519.pub', dir)).to.equal(undefined);
       expect(keyEntryProblem('file:.', dir)).to.match(/is a directory/);
       expect(keyEntryProblem('file:missing.pub', dir)).to.equal(undefined); // reported as "not found" elsewhere
+      execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+      expect(keyEntryProblem('file:fifo', dir)).to.equal('key file "fifo" is a FIFO (named pipe), not a regular file');
+      writeFileSync(path.join(dir, 'huge.pub'), Buffer.alloc(KEY_FILE_MAX_BYTES + 1, 0x41));
+      expect(keyEntryProblem('file:huge.pub', dir)).to.match(/more than the limit/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
