@@ -13,6 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { checkKeyFile, keysOfFile, parseAuthorizedKey, PUBLIC_KEY_TYPES } from '../../src/identity/authorized-keys.js';
 import { KEY_FILE_MAX_BYTES, keyEntryProblem } from '../../src/schema/rules-keys.js';
+import { MemoryGuest } from '../../src/backends/memory.js';
+import { authorizedKeysOperation } from '../../src/operations/customize/authorized-keys.js';
+import type { OperationContext } from '../../src/operations/registry.js';
 
 const wire = (...parts: Buffer[]): Buffer => Buffer.concat(parts.flatMap((p) => { const n = Buffer.alloc(4); n.writeUInt32BE(p.length); return [n, p]; }));
 const str = (s: string) => Buffer.from(s, 'latin1');
@@ -128,6 +131,29 @@ describe('authorized keys are parsed as OpenSSH public keys', () => {
       expect(keyEntryProblem('file:fifo', dir)).to.equal('key file "fifo" is a FIFO (named pipe), not a regular file');
       writeFileSync(path.join(dir, 'huge.pub'), Buffer.alloc(KEY_FILE_MAX_BYTES + 1, 0x41));
       expect(keyEntryProblem('file:huge.pub', dir)).to.match(/more than the limit/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the authorized-keys operation refuses a private key itself (plan or apply without validate), unquoted', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ghostprep-keys-op-'));
+    try {
+      const [pem] = privateKeys();
+      writeFileSync(path.join(dir, 'id_ed25519'), pem!);
+      const guest = new MemoryGuest({ '/etc/passwd': 'root:x:0:0:root:/root:/bin/sh\n', '/etc/group': 'root:x:0:\n' });
+      const plan = (keys: string[]) => authorizedKeysOperation.plan({
+        guest,
+        profile: { ssh: { authorizedKeys: { root: keys } } },
+        machine: { prepared: { traced: { origins: new Map([['', { source: { file: path.join(dir, 'profile.yaml') }, pointer: '' }]]) } } },
+      } as unknown as OperationContext).then(() => undefined, (e: Error) => e);
+      for (const keys of [['file:id_ed25519'], [pem!.replace(/\n/g, ' ')], ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5']]) {
+        const err = await plan(keys);
+        expect(err?.message, keys[0]).to.match(/private key|not an SSH public key/);
+        expect(quotes(err!.message, pem!)).to.equal(false);
+      }
+      const ok = `ssh-ed25519 ${blobOf('ssh-ed25519', new Uint8Array(32).fill(3)).toString('base64')} me@host`;
+      expect(await plan([ok])).to.equal(undefined);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
