@@ -6,6 +6,7 @@ import { loadConfig, type LoadedConfig } from '../profile/config.js';
 import { sortDiagnostics, type Diagnostic } from '../report/diagnostics.js';
 import { checkMachine, checkReferencedFiles, checkUniqueness, uniquenessFacts, type UniquenessFacts } from '../schema/rules.js';
 import { siteSecret } from '../identity/resolve.js';
+import { checkTargets } from '../schema/rules-targets.js';
 import { locateProblem, prepareFleet, renderMachine, type PreparedMachine, type RenderedMachine } from './prepare.js';
 import { fileContent } from '../template/files.js';
 import { TemplateError } from '../template/render.js';
@@ -51,7 +52,7 @@ export function loadFleet(profiles: readonly string[], inventory: string | undef
   const config = loadConfig(profiles, inventory);
   const diagnostics: Diagnostic[] = [...config.diagnostics, ...checkReferencedFiles(config)];
   const { machines, diagnostics: prepDiags } = prepareFleet(config);
-  diagnostics.push(...prepDiags);
+  diagnostics.push(...prepDiags, ...checkTargets(machines));
   return { config, machines, diagnostics };
 }
 

@@ -62,6 +62,7 @@ export function applyUsers(files: { passwd?: string; shadow?: string; group?: st
       passwd.push(pw);
       created.push({ name: u.name, uid, gid, home });
       if (opts.hasShadow) shadow.push([u.name, u.passwordHash ?? '!', '', '0', '99999', '7', '', '', '']);
+      else if (u.passwordHash !== undefined) setWithoutShadow(pw, u.name, u.passwordHash, problems);
     } else {
       if (u.uid !== undefined && Number(pw[2]) !== u.uid) problems.push(`user ${u.name} exists in the guest with uid ${pw[2]}, not ${u.uid}; changing a uid would orphan its files`);
       if (u.gid !== undefined) pw[3] = String(u.gid);
@@ -72,7 +73,7 @@ export function applyUsers(files: { passwd?: string; shadow?: string; group?: st
         const sh = find(shadow, u.name);
         if (sh) sh[1] = u.passwordHash;
         else if (opts.hasShadow) shadow.push([u.name, u.passwordHash, '', '0', '99999', '7', '', '', '']);
-        else pw[1] = u.passwordHash;
+        else setWithoutShadow(pw, u.name, u.passwordHash, problems);
       }
     }
     for (const wanted of u.groups ?? []) {
@@ -86,6 +87,24 @@ export function applyUsers(files: { passwd?: string; shadow?: string; group?: st
     }
   }
   return { passwd: formatTable(passwd), shadow: formatTable(shadow), group: formatTable(group), gshadow: formatTable(gshadow), created, problems };
+}
+
+/** Values of the passwd password field that are no secret: "x" (see shadow), locks, empty. */
+const PUBLIC_PASSWORD_FIELD = /^(x|\*|!+|\*LK\*|\*NP\*|)$/;
+
+/**
+ * A guest without /etc/shadow: a lock ("!", "*") may go into the passwd field, a hash may not:
+ * /etc/passwd is readable by every user and process. The machine fails instead, with a message
+ * that says what to do and not what the hash is.
+ */
+function setWithoutShadow(pw: string[], name: string, hash: string, problems: string[]): void {
+  if (hash === '!' || hash === '*') { pw[1] = hash; return; }
+  problems.push(`user ${name}: the guest has no /etc/shadow, and a password hash is never written to /etc/passwd (readable by every user); create /etc/shadow in the master (pwconv) or leave passwordHash out`);
+}
+
+/** Whether passwd text holds a password hash in some line's password field (a guest without shadow). */
+export function passwdHoldsHashes(text: string | undefined): boolean {
+  return parseTable(text).rows.some((r) => r.length > 1 && !r[0]!.startsWith('#') && !r[0]!.startsWith('+') && !r[0]!.startsWith('-') && !PUBLIC_PASSWORD_FIELD.test(r[1]!));
 }
 
 function addMember(row: string[], col: number, name: string): void {

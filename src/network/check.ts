@@ -14,7 +14,7 @@
  * larger MTU than its link, nor a bond member a smaller one than its bond.
  */
 import { isObj, toBool, toList } from './interpret.js';
-import { MAC_RE, broadcastOf, contains, networkOf, parseCidr, parseIp } from './ip.js';
+import { MAC_RE, contains, ifnameProblem, macProblem, networkOf, parseCidr, parseIp, reservedInSubnet } from './ip.js';
 import type { Address, IfaceKind } from './model.js';
 import { KIND_ORDER, SECTION_OF } from './model.js';
 
@@ -72,16 +72,21 @@ function addressesOfEntry(e: Entry): Address[] {
 
 function checkAddresses(e: Entry, report: Report): void {
   if (!Array.isArray(e.cfg.addresses)) return;
+  const gateways = new Map<string, number>();
+  if (Array.isArray(e.cfg.routes)) e.cfg.routes.forEach((r, i) => {
+    const via = isObj(r) && typeof r.via === 'string' ? parseIp(r.via) : null;
+    if (via && !gateways.has(via.canonical)) gateways.set(via.canonical, i);
+  });
   e.cfg.addresses.forEach((text, i) => {
     const path = `${e.path}/addresses/${i}`;
     const addr = typeof text === 'string' ? parseCidr(text) : null;
     if (!addr) return report(path, `${JSON.stringify(text)} is not an IPv4/IPv6 CIDR address`);
-    const hostBits = addr.family === 4 ? 32 - addr.prefix : 128 - addr.prefix;
-    if (hostBits >= 2 && networkOf(addr) === addr.cidr) report(path, `"${text}" is the network address of its subnet, not a host address`);
-    if (addr.family === 4 && hostBits >= 2 && broadcastOf(addr) === addr.ip) report(path, `"${text}" is the broadcast address of its subnet, not a host address`);
+    const reserved = reservedInSubnet(addr);
+    if (reserved) report(path, `"${text}" is the ${reserved} address of its subnet, not a host address`);
+    const route = gateways.get(addr.ip);
+    if (route !== undefined) report(path, `"${text}" is also the gateway of routes/${route}: a machine cannot route through itself`);
   });
 }
-
 
 interface ParsedRoute { to: Address | null; isDefault: boolean; via?: ReturnType<typeof parseIp>; onLink: boolean }
 
@@ -123,7 +128,13 @@ function checkGateway(e: Entry, route: ParsedRoute, addrs: Address[], routes: (P
   if (route.onLink) return;
   if (safeBool(via.family === 4 ? e.cfg.dhcp4 : e.cfg.dhcp6)) return;
   if (via.family === 6 && via.ip.range() === 'linkLocal') return;
-  if (addrs.some((a) => contains(a, via.canonical))) return;
+  const inside = addrs.filter((a) => contains(a, via.canonical));
+  // IPv4 only: IPv6 has no broadcast, and its subnet-router anycast address does reach a router
+  for (const a of via.family === 4 ? inside : []) {
+    const reserved = reservedInSubnet(a, via.canonical);
+    if (reserved) return report(path, `gateway ${via.canonical} is the ${reserved} address of ${networkOf(a)}, not a host that can route`);
+  }
+  if (inside.length) return;
   if (routes.some((r) => r && !r.via && r.to && contains(r.to, via.canonical))) return;
   const subnets = addrs.filter((a) => a.family === via.family).map((a) => a.cidr);
   const where = subnets.length ? `any subnet of ${SECTION_OF[e.kind]}/${e.id} (${subnets.join(', ')})` : `a subnet of ${SECTION_OF[e.kind]}/${e.id}, which has no static IPv${via.family} address`;
@@ -144,20 +155,26 @@ function checkNameservers(e: Entry, report: Report): void {
 }
 
 const DOMAIN_RE = /^(?=.{1,253}$)([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)*\.?$/;
-const IFNAME_RE = /^[^/\s:]{1,15}$/;
 
 function checkMatch(e: Entry, report: Report): void {
   const match = e.cfg.match;
   const setName = e.cfg['set-name'];
-  if (isObj(match) && typeof match.macaddress === 'string') {
-    const mac = match.macaddress;
-    if (!MAC_RE.test(mac)) report(`${e.path}/match/macaddress`, `"${mac}" is not a MAC address (six hex pairs separated by colons, e.g. 52:54:00:12:34:56)`);
-    else if (parseInt(mac.slice(0, 2), 16) & 1) report(`${e.path}/match/macaddress`, `"${mac}" is a multicast address; no network card has it`);
+  if (isObj(match) && typeof match.macaddress === 'string') checkMac(match.macaddress, `${e.path}/match/macaddress`, report);
+  if (typeof e.cfg.macaddress === 'string') checkMac(e.cfg.macaddress, `${e.path}/macaddress`, report);
+  if (typeof setName === 'string') {
+    const problem = ifnameProblem(setName);
+    if (problem) report(`${e.path}/set-name`, `set-name ${JSON.stringify(setName)} ${problem}`);
   }
   if (setName !== undefined && !isObj(match)) report(`${e.path}/set-name`, 'set-name needs a match (macaddress, driver or name) to say which card to rename');
   if (e.kind !== 'ethernet' || !isObj(match)) {
-    if (!IFNAME_RE.test(e.id)) report(e.path, `"${e.id}" is not a valid interface name (1-15 characters, no "/", ":" or spaces)`);
+    if (ifnameProblem(e.id)) report(e.path, `"${e.id}" is not a valid interface name (1-15 bytes, no "/", ":" or spaces, not "." or "..")`);
   }
+}
+
+function checkMac(mac: string, path: string, report: Report): void {
+  if (!MAC_RE.test(mac)) return report(path, `"${mac}" is not a MAC address (six hex pairs separated by colons, e.g. 52:54:00:12:34:56)`);
+  const problem = macProblem(mac);
+  if (problem) report(path, `"${mac}" ${problem}`);
 }
 
 function checkMtu(e: Entry, all: Map<string, Entry>, report: Report): void {

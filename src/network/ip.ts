@@ -97,3 +97,40 @@ export function netmaskOf(prefix: number): string {
 }
 
 export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+/** Why a well-formed MAC cannot be a card's address, or undefined: all-zero, broadcast, or multicast (I/G bit set). */
+export function macProblem(mac: string): string | undefined {
+  const m = mac.toLowerCase();
+  if (m === '00:00:00:00:00:00') return 'is the all-zero MAC address; no network card has it';
+  if (m === 'ff:ff:ff:ff:ff:ff') return 'is the broadcast MAC address; no network card has it';
+  if (parseInt(m.slice(0, 2), 16) & 1) return 'is a multicast MAC address (the lowest bit of the first byte is set); no network card has it';
+  return undefined;
+}
+
+/**
+ * Why an address cannot be a host's address in its subnet, or undefined: the
+ * network address (IPv4, and IPv6's subnet-router anycast) or the IPv4
+ * broadcast address. A /31 (RFC 3021) and /32, and IPv6 /127 and /128, have no
+ * such reserved addresses.
+ */
+export function reservedInSubnet(addr: Address, ip = addr.ip): 'network' | 'broadcast' | undefined {
+  const hostBits = addr.family === 4 ? 32 - addr.prefix : 128 - addr.prefix;
+  if (hostBits < 2) return undefined;
+  const host = parseCidr(`${ip}/${addr.prefix}`);
+  if (!host || host.family !== addr.family || !contains(addr, ip)) return undefined;
+  if (networkOf(host) === host.cidr) return 'network';
+  if (addr.family === 4 && broadcastOf(host) === host.ip) return 'broadcast';
+  return undefined;
+}
+
+/**
+ * Whether a name is a valid Linux interface name (dev_valid_name): 1..15
+ * bytes, no "/", ":" or white space, not "." or "..".
+ */
+export function ifnameProblem(name: string): string | undefined {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes < 1 || bytes > 15) return `is ${bytes} bytes long; interface names are 1-15 bytes`;
+  if (name === '.' || name === '..') return 'is not a valid interface name ("." and ".." are not allowed)';
+  if (/[/:\s\0-\x1f\x7f]/.test(name)) return 'is not a valid interface name (no "/", ":", spaces or control characters)';
+  return undefined;
+}

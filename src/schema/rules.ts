@@ -8,7 +8,7 @@ import { checkFqdn, checkHostname } from '../identity/hostname.js';
 import { deriveMachineId } from '../identity/machine-id.js';
 import { siteSecret } from '../identity/resolve.js';
 import { checkNetwork } from '../network/check.js';
-import { contains, MAC_RE, parseCidr, parseIp } from '../network/ip.js';
+import { contains, MAC_RE, macProblem, networkOf, parseCidr, parseIp, reservedInSubnet } from '../network/ip.js';
 import type { LoadedConfig } from '../profile/config.js';
 import { originOf } from '../profile/merge.js';
 import { placeIn } from '../profile/source.js';
@@ -17,6 +17,8 @@ import { locateProblem, type PreparedMachine, type RenderedMachine } from '../fl
 import { TEMPLATE_DIR } from '../template/render.js';
 import { suggest, validateAgainst } from './validate.js';
 import { windowsChecks } from '../windows/check.js';
+import { authorizedKeysRule, checkProfileKeys } from './rules-keys.js';
+import { checkProfileUsers, fileOwnersRule, usersRule } from './rules-users.js';
 import { computerNameOf, windowsProfile } from '../windows/settings.js';
 
 type MachineRule = (r: RenderedMachine) => Diagnostic[];
@@ -31,7 +33,10 @@ const hostnameRule: MachineRule = (r) => {
 
 const macRule: MachineRule = (r) => {
   const mac = r.prepared.entry.mac;
-  return mac !== undefined && !MAC_RE.test(mac) ? [inInventory(r.prepared, 'mac', `"${mac}" is not a MAC address (six hex pairs separated by ":")`)] : [];
+  if (mac === undefined) return [];
+  if (!MAC_RE.test(mac)) return [inInventory(r.prepared, 'mac', `"${mac}" is not a MAC address (six hex pairs separated by ":")`)];
+  const problem = macProblem(mac);
+  return problem ? [inInventory(r.prepared, 'mac', `"${mac}" ${problem}`)] : [];
 };
 
 const ipRule: MachineRule = (r) => {
@@ -39,10 +44,15 @@ const ipRule: MachineRule = (r) => {
   if (ip === undefined) return [];
   const cidr = parseCidr(ip);
   if (!cidr) return [inInventory(r.prepared, 'ip', `"${ip}" is not an IPv4/IPv6 CIDR address (e.g. 10.0.0.11/24)`)];
+  const reserved = reservedInSubnet(cidr);
+  if (reserved) return [inInventory(r.prepared, 'ip', `"${ip}" is the ${reserved} address of its subnet ${networkOf(cidr)}, not a host address`)];
   const gw = r.profile.site?.gateway;
-  if (typeof gw === 'string' && parseIp(gw)?.family === cidr.family && !contains(cidr, gw)) {
-    return [inInventory(r.prepared, 'ip', `gateway ${gw} (site.gateway) is not inside ${cidr.cidr}: the machine could not reach it`)];
-  }
+  const gateway = typeof gw === 'string' ? parseIp(gw) : null;
+  if (!gateway || gateway.family !== cidr.family) return [];
+  if (gateway.canonical === cidr.ip) return [inInventory(r.prepared, 'ip', `"${ip}" is the gateway ${gw} (site.gateway): a machine cannot route through itself`)];
+  if (!contains(cidr, gw!)) return [inInventory(r.prepared, 'ip', `gateway ${gw} (site.gateway) is not inside ${cidr.cidr}: the machine could not reach it`)];
+  const gwReserved = gateway.family === 4 ? reservedInSubnet(cidr, gateway.canonical) : undefined;
+  if (gwReserved) return [locateProblem(r.prepared, '/site/gateway', `gateway ${gw} is the ${gwReserved} address of ${networkOf(cidr)} (the subnet of machine ${r.prepared.name}), not a host that can route`)];
   return [];
 };
 
@@ -100,17 +110,6 @@ const guestPathRule: MachineRule = (r) => {
   return out;
 };
 
-const authorizedKeysRule: MachineRule = (r) => {
-  const out: Diagnostic[] = [];
-  const check = (k: unknown, pointer: string) => {
-    if (typeof k !== 'string' || k.startsWith('file:')) return;
-    if (/[\n\r]/.test(k) || !/^(?:\S+ )?(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+)\s+[A-Za-z0-9+/]+={0,3}(\s.*)?$/.test(k)) out.push(locateProblem(r.prepared, pointer, 'is not an SSH public key (type, base64 key, optional comment on one line)'));
-  };
-  for (const [user, keys] of Object.entries(r.profile.ssh?.authorizedKeys ?? {})) keys?.forEach((k, i) => check(k, `/ssh/authorizedKeys/${user}/${i}`));
-  r.profile.users?.forEach((u, ui) => u?.authorizedKeys?.forEach((k, i) => check(k, `/users/${ui}/authorizedKeys/${i}`)));
-  return out;
-};
-
 const networkRule: MachineRule = (r) => {
   const net = r.profile.network;
   if (net === undefined) return [];
@@ -148,6 +147,8 @@ export const MACHINE_RULES: ReadonlyArray<{ name: string; check: MachineRule }> 
   { name: 'rendered-schema', check: renderedSchemaRule },
   { name: 'guest-paths', check: guestPathRule },
   { name: 'authorized-keys', check: authorizedKeysRule },
+  { name: 'users', check: usersRule },
+  { name: 'file-owners', check: fileOwnersRule },
   { name: 'network', check: networkRule },
   { name: 'derive-secret', check: deriveSecretRule },
   { name: 'windows', check: windowsRule },
@@ -293,6 +294,7 @@ export function checkReferencedFiles(config: LoadedConfig): Diagnostic[] {
       if (typeof k === 'string' && k.startsWith('file:') && !existsSync(path.resolve(base, k.slice(5)))) missing(pointer, 'key file', k.slice(5), [path.resolve(base, k.slice(5))]);
     }
   }
+  out.push(...checkProfileKeys(config), ...checkProfileUsers(config));
   return out;
 }
 

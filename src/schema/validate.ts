@@ -128,7 +128,7 @@ export function validator(name: SchemaName): ValidateFunction {
 export function validateAgainst(name: SchemaName, data: unknown, prefix = ''): Array<Omit<Diagnostic, 'file' | 'line' | 'col'> & { key?: boolean }> {
   const fn = validator(name);
   if (fn(data)) return [];
-  return simplify(fn.errors ?? []).map((e) => toDiagnostic(e, prefix));
+  return simplify(fn.errors ?? []).map((e) => withoutSecret(e, toDiagnostic(e, prefix)));
 }
 
 /** Validate a whole source file; diagnostics are placed in that file. */
@@ -146,6 +146,17 @@ function simplify(errors: readonly ErrorObject[]): ErrorObject[] {
   const named = errors.some((e) => e.propertyName !== undefined);
   return errors.filter((e) => !(named && e.keyword === 'propertyNames')).filter((e) => !alternatives.some((alt) =>
     alt !== e && e.instancePath === alt.instancePath && e.schemaPath.startsWith(alt.schemaPath + '/')));
+}
+
+/** Keys whose values are secrets: a message about one says what is wrong, never the value. */
+const SECRET_KEYS: ReadonlySet<string> = new Set(['passwordHash']);
+
+function withoutSecret<D extends { message: string }>(e: ErrorObject, d: D): D {
+  if (!SECRET_KEYS.has(e.instancePath.slice(e.instancePath.lastIndexOf('/') + 1))) return d;
+  const message = e.keyword === 'pattern'
+    ? 'is not valid here: not a crypt(3) hash ("$6$…", "$y$…") or a lock ("!", "*"): a plaintext password, or a hash with ":", spaces or control characters? (value not shown)'
+    : e.keyword === 'type' ? `must be ${article(String((e.params as { type?: unknown }).type))} (value not shown)` : `is not valid here: ${e.keyword} (value not shown)`;
+  return { ...d, message };
 }
 
 function show(v: unknown): string {

@@ -8,6 +8,8 @@
  *   description: what is wrong
  *   args: {profiles: [profile.yaml], inventory: inventory.yaml}   # relative to the case dir
  *   pending: "why"        # optional: a known validator defect; the case is skipped
+ *   secrets: ["…"]        # optional: text of the input (a password, a private key line) that no
+ *                         # diagnostic, nor the output of `validate` and `plan`, may contain
  *   errors:               # each must be reported (others may be too); at least one
  *     - {file: profile.yaml, line: 5, col: 11, message: "not a valid RFC 1123"}
  *
@@ -34,6 +36,7 @@ interface Expected {
   description: string;
   args: { profiles: string[]; inventory?: string };
   pending?: string;
+  secrets?: string[];
   errors: ExpectedError[];
 }
 interface Case { name: string; dir: string; expected: Expected }
@@ -85,10 +88,16 @@ function matches(c: Case, d: Diagnostic, x: ExpectedError): boolean {
 function problems(c: Case, diags: readonly Diagnostic[]): string[] {
   const out: string[] = [];
   if (!diags.some((d) => d.severity === 'error')) out.push('no error reported');
+  for (const secret of c.expected.secrets ?? []) if (leaks(JSON.stringify(diags), secret)) out.push(`a diagnostic shows the secret ${JSON.stringify(secret.slice(0, 8) + '…')}`);
   for (const x of c.expected.errors) {
     if (!diags.some((d) => matches(c, d, x))) out.push(`missing: ${x.file}:${x.line ?? '*'}:${x.col ?? '*'}: ${JSON.stringify(x.message)}`);
   }
   return out;
+}
+
+/** Whether output holds a secret as written or JSON-escaped. */
+function leaks(output: string, secret: string): boolean {
+  return output.includes(secret) || output.includes(JSON.stringify(secret).slice(1, -1));
 }
 
 const cases = listCases();
@@ -119,10 +128,10 @@ describe('bad-input corpus (fixtures/bad)', () => {
 describe('bad-input corpus through the CLI', () => {
   const execFileP = promisify(execFile);
   /** Run `ghostprep validate` in the case dir (so file names are as in expected.yaml). */
-  async function validateCli(c: Case, format: string): Promise<{ code: number; stdout: string; stderr: string }> {
-    const args = [CLI, 'validate', ...c.expected.args.profiles.flatMap((p) => ['-p', p])];
+  async function validateCli(c: Case, format: string, command = 'validate'): Promise<{ code: number; stdout: string; stderr: string }> {
+    const args = [CLI, command, ...c.expected.args.profiles.flatMap((p) => ['-p', p])];
     if (c.expected.args.inventory) args.push('-i', c.expected.args.inventory);
-    args.push('--format', format);
+    if (command === 'validate') args.push('--format', format);
     try {
       const { stdout, stderr } = await execFileP(process.execPath, args, { cwd: c.dir });
       return { code: 0, stdout, stderr };
@@ -164,4 +173,15 @@ describe('bad-input corpus through the CLI', () => {
     expect(found, stdout).to.not.equal(undefined);
     expect(found).to.include({ severity: 'error', path: '/machines/1/mac' });
   });
+
+  for (const c of cases.filter((x) => x.expected.secrets?.length && !x.expected.pending)) {
+    it(`${c.name}: validate (text, json) and plan print none of its secrets`, async () => {
+      const runs = [['validate', 'text'], ['validate', 'json'], ...(c.expected.args.inventory ? [['plan', 'text']] : [])] as const;
+      for (const [command, format] of runs) {
+        const { code, stdout, stderr } = await validateCli(c, format, command);
+        expect(code, `${command} --format ${format}`).to.not.equal(0);
+        for (const secret of c.expected.secrets!) expect(leaks(stdout + stderr, secret), `${command} --format ${format} shows ${JSON.stringify(secret.slice(0, 8) + '…')}`).to.equal(false);
+      }
+    });
+  }
 });

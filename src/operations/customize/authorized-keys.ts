@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { originOf } from '../../profile/merge.js';
+import { keysOfFile, parseAuthorizedKey } from '../../identity/authorized-keys.js';
 import { applyUsers, lookupId, parseTable } from '../../identity/users.js';
+import { HostFileError, readHostText } from '../../util/host-file.js';
 import { GuestError } from '../../util/errors.js';
 import type { FileChange } from '../../plan/types.js';
 import type { CustomizeOperation as Operation, OperationContext } from '../registry.js';
@@ -43,11 +44,31 @@ export const authorizedKeysOperation: Operation = {
   },
 };
 
+/**
+ * The keys of a list, `file:` entries read from the host; every key is parsed
+ * again here (validate may not have run) and a bad one fails the machine with
+ * a message that names where it is, never what it holds.
+ */
 function expandKeys(ctx: OperationContext, keys: readonly string[], pointer: string): string[] {
   return keys.flatMap((k, i) => {
-    if (!k.startsWith('file:')) return [k];
+    if (!k.startsWith('file:')) {
+      const parsed = parseAuthorizedKey(k);
+      if (!parsed.ok) throw new GuestError(`authorized key ${pointer}/${i} ${parsed.reason}`);
+      return [k];
+    }
     const origin = originOf(ctx.machine.prepared.traced.origins, `${pointer}/${i}`);
     const file = path.resolve(path.dirname(origin?.source.file ?? '.'), k.slice(5));
-    return readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    let text: string;
+    try {
+      text = readHostText(file, { what: 'key file', maxBytes: 1024 * 1024 });
+    } catch (err) {
+      if (err instanceof HostFileError) throw new GuestError(`authorized key ${pointer}/${i}: ${err.message}`);
+      throw err;
+    }
+    try {
+      return keysOfFile(text, `key file ${file} (${pointer}/${i})`);
+    } catch (err) {
+      throw new GuestError((err as Error).message);
+    }
   });
 }

@@ -1,5 +1,5 @@
 import { GuestError } from '../../util/errors.js';
-import { applyUsers } from '../../identity/users.js';
+import { applyUsers, passwdHoldsHashes } from '../../identity/users.js';
 import type { FileChange } from '../../plan/types.js';
 import type { CustomizeOperation as Operation } from '../registry.js';
 import { readText, write, modeOr } from '../util.js';
@@ -16,12 +16,15 @@ export const usersOperation: Operation = {
     const [passwd, shadow, group, gshadow] = await Promise.all(['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/gshadow'].map((p) => readText(guest, p)));
     if (passwd === undefined && !renderOnly) throw new GuestError('the guest has no /etc/passwd', '/etc/passwd');
     const defaultShell = (await guest.stat('/bin/bash')) ? '/bin/bash' : '/bin/sh';
-    const r = applyUsers({ passwd, shadow, group, gshadow }, users, { defaultShell, hasShadow: shadow !== undefined, hasGshadow: gshadow !== undefined });
+    // with no guest (plan without --target), assume the shadow file nearly every guest has: a hash is
+    // then planned for shadow, not refused for lack of one
+    const r = applyUsers({ passwd, shadow, group, gshadow }, users, { defaultShell, hasShadow: renderOnly || shadow !== undefined, hasGshadow: gshadow !== undefined });
     // with no guest to look at (plan without --target), its groups are unknown: do not guess
     const problems = renderOnly ? r.problems.filter((p) => !p.includes('does not exist in the guest')) : r.problems;
     if (problems.length) throw new GuestError(problems.join('; '));
     const changes: FileChange[] = [
-      write('users', '/etc/passwd', r.passwd, await modeOr(guest, '/etc/passwd', 0o644)),
+      // a guest that keeps hashes in passwd (no shadow) has them in the diff's context lines too
+      write('users', '/etc/passwd', r.passwd, await modeOr(guest, '/etc/passwd', 0o644), passwdHoldsHashes(passwd) || passwdHoldsHashes(r.passwd) ? { secret: true } : {}),
       write('users', '/etc/group', r.group, await modeOr(guest, '/etc/group', 0o644)),
     ];
     // shadow files keep the guest's own mode and group (0640 root:shadow on Debian, 0000 on rhel).
