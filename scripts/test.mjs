@@ -24,6 +24,10 @@
  * Each group's output is kept in a log and printed when the group ends.
  * Exit status: non-zero if any group fails.
  *
+ * Before this script, `npm test` runs its pretest: scripts/test-deps.mjs (the
+ * Debian packages of .ci/apt-packages.d, installed when missing and root on
+ * Debian, else one message naming them) and the build.
+ *
  *   npm test                                   two workers
  *   GHOSTPREP_TEST_WORKERS=1 npm test          the same groups one after the other
  *   GHOSTPREP_TEST_GROUPS=trust,trust-secrets npm test   only these groups
