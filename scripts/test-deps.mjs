@@ -8,18 +8,20 @@
  * of the missing ones. Some missing otherwise (not root, or no apt-get/dpkg):
  * one message that lists them with the command that installs them, and a
  * non-zero exit. GHOSTPREP_TEST_DEPS=skip runs the tests without the check
- * (the tests that need a missing package then fail).
+ * (the tests that need a missing package then fail). A checkout without
+ * node_modules gets `npm ci` too, as `npm start` does.
  *
  * The decisions are plain functions of their inputs (the lists, dpkg-query's
  * output, root or not, apt-get or not), exported for the unit tests
  * (test/unit/test-deps.test.ts); main() does the I/O.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-export const LISTS_DIR = path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), '.ci', 'apt-packages.d');
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const LISTS_DIR = path.join(REPO, '.ci', 'apt-packages.d');
 
 /** The packages of list texts, in order, each once: `#` starts a comment, blank lines are skipped. */
 export function parsePackageLists(texts) {
@@ -100,7 +102,13 @@ function hasCommand(cmd) {
 }
 
 function main() {
-  if (process.env.GHOSTPREP_TEST_DEPS === 'skip') return 0;
+  const code = process.env.GHOSTPREP_TEST_DEPS === 'skip' ? 0 : debianPackages();
+  if (code !== 0 || existsSync(path.join(REPO, 'node_modules', '.package-lock.json'))) return code;
+  console.error('npm test: installing the npm dependencies (npm ci)');
+  return spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: REPO, stdio: 'inherit' }).status ?? 1;
+}
+
+function debianPackages() {
   const wanted = readPackageLists();
   const status = () => queryDpkg(wanted);
   const before = status();
