@@ -32,7 +32,12 @@ const UNNAMED_LOCK_GRACE_MS = 5_000;
 export function tryLock(lock: string, mode = 0o644): LockOwner | null | undefined {
   for (;;) {
     if (createNamed(lock, mode)) return undefined;
-    const seen = readLock(lock);
+    let seen: SeenLock | undefined;
+    try { seen = readLock(lock); } catch (err) {
+      // another user's lock (0600): held by someone this run cannot see, and not ours to take over
+      if (['EACCES', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) return null;
+      throw err;
+    }
     if (!seen) continue; // released meanwhile
     const holder = parseLockOwner(seen.text);
     if (!holder && !unnamedTooLong(seen)) return null;

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -123,6 +123,19 @@ describe('taking over a dead holder\'s lock', function () {
     expect(() => lockOrRefuse(file, 'target t')).to.throw(`target t is being changed by another ghostprep run (pid ${process.ppid}, lock ${file})`);
     expect(readFileSync(file, 'utf8')).to.equal(stale);
     expect(existsSync(claim)).to.equal(true);
+  });
+
+  it('another user\'s lock that this run cannot read is respected: refused at once, not read in a loop', function () {
+    if (process.getuid?.() !== 0) this.skip(); // needs a second user: root runs the attempt as nobody
+    const shared = tempDir('ghostprep-lock-users-');
+    chmodSync(shared, 0o1777);
+    const file = path.join(shared, 'theirs.lock');
+    writeFileSync(file, `${process.pid} ${host}\n`, { mode: 0o600 });
+    const code = `import { lockOrRefuse } from ${JSON.stringify(moduleUrl)};
+      try { lockOrRefuse(${JSON.stringify(file)}, 'target t'); console.log('won'); } catch (err) { console.log(err.message); }`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 20_000 });
+    expect(r.stdout.trim(), r.stderr).to.equal(`target t is being changed by another ghostprep run (an unknown process, lock ${file})`);
+    expect(readFileSync(file, 'utf8')).to.equal(`${process.pid} ${host}\n`);
   });
 
   it('another host\'s lock is never taken over', () => {
