@@ -4,7 +4,7 @@
  * group, taken from a queue by two workers side by side. Nearly all the time
  * goes to QEMU under TCG, which keeps one core busy per VM or appliance; on
  * 2 cores, two workers take about half the wall time of one, and a queue
- * keeps both busy until the end (two fixed lanes left one idle for 11 min).
+ * keeps both busy until the end (two fixed lanes would leave one idle).
  *
  * GROUPS below: which files run together, what must end before a group may
  * start (`after`), and the minutes each is expected to take (from the
@@ -23,6 +23,10 @@
  *
  * Each group's output is kept in a log and printed when the group ends.
  * Exit status: non-zero if any group fails.
+ *
+ * Before this script, `npm test` runs its pretest: scripts/test-deps.mjs (the
+ * Debian packages of .ci/apt-packages.d, installed when missing and root on
+ * Debian, else one message naming them) and the build.
  *
  *   npm test                                   two workers
  *   GHOSTPREP_TEST_WORKERS=1 npm test          the same groups one after the other
@@ -44,9 +48,8 @@ const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
 /**
  * Each file goes to the first group that names it (an exact path, or a
  * directory ending in /). Minutes: each group's time in a full `CI=true npm
- * test` on this 2-core host with both workers busy (2026-11-30 00:12, quiet:
- * 72 min of groups, 36:56 wall; boot-harness with its debootstrap cache cold:
- * 3.6 min, warm 1.5; the CI run before took 37 min).
+ * test` on a quiet 2-core host with both workers busy (72 min of groups, 37 min
+ * wall; boot-harness with its debootstrap cache cold: 3.6 min, warm 1.5).
  */
 const GROUPS = [
   { name: 'trust-kill', files: ['dist/test/trust/interrupt.test.js'], minutes: 13.4 },

@@ -55,6 +55,16 @@ export function printDiagnostics(diags: readonly Diagnostic[], format: 'text' | 
   else process.stderr.write(text + '\n');
 }
 
+/**
+ * The exit code of a command that works on several machines or targets:
+ * 0 when none failed, 1 when all failed, 3 when some failed and the others
+ * succeeded.
+ */
+export function fleetExitCode(counts: { readonly ok: number; readonly failed: number }): number {
+  if (!counts.failed) return ExitCode.ok;
+  return counts.ok ? ExitCode.partial : ExitCode.error;
+}
+
 /** Map any error to a message and exit code (docs/exit-codes.md). */
 export function handleError(err: unknown, opts: GlobalOptions & { format?: 'text' | 'json' | 'github' }): number {
   if (err instanceof InvalidInputError) {

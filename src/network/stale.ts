@@ -13,6 +13,7 @@ import { parseDocument, isMap } from 'yaml';
 import type { GuestReader } from '../backends/backend.js';
 import type { DeleteChange, FileChange, WriteChange } from '../plan/types.js';
 import { GuestError } from '../util/errors.js';
+import { globMatch } from '../util/glob.js';
 import type { NetworkModel } from './model.js';
 import { HEADER } from './renderers/common.js';
 
@@ -217,12 +218,6 @@ async function staleNetplan(reader: GuestReader, c: Claims): Promise<FileChange[
 
 // ------------------------------------------------------------ systemd-networkd
 
-/** Shell glob (*, ?, [..]) as used by systemd's Name= match. */
-function globMatch(glob: string, name: string): boolean {
-  const re = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`).test(name);
-}
-
 function networkdConflict(file: string, text: string, c: Claims): string | undefined {
   const ini = parseIni(text);
   const ext = path.extname(file);
@@ -232,7 +227,7 @@ function networkdConflict(file: string, text: string, c: Claims): string | undef
   for (const n of names) {
     if (c.names.has(n)) return `master ${ext.slice(1)} file for interface ${n}`;
     // networkd applies the first matching .network in lexical order; a glob only fights when it sorts before ours.
-    const hit = [...c.names].find((ours) => globMatch(n, ours));
+    const hit = [...c.names].find((ours) => globMatch(n, ours, 'fnmatch'));
     if (hit && ext === '.network' && path.basename(file) < `10-ghostprep-${hit}.network`) return `master network file matching ${n} takes precedence over ours for ${hit}`;
   }
   const own = ext === '.netdev' ? iniGet(ini, 'NetDev', 'Name') : ext === '.link' ? iniGet(ini, 'Link', 'Name') : undefined;

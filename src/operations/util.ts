@@ -1,6 +1,7 @@
 /** Small helpers shared by operations. */
 import type { GuestReader } from '../backends/backend.js';
 import type { WriteChange, DeleteChange } from '../plan/types.js';
+import { globMatcher, hasGlobMagic } from '../util/glob.js';
 
 export const ROOT = { uid: 0, gid: 0 } as const;
 
@@ -34,11 +35,14 @@ export async function hasSystemd(guest: GuestReader): Promise<boolean> {
   return false;
 }
 
-/** Expand a glob (* and ? within one path segment) inside the guest; sorted, existing paths only. */
+/**
+ * Expand a glob inside the guest, one path segment at a time (fnmatch dialect:
+ * `*` takes dotfiles too, as `/tmp/*` must); sorted, existing paths only.
+ */
 export async function guestGlob(guest: GuestReader, pattern: string): Promise<string[]> {
   let paths = ['/'];
   for (const seg of pattern.split('/').filter(Boolean)) {
-    if (!/[*?]/.test(seg)) {
+    if (!hasGlobMagic(seg)) {
       const next: string[] = [];
       for (const p of paths) {
         const candidate = p === '/' ? `/${seg}` : `${p}/${seg}`;
@@ -47,11 +51,11 @@ export async function guestGlob(guest: GuestReader, pattern: string): Promise<st
       paths = next;
       continue;
     }
-    const re = new RegExp('^' + seg.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+    const match = globMatcher(seg, 'fnmatch');
     const next: string[] = [];
     for (const p of paths) {
       if ((await guest.stat(p))?.type !== 'dir') continue;
-      for (const name of (await guest.readdir(p)) ?? []) if (re.test(name) && name !== '.' && name !== '..') next.push(p === '/' ? `/${name}` : `${p}/${name}`);
+      for (const name of (await guest.readdir(p)) ?? []) if (name !== '.' && name !== '..' && match(name)) next.push(p === '/' ? `/${name}` : `${p}/${name}`);
     }
     paths = next;
   }

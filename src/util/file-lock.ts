@@ -7,8 +7,8 @@
  * (temp + rename); the lock keeps two read-modify-write cycles from losing one
  * another's update.
  */
-import { createHash } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GhostprepError } from './errors.js';
@@ -25,30 +25,103 @@ const UNNAMED_LOCK_GRACE_MS = 5_000;
  * One attempt at `lock`: undefined when it is now ours, else its live holder, or
  * null when the file names none yet (its holder is between creating and writing
  * it). A lock whose holder is gone from this host, or that has named no holder
- * for UNNAMED_LOCK_GRACE_MS, is removed and tried again. Shared by withFileLock,
- * which waits, and lockOrRefuse, which refuses.
+ * for UNNAMED_LOCK_GRACE_MS, is taken over (takeOver: exactly one of the runs
+ * that find it so gets it). Shared by withFileLock, which waits, and
+ * lockOrRefuse, which refuses.
  */
 export function tryLock(lock: string, mode = 0o644): LockOwner | null | undefined {
   for (;;) {
-    try {
-      const fd = openSync(lock, 'wx', mode);
-      writeSync(fd, lockOwnerLine());
-      closeSync(fd);
-      return undefined;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let text: string;
-      try { text = readFileSync(lock, 'utf8'); } catch { continue; /* released meanwhile */ }
-      const holder = parseLockOwner(text);
-      if (!holder && !unnamedTooLong(lock)) return null;
-      if (holder && !lockHolderGone(holder)) return holder;
-      try { unlinkSync(lock); } catch { /* raced */ }
+    if (createNamed(lock, mode)) return undefined;
+    let seen: SeenLock | undefined;
+    try { seen = readLock(lock); } catch (err) {
+      // another user's lock (0600): held by someone this run cannot see, and not ours to take over
+      if (['EACCES', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '')) return null;
+      throw err;
     }
+    if (!seen) continue; // released meanwhile
+    const holder = parseLockOwner(seen.text);
+    if (!holder && !unnamedTooLong(seen)) return null;
+    if (holder && !lockHolderGone(holder)) return holder;
+    const outcome = takeOver(lock, seen, mode);
+    if (outcome === 'ours') return undefined;
+    if (outcome !== 'changed') return outcome; // another run is taking it over: that run holds it
   }
 }
 
-function unnamedTooLong(lock: string): boolean {
-  try { return Date.now() - statSync(lock).mtimeMs > UNNAMED_LOCK_GRACE_MS; } catch { return true; /* gone: try again */ }
+/** Create `file` (O_EXCL) holding our owner line; false when it exists. */
+function createNamed(file: string, mode: number): boolean {
+  let fd: number;
+  try { fd = openSync(file, 'wx', mode); } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try { writeSync(fd, lockOwnerLine()); } finally { closeSync(fd); }
+  return true;
+}
+
+/** What a lock file held when read: its text, and which file it was (inode, mtime) to tell it from a newer one. */
+interface SeenLock { readonly text: string; readonly ino: number; readonly mtimeMs: number }
+
+function readLock(file: string): SeenLock | undefined {
+  let fd: number;
+  try { fd = openSync(file, 'r'); } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const st = fstatSync(fd);
+    return { text: readFileSync(fd, 'utf8'), ino: st.ino, mtimeMs: st.mtimeMs };
+  } finally { closeSync(fd); }
+}
+
+const sameLock = (a: SeenLock | undefined, b: SeenLock): boolean => a !== undefined && a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.text === b.text;
+
+function unnamedTooLong(seen: { mtimeMs: number }): boolean {
+  return Date.now() - seen.mtimeMs > UNNAMED_LOCK_GRACE_MS;
+}
+
+/**
+ * Take over the abandoned lock `seen`, atomically: several runs may find the
+ * same dead holder at once, and deleting the file by path would let a slow one
+ * delete the lock a fast one had just taken.
+ *
+ * The runs first compete for a claim on that very file: `LOCK.takeover-INODE-N`,
+ * created with O_EXCL and naming its creator. A claim whose creator is alive
+ * (or is being written) means another run is taking the lock over: it holds
+ * it, and is returned. A claim whose creator died (between claiming and
+ * replacing) is passed over by claiming N+1, again with O_EXCL. The one run
+ * holding the claim then checks that the lock is still the file it judged
+ * abandoned (same inode, mtime and text; 'changed' otherwise, and the caller
+ * reads it again) and renames a fresh lock file naming itself over it. The
+ * claims go once the lock is replaced: a run that claims afterwards finds a
+ * different lock and reads it again.
+ */
+function takeOver(lock: string, seen: SeenLock, mode: number): 'ours' | 'changed' | LockOwner | null {
+  const claims: string[] = [];
+  try {
+    for (let n = 0; ; n++) {
+      const claim = `${lock}.takeover-${seen.ino}-${n}`;
+      claims.push(claim);
+      if (createNamed(claim, 0o600)) break;
+      const other = readLock(claim);
+      if (!other) { n--; claims.pop(); continue; } // released meanwhile: try the same one again
+      const taker = parseLockOwner(other.text);
+      if (!taker && !unnamedTooLong(other)) { claims.length = 0; return null; }
+      if (taker && !lockHolderGone(taker)) { claims.length = 0; return taker; }
+    }
+    if (!sameLock(readLock(lock), seen)) return 'changed';
+    const fresh = `${lock}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      if (!createNamed(fresh, mode)) return 'changed';
+      renameSync(fresh, lock);
+    } catch (err) {
+      try { unlinkSync(fresh); } catch { /* not made */ }
+      throw err;
+    }
+    return 'ours';
+  } finally {
+    for (const claim of claims) try { unlinkSync(claim); } catch { /* gone */ }
+  }
 }
 
 /** Run `fn` holding `lock`; waits up to `timeoutMs` for another holder. `what` names the locked thing in the error. */

@@ -40,7 +40,8 @@ export const SKIP_BOOT = process.env.GHOSTPREP_SKIP_BOOT === '1';
 export const SKIP_BOOT_REASON = 'GHOSTPREP_SKIP_BOOT=1: real QEMU boot tests skipped';
 
 export const BOOT_CACHE = process.env.GHOSTPREP_BOOT_CACHE ?? path.join(REPO, '.cache/boot');
-export const DEBIAN_MIRROR = process.env.GHOSTPREP_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
+/** The Debian mirror debootstrap fetches from: GHOSTPREP_DEBIAN_MIRROR, else debootstrap's own default for the suite. */
+export const DEBIAN_MIRROR: string | undefined = process.env.GHOSTPREP_DEBIAN_MIRROR || undefined;
 /** QEMU's default MAC; the master's interface config is not bound to it (plain DHCP on ens3). */
 export const DEFAULT_MAC = '52:54:00:12:34:56';
 /** The master's root file system UUID (every clone shares it, as real clones do). */
@@ -193,8 +194,11 @@ systemctl mask systemd-timesyncd.service 2>/dev/null || true
 `;
 
 const hash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
-/** What determines the debootstrap tree (stage 1) and the master image (stage 2); their hashes name the cache entries. */
-const DEBOOTSTRAP_RECIPE = JSON.stringify({ v: 1, SUITE, mirror: DEBIAN_MIRROR, PACKAGES, INITRAMFS_CONF, INITRAMFS_HOOK });
+/**
+ * What determines the debootstrap tree (stage 1) and the master image (stage 2); their hashes name the cache
+ * entries. Not the mirror: every mirror serves the same suite.
+ */
+const DEBOOTSTRAP_RECIPE = JSON.stringify({ v: 1, SUITE, PACKAGES, INITRAMFS_CONF, INITRAMFS_HOOK });
 const DEBOOTSTRAP_HASH = hash(DEBOOTSTRAP_RECIPE);
 const RECIPE = JSON.stringify({ v: 1, DEBOOTSTRAP_HASH, REPORT_SCRIPT, REPORT_UNIT, MASTER_INTERFACES, CUSTOMIZE, ROOT_FS_UUID, sizeMiB: 2048 });
 export const RECIPE_HASH = hash(RECIPE);
@@ -342,9 +346,9 @@ async function debootstrapTree(log: Log): Promise<{ rootfs: string; timings: Rec
   const root = path.join(work, 'rootfs');
   const timings: Record<string, number> = {};
   try {
-    log(`debootstrap ${SUITE} (minbase + ${PACKAGES.join(',')}) from ${DEBIAN_MIRROR} into ${root}`);
+    log(`debootstrap ${SUITE} (minbase + ${PACKAGES.join(',')}) from ${DEBIAN_MIRROR ?? 'its default mirror'} into ${root}`);
     // Two stages, so that the initramfs configuration is in place before the kernel's postinst builds it.
-    await timed(timings, 'debootstrapDownload', () => execa('debootstrap', ['--foreign', '--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE, root, DEBIAN_MIRROR], { all: true }).catch(fail('debootstrap (first stage)')));
+    await timed(timings, 'debootstrapDownload', () => execa('debootstrap', ['--foreign', '--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE, root, ...(DEBIAN_MIRROR ? [DEBIAN_MIRROR] : [])], { all: true }).catch(fail('debootstrap (first stage)')));
     mkdirSync(path.join(root, 'etc/initramfs-tools/conf.d'), { recursive: true });
     mkdirSync(path.join(root, 'etc/initramfs-tools/hooks'), { recursive: true });
     writeFileSync(path.join(root, 'etc/initramfs-tools/conf.d/ghostprep-boot'), INITRAMFS_CONF);

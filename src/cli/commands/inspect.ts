@@ -4,8 +4,8 @@ import { planSeal, selectSealOperations } from '../../fleet/seal.js';
 import { visitTargets } from '../../fleet/open.js';
 import { parseTarget } from '../../fleet/targets.js';
 import { expandTargetGlob } from '../../util/glob.js';
-import { ExitCode, GhostprepError, errorMessage } from '../../util/errors.js';
-import { collect, out, type GlobalOptions } from '../common.js';
+import { GhostprepError, errorMessage } from '../../util/errors.js';
+import { collect, fleetExitCode, out, type GlobalOptions } from '../common.js';
 import { positiveInt } from './fleet-options.js';
 import { DEFAULT_DRIVES_PER_APPLIANCE } from '../../backends/guestfs/defaults.js';
 
@@ -36,7 +36,8 @@ Examples:
       });
       if (g.json) out(JSON.stringify(found.length === 1 ? found[0] : found, null, 2));
       else for (const f of found) out(formatIdentity(f.target, f.identity, f.error) + formatSeal(f.seal));
-      return found.some((f) => f.error) ? (found.every((f) => f.error) ? ExitCode.error : ExitCode.partial) : ExitCode.ok;
+      const failed = found.filter((f) => f.error).length;
+      return fleetExitCode({ ok: found.length - failed, failed });
     }));
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { MachineResult, RunOptions } from '../../fleet/run.js';
 import type { PlanChunk } from '../../fleet/parallel-tasks.js';
 import { ExitCode } from '../../util/errors.js';
-import { Logger, OutputBuffer, type GlobalOptions } from '../common.js';
+import { fleetExitCode, Logger, OutputBuffer, type GlobalOptions } from '../common.js';
 import { Progress, progressWanted, stage } from '../progress.js';
 import { addFleetOptions, runOptions, type FleetCliOptions } from './fleet-options.js';
 import { THREADS_HELP } from './validate.js';
@@ -81,7 +81,7 @@ class PlanPrinter {
       this.out.flush();
       log.info(`plan: ${this.machines} machine(s), ${this.changed} with changes, ${this.failed} failed`);
     }
-    if (this.failed) return this.failed === this.machines ? ExitCode.error : ExitCode.partial;
+    if (this.failed) return fleetExitCode({ ok: this.machines - this.failed, failed: this.failed });
     return detailedExitcode && this.changed ? ExitCode.changes : ExitCode.ok;
   }
 }

@@ -2,9 +2,8 @@ import type { Command } from 'commander';
 import { mergeReports, readReport } from '../../fleet/merge.js';
 import { loadConfig } from '../../profile/config.js';
 import { writeAtomic } from '../../report/report.js';
-import { ExitCode, GhostprepError } from '../../util/errors.js';
-import { out, type GlobalOptions } from '../common.js';
-import { exitFor } from './apply.js';
+import { GhostprepError } from '../../util/errors.js';
+import { fleetExitCode, out, type GlobalOptions } from '../common.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   const report = program.command('report').description('work with run reports');
@@ -29,6 +28,6 @@ Examples:
       const text = JSON.stringify(merged, null, 2) + '\n';
       if (o.output) writeAtomic(o.output, text); else out(text);
       process.stderr.write(`merged ${files.length} report(s): ${merged.summary.ok} ok, ${merged.summary.failed} failed\n`);
-      return merged.summary.failed ? exitFor(merged) : ExitCode.ok;
+      return fleetExitCode(merged.summary);
     }));
 }

@@ -4,7 +4,7 @@ import { sealTargets, selectSealOperations } from '../../fleet/seal.js';
 import { operations } from '../../operations/index.js';
 import { expandTargetGlob } from '../../util/glob.js';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
-import { collect, Logger, out, type GlobalOptions } from '../common.js';
+import { collect, fleetExitCode, Logger, out, type GlobalOptions } from '../common.js';
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   program.command('seal')
@@ -43,6 +43,6 @@ Examples:
         log.info(`seal: ${ops.map((op) => op.name).join(', ')}`);
       }
       const failed = results.filter((r) => r.status !== 'ok').length;
-      return failed ? (failed === results.length ? ExitCode.error : ExitCode.partial) : ExitCode.ok;
+      return fleetExitCode({ ok: results.length - failed, failed });
     }));
 }
