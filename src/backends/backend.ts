@@ -54,6 +54,11 @@ export interface GuestWriter {
   remove(path: string, options?: { recursive?: boolean }): Promise<void>;
   /** Create or replace a symlink. */
   symlink(target: string, path: string): Promise<void>;
+  /**
+   * Rename `from` to `to` (same directory in practice: how a transaction sets a deleted
+   * path aside and puts it back). Neither final component is followed; `to` is replaced.
+   */
+  rename(from: string, to: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
   chown(path: string, uid: number, gid: number): Promise<void>;
 }
