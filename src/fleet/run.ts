@@ -236,7 +236,8 @@ async function planMachine(m: PreparedMachine, guest: Guest | undefined, t: Targ
     const planned = await assemblePlan({ guest: g, distro, machine: r, profile: r.profile, identity, renderOnly, warn: (msg) => opts.onWarning?.(`${m.name}: ${msg}`) });
     const changes = await effectiveChanges(g, planned);
     if (guest) {
-      const problems = await preflightPlan(g, changes.map((c) => c.change), { allowSpecialModes: r.profile.allowSpecialModes === true });
+      // the whole plan, not only what differs: a path the plan names is refused even where it changes nothing yet
+      const problems = await preflightPlan(g, planned, { allowSpecialModes: r.profile.allowSpecialModes === true });
       if (problems.length) throw new GhostprepError(`${opts.mode === 'apply' ? 'refused before writing anything' : 'apply would refuse this plan'}: ${problems.join('; ')}`);
     }
     return { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes, unlock };

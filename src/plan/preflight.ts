@@ -11,8 +11,11 @@
  *   (virtual filesystems of a running system: never meaningful offline);
  * - each parent component, once resolved, is a directory or missing
  *   (creatable): never a regular file or a special file (FIFO, socket,
- *   device); no symlink on the way climbs above the guest's `/` with `..`
- *   ("links out"), and none leads into those virtual filesystems;
+ *   device). Links are resolved inside the guest as chroot (and the booted
+ *   guest) resolves them: an absolute target restarts at the guest's `/`
+ *   and `..` stops there, so no link leads out of the guest; none may lead
+ *   into those virtual filesystems or to `/` itself, and a directory made
+ *   through a final link needs the link to lead to a directory;
  * - the path itself has the right kind: a file is written over a file, a
  *   symlink or nothing; a directory is made over a directory (or a link to
  *   one) or nothing; a symlink never replaces a directory;
@@ -54,8 +57,7 @@ class PathProblem extends Error {}
 
 /**
  * Resolve `p` inside the guest as the backends do, but stop at anything a
- * write must not go through: a parent that is a file or a special file, a
- * link that climbs above `/`, a loop. `follow` applies to the last component.
+ * write must not go through: a parent that is a file or a special file, a loop. `follow` applies to the last component.
  */
 async function walk(guest: GuestReader, p: string, follow: boolean): Promise<Walked> {
   const pending = p.split('/').filter(Boolean).reverse();
@@ -66,11 +68,8 @@ async function walk(guest: GuestReader, p: string, follow: boolean): Promise<Wal
   while (pending.length) {
     const name = pending.pop()!;
     if (name === '.') continue;
-    if (name === '..') {
-      if (!at) throw new PathProblem(`a symlink on the way climbs above the guest's / (a link out of the guest)`);
-      at = at.slice(0, at.lastIndexOf('/'));
-      continue;
-    }
+    // as chroot: `..` at the guest's / stays there (the booted guest resolves it so too)
+    if (name === '..') { at = at.slice(0, at.lastIndexOf('/')); continue; }
     const here = `${at}/${name}`;
     const last = pending.length === 0;
     st = missing ? null : await guest.lstat(here);
@@ -144,7 +143,7 @@ export async function preflightChange(guest: GuestReader, c: FileChange, opts: P
   switch (c.op) {
     case 'write':
       if (t === 'dir') problems.push(`${p} is a directory; refusing to replace it with a file`);
-      else if (t === 'other') problems.push(`${p} is a special file (FIFO, socket or device); refusing to replace it`);
+      else if (t === 'other') problems.push(`${p} is not a regular file but a special file (FIFO, socket or device); refusing to replace it`);
       break;
     case 'mkdir':
       if (t === 'file') problems.push(`${p} is a regular file, not a directory`);

@@ -111,21 +111,29 @@ export class Transaction {
     const g = this.guest;
     for (const u of this.undo.reverse()) {
       try {
+        // only what differs is put back: the change that failed may have written nothing
+        // (an immutable file cannot be rewritten even with its own content)
         switch (u.kind) {
           case 'absent':
-            await g.remove(u.created, { recursive: true });
+            if (await g.lstat(u.created)) await g.remove(u.created, { recursive: true });
             break;
-          case 'file':
-            await g.writeFile(u.path, u.content, { mode: u.st.mode, uid: u.st.uid, gid: u.st.gid });
+          case 'file': {
+            const st = await g.lstat(u.path);
+            const same = st?.type === 'file' && st.size === u.content.length && st.mode === u.st.mode && st.uid === u.st.uid && st.gid === u.st.gid && (await g.readFile(u.path))?.equals(u.content);
+            if (!same) await g.writeFile(u.path, u.content, { mode: u.st.mode, uid: u.st.uid, gid: u.st.gid });
             break;
+          }
           case 'symlink':
-            await g.symlink(u.target, u.path);
+            if ((await g.readlink(u.path)) !== u.target) await g.symlink(u.target, u.path);
             break;
-          case 'attrs':
+          case 'attrs': {
+            const st = await g.stat(u.path);
+            if (st?.mode === u.st.mode && st.uid === u.st.uid && st.gid === u.st.gid) break;
             await g.chmod(u.path, u.st.mode);
             await g.chown(u.path, u.st.uid, u.st.gid);
             await g.chmod(u.path, u.st.mode); // chown clears setuid/setgid bits
             break;
+          }
           case 'trash':
             await g.rename(u.trash, u.path);
             break;
