@@ -64,7 +64,7 @@ export function checkTargets(list: ReadonlyArray<{ readonly name: string; readon
     for (const a of same) refused.set(a.name, `target ${a.target.path} is also the target of ${same.filter((b) => b !== a).map((b) => `machine ${b.name}`).join(', ')} (${where}); each machine needs its own`);
   }
   for (const a of real) {
-    for (let d = path.dirname(a.real); ; d = path.dirname(d)) {
+    for (let d = path.dirname(a.real); d !== a.real; d = path.dirname(d)) {
       const b = byReal.get(d)?.find((x) => x.target.kind === 'rootfs');
       if (b) {
         if (!refused.has(a.name)) refused.set(a.name, `target ${a.target.path} is inside the rootfs target of machine ${b.name} (${b.real})`);
