@@ -261,7 +261,7 @@ async function commitMachine(p: Planned, opts: RunOptions): Promise<MachineResul
       opts.onMachineApplied?.(m.name);
       const problems = await verifyChanges(guest, changes.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || t.kind !== 'rootfs' }).catch((err: unknown) => [errorMessage(err)]);
       if (problems.length) throw await tx.failWith(`verification failed: ${problems.join('; ')}`);
-      await tx.finish();
+      for (const left of await tx.finish()) opts.onWarning?.(`${m.name}: applied, but a deleted path's backup is left: ${left}`);
       // durable before reported: an appliance killed later must not undo an "ok" (kill -9 test)
       if (changes.length) await (guest as Guest & { flush?: () => Promise<void> }).flush?.();
     }

@@ -90,6 +90,14 @@ async function walk(guest: GuestReader, p: string, follow: boolean): Promise<Wal
   return { real: at || '/', st };
 }
 
+/**
+ * The symlink-free guest path `p` designates, resolved as the backends resolve it
+ * (for the transaction: where a write really lands, to undo the parents it creates).
+ */
+export async function realGuestPath(guest: GuestReader, p: string, follow: boolean): Promise<string> {
+  return (await walk(guest, path.resolve('/', p), follow)).real;
+}
+
 function idProblem(what: string, id: number): string | undefined {
   if (!Number.isInteger(id) || id < 0 || id > MAX_ID) return `${what} ${id} is out of range (0..${MAX_ID})`;
   return undefined;
@@ -164,5 +172,26 @@ export async function preflightChange(guest: GuestReader, c: FileChange, opts: P
 export async function preflightPlan(guest: GuestReader, changes: readonly FileChange[], opts: PreflightOptions = {}): Promise<string[]> {
   const problems: string[] = [];
   for (const c of changes) problems.push(...(await preflightChange(guest, c, opts)));
+  return [...problems, ...planConflicts(changes)];
+}
+
+/**
+ * Changes of one plan that contradict each other: a path planned below another
+ * that the plan writes as a file, makes a symlink or deletes (the later change
+ * would fail, or undo the earlier one). Only a directory may have planned children.
+ */
+export function planConflicts(changes: readonly FileChange[]): string[] {
+  const byPath = new Map<string, FileChange>();
+  for (const c of changes) if (c.path.startsWith('/')) byPath.set(path.resolve('/', c.path), c);
+  const problems: string[] = [];
+  for (const [p, c] of byPath) {
+    for (let d = path.dirname(p); d !== '/'; d = path.dirname(d)) {
+      const a = byPath.get(d);
+      if (!a || a.op === 'mkdir') continue;
+      const what = a.op === 'delete' ? 'deletes' : a.op === 'symlink' ? 'makes a symlink of' : 'writes as a file';
+      problems.push(`${c.path} is planned below ${a.path}, which the plan ${what} (${a.source}, ${c.source})`);
+      break;
+    }
+  }
   return problems;
 }

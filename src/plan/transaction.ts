@@ -22,6 +22,7 @@ import path from 'node:path/posix';
 import type { FileStat, Guest } from '../backends/backend.js';
 import { errorMessage, GuestError } from '../util/errors.js';
 import type { EffectiveChange } from './diff.js';
+import { realGuestPath } from './preflight.js';
 import type { FileChange } from './types.js';
 
 /** How to put one path back as it was. */
@@ -98,59 +99,83 @@ export class Transaction {
     await this.apply(g, c);
   }
 
-  /** The highest ancestor of `p` (or `p`) that does not exist yet: what creating `p` creates. */
+  /**
+   * What creating `p` creates: the highest missing ancestor of where it really lands
+   * (its parent resolved through symlinks, as the backends do), or that place itself.
+   */
   private async topmostMissing(p: string): Promise<string> {
-    let top = p;
-    for (let d = path.dirname(p); d !== '/' && !(await this.guest.lstat(d)); d = path.dirname(d)) top = d;
+    const parent = await realGuestPath(this.guest, path.dirname(p), true);
+    let top = path.join(parent, path.basename(p));
+    for (let d = parent; d !== '/' && !(await this.guest.lstat(d)); d = path.dirname(d)) top = d;
     return top;
   }
 
   /** Put every committed path back, newest first. Returns what could not be restored. */
   async rollback(): Promise<string[]> {
     const failures: string[] = [];
-    const g = this.guest;
     for (const u of this.undo.reverse()) {
+      // a step that fails is tried once more (a transient error must not leave the machine half-written)
       try {
-        // only what differs is put back: the change that failed may have written nothing
-        // (an immutable file cannot be rewritten even with its own content)
-        switch (u.kind) {
-          case 'absent':
-            if (await g.lstat(u.created)) await g.remove(u.created, { recursive: true });
-            break;
-          case 'file': {
-            const st = await g.lstat(u.path);
-            const same = st?.type === 'file' && st.size === u.content.length && st.mode === u.st.mode && st.uid === u.st.uid && st.gid === u.st.gid && (await g.readFile(u.path))?.equals(u.content);
-            if (!same) await g.writeFile(u.path, u.content, { mode: u.st.mode, uid: u.st.uid, gid: u.st.gid });
-            break;
-          }
-          case 'symlink':
-            if ((await g.readlink(u.path)) !== u.target) await g.symlink(u.target, u.path);
-            break;
-          case 'attrs': {
-            const st = await g.stat(u.path);
-            if (st?.mode === u.st.mode && st.uid === u.st.uid && st.gid === u.st.gid) break;
-            await g.chmod(u.path, u.st.mode);
-            await g.chown(u.path, u.st.uid, u.st.gid);
-            await g.chmod(u.path, u.st.mode); // chown clears setuid/setgid bits
-            break;
-          }
-          case 'trash':
-            await g.rename(u.trash, u.path);
-            break;
-        }
-      } catch (err) {
-        failures.push(`${u.path}: ${errorMessage(err)}`);
+        await this.restore(u);
+      } catch {
+        try { await this.restore(u); } catch (err) { failures.push(`${u.path}: ${errorMessage(err)}`); }
       }
     }
     this.undo.length = 0;
     return failures;
   }
 
-  /** The machine is committed and verified: drop the backups (the deleted paths go for good). */
-  async finish(): Promise<void> {
-    if (this.finished) return;
+  /**
+   * Put one path back; only what differs: the change that failed may have written
+   * nothing (and an immutable file cannot be rewritten even with its own content).
+   */
+  private async restore(u: Undo): Promise<void> {
+    const g = this.guest;
+    switch (u.kind) {
+      case 'absent':
+        if (await g.lstat(u.created)) await g.remove(u.created, { recursive: true });
+        break;
+      case 'file': {
+        const st = await g.lstat(u.path);
+        const same = st?.type === 'file' && st.size === u.content.length && st.mode === u.st.mode && st.uid === u.st.uid && st.gid === u.st.gid && (await g.readFile(u.path))?.equals(u.content);
+        if (!same) await g.writeFile(u.path, u.content, { mode: u.st.mode, uid: u.st.uid, gid: u.st.gid });
+        break;
+      }
+      case 'symlink':
+        if ((await g.readlink(u.path)) !== u.target) await g.symlink(u.target, u.path);
+        break;
+      case 'attrs': {
+        const st = await g.stat(u.path);
+        if (st?.mode === u.st.mode && st.uid === u.st.uid && st.gid === u.st.gid) break;
+        await g.chmod(u.path, u.st.mode);
+        await g.chown(u.path, u.st.uid, u.st.gid);
+        await g.chmod(u.path, u.st.mode); // chown clears setuid/setgid bits
+        break;
+      }
+      case 'trash':
+        await g.rename(u.trash, u.path);
+        break;
+    }
+  }
+
+  /**
+   * The machine is committed and verified: drop the backups (the deleted paths go for
+   * good). Each removal is tried twice; what still cannot be removed is returned (the
+   * machine is complete, a hidden `.NAME.ghostprep-trash` is left to clean up).
+   */
+  async finish(): Promise<string[]> {
+    if (this.finished) return [];
     this.finished = true;
-    for (const u of this.undo) if (u.kind === 'trash') await this.guest.remove(u.trash, { recursive: true });
+    const left: string[] = [];
+    for (const u of this.undo) {
+      if (u.kind !== 'trash') continue;
+      try {
+        await this.guest.remove(u.trash, { recursive: true });
+      } catch {
+        try { await this.guest.remove(u.trash, { recursive: true }); } catch (err) { left.push(`${u.trash}: ${errorMessage(err)}`); }
+      }
+    }
     this.undo.length = 0;
+    return left;
   }
 }

@@ -15,25 +15,7 @@ import { RolledBackError } from '../../src/plan/transaction.js';
 import type { FileChange } from '../../src/plan/types.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { snapshotDiff, snapshotMemory, snapshotTree } from '../helpers/hostile-tree.js';
-
-const WRITERS = ['writeFile', 'mkdir', 'remove', 'symlink', 'chmod', 'chown', 'rename'] as const;
-
-/** A guest whose `failAt`-th write call (1-based) fails once, before doing anything; counts every write call. */
-export function faultyGuest<G extends Guest>(inner: G, failAt: number): G & { calls: number } {
-  const state = { calls: 0 };
-  return new Proxy(inner, {
-    get(target, prop, receiver) {
-      if (prop === 'calls') return state.calls;
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function') return value;
-      if (!(WRITERS as readonly (string | symbol)[]).includes(prop)) return (value as (...a: unknown[]) => unknown).bind(target);
-      return async (...args: unknown[]) => {
-        if (++state.calls === failAt) throw new Error(`injected failure of ${String(prop)} ${String(args[0])}`);
-        return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-      };
-    },
-  }) as G & { calls: number };
-}
+import { faultyGuest } from '../helpers/faulty-guest.js';
 
 const w = (p: string, content: string, mode = 0o644, uid = 0, gid = 0): FileChange => ({ op: 'write', source: 'test', path: p, content: Buffer.from(content), mode, uid, gid });
 
