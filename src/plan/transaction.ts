@@ -70,28 +70,31 @@ export class Transaction {
   private async one(e: EffectiveChange): Promise<void> {
     const c = e.change;
     const g = this.guest;
-    const before = await g.lstat(c.path);
+    // Undo records name the symlink-free path the change lands on: a later change of the
+    // same plan may replace a link on the way, and rollback must not follow the new one.
+    const at = await this.landing(c.path);
+    const before = await g.lstat(at);
     if (c.op === 'delete') {
       if (!before) return;
-      const trash = trashPath(c.path);
+      const trash = trashPath(at);
       await g.remove(trash, { recursive: true });
-      await g.rename(c.path, trash);
-      this.undo.push({ kind: 'trash', path: c.path, trash });
+      await g.rename(at, trash);
+      this.undo.push({ kind: 'trash', path: at, trash });
       return;
     }
     if (!before) {
-      this.undo.push({ kind: 'absent', path: c.path, created: await this.topmostMissing(c.path) });
+      this.undo.push({ kind: 'absent', path: at, created: await this.topmostMissing(at) });
     } else if (before.type === 'symlink' && c.op !== 'mkdir') {
-      this.undo.push({ kind: 'symlink', path: c.path, target: (await g.readlink(c.path)) ?? '' });
+      this.undo.push({ kind: 'symlink', path: at, target: (await g.readlink(at)) ?? '' });
     } else if (c.op === 'mkdir') {
-      const st = await g.stat(c.path);
-      if (st) this.undo.push({ kind: 'attrs', path: c.path, st });
-      else this.undo.push({ kind: 'absent', path: c.path, created: await this.topmostMissing(c.path) });
+      const st = await g.stat(at);
+      if (st) this.undo.push({ kind: 'attrs', path: await realGuestPath(g, at, true), st });
+      else this.undo.push({ kind: 'absent', path: at, created: await this.topmostMissing(at) });
     } else if (before.type === 'file') {
       const known = e.beforeContent ?? (c.op === 'write' && !c.pending && e.action !== 'modify' ? c.content : undefined);
-      const content = known ?? (await g.readFile(c.path, { maxBytes: Math.max(before.size, 1) }));
+      const content = known ?? (await g.readFile(at, { maxBytes: Math.max(before.size, 1) }));
       if (!content) throw new GuestError(`${c.path} vanished while being saved`, c.path);
-      this.undo.push({ kind: 'file', path: c.path, content, st: before });
+      this.undo.push({ kind: 'file', path: at, content, st: before });
     } else {
       // preflight refuses writing over directories and special files
       throw new GuestError(`${c.path} is a ${before.type}; not replacing it`, c.path);
@@ -99,14 +102,16 @@ export class Transaction {
     await this.apply(g, c);
   }
 
-  /**
-   * What creating `p` creates: the highest missing ancestor of where it really lands
-   * (its parent resolved through symlinks, as the backends do), or that place itself.
-   */
-  private async topmostMissing(p: string): Promise<string> {
-    const parent = await realGuestPath(this.guest, path.dirname(p), true);
-    let top = path.join(parent, path.basename(p));
-    for (let d = parent; d !== '/' && !(await this.guest.lstat(d)); d = path.dirname(d)) top = d;
+  /** Where a change of `p` lands: its parent resolved inside the guest, its own name kept. */
+  private async landing(p: string): Promise<string> {
+    const parent = await realGuestPath(this.guest, path.dirname(path.resolve('/', p)), true);
+    return path.join(parent, path.basename(p));
+  }
+
+  /** What creating `at` (a landing path) creates: its highest missing ancestor, or itself. */
+  private async topmostMissing(at: string): Promise<string> {
+    let top = at;
+    for (let d = path.dirname(at); d !== '/' && !(await this.guest.lstat(d)); d = path.dirname(d)) top = d;
     return top;
   }
 

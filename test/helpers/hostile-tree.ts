@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { MemoryGuest } from '../../src/backends/memory.js';
 
@@ -28,14 +28,44 @@ export interface TreeEntry {
 /** Files given chattr flags, to clear before the tree is removed. */
 export const flagged: string[] = [];
 
+/**
+ * The host path of guest path `p` under `root`, its missing parents made as real
+ * directories. Never through a link: the host would follow it out of the root (a
+ * tree whose /a -> / must not turn "make /a/etc" into the host's /etc). Throws
+ * when a parent is anything but a real directory.
+ */
+export function hostPathInside(root: string, p: string): string {
+  const parts = p.split('/').filter(Boolean);
+  if (parts.some((x) => x === '..' || x === '.')) throw new Error(`${p}: no . or .. in tree paths`);
+  let at = root;
+  for (const name of parts.slice(0, -1)) {
+    at = path.join(at, name);
+    const st = lstatOrNull(at);
+    if (!st) mkdirSync(at);
+    else if (!st.isDirectory()) throw new Error(`${p}: parent ${at.slice(root.length)} is not a directory`);
+  }
+  return path.join(at, parts.at(-1) ?? '');
+}
+
+function lstatOrNull(p: string): ReturnType<typeof lstatSync> | null {
+  try { return lstatSync(p); } catch { return null; }
+}
+
+/** Remove what is at `host` itself (a link is removed, never followed; rm -r does not follow links below). */
+export function removeEntry(host: string): void {
+  const st = lstatOrNull(host);
+  if (!st) return;
+  if (st.isDirectory()) rmSync(host, { recursive: true, force: true });
+  else unlinkSync(host);
+}
+
 /** Make `entries` inside `root` (replacing what is there). Throws when the host cannot (mknod, chattr). */
 export function buildTree(root: string, entries: readonly TreeEntry[]): void {
   for (const e of entries) {
-    const host = path.join(root, e.path);
     if (e.type === 'keep') continue;
-    rmSync(host, { recursive: true, force: true });
+    const host = hostPathInside(root, e.path);
+    removeEntry(host);
     if (e.type === 'absent') continue;
-    mkdirSync(path.dirname(host), { recursive: true });
     switch (e.type) {
       case 'file': writeFileSync(host, e.content ?? ''); break;
       case 'dir': mkdirSync(host); break;
@@ -51,7 +81,7 @@ export function buildTree(root: string, entries: readonly TreeEntry[]): void {
   }
   for (const e of entries) {
     if (!e.attr) continue;
-    const host = path.join(root, e.path);
+    const host = hostPathInside(root, e.path);
     execFileSync('chattr', [`+${e.attr}`, host]);
     flagged.push(host);
   }

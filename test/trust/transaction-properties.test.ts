@@ -10,7 +10,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Guest } from '../../src/backends/backend.js';
 import { MemoryGuest } from '../../src/backends/memory.js';
@@ -20,7 +20,7 @@ import { effectiveChanges } from '../../src/plan/diff.js';
 import { preflightPlan } from '../../src/plan/preflight.js';
 import { RolledBackError } from '../../src/plan/transaction.js';
 import type { FileChange } from '../../src/plan/types.js';
-import { snapshotDiff, snapshotMemory, snapshotTree } from '../helpers/hostile-tree.js';
+import { hostPathInside, removeEntry, snapshotDiff, snapshotMemory, snapshotTree } from '../helpers/hostile-tree.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { count } from '../helpers/trust-counts.js';
 import { faultyGuest } from '../helpers/faulty-guest.js';
@@ -81,7 +81,8 @@ async function applyOnce(guest: Guest, plan: readonly FileChange[], k: number, a
   const g = faultyGuest(guest, k);
   try {
     const tx = await commitChanges(g, effective);
-    const problems = await verifyChanges(guest, effective.map((e) => e.change), { checkOwner: false });
+    // as the engine: a verification that cannot even read back is a failed one
+    const problems = await verifyChanges(guest, effective.map((e) => e.change), { checkOwner: false }).catch((err: unknown) => [String(err)]);
     if (problems.length) throw await tx.failWith(`verification failed: ${problems.join('; ')}`);
     await tx.finish();
   } catch (err) {
@@ -111,21 +112,24 @@ function memoryFrom(entries: readonly TreeSpec[]): MemoryGuest {
   return g;
 }
 
+/** The tree on disk, made without ever following one of its own links (they may point anywhere on the host). */
 function rootfsFrom(root: string, entries: readonly TreeSpec[]): void {
   rmSync(root, { recursive: true, force: true });
   mkdirSync(root);
   for (const e of entries) {
-    const host = path.join(root, e.path);
-    try {
-      mkdirSync(path.dirname(host), { recursive: true });
-      rmSync(host, { recursive: true, force: true });
-      if (e.kind === 'dir') mkdirSync(host);
-      else if (e.kind === 'link') symlinkSync(e.target, host);
-      else if (e.kind === 'fifo') execFileSync('mkfifo', [host]);
-      else writeFileSync(host, e.content, { mode: e.mode });
-    } catch { /* a parent is a file, a link or a FIFO here: that entry is left out */ }
+    let host: string;
+    try { host = hostPathInside(root, e.path); } catch { continue; /* a parent is a file, a link or a FIFO here: left out */ }
+    removeEntry(host);
+    if (e.kind === 'dir') mkdirSync(host);
+    else if (e.kind === 'link') symlinkSync(e.target, host);
+    else if (e.kind === 'fifo') execFileSync('mkfifo', [host]);
+    else writeFileSync(host, e.content, { mode: e.mode, flag: 'wx' });
   }
 }
+
+/** Host paths a tree's links name (/a, /etc/ssh/b, /dev/etc…): none may appear, whatever the tree. */
+const HOST_SENTINELS = ['/', '/etc', '/etc/ssh', '/dev', '/run', '/proc/self'].flatMap((d) => NAMES.map((n) => path.posix.join(d, n)).filter((p) => p !== '/etc' && p !== '/etc/ssh'));
+const hostIntruders = () => HOST_SENTINELS.filter((p) => { try { lstatSync(p); return true; } catch { return false; } });
 
 describe('trust: preflight + transaction properties over hostile trees', function () {
   this.timeout(300_000);
@@ -151,6 +155,7 @@ describe('trust: preflight + transaction properties over hostile trees', functio
     writeFileSync(path.join(work, 'beside/b/file'), 'keep\n');
     symlinkSync('../root', path.join(work, 'beside/to-root'));
     const beside = snapshotTree(path.join(work, 'beside'));
+    expect(hostIntruders(), 'host paths the test watches exist already').to.deep.equal([]);
     try {
       count('propertyRuns', 120 * SCALE);
       await fc.assert(fc.asyncProperty(fc.array(treeEntry, { maxLength: 8 }), fc.array(change, { minLength: 1, maxLength: 5 }), fc.nat(12), fc.boolean(), async (tree, plan, k, allow) => {
@@ -158,6 +163,7 @@ describe('trust: preflight + transaction properties over hostile trees', functio
         const o = await applyOnce(new RootfsGuest(root, false), plan, k, allow, () => snapshotTree(root));
         outcomes[o.kind]++;
         expect(snapshotDiff(beside, snapshotTree(path.join(work, 'beside')))).to.deep.equal([]);
+        expect(hostIntruders(), 'written outside the tree, on the host').to.deep.equal([]);
       }), { seed: SEED, numRuns: 120 * SCALE });
     } finally {
       rmSync(work, { recursive: true, force: true });
