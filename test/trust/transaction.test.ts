@@ -15,7 +15,7 @@ import { RolledBackError } from '../../src/plan/transaction.js';
 import type { FileChange } from '../../src/plan/types.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { snapshotDiff, snapshotMemory, snapshotTree } from '../helpers/hostile-tree.js';
-import { faultyGuest } from '../helpers/faulty-guest.js';
+import { buildGuestTree, faultyGuest, planUnder, snapshotGuest } from '../helpers/faulty-guest.js';
 
 const w = (p: string, content: string, mode = 0o644, uid = 0, gid = 0): FileChange => ({ op: 'write', source: 'test', path: p, content: Buffer.from(content), mode, uid, gid });
 
@@ -135,6 +135,23 @@ describe('trust: a machine is committed as one transaction', () => {
       }
     } finally {
       rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('the same fixture built through the guest API (as on a disk image) rolls back for every k, in memory', async () => {
+    const g = new MemoryGuest();
+    await buildGuestTree(g, '/txn');
+    const clean = faultyGuest(g, 0);
+    await commitChanges(clean, await effectiveChanges(clean, planUnder('/txn')));
+    for (let k = 1; k <= clean.calls; k++) {
+      const m = new MemoryGuest();
+      await buildGuestTree(m, '/txn');
+      const before = await snapshotGuest(m, '/');
+      const faulty = faultyGuest(m, k);
+      let error: unknown;
+      try { await commitChanges(faulty, await effectiveChanges(faulty, planUnder('/txn'))); } catch (err) { error = err; }
+      expect(error, `k=${k}`).to.be.instanceOf(RolledBackError);
+      expect(snapshotDiff(before, await snapshotGuest(m, '/')), `k=${k}`).to.deep.equal([]);
     }
   });
 });

@@ -334,6 +334,7 @@ export class GuestfsGuest implements Guest {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    this.assertWritable(from);
     const dst = await this.resolve(to, false);
     return this.mutate(from, false, async (real) => {
       if (real === '/' || dst === '/') throw new GuestError(`${this.description}: refusing to rename /`, from);
