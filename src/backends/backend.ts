@@ -89,6 +89,14 @@ export interface TargetSpec {
 
 export interface OpenOptions {
   readonly readonly: boolean;
+  /**
+   * Called with every guest of a group the backend opens together (an appliance's
+   * batch of disk images) before the group's first `visit`: apply's preflight, so
+   * that no image of a batch is written before all of them are checked. Returns
+   * whether the guest is to be visited at all. Backends that open each guest on its
+   * own (rootfs) leave it to the caller; a visit then receives the same guest object.
+   */
+  readonly prepare?: (target: TargetSpec, guest: Guest) => Promise<boolean>;
   /** Appliances (or workers) in parallel. */
   readonly jobs?: number;
   /**

@@ -146,13 +146,27 @@ export async function runMachines(fleet: Fleet, list: readonly PreparedMachine[]
         else ready.push(p);
       });
       await inParallel(ready, opts.jobs ?? 4, async (p) => done(await commitMachine(p, opts)));
-    } else {
-      // an image is open only while its appliance visits it: each machine's preflight precedes its own first write
-      await backend.forEachGuest(list.map((x) => x.t), open, async (t, guest) => {
+    } else if (opts.mode === 'apply') {
+      // images: the backend prepares (plans and preflights) every guest of an appliance's
+      // batch before it visits (writes) the first; a machine that fails there is not visited
+      const ready = new Map<string, Planned>();
+      const prepare = async (t: TargetSpec, guest: Guest): Promise<boolean> => {
+        const p = await planMachine(byPath.get(t.path)!, guest, t, opts, state);
+        if ('report' in p) { done(p); return false; }
+        ready.set(t.path, p);
+        return true;
+      };
+      await backend.forEachGuest(list.map((x) => x.t), { ...open, prepare }, async (t, guest) => {
         const m = byPath.get(t.path)!;
         if (guest instanceof Error) return done(failed(m, t.path, guest));
-        const p = await planMachine(m, guest, t, opts, state);
-        done('report' in p ? p : await commitMachine(p, opts));
+        const p = ready.get(t.path) ?? (await planMachine(m, guest, t, opts, state));
+        ready.delete(t.path);
+        done('report' in p ? p : await commitMachine({ ...p, guest }, opts));
+      });
+    } else {
+      await backend.forEachGuest(list.map((x) => x.t), open, async (t, guest) => {
+        const m = byPath.get(t.path)!;
+        done(guest instanceof Error ? failed(m, t.path, guest) : await processMachine(m, guest, t, opts, state));
       });
     }
   }
