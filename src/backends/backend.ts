@@ -54,6 +54,11 @@ export interface GuestWriter {
   remove(path: string, options?: { recursive?: boolean }): Promise<void>;
   /** Create or replace a symlink. */
   symlink(target: string, path: string): Promise<void>;
+  /**
+   * Rename `from` to `to` (same directory in practice: how a transaction sets a deleted
+   * path aside and puts it back). Neither final component is followed; `to` is replaced.
+   */
+  rename(from: string, to: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
   chown(path: string, uid: number, gid: number): Promise<void>;
 }
@@ -84,6 +89,14 @@ export interface TargetSpec {
 
 export interface OpenOptions {
   readonly readonly: boolean;
+  /**
+   * Called with every guest of a group the backend opens together (an appliance's
+   * batch of disk images) before the group's first `visit`: apply's preflight, so
+   * that no image of a batch is written before all of them are checked. Returns
+   * whether the guest is to be visited at all. Backends that open each guest on its
+   * own (rootfs) leave it to the caller; a visit then receives the same guest object.
+   */
+  readonly prepare?: (target: TargetSpec, guest: Guest) => Promise<boolean>;
   /** Appliances (or workers) in parallel. */
   readonly jobs?: number;
   /**

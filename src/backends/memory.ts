@@ -180,6 +180,19 @@ export class MemoryGuest implements Guest {
     this.ensureParents(abs);
     this.entries.set(abs, { type: 'symlink', target });
   }
+  async rename(from: string, to: string): Promise<void> {
+    const src = this.writable(from);
+    const dst = this.writable(to);
+    const e = this.entries.get(src);
+    if (!e) throw new GuestError(`${from} does not exist`, from);
+    if (src === '/' || dst === '/') throw new GuestError('cannot rename the guest root', from);
+    if (dst.startsWith(src + '/')) throw new GuestError(`cannot move ${from} into itself`, from);
+    const moved = [...this.entries].filter(([k]) => k === src || k.startsWith(src + '/'));
+    await this.remove(to, { recursive: true });
+    for (const [k] of moved) this.entries.delete(k);
+    this.ensureParents(dst);
+    for (const [k, v] of moved) this.entries.set(dst + k.slice(src.length), v);
+  }
   async chmod(p: string, mode: number): Promise<void> {
     const e = this.entries.get(this.resolve(this.writable(p), true));
     if (!e || e.type === 'symlink') throw new GuestError(`${p} does not exist`, p);

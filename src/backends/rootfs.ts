@@ -235,6 +235,16 @@ export class RootfsGuest implements Guest {
     });
   }
 
+  async rename(from: string, to: string): Promise<void> {
+    this.guard(from);
+    return this.hostOp(from, async () => {
+      const src = await this.resolve(from, false);
+      const dst = await this.resolve(to, false);
+      if (src === this.root || dst === this.root) throw new GuestError('refusing to rename the guest root', from);
+      await fs.rename(src, dst);
+    });
+  }
+
   async chmod(p: string, mode: number): Promise<void> {
     this.guard(p);
     return this.hostOp(p, async () => fs.chmod(await this.resolve(p, true), mode));

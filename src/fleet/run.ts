@@ -14,7 +14,8 @@ import { resolveIdentity } from '../identity/resolve.js';
 import { lockMachine, sha256, StateDir } from '../identity/state.js';
 import { assemblePlan } from '../plan/assemble.js';
 import { detectWindows, windowsDistro } from '../windows/detect.js';
-import { applyChanges, verifyChanges } from '../plan/apply.js';
+import { commitChanges, verifyChanges } from '../plan/apply.js';
+import { preflightPlan } from '../plan/preflight.js';
 import { effectiveChanges, renderDiff, type EffectiveChange } from '../plan/diff.js';
 import { describeMode } from '../plan/types.js';
 import type { MachineReport } from '../report/report.js';
@@ -22,7 +23,7 @@ import { GhostprepError, InvalidInputError, errorMessage } from '../util/errors.
 import { lockTarget } from '../util/file-lock.js';
 import { renderMachine, type PreparedMachine } from './prepare.js';
 import { selectShard, type Shard } from './shard.js';
-import { parseTarget } from './targets.js';
+import { checkTargets, parseTarget } from './targets.js';
 import { validateFleet } from './validate.js';
 import { parseCidr } from '../network/ip.js';
 import { addressesOf } from '../network/check.js';
@@ -60,6 +61,8 @@ export interface RunOptions {
   readonly onMachineApplied?: (machine: string) => void;
   /** Machines whose image targets are fresh copies of one image (deploy's restored clones), with TargetSpec.layoutKey. */
   readonly layoutKeys?: ReadonlyMap<string, string>;
+  /** A rootfs target may be the host's own `/` (--allow-host-root); refused otherwise. */
+  readonly allowHostRoot?: boolean;
 }
 
 /** Validated input of a run: the selected machines, in inventory order, and the state dir. */
@@ -108,7 +111,7 @@ export function sortByInventory(results: MachineResult[], selected: readonly Pre
  */
 export async function runMachines(fleet: Fleet, list: readonly PreparedMachine[], opts: RunOptions, done: (r: MachineResult) => void): Promise<void> {
   const { state } = fleet;
-  const byKind = new Map<string, Array<{ m: PreparedMachine; t: TargetSpec }>>();
+  const withTargets: Array<{ m: PreparedMachine; t: TargetSpec }> = [];
   for (const m of list) {
     const text = m.entry.target ?? opts.target;
     if (!text) {
@@ -116,20 +119,64 @@ export async function runMachines(fleet: Fleet, list: readonly PreparedMachine[]
       continue;
     }
     if (!m.entry.target && !text.includes('{name}') && fleet.selected.length > 1) throw new GhostprepError(`target "${text}" has no {name} but ${fleet.selected.length} machines are selected: use a pattern like 'clones/{name}.qcow2' or --machine NAME`);
-    let t: TargetSpec;
     const layoutKey = opts.layoutKeys?.get(m.name);
-    try { t = { ...parseTarget(text, m.name), ...(layoutKey && { layoutKey }) }; } catch (err) { done(failed(m, text, err)); continue; }
-    const kind = t.kind === 'rootfs' ? 'rootfs' : 'image';
-    byKind.set(kind, [...(byKind.get(kind) ?? []), { m, t }]);
+    try { withTargets.push({ m, t: { ...parseTarget(text, m.name), ...(layoutKey && { layoutKey }) } }); } catch (err) { done(failed(m, text, err)); }
+  }
+  // the targets together first: a machine whose target is another's, inside another's or the host's / is not touched
+  const refused = checkTargets(withTargets.map((x) => ({ name: x.m.name, target: x.t })), { allowHostRoot: opts.allowHostRoot });
+  const byKind = new Map<string, Array<{ m: PreparedMachine; t: TargetSpec }>>();
+  for (const x of withTargets) {
+    const why = refused.get(x.m.name);
+    if (why) { done(failed(x.m, x.t.kind === 'rootfs' ? `rootfs:${x.t.path}` : x.t.path, new GhostprepError(why))); continue; }
+    const kind = x.t.kind === 'rootfs' ? 'rootfs' : 'image';
+    byKind.set(kind, [...(byKind.get(kind) ?? []), x]);
   }
   for (const [kind, list] of byKind) {
     const backend = kind === 'rootfs' ? new RootfsBackend(opts.onWarning) : await loadImageBackend(opts);
     const byPath = new Map(list.map((x) => [x.t.path, x.m]));
-    await backend.forEachGuest(list.map((x) => x.t), { readonly: opts.mode === 'plan', jobs: opts.jobs }, async (t, guest) => {
-      const m = byPath.get(t.path)!;
-      done(guest instanceof Error ? failed(m, t.path, guest) : await processMachine(m, guest, t, opts, state));
-    });
+    const open = { readonly: opts.mode === 'plan', jobs: opts.jobs };
+    if (kind === 'rootfs' && opts.mode === 'apply') {
+      // rootfs trees stay open: every machine's preflight runs before the first write to any of them
+      const ready: Planned[] = [];
+      await backend.forEachGuest(list.map((x) => x.t), open, async (t, guest) => {
+        const m = byPath.get(t.path)!;
+        if (guest instanceof Error) return done(failed(m, t.path, guest));
+        const p = await planMachine(m, guest, t, opts, state);
+        if ('report' in p) done(p);
+        else ready.push(p);
+      });
+      await inParallel(ready, opts.jobs ?? 4, async (p) => done(await commitMachine(p, opts)));
+    } else if (opts.mode === 'apply') {
+      // images: the backend prepares (plans and preflights) every guest of an appliance's
+      // batch before it visits (writes) the first; a machine that fails there is not visited
+      const ready = new Map<string, Planned>();
+      const prepare = async (t: TargetSpec, guest: Guest): Promise<boolean> => {
+        const p = await planMachine(byPath.get(t.path)!, guest, t, opts, state);
+        if ('report' in p) { done(p); return false; }
+        ready.set(t.path, p);
+        return true;
+      };
+      await backend.forEachGuest(list.map((x) => x.t), { ...open, prepare }, async (t, guest) => {
+        const m = byPath.get(t.path)!;
+        if (guest instanceof Error) return done(failed(m, t.path, guest));
+        const p = ready.get(t.path) ?? (await planMachine(m, guest, t, opts, state));
+        ready.delete(t.path);
+        done('report' in p ? p : await commitMachine({ ...p, guest }, opts));
+      });
+    } else {
+      await backend.forEachGuest(list.map((x) => x.t), open, async (t, guest) => {
+        const m = byPath.get(t.path)!;
+        done(guest instanceof Error ? failed(m, t.path, guest) : await processMachine(m, guest, t, opts, state));
+      });
+    }
   }
+}
+
+/** Run `fn` over `items`, at most `jobs` at a time. */
+async function inParallel<T>(items: readonly T[], jobs: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => { while (next < items.length) await fn(items[next++]!); };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, jobs), items.length) }, worker));
 }
 
 async function loadImageBackend(opts: RunOptions): Promise<Backend> {
@@ -153,7 +200,37 @@ function failed(m: PreparedMachine, target: string, err: unknown): MachineResult
   return { report: { name: m.name, target, status: 'failed', error: errorMessage(err), distro: null, identity: null, changes: [], durationMs: 0 }, changes: [], publicKeys: [] };
 }
 
+/** A machine planned and preflighted, its locks held, ready to be committed. */
+interface Planned {
+  readonly m: PreparedMachine;
+  readonly guest: Guest | undefined;
+  readonly t: TargetSpec;
+  readonly target: string;
+  readonly started: number;
+  readonly distro: Distro;
+  readonly rendered: ReturnType<typeof renderMachine>;
+  readonly identity: Awaited<ReturnType<typeof resolveIdentity>>;
+  readonly machineId: string;
+  readonly changes: EffectiveChange[];
+  readonly unlock: Array<() => void>;
+}
+
 async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: TargetSpec, opts: RunOptions, state: StateDir): Promise<MachineResult> {
+  const p = await planMachine(m, guest, t, opts, state);
+  return 'report' in p ? p : commitMachine(p, opts);
+}
+
+function release(unlock: Array<() => void>): void {
+  for (const r of unlock.reverse()) r();
+  unlock.length = 0;
+}
+
+/**
+ * Everything up to the first write: lock, detect, resolve identity, render,
+ * assemble, diff, preflight. A machine that fails here is not touched.
+ * Its locks stay held in the returned Planned until commitMachine.
+ */
+async function planMachine(m: PreparedMachine, guest: Guest | undefined, t: TargetSpec, opts: RunOptions, state: StateDir): Promise<Planned | MachineResult> {
   const started = Date.now();
   const target = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
   const unlock: Array<() => void> = [];
@@ -172,13 +249,35 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
     if (r.diagnostics.some((d) => d.severity === 'error')) throw new InvalidInputError(r.diagnostics, r.diagnostics.map((d) => d.message).join('; '));
     const planned = await assemblePlan({ guest: g, distro, machine: r, profile: r.profile, identity, renderOnly, warn: (msg) => opts.onWarning?.(`${m.name}: ${msg}`) });
     const changes = await effectiveChanges(g, planned);
+    if (guest) {
+      // the whole plan, not only what differs: a path the plan names is refused even where it changes nothing yet
+      const problems = await preflightPlan(g, planned, { allowSpecialModes: r.profile.allowSpecialModes === true });
+      if (problems.length) throw new GhostprepError(`${opts.mode === 'apply' ? 'refused before writing anything' : 'apply would refuse this plan'}: ${problems.join('; ')}`);
+    }
+    return { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes, unlock };
+  } catch (err) {
+    release(unlock);
+    const f = failed(m, target, err);
+    return { ...f, report: { ...f.report, durationMs: Date.now() - started } };
+  }
+}
+
+/**
+ * Commit a planned machine as one transaction (plan/transaction.ts), verify
+ * it, and report what is on disk: a machine rolled back is `failed` with no
+ * changes and no host keys (the guest still has its old ones).
+ */
+async function commitMachine(p: Planned, opts: RunOptions): Promise<MachineResult> {
+  const { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes } = p;
+  try {
     if (opts.mode === 'apply' && guest) {
-      await applyChanges(guest, changes);
+      const tx = await commitChanges(guest, changes);
       opts.onMachineApplied?.(m.name);
-      const problems = await verifyChanges(guest, changes.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || t.kind !== 'rootfs' });
+      const problems = await verifyChanges(guest, changes.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || t.kind !== 'rootfs' }).catch((err: unknown) => [errorMessage(err)]);
+      if (problems.length) throw await tx.failWith(`verification failed: ${problems.join('; ')}`);
+      for (const left of await tx.finish()) opts.onWarning?.(`${m.name}: applied, but a deleted path's backup is left: ${left}`);
       // durable before reported: an appliance killed later must not undo an "ok" (kill -9 test)
       if (changes.length) await (guest as Guest & { flush?: () => Promise<void> }).flush?.();
-      if (problems.length) throw new GhostprepError(`verification failed: ${problems.join('; ')}`);
     }
     const addresses = [...new Set([...(m.entry.ip ? [parseCidr(m.entry.ip)?.ip ?? m.entry.ip] : []), ...(r.profile.network ? addressesOf(r.profile.network) : [])])];
     const report: MachineReport = {
@@ -198,10 +297,10 @@ async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: T
     };
     return { report, changes, publicKeys: identity.hostKeys.map((k) => k.publicKey) };
   } catch (err) {
-    const r = failed(m, target, err);
-    return { ...r, report: { ...r.report, durationMs: Date.now() - started } };
+    const f = failed(m, target, err);
+    return { ...f, report: { ...f.report, durationMs: Date.now() - started } };
   } finally {
-    for (const release of unlock.reverse()) release();
+    release(p.unlock);
   }
 }
 

@@ -8,7 +8,19 @@ import { sha256 } from '../identity/state.js';
 import { GuestError } from '../util/errors.js';
 import type { EffectiveChange } from './diff.js';
 import { describeMode, type FileChange } from './types.js';
+import { Transaction } from './transaction.js';
 import { applyRegistryChange, verifyRegistryChange } from '../windows/hive.js';
+
+/**
+ * Commit one machine's changes as a transaction: on a failure part-way what
+ * was written is restored and a RolledBackError thrown. The caller verifies,
+ * then calls finish() (or failWith() to roll back after all).
+ */
+export async function commitChanges(guest: Guest, changes: readonly EffectiveChange[]): Promise<Transaction> {
+  const tx = new Transaction(guest, applyOne);
+  await tx.commit(changes);
+  return tx;
+}
 
 export async function applyChanges(guest: Guest, changes: readonly EffectiveChange[]): Promise<void> {
   for (const { change: c } of changes) {
@@ -20,7 +32,7 @@ export async function applyChanges(guest: Guest, changes: readonly EffectiveChan
   }
 }
 
-async function applyOne(guest: Guest, c: FileChange): Promise<void> {
+export async function applyOne(guest: Guest, c: FileChange): Promise<void> {
   switch (c.op) {
     case 'write':
       if (c.pending) throw new Error('internal: pending content reached apply');

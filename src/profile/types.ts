@@ -54,6 +54,8 @@ export interface Profile {
   networkRenderer?: string;
   files?: FileSpec[];
   delete?: string[];
+  /** Setuid, setgid and world-writable modes under files: are wanted (refused otherwise). */
+  allowSpecialModes?: boolean;
   firstboot?: FirstbootSpec[];
   vars?: Record<string, unknown>;
 }

@@ -52,6 +52,10 @@ const CASES: Case[] = [
     expect: 'ok',
   },
   { name: 'hostname-immutable', why: 'chattr +i /etc/hostname', steps: () => [['set-e2attrs', '/etc/hostname', 'i']], expect: /\/etc\/hostname.*Operation not permitted/ },
+  // a failure after hostname, machine-id and keys are written: the whole machine is rolled back
+  { name: 'shadow-immutable', why: 'chattr +i /etc/shadow', steps: () => [['set-e2attrs', '/etc/shadow', 'i']], expect: /cannot write \/etc\/shadow: .*Operation not permitted.*; rolled back: the machine is as it was$/ },
+  { name: 'ssh-dir-file', why: '/etc/ssh is a regular file', steps: () => [['rm-rf', '/etc/ssh'], ['write', '/etc/ssh', 'not a directory\n']], expect: /refused before writing anything: \/etc\/ssh\/ssh_host_\w+_key: \/etc\/ssh is a regular file, not a directory/ },
+  { name: 'root-ssh-out', why: '/root/.ssh is a .. chain to a directory not in the guest', steps: () => [['mkdir-p', '/root'], ['rm-rf', '/root/.ssh'], ['ln-s', '../../../../home/host/.ssh', '/root/.ssh']], expect: /refused before writing anything: \/root\/\.ssh is a symlink to \.\.\/\.\.\/\.\.\/\.\.\/home\/host\/\.ssh, which is not a directory in the guest/ },
   {
     name: 'full-fs', why: 'a full filesystem',
     steps: () => async (s) => {

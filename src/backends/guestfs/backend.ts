@@ -16,7 +16,7 @@ import { errorMessage, GuestError } from '../../util/errors.js';
 import type { Backend, GuestVisitor, OpenOptions, TargetSpec } from '../backend.js';
 import { imageFormat } from '../../image/format.js';
 import { GuestfsGuest } from './guest.js';
-import { ApplianceLayout, mountLike, openDrive, type InspectedOs } from './inspect.js';
+import { ApplianceLayout, mountGuest, mountLike, openDrive, type InspectedOs } from './inspect.js';
 import { conflictKeys, probeLvm } from './lvm-probe.js';
 import { luksKeysFor } from './luks.js';
 import { GuestfsSession, type SessionOptions } from './session.js';
@@ -218,6 +218,10 @@ class BatchRun {
     let flushed = true;
     try {
       const layout = new ApplianceLayout(session);
+      if (this.open.prepare && !this.open.readonly) {
+        flushed = await this.prepareThenVisit(session, layout, batch);
+        return;
+      }
       for (let i = 0; i < batch.length; i++) {
         // The appliance died (timeout, crash): a fresh one for the rest.
         if (!session.alive) return await this.batch(batch.slice(i));
@@ -227,6 +231,53 @@ class BatchRun {
       // Every guest was unmounted after its visit (its writes are in the image): no autosync needed.
       await session.close(undefined, { flushed });
     }
+  }
+
+  /**
+   * Every guest of the batch opened and handed to `prepare` (apply's preflight), then
+   * unmounted; only then are the guests `prepare` kept mounted again, as they were
+   * found, and visited: no image of the batch is written before all are checked. The
+   * same guest object is visited (its caches stay true: nothing was written between).
+   */
+  private async prepareThenVisit(session: GuestfsSession, layout: ApplianceLayout, batch: readonly Prepared[]): Promise<boolean> {
+    const kept: Array<{ p: Prepared; guest: GuestfsImageGuest }> = [];
+    for (let i = 0; i < batch.length; i++) {
+      if (!session.alive) { await this.batch(batch.slice(i)); return true; }
+      const p = batch[i]!;
+      let guest: GuestfsImageGuest;
+      try {
+        const os = await this.openLike(session, i, p) ?? await this.inspect(session, layout, i, p);
+        for (const n of os.notes) this.backend.verbose?.(`${p.target.path}: ${n}`);
+        guest = new GuestfsImageGuest(session, p.target.path, false, os);
+      } catch (err) {
+        await this.visitSafely(p.target, asError(err));
+        continue;
+      }
+      let wanted = false;
+      try { wanted = await this.open.prepare!(p.target, guest); } catch (err) { this.visitorErrors.push(asError(err)); }
+      if (wanted) kept.push({ p, guest });
+      if (session.alive) await session.command('umount-all');
+    }
+    let flushed = true;
+    for (const [n, { p, guest }] of kept.entries()) {
+      // The appliance died: the rest start over in a fresh one (prepared again there).
+      if (!session.alive) { await this.batch(kept.slice(n).map((k) => k.p)); return flushed; }
+      try {
+        await mountGuest(session, guest.os, false, p.target.path);
+      } catch (err) {
+        await this.visitSafely(p.target, asError(err));
+        continue;
+      }
+      await this.visitSafely(p.target, guest);
+      if (!session.alive) continue;
+      try {
+        await session.command('umount-all');
+      } catch (err) {
+        flushed = false;
+        this.visitorErrors.push(new GuestError(`${p.target.path}: unmounting after changes failed (changes may be lost): ${errorMessage(err)}`, p.target.path, { cause: err }));
+      }
+    }
+    return flushed;
   }
 
   /** Bisect: the bad image ends up alone and fails alone. */

@@ -333,6 +333,15 @@ export class GuestfsGuest implements Guest {
     });
   }
 
+  async rename(from: string, to: string): Promise<void> {
+    this.assertWritable(from);
+    const dst = await this.resolve(to, false);
+    return this.mutate(from, false, async (real) => {
+      if (real === '/' || dst === '/') throw new GuestError(`${this.description}: refusing to rename /`, from);
+      await this.run(from, 'rename', [real, dst]);
+    }, () => [dst]);
+  }
+
   async chmod(p: string, mode: number): Promise<void> {
     return this.mutate(p, true, async (real) => {
       await this.run(p, 'chmod', [mode, await this.existing(p, real)]);

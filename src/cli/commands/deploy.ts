@@ -12,7 +12,7 @@ import { addBaseOptions, positiveInt } from './fleet-options.js';
 import { fleetProgress } from '../progress.js';
 import { DEFAULT_DRIVES_PER_APPLIANCE } from '../../backends/guestfs/defaults.js';
 
-interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string; report?: string; knownHosts?: string }
+interface DeployCliOptions { library: string; keyFile?: string; keyEnv?: string; profile: string[]; inventory: string; base: string; out: string; mode: string; size?: string; force?: boolean; sha256?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string; report?: string; knownHosts?: string; allowHostRoot?: boolean }
 
 export function register(program: Command, run: (fn: (g: GlobalOptions) => Promise<number>) => Promise<void>): void {
   addBaseOptions(program.command('deploy'), ' (decrypted once into OUT/.bases/)')
@@ -30,6 +30,7 @@ export function register(program: Command, run: (fn: (g: GlobalOptions) => Promi
     .option('--state <dir>', 'where generated identities are kept', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR)
     .option('--report <file>', 'write the JSON run report here')
     .option('--known-hosts <file>', 'write/update an ssh known_hosts file with the clones\' new host keys')
+    .option('--allow-host-root', "let an inventory target: be this host's own / (refused otherwise)")
     .addHelpText('after', `
 Stages: verify the base (sha256, cached) -> restore each clone -> apply in shared appliances
 -> verify by reading back -> check the base is unchanged. Re-running resumes: existing
@@ -55,7 +56,7 @@ Examples:
         result = await deploy({
           profiles: o.profile, inventory: o.inventory, base: base.path, out: o.out, restoreMode: o.mode, size: o.size, force: o.force,
           expectedSha256: o.sha256 ?? base.expectedSha256, machines: o.machine, shard: o.shard ? parseShard(o.shard) : undefined,
-          jobs: positiveInt(o.jobs, '--jobs'), drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance'), state: o.state,
+          jobs: positiveInt(o.jobs, '--jobs'), drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance'), state: o.state, allowHostRoot: o.allowHostRoot === true,
           onWarning: (m) => (display ? display.log(`warning: ${m}`) : log.warn(m)),
           onPlanned: (p) => {
             stages.planned(p.machines);

@@ -8,7 +8,7 @@ import { GhostprepError } from '../../util/errors.js';
 import { defaultLibraryDir } from '../../image/library.js';
 import { DEFAULT_DRIVES_PER_APPLIANCE } from '../../backends/guestfs/defaults.js';
 
-export interface FleetCliOptions { profile: string[]; inventory: string; target?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string }
+export interface FleetCliOptions { profile: string[]; inventory: string; target?: string; machine?: string[]; shard?: string; jobs?: string; drivesPerAppliance?: string; state: string; allowHostRoot?: boolean }
 
 const JOBS_HELP = 'appliances in parallel for images (default: one per core, ~2 GiB of RAM each), machines in parallel for rootfs (default 4)';
 const DRIVES_HELP = `most clones in one appliance (default ${DEFAULT_DRIVES_PER_APPLIANCE})`;
@@ -30,7 +30,8 @@ export function addFleetOptions(cmd: Command): Command {
     .option('--shard <I/N>', 'a stable slice of the inventory (0 <= I < N)')
     .option('-j, --jobs <n>', JOBS_HELP)
     .option('--drives-per-appliance <n>', DRIVES_HELP)
-    .option('--state <dir>', 'where generated identities are kept', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR);
+    .option('--state <dir>', 'where generated identities are kept', process.env.GHOSTPREP_STATE ?? DEFAULT_STATE_DIR)
+    .option('--allow-host-root', "let a rootfs target be this host's own / (refused otherwise, from --target and inventory target: alike)");
 }
 
 export function runOptions(o: FleetCliOptions, mode: 'plan' | 'apply'): Omit<RunOptions, 'onWarning' | 'onMachineDone'> {
@@ -39,7 +40,7 @@ export function runOptions(o: FleetCliOptions, mode: 'plan' | 'apply'): Omit<Run
     shard: o.shard ? parseShard(o.shard) : undefined,
     jobs: positiveInt(o.jobs, '--jobs'),
     drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance'),
-    state: o.state, mode,
+    state: o.state, mode, allowHostRoot: o.allowHostRoot === true,
   };
 }
 

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { execa } from 'execa';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { TargetSpec } from '../../../src/backends/backend.js';
+import type { Guest, TargetSpec } from '../../../src/backends/backend.js';
 import { GuestfsBackend, prepareTarget, scheduleBatches, type GuestfsImageGuest } from '../../../src/backends/guestfs/backend.js';
 import { probeLvm } from '../../../src/backends/guestfs/lvm-probe.js';
 import { LVM_VG, overlayOf, stageTree, tempDir, testImage } from '../../helpers/images.js';
@@ -106,6 +106,25 @@ describe('GuestfsBackend batching (real appliances)', function () {
     expect(seen).to.deep.equal(['c1 /dev/sda1 c1 644', 'c2 /dev/sdb1 c2 644', 'whole /dev/sdc whole 644', 'c3 /dev/sdd1 c3 644']);
     // c1 inspected (its one partition), whole inspected after the hinted mount failed; c2 and c3 not
     expect(commands.filter((c) => c === 'blkid')).to.have.length(2);
+  });
+
+  it('with prepare (apply\'s preflight), checks every guest of a batch before the first visit, and visits only those it keeps', async () => {
+    const base = await testImage('ext4-gpt');
+    const copies: TargetSpec[] = await Promise.all(['p1', 'p2', 'p3'].map(async (n) => ({ kind: 'image' as const, path: await overlayOf(base, dir, n), machine: n })));
+    const events: string[] = [];
+    const prepared = new Map<string, unknown>();
+    const prepare = async (t: TargetSpec, g: Guest) => {
+      events.push(`prepare ${t.machine} ${(await g.readFile('/etc/hostname'))?.toString().trim()}`);
+      prepared.set(t.machine!, g);
+      return t.machine !== 'p2';
+    };
+    await new GuestfsBackend().forEachGuest(copies, { readonly: false, jobs: 1, prepare }, async (t, g) => {
+      if (g instanceof Error) throw g;
+      expect(g, 'the prepared guest object').to.equal(prepared.get(t.machine!));
+      await g.writeFile('/etc/hostname', Buffer.from(`${t.machine}\n`), { mode: 0o644, uid: 0, gid: 0 });
+      events.push(`visit ${t.machine} ${(await g.readFile('/etc/hostname'))?.toString().trim()}`);
+    });
+    expect(events).to.deep.equal(['prepare p1 master', 'prepare p2 master', 'prepare p3 master', 'visit p1 p1', 'visit p3 p3']);
   });
 
   it('reports a visitor failure after visiting every target', async () => {

@@ -13,6 +13,11 @@ import { GuestfsGuest } from '../../../src/backends/guestfs/guest.js';
 import type { GuestfsSession } from '../../../src/backends/guestfs/session.js';
 import { GuestError } from '../../../src/util/errors.js';
 import { FIXTURE, overlayOf, tempDir, testImage } from '../../helpers/images.js';
+import { buildGuestTree, faultyGuest, planUnder, snapshotGuest } from '../../helpers/faulty-guest.js';
+import { snapshotDiff } from '../../helpers/hostile-tree.js';
+import { commitChanges, verifyChanges } from '../../../src/plan/apply.js';
+import { effectiveChanges } from '../../../src/plan/diff.js';
+import { RolledBackError } from '../../../src/plan/transaction.js';
 
 const root = { mode: 0o644, uid: 0, gid: 0 };
 
@@ -174,9 +179,43 @@ describe('GuestfsGuest on a real image', function () {
     expect(await g.readdir('/lst')).to.equal(null);
   });
 
+  it('renames (how a transaction sets a deleted path aside), neither end followed', async () => {
+    await g.writeFile('/mv/dir/file', Buffer.from('x\n'), root);
+    await g.symlink('/etc/shadow', '/mv/link');
+    await g.rename('/mv/dir', '/mv/.dir.ghostprep-trash');
+    await g.rename('/mv/link', '/mv/.link.ghostprep-trash');
+    expect(await g.readdir('/mv')).to.deep.equal(['.dir.ghostprep-trash', '.link.ghostprep-trash']);
+    expect(await g.readlink('/mv/.link.ghostprep-trash')).to.equal('/etc/shadow');
+    expect((await g.readFile('/mv/.dir.ghostprep-trash/file'))?.toString()).to.equal('x\n');
+    await g.rename('/mv/.dir.ghostprep-trash', '/mv/dir');
+    expect((await g.readFile('/mv/dir/file'))?.toString()).to.equal('x\n');
+    await g.remove('/mv', { recursive: true });
+  });
+
+  it('commits a machine as one transaction: with each write failing in turn, the guest is left identical', async () => {
+    const clean = faultyGuest(g, 0);
+    await buildGuestTree(g, '/txn');
+    const tx = await commitChanges(clean, await effectiveChanges(clean, planUnder('/txn')));
+    const commitCalls = clean.calls;
+    expect(await verifyChanges(g, planUnder('/txn'), { checkOwner: true })).to.deep.equal([]);
+    expect(await tx.finish()).to.deep.equal([]);
+    expect([...(await snapshotGuest(g, '/txn')).keys()].filter((k) => k.includes('ghostprep-'))).to.deep.equal([]);
+    // every k would cost ~1 s of guestfish round trips each: the first, a middle and the last write
+    for (const k of [...new Set([1, Math.ceil(commitCalls / 2), commitCalls])]) {
+      await buildGuestTree(g, '/txn');
+      const before = await snapshotGuest(g, '/txn');
+      const faulty = faultyGuest(g, k);
+      const err = await rejection(commitChanges(faulty, await effectiveChanges(faulty, planUnder('/txn'))));
+      expect(err, `k=${k}: ${err.message}`).to.be.instanceOf(RolledBackError);
+      expect(err.message).to.match(/; rolled back: the machine is as it was$/);
+      expect(snapshotDiff(before, await snapshotGuest(g, '/txn')), `k=${k}`).to.deep.equal([]);
+    }
+    await g.remove('/txn', { recursive: true });
+  });
+
   it('refuses writes on a read-only guest before touching the appliance', async () => {
     const ro = new GuestfsGuest({} as GuestfsSession, 'img.qcow2', true);
-    for (const p of [ro.writeFile('/x', Buffer.from(''), root), ro.mkdir('/x', root), ro.remove('/x'), ro.symlink('/a', '/x'), ro.chmod('/x', 0), ro.chown('/x', 0, 0)]) {
+    for (const p of [ro.writeFile('/x', Buffer.from(''), root), ro.mkdir('/x', root), ro.remove('/x'), ro.symlink('/a', '/x'), ro.chmod('/x', 0), ro.chown('/x', 0, 0), ro.rename('/x', '/y')]) {
       const err = await rejection(p);
       expect(err).to.be.instanceOf(GuestError);
       expect(err.message).to.match(/img.qcow2 is open read-only/);
