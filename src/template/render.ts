@@ -262,7 +262,11 @@ function explainData(err: TemplateDataError, text: string, name: string): Templa
       // `{{log x}}`, `{{nope a b}}`: strict mode looks the callee up as a variable; it is a helper name
       const call = helperCallAt(text, shown, true);
       if (call && at && call.line === at.line && call.col === at.col) return new TemplateError(name, at.line, at.col, `unknown helper "${shown}"${shown === 'log' ? ' (templates cannot print)' : ''}`);
-      return new TemplateError(name, at?.line ?? line, at?.col ?? col, `unknown variable "${shown}"${at && at.path.split(/[./]/).pop() !== err.variable ? ` (no "${err.variable}" in it)` : ''}`);
+      // `machine.constructor.name`: say which step failed
+      const segs = at?.path.split('.') ?? [];
+      const step = segs.lastIndexOf(err.variable);
+      const inner = step > 0 && step < segs.length - 1 ? ` (no "${err.variable}" in ${segs.slice(0, step).join('.')})` : '';
+      return new TemplateError(name, at?.line ?? line, at?.col ?? col, `unknown variable "${shown}"${inner}`);
     }
     case 'map':
     case 'list':
