@@ -80,16 +80,18 @@ export function prepareFleet(config: LoadedConfig): { machines: PreparedMachine[
 
 /**
  * Turn a problem at a pointer of the resolved profile into a located diagnostic.
- * A rendered value that is exactly one substitution of an inventory or site value
- * (`addresses: ["{{machine.ip}}"]`) is reported where that value is written (the
- * inventory line of the machine's ip), naming the template that used it; any
- * other value, where the profile (or the inventory override) wrote it.
+ * A rendered value that is exactly one substitution of an inventory value
+ * (`addresses: ["{{machine.ip}}"]`, `via: "{{vars.gw}}"`, also through a site or
+ * hostname template that is itself one substitution) is reported where that value
+ * is written (the inventory line of the machine's ip), naming the template that
+ * used it; any other value, where the profile (or the inventory override) wrote it.
  */
 export function locateProblem(m: PreparedMachine, pointer: string, message: string, severity: 'error' | 'warning' = 'error', key = false): Diagnostic {
   if (!key) {
     const used = substitutionAt(m.traced.value, pointer);
     const place = used && placeOfData(m, used, 0);
-    if (place) {
+    // values of the inventory (machine entries, inventory vars): a profile value stays where the profile uses it
+    if (place && place.source === m.inventory) {
       const template = originOf(m.traced.origins, pointer);
       const at = template ? placeIn(template.source, { severity, path: template.pointer, message: '' }) : undefined;
       const by = at ? ` (used as {{${used.join('.')}}} at ${at.file}:${at.line}:${at.col}, ${pointer})` : ` (used as {{${used.join('.')}}} at ${pointer})`;

@@ -183,7 +183,9 @@ function findTemplateFile(name: string, dirs: readonly string[]): { file: string
   throw new Error(`template "${name}" not found in ${dirs.join(', ')}`);
 }
 
-function explain(err: Error, text: string, name: string): TemplateError {
+/** A failure of rendering `text` (named `name` in messages) as a located TemplateError. */
+export function explain(err: Error, text: string, name: string): TemplateError {
+  if (err instanceof TemplateError) return err;
   if (err instanceof TemplateDataError) return explainData(err, text, name);
   const msg = err.message ?? String(err);
   const strict = /^"([^"]+)" not defined in .* - (\d+):(\d+)/.exec(msg);

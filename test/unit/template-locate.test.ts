@@ -1,9 +1,9 @@
 /**
- * An error about a value is reported where the value is written: a rendered
- * value that is exactly one substitution (`via: "{{vars.gw}}"`) goes to the
- * inventory line (or profile line) of the value it copies, through every
- * layer of `vars` and through site and hostname templates; a value that mixes
- * text and templates stays at its template.
+ * An error about an inventory value is reported where the value is written: a
+ * rendered value that is exactly one substitution (`via: "{{vars.gw}}"`) goes to
+ * the inventory line of the value it copies, through every inventory layer of
+ * `vars` and through site and hostname templates; a profile value, or a value
+ * that mixes text and templates, stays at its template.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
@@ -42,7 +42,7 @@ describe('errors located where the value is written', () => {
   type Layer = 'machine' | 'inventory' | 'defaults' | 'profile';
   const LAYERS: Layer[] = ['machine', 'inventory', 'defaults', 'profile'];
 
-  it('a var rendered whole into a network value: the error is at the highest layer that sets it', () => {
+  it('a var rendered whole into a network value: the error is at the inventory layer that sets it (a profile var: at the template)', () => {
     const key = fc.stringMatching(/^[a-z][a-z0-9_]{0,7}$/).filter((k) => k !== 'rack');
     const bad = fc.constantFrom('10.0.0.x', '10.0.0.256', 'gateway', '10.0.0.1/24', '::g');
     fc.assert(fc.property(key, bad, fc.subarray(LAYERS, { minLength: 1 }), fc.constantFrom(0, 1), (k, value, layers, machine) => {
@@ -60,11 +60,19 @@ describe('errors located where the value is written', () => {
         '',
       ].join('\n');
       const diags = validate(profile, inventory);
+      const VIA_AT = ['network', 'ethernets', 'lan', 'routes', '0', 'via'];
+      if (top === 'profile') {
+        // a profile value is reported where the profile uses it
+        const at = position(profile, VIA_AT);
+        const hit = diags.find((d) => d.path === '/' + VIA_AT.join('/'));
+        expect(hit, JSON.stringify(diags)).to.not.equal(undefined);
+        expect([path.basename(hit!.file!), hit!.line, hit!.col]).to.deep.equal(['profile.yaml', at.line, at.col]);
+        return;
+      }
       const where: { file: string; text: string; pointer: string[] } =
         top === 'machine' ? { file: 'inventory.yaml', text: inventory, pointer: ['machines', String(machine), 'vars', k] }
           : top === 'inventory' ? { file: 'inventory.yaml', text: inventory, pointer: ['vars', k] }
-            : top === 'defaults' ? { file: 'inventory.yaml', text: inventory, pointer: ['defaults', 'vars', k] }
-              : { file: 'profile.yaml', text: profile, pointer: ['vars', k] };
+            : { file: 'inventory.yaml', text: inventory, pointer: ['defaults', 'vars', k] };
       const at = position(where.text, where.pointer);
       const hit = diags.find((d) => d.message.includes(`(used as {{vars.${k}}} at `));
       expect(hit, JSON.stringify(diags)).to.not.equal(undefined);
