@@ -16,8 +16,9 @@ const hb = createStrictHandlebars();
 
 /** Compile with the options every profile template gets (also for tests that compare against it). */
 export function compileStrict(text: string): (ctx: unknown) => string {
-  // `log` is no helper here: compiled as a known helper it would be called without a lookup
-  return hb.compile(text, { strict: true, noEscape: true, knownHelpers: { log: false } });
+  // `log` is no helper here, and Handlebars moves helperMissing and blockHelperMissing out of
+  // the helper table: compiled as known helpers they would be called without a lookup
+  return hb.compile(text, { strict: true, noEscape: true, knownHelpers: { log: false, helperMissing: false, blockHelperMissing: false } });
 }
 
 export class TemplateError extends Error {

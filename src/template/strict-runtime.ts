@@ -61,7 +61,10 @@ export function textOf(v: unknown, loc: Loc | undefined): unknown {
 }
 
 /** The own-property `lookup` helper: `{{lookup vars "rack"}}`, undefined when missing, an error for an inherited name. */
-function lookupHelper(obj: unknown, field: unknown, options: { loc?: Loc }): unknown {
+function lookupHelper(...args: unknown[]): unknown {
+  const options = args[args.length - 1] as { loc?: Loc };
+  if (args.length !== 3) throw new TemplateDataError('argument', '', options.loc, 'lookup takes a value and a name: {{lookup vars "rack"}}');
+  const [obj, field] = args;
   if (obj === null || obj === undefined) return undefined;
   const name = String(field);
   if (typeof field !== 'string' && typeof field !== 'number') throw new TemplateDataError('unknown', name, options.loc);
@@ -83,6 +86,22 @@ export function createStrictHandlebars(): HB {
       } catch (err) {
         if (err instanceof TemplateDataError && !err.loc) throw new TemplateDataError(err.kind, err.variable, options.loc, `${h.name}: ${err.detail}`);
         throw err;
+      }
+    });
+  }
+  // Handlebars' own helpers, called the wrong way (`{{with machine}}` without a block, one
+  // argument too few), fail with a TypeError: each becomes a located template error instead
+  const blocks = new Set(['if', 'unless', 'with', 'each']);
+  for (const [name, fn] of Object.entries(hb.helpers)) {
+    if (name === OWN || name === TEXT) continue;
+    hb.registerHelper(name, function (this: unknown, ...args: unknown[]) {
+      const options = args[args.length - 1] as { loc?: Loc; fn?: unknown } | undefined;
+      if (blocks.has(name) && typeof options?.fn !== 'function') throw new TemplateDataError('argument', '', options?.loc, `${name} is a block helper: {{#${name} …}}…{{/${name}}}`);
+      try {
+        return (fn as (...a: unknown[]) => unknown).apply(this, args);
+      } catch (err) {
+        if (err instanceof TemplateDataError || err instanceof Handlebars.Exception) throw err;
+        throw new TemplateDataError('argument', '', options?.loc, `${name}: ${(err as Error).message}`);
       }
     });
   }

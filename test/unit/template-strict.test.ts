@@ -118,6 +118,41 @@ describe('templates reach own properties only', () => {
   });
 });
 
+describe('generated templates of every shape', () => {
+  // own names of the data, inherited names, and names of functions' and arrays' prototypes
+  const SEGS = ['name', 'ip', 'dns', 'rack', 'list', 'nested', 'k', 'ntp', 'server', '0', '1', 'length', ...INHERITED, 'prototype', 'call', 'apply', 'bind', 'map', 'push', 'caller', 'arguments'];
+  const HELPER_NAMES = ['lookup', 'default', 'json', 'upper', 'eq', 'join', 'indent', 'log', 'with', 'each', 'nope', 'constructor', 'helperMissing', 'blockHelperMissing'];
+  const tree = fc.letrec((tie) => ({
+    path: fc.tuple(fc.constantFrom('machine', 'site', 'vars', 'this', '@root', '../vars', 'x', '.', 'constructor', '@index', '@key'), fc.array(fc.constantFrom(...SEGS), { maxLength: 3 }))
+      .map(([root, segs]) => [root, ...segs].join(root === '.' ? '/' : '.').replace(/^\.\//, './')),
+    expr: fc.oneof({ depthSize: 'small' }, tie('path'), fc.constantFrom('"constructor"', '"__proto__"', '"rack"', '1', 'true', 'null'),
+      fc.tuple(fc.constantFrom(...HELPER_NAMES), fc.array(tie('expr'), { minLength: 1, maxLength: 2 })).map(([h, args]) => `(${h} ${(args as string[]).join(' ')})`)),
+    stmt: fc.oneof({ depthSize: 'small' },
+      fc.stringMatching(/^[a-z \n]{0,4}$/),
+      tie('path').map((p) => `{{${p}}}`),
+      tie('path').map((p) => `{{{${p}}}}`),
+      fc.tuple(fc.constantFrom(...HELPER_NAMES), fc.array(tie('expr'), { minLength: 1, maxLength: 2 })).map(([h, args]) => `{{${h} ${(args as string[]).join(' ')}}}`),
+      fc.tuple(fc.constantFrom('with', 'each', 'if', 'unless'), tie('expr'), fc.array(tie('stmt'), { maxLength: 3 }), fc.boolean())
+        .map(([b, e, body, asParam]) => `{{#${b} ${e}${asParam && (b === 'with' || b === 'each') ? ' as |x|' : ''}}}${(body as string[]).join('')}{{/${b}}}`),
+    ),
+  }));
+  const template = fc.array(tree.stmt as fc.Arbitrary<string>, { minLength: 1, maxLength: 4 }).map((parts) => parts.join(''));
+
+  it('render text made of the data, or fail with a located TemplateError; never a function, a prototype or a print', () => {
+    fc.assert(fc.property(template, (text) => {
+      const { text: out, error } = silently(() => outcome(text));
+      if (error) {
+        expect(error.line, text).to.be.at.least(1);
+        expect(error.col, text).to.be.at.least(1);
+        expect(error.detail, text).to.not.match(/Cannot read|Cannot use 'in'|is not a function|undefined \(reading/);
+        return;
+      }
+      expect(out, text).to.be.a('string');
+      expect(out, text).to.not.match(/\[object |function|native code|=>|\bclass\b/);
+    }), { numRuns: Number(process.env.TEMPLATE_RUNS ?? 3000) });
+  });
+});
+
 describe('templates write text only', () => {
   const VALUES: ReadonlyArray<[string, 'map' | 'list']> = [['machine', 'map'], ['site', 'map'], ['vars', 'map'], ['site.dns', 'list'], ['vars.list', 'list'], ['vars.nested', 'map'], ['this', 'map'], ['@root', 'map'], ['machine.sshHostKeys', 'map']];
   const WRITES: ReadonlyArray<(v: string) => string> = [
