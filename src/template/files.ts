@@ -28,7 +28,7 @@ export class HostFileProblem extends InvalidInputError {
 }
 
 function hostFileProblem(machine: RenderedMachine, pointer: string, value: string, err: HostFileError): HostFileProblem {
-  const message = `${JSON.stringify(value)}${path.resolve(value) !== err.file || value !== err.file ? ` (${err.file})` : ''}: ${err.reason}`;
+  const message = `${JSON.stringify(value)}${value !== err.file ? ` (${err.file})` : ''}: ${err.reason}`;
   const origin = originOf(machine.prepared.traced.origins, pointer);
   const d: Diagnostic = origin ? placeIn(origin.source, { severity: 'error', path: origin.pointer, message }) : { severity: 'error', path: pointer, message: `machine ${machine.prepared.name}: ${message}` };
   return new HostFileProblem(d, { cause: err });

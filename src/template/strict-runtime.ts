@@ -15,7 +15,9 @@
  *   template can do prints, or reaches outside the template data.
  *
  * The generated code calls these functions through the instance's helper
- * table under names no template can spell as a helper call.
+ * table, under names holding a NUL character that no profile template uses;
+ * a template that spelled one would only get one more own-property lookup or
+ * text check.
  */
 import Handlebars from 'handlebars';
 import { HELPERS, TemplateDataError, type Loc } from './helpers.js';
