@@ -8,7 +8,7 @@ import { checkMachine, checkReferencedFiles, checkUniqueness, uniquenessFacts, t
 import { siteSecret } from '../identity/resolve.js';
 import { checkTargets } from '../schema/rules-targets.js';
 import { locateProblem, prepareFleet, renderMachine, type PreparedMachine, type RenderedMachine } from './prepare.js';
-import { fileContent } from '../template/files.js';
+import { fileContent, HostFileProblem } from '../template/files.js';
 import { TemplateError } from '../template/render.js';
 import path from 'node:path';
 
@@ -19,6 +19,7 @@ function checkFiles(r: RenderedMachine): Diagnostic[] {
     try {
       fileContent(r, f, i);
     } catch (err) {
+      if (err instanceof HostFileProblem) { out.push(err.diagnostic); return; } // a FIFO, a device, a directory, too large
       if (!(err instanceof TemplateError)) return; // missing files are reported by checkReferencedFiles
       if (f.template !== undefined) out.push({ severity: 'error', path: '', message: err.detail, file: path.relative(process.cwd(), path.resolve(err.template)) || err.template, line: err.line, col: err.col });
       else out.push(locateProblem(r.prepared, `/files/${i}/content`, `template: ${err.detail}${err.line > 1 ? ` (line ${err.line} of the content)` : ''}`));

@@ -3,29 +3,43 @@
  * it has them, else generated (or derived). `plan` resolves read-only: it
  * generates nothing and marks what apply would generate as pending.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RenderedMachine } from '../fleet/prepare.js';
 import type { ResolvedIdentity } from '../operations/registry.js';
 import { originOf } from '../profile/merge.js';
 import { GhostprepError } from '../util/errors.js';
+import { HostFileError, readHostText } from '../util/host-file.js';
 import { deriveMachineId, generateMachineId, parseMachineId } from './machine-id.js';
 import { hostKeysFor, type HostKeyPair } from './ssh-keys.js';
 import type { StateDir } from './state.js';
 
-/** The site secret for `machineId: derive`: site.secretFile (relative to its profile) or $GHOSTPREP_SITE_SECRET. */
-export function siteSecret(r: RenderedMachine): Buffer | undefined {
+/** A site secret is a short string: a larger file is not one (and is not read whole). */
+const SITE_SECRET_MAX_BYTES = 64 * 1024;
+
+/**
+ * The site secret, or why site.secretFile gives none (a FIFO, a device, a
+ * directory, a file over the cap, a missing or unreadable file). The reason
+ * names the file, never its contents.
+ */
+export function readSiteSecret(r: RenderedMachine): { secret?: Buffer; problem?: string } {
   const file = r.profile.site?.secretFile;
   if (file) {
     const origin = originOf(r.prepared.traced.origins, '/site/secretFile');
     try {
-      return Buffer.from(readFileSync(path.resolve(path.dirname(origin?.source.file ?? '.'), file), 'utf8').trim());
-    } catch {
-      return undefined;
+      const secret = readHostText(path.resolve(path.dirname(origin?.source.file ?? '.'), file), { maxBytes: SITE_SECRET_MAX_BYTES, what: 'site secret file' }).trim();
+      return secret ? { secret: Buffer.from(secret) } : { problem: `site.secretFile "${file}" is empty` };
+    } catch (err) {
+      if (err instanceof HostFileError) return { problem: `site.secretFile "${file}": ${err.reason}` };
+      throw err;
     }
   }
   const env = process.env.GHOSTPREP_SITE_SECRET;
-  return env ? Buffer.from(env) : undefined;
+  return env ? { secret: Buffer.from(env) } : {};
+}
+
+/** The site secret for `machineId: derive`: site.secretFile (relative to its profile) or $GHOSTPREP_SITE_SECRET. */
+export function siteSecret(r: RenderedMachine): Buffer | undefined {
+  return readSiteSecret(r).secret;
 }
 
 export interface ResolveOptions {
@@ -45,8 +59,8 @@ export async function resolveIdentity(r: RenderedMachine, opts: ResolveOptions):
   if (mode === 'keep') {
     machineId = undefined;
   } else if (mode === 'derive') {
-    const secret = siteSecret(r);
-    if (!secret) throw new GhostprepError(`machine ${name}: machineId: derive needs a site secret (site.secretFile or $GHOSTPREP_SITE_SECRET)`);
+    const { secret, problem } = readSiteSecret(r);
+    if (!secret) throw new GhostprepError(`machine ${name}: machineId: derive needs a site secret (site.secretFile or $GHOSTPREP_SITE_SECRET)${problem ? `: ${problem}` : ''}`);
     machineId = deriveMachineId(secret, name);
   } else {
     machineId = known() ? parseMachineId(opts.state.read(name, 'machine-id')?.toString('utf8')) : undefined;

@@ -7,7 +7,7 @@
  */
 import type { Distro } from '../distro/detect.js';
 import type { Origins } from '../profile/merge.js';
-import { toPointer } from '../profile/source.js';
+import { pointerSegments, toPointer } from '../profile/source.js';
 import type { MachineEntry } from '../profile/types.js';
 import { renderValue, TemplateError } from './render.js';
 
@@ -105,4 +105,28 @@ export function machineData(entry: MachineEntry, own: { name: string; hostname: 
   out.machineId = own.machineId;
   out.sshHostKeys = own.sshHostKeys;
   return out as TemplateContext['machine'];
+}
+
+// `"{{machine.ip}}"`: a template that is one path and nothing else (the value keeps its type, see renderValue)
+const WHOLE_PATH = /^\{\{\s*([A-Za-z_][\w]*(?:\.[A-Za-z_][\w-]*)+)\s*\}\}$/;
+
+/**
+ * The template data a rendered value at `pointer` is a copy of, when the raw
+ * profile string that produced it is exactly one substitution: `addresses:
+ * ["{{machine.ip}}"]` at /network/ethernets/lan/addresses/0 -> machine.ip;
+ * `addresses: "{{site.dns}}"` at …/addresses/1 -> site.dns.1. Undefined when
+ * the value is written in the profile itself or mixes text and templates.
+ */
+export function substitutionAt(raw: unknown, pointer: string): string[] | undefined {
+  const segs = pointerSegments(pointer);
+  let v = raw;
+  for (let i = 0; ; i++) {
+    if (typeof v === 'string') {
+      if (RENDER_LATER.test(toPointer(segs.slice(0, i)))) return undefined;
+      const m = WHOLE_PATH.exec(v);
+      return m ? [...m[1]!.split('.'), ...segs.slice(i)] : undefined;
+    }
+    if (i === segs.length || v === null || typeof v !== 'object' || !Object.hasOwn(v, segs[i]!)) return undefined;
+    v = (v as Record<string, unknown>)[segs[i]!];
+  }
 }

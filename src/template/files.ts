@@ -4,13 +4,35 @@
  * and by validate, which renders them all so template errors surface before
  * anything runs.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RenderedMachine } from '../fleet/prepare.js';
 import { originOf } from '../profile/merge.js';
+import { placeIn } from '../profile/source.js';
 import type { FileSpec } from '../profile/types.js';
+import { formatText, type Diagnostic } from '../report/diagnostics.js';
 import { templateDirs } from '../schema/rules.js';
+import { InvalidInputError } from '../util/errors.js';
+import { HostFileError, readHostFile } from '../util/host-file.js';
 import { independentOfIdentity, loadTemplateFile, renderTemplate } from './render.js';
+
+/**
+ * A host file a `files` entry names (`source:` or `template:`) that cannot be
+ * read: not a regular file, too large, unreadable. Located at the entry's
+ * value in the profile that wrote it.
+ */
+export class HostFileProblem extends InvalidInputError {
+  constructor(readonly diagnostic: Diagnostic, options?: { cause?: unknown }) {
+    super([diagnostic], formatText(diagnostic));
+    if (options?.cause) this.cause = options.cause;
+  }
+}
+
+function hostFileProblem(machine: RenderedMachine, pointer: string, value: string, err: HostFileError): HostFileProblem {
+  const message = `${JSON.stringify(value)}${value !== err.file ? ` (${err.file})` : ''}: ${err.reason}`;
+  const origin = originOf(machine.prepared.traced.origins, pointer);
+  const d: Diagnostic = origin ? placeIn(origin.source, { severity: 'error', path: origin.pointer, message }) : { severity: 'error', path: pointer, message: `machine ${machine.prepared.name}: ${message}` };
+  return new HostFileProblem(d, { cause: err });
+}
 
 export function profileFileOf(machine: RenderedMachine, pointer: string): string {
   return originOf(machine.prepared.traced.origins, pointer)?.source.file ?? '.';
@@ -41,14 +63,21 @@ const rendered = new WeakMap<object, Map<number, { text: string; content: Buffer
 // Host files named by `source:` are read once per run, like template files.
 const hostFiles = new Map<string, Buffer>();
 
-/** Throws TemplateError (template files: named by path; inline content: by profile pointer). */
+/**
+ * Throws TemplateError (template files: named by path; inline content: by profile pointer),
+ * HostFileProblem (a `source:` or `template:` that is no readable regular file under the cap).
+ */
 export function fileContent(machine: RenderedMachine, f: FileSpec, index: number): Buffer {
   const profileFile = entryFile(machine, index);
   if (f.template === undefined && f.content === undefined) {
     const file = path.resolve(path.dirname(profileFile), f.source!);
     let content = hostFiles.get(file);
     if (!content) {
-      content = readFileSync(file);
+      try {
+        content = readHostFile(file, { what: 'source file' });
+      } catch (err) {
+        throw err instanceof HostFileError ? hostFileProblem(machine, `/files/${index}/source`, f.source!, err) : err;
+      }
       hostFiles.set(file, content);
     }
     return content;
@@ -56,7 +85,12 @@ export function fileContent(machine: RenderedMachine, f: FileSpec, index: number
   const where = `${process.cwd()}\0${profileFile}`; // (a relative profile path: relative to the cwd)
   let dirs = dirsOf.get(where);
   if (!dirs) dirsOf.set(where, (dirs = templateDirs(profileFile)));
-  const t = f.template !== undefined ? loadTemplateFile(f.template, dirs) : undefined;
+  let t: { file: string; text: string } | undefined;
+  try {
+    t = f.template !== undefined ? loadTemplateFile(f.template, dirs) : undefined;
+  } catch (err) {
+    throw err instanceof HostFileError ? hostFileProblem(machine, `/files/${index}/template`, f.template!, err) : err;
+  }
   const text = t ? t.text : f.content!;
   const shown = t ? `${process.cwd()}\0${t.file}` : '';
   let name = t ? displayName.get(shown) : `/files/${index}/content`;

@@ -1,18 +1,25 @@
 /**
  * Handlebars in an isolated instance, strict (an unknown variable is an
  * error naming the template, line and variable) and without HTML escaping
- * (we write config files, not web pages).
+ * (we write config files, not web pages). The instance reaches own
+ * properties of the template data only and writes text only (see
+ * strict-runtime.ts).
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Handlebars from 'handlebars';
-import { registerHelpers } from './helpers.js';
+import { HostFileError, readHostText } from '../util/host-file.js';
+import { createStrictHandlebars, TemplateDataError } from './strict-runtime.js';
 
 export const TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates');
 
-const hb = Handlebars.create();
-registerHelpers(hb);
+const hb = createStrictHandlebars();
+
+/** Compile with the options every profile template gets (also for tests that compare against it). */
+export function compileStrict(text: string): (ctx: unknown) => string {
+  // `log` is no helper here, and Handlebars moves helperMissing and blockHelperMissing out of
+  // the helper table: compiled as known helpers they would be called without a lookup
+  return hb.compile(text, { strict: true, noEscape: true, knownHelpers: { log: false, helperMissing: false, blockHelperMissing: false } });
+}
 
 export class TemplateError extends Error {
   constructor(readonly template: string, readonly line: number, readonly col: number, readonly detail: string) {
@@ -26,7 +33,7 @@ const cache = new Map<string, Compiled>();
 function compile(text: string): Compiled {
   let fn = cache.get(text);
   if (!fn) {
-    fn = simpleTemplate(text) ?? hb.compile(text, { strict: true, noEscape: true });
+    fn = simpleTemplate(text) ?? compileStrict(text);
     if (cache.size > 10000) cache.clear();
     cache.set(text, fn);
   }
@@ -40,10 +47,10 @@ const SIMPLE_MUSTACHE = /\{\{\s*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9
 /**
  * Most template strings of a profile are text around `{{machine.ip}}`-like paths. Such a
  * template is rendered here without Handlebars' runtime: each path is looked up through own
- * properties of plain objects and must end at a string, number, boolean or list (or a present
- * but null/undefined value, which Handlebars writes as nothing). Anything else — a missing key
- * (strict mode's error), an object, an inherited property, any other syntax — goes to the
- * Handlebars-compiled template, so output and errors stay exactly Handlebars'.
+ * properties and must end at a string, number or boolean (or a present but null/undefined
+ * value, which is written as nothing). Anything else — a missing key, a map or a list, an
+ * inherited property, any other syntax — goes to the compiled template, so output and errors
+ * stay exactly those of the strict instance.
  */
 export function simpleTemplate(text: string): Compiled | undefined {
   if (text.includes('\0')) return undefined;
@@ -69,11 +76,11 @@ export function simpleTemplate(text: string): Compiled | undefined {
     for (let i = 0; i < paths.length; i++) {
       let v: unknown = ctx;
       for (const seg of paths[i]!) {
-        if (v === null || typeof v !== 'object' || !Object.hasOwn(v, seg)) return (full ??= hb.compile(text, { strict: true, noEscape: true }))(ctx);
+        if (v === null || typeof v !== 'object' || !Object.hasOwn(v, seg)) return (full ??= compileStrict(text))(ctx);
         v = (v as Record<string, unknown>)[seg];
       }
-      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || (Array.isArray(v) && Object.getPrototypeOf(v) === Array.prototype)) out += v as string;
-      else if (v !== undefined && v !== null) return (full ??= hb.compile(text, { strict: true, noEscape: true }))(ctx);
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out += v as string;
+      else if (v !== undefined && v !== null) return (full ??= compileStrict(text))(ctx);
       out += literals[i + 1]!;
     }
     return out;
@@ -106,7 +113,8 @@ export function renderValue(text: string, context: unknown, name: string): unkno
   }
   if (segs) {
     let v: unknown = context;
-    for (const s of segs) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[s] : undefined;
+    // own properties only: anything else is left to renderTemplate, which reports it
+    for (const s of segs) v = v !== null && typeof v === 'object' && Object.hasOwn(v, s) ? (v as Record<string, unknown>)[s] : undefined;
     if (v !== undefined && typeof v === 'object' && v !== null) return structuredClone(v);
     if (typeof v === 'number' || typeof v === 'boolean') return v;
   }
@@ -167,15 +175,19 @@ function findTemplateFile(name: string, dirs: readonly string[]): { file: string
   for (const dir of dirs) {
     const file = path.resolve(dir, name);
     try {
-      return { file, text: readFileSync(file, 'utf8') };
+      // a regular file under the size cap: a FIFO, a device or a directory is an error, not a wait or an endless read
+      return { file, text: readHostText(file, { what: 'template' }) };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (!(err instanceof HostFileError && (err.code === 'ENOENT' || err.code === 'ENOTDIR'))) throw err;
     }
   }
   throw new Error(`template "${name}" not found in ${dirs.join(', ')}`);
 }
 
-function explain(err: Error, text: string, name: string): TemplateError {
+/** A failure of rendering `text` (named `name` in messages) as a located TemplateError. */
+export function explain(err: Error, text: string, name: string): TemplateError {
+  if (err instanceof TemplateError) return err;
+  if (err instanceof TemplateDataError) return explainData(err, text, name);
   const msg = err.message ?? String(err);
   const strict = /^"([^"]+)" not defined in .* - (\d+):(\d+)/.exec(msg);
   if (strict) {
@@ -192,7 +204,10 @@ function explain(err: Error, text: string, name: string): TemplateError {
   const mismatch = /^(\S+) doesn't match (\S+) - (\d+):(\d+)/.exec(msg);
   if (mismatch) return new TemplateError(name, Number(mismatch[3]), Number(mismatch[4]) + 1, `syntax error: {{/${mismatch[2]}}} closes {{#${mismatch[1]}}}`);
   const missingHelper = /Missing helper: "([^"]+)"/.exec(msg);
-  if (missingHelper) return new TemplateError(name, 1, 1, `unknown helper "${missingHelper[1]}"`);
+  if (missingHelper) {
+    const at = helperCallAt(text, missingHelper[1]!);
+    return new TemplateError(name, at?.line ?? 1, at?.col ?? 1, `unknown helper "${missingHelper[1]}"${missingHelper[1] === 'log' ? ' (templates cannot print)' : ''}`);
+  }
   return new TemplateError(name, 1, 1, msg.split('\n')[0]!);
 }
 
@@ -233,4 +248,63 @@ function unclosedBlock(text: string): { name: string; line: number; col: number 
   if (!open) return undefined;
   const before = text.slice(0, open.index).split('\n');
   return { name: open.name, line: before.length, col: before[before.length - 1]!.length + 1 };
+}
+
+type AstLoc = { start: { line: number; column: number }; end: { line: number; column: number } };
+
+/** A TemplateDataError (strict-runtime.ts) as a located message. */
+function explainData(err: TemplateDataError, text: string, name: string): TemplateError {
+  const loc = err.loc;
+  const line = loc?.start.line ?? 1;
+  const col = (loc?.start.column ?? 0) + 1;
+  switch (err.kind) {
+    case 'unknown': {
+      // the path expression at that place names the whole variable (machine.constructor)
+      const at = loc ? expressionAt(text, loc.start.line, loc.start.column) : undefined;
+      const shown = at?.path ?? err.variable;
+      // `{{log x}}`, `{{nope a b}}`: strict mode looks the callee up as a variable; it is a helper name
+      const call = helperCallAt(text, shown, true);
+      if (call && at && call.line === at.line && call.col === at.col) return new TemplateError(name, at.line, at.col, `unknown helper "${shown}"${shown === 'log' ? ' (templates cannot print)' : ''}`);
+      // `machine.constructor.name`: say which step failed
+      const segs = at?.path.split('.') ?? [];
+      const step = segs.lastIndexOf(err.variable);
+      const inner = step > 0 && step < segs.length - 1 ? ` (no "${err.variable}" in ${segs.slice(0, step).join('.')})` : '';
+      return new TemplateError(name, at?.line ?? line, at?.col ?? col, `unknown variable "${shown}"${inner}`);
+    }
+    case 'map':
+    case 'list':
+      return new TemplateError(name, line, col, `${sourceAt(text, loc) || 'a value'} is ${err.kind === 'map' ? 'a map' : 'a list'}, where text is needed (name one of its values${err.kind === 'list' ? ', or use {{join …}}' : ''}, or use {{json …}})`);
+    case 'partial':
+      return new TemplateError(name, line, col, 'syntax error: partials ({{> …}}) are not supported');
+    case 'decorator':
+      return new TemplateError(name, line, col, 'syntax error: decorators ({{* …}}) are not supported');
+    default:
+      return new TemplateError(name, line, col, `${sourceAt(text, loc) || 'a helper'}: ${err.detail}`);
+  }
+}
+
+/** The template text of an expression (one line at most, shortened), for messages. */
+function sourceAt(text: string, loc: AstLoc | { start: { line: number; column: number } } | undefined): string {
+  if (!loc || !('end' in loc) || !loc.end) return '';
+  const lines = text.split('\n');
+  const s = loc.end.line === loc.start.line
+    ? lines[loc.start.line - 1]?.slice(loc.start.column, loc.end.column) ?? ''
+    : (lines[loc.start.line - 1]?.slice(loc.start.column) ?? '') + '…';
+  return s.length > 60 ? s.slice(0, 57) + '…' : s;
+}
+
+/** Where the first call of helper `helper` starts, for "unknown helper". */
+function helperCallAt(text: string, helper: string, withArguments = false): { line: number; col: number } | undefined {
+  let found: { line: number; col: number } | undefined;
+  const visit = (node: unknown): void => {
+    if (!node || typeof node !== 'object' || found) return;
+    const n = node as { type?: string; loc?: AstLoc; path?: { original?: string }; params?: unknown[]; hash?: unknown };
+    if ((n.type === 'MustacheStatement' || n.type === 'BlockStatement' || n.type === 'SubExpression') && n.path?.original === helper && n.loc && (!withArguments || (n.params?.length ?? 0) > 0 || n.hash)) {
+      found = { line: n.loc.start.line, col: n.loc.start.column + 1 };
+      return;
+    }
+    for (const v of Object.values(node)) if (v && typeof v === 'object') visit(v);
+  };
+  try { visit(hb.parse(text)); } catch { /* the parse error is reported elsewhere */ }
+  return found;
 }

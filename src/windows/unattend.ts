@@ -8,17 +8,18 @@
  * windows.network).
  */
 import path from 'node:path';
-import Handlebars from 'handlebars';
 import type { RenderedMachine } from '../fleet/prepare.js';
 import { originOf } from '../profile/merge.js';
-import { loadTemplateFile, TEMPLATE_DIR } from '../template/render.js';
+import { explain, loadTemplateFile, TEMPLATE_DIR } from '../template/render.js';
+import { createStrictHandlebars } from '../template/strict-runtime.js';
 import { GhostprepError } from '../util/errors.js';
 import { unattendInterfaces } from './network.js';
 import { computerNameOf, windowsProfile, windowsTimeZone } from './settings.js';
 
 export const DEFAULT_UNATTEND_TEMPLATE = 'windows/unattend.xml.hbs';
 
-const hb = Handlebars.create();
+// own properties of the data only, text only, no log helper: like every profile template (strict-runtime.ts)
+const hb = createStrictHandlebars();
 
 /** The data the template sees (documented in docs/windows.md). */
 export function unattendData(r: RenderedMachine, arch: string): Record<string, unknown> {
@@ -58,6 +59,7 @@ export function renderUnattend(r: RenderedMachine, arch: string): string {
   try {
     return hb.compile(t.text, { strict: true })(unattendData(r, arch));
   } catch (err) {
-    throw new GhostprepError(`${t.file}: ${(err as Error).message}`, { cause: err });
+    const e = explain(err as Error, t.text, t.file);
+    throw new GhostprepError(`${e.template}:${e.line}:${e.col}: ${e.detail}`, { cause: err });
   }
 }
