@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { runFleet, type MachineResult } from '../../fleet/run.js';
 import { updateKnownHosts, writeAtomic, type RunReport } from '../../report/report.js';
-import { ExitCode } from '../../util/errors.js';
-import { Logger, out, type GlobalOptions } from '../common.js';
+import { fleetExitCode, Logger, out, type GlobalOptions } from '../common.js';
 import { addFleetOptions, runOptions, type FleetCliOptions } from './fleet-options.js';
 import { fleetProgress } from '../progress.js';
 
@@ -69,8 +68,7 @@ export function buildReport(command: string, started: Date, results: readonly Ma
 }
 
 export function exitFor(report: RunReport): number {
-  if (!report.summary.failed) return ExitCode.ok;
-  return report.summary.ok ? ExitCode.partial : ExitCode.error;
+  return fleetExitCode(report.summary);
 }
 
 export function printSummary(results: readonly MachineResult[]): void {
