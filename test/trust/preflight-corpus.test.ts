@@ -21,6 +21,8 @@ interface HostileCase {
   readonly tree?: TreeEntry[];
   readonly profile?: Record<string, unknown>;
   readonly expect: string;
+  /** `validate`: the input itself is refused (located) before any machine is opened. */
+  readonly stage?: 'validate';
 }
 
 export const HOSTILE_DIR = path.join(FIXTURES, 'hostile');
@@ -52,6 +54,7 @@ describe('trust: hostile-tree corpus (preflight, then a transaction)', function 
   const trees = path.join(work, 'trees');
   const skipped: string[] = [];
   const active: HostileCase[] = [];
+  const refusedByValidate = new Map<string, string[]>();
   const snapshots = new Map<string, Map<string, string>>();
   let outsideBefore: Map<string, string>;
   let results: Map<string, MachineResult>;
@@ -62,7 +65,16 @@ describe('trust: hostile-tree corpus (preflight, then a transaction)', function 
     writeFileSync(path.join(work, 'outside', 'host-file'), 'the host\n');
     copyFixture('debian12', path.join(trees, 'good'));
     writeFileSync(path.join(work, 'profiles', 'trust.yaml'), TRUST_PROFILE);
-    for (const c of corpus) {
+    const { validateFleet } = await import('../../src/fleet/validate.js');
+    for (const c of corpus.filter((x) => x.stage === 'validate')) {
+      const dir = path.join(work, 'validate', c.name);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'profile.yaml'), caseProfile(c));
+      writeFileSync(path.join(dir, 'inv.yaml'), stringify({ machines: [{ name: c.name, profile: c.name, mac: '52:54:00:aa:01:10', ip: '10.9.1.9/16' }] }));
+      const errors = validateFleet([path.join(dir, 'profile.yaml')], path.join(dir, 'inv.yaml')).diagnostics.filter((d) => d.severity === 'error');
+      refusedByValidate.set(c.name, errors.map((d) => `${path.basename(d.file ?? '')}:${d.line}:${d.col}: ${d.path}: ${d.message}`));
+    }
+    for (const c of corpus.filter((x) => x.stage !== 'validate')) {
       const root = path.join(trees, c.name);
       copyFixture('debian12', root);
       try {
@@ -79,7 +91,6 @@ describe('trust: hostile-tree corpus (preflight, then a transaction)', function 
     writeFileSync(path.join(work, 'inv.yaml'), stringify({ machines }));
     for (const c of active) snapshots.set(c.name, snapshotTree(path.join(trees, c.name)));
     outsideBefore = snapshotTree(path.join(work, 'outside'));
-    const { validateFleet } = await import('../../src/fleet/validate.js');
     const v = validateFleet([path.join(work, 'profiles')], path.join(work, 'inv.yaml')).diagnostics.filter((d) => d.severity === 'error');
     if (v.length) throw new Error(v.map((d) => `${d.file}:${d.line}: ${d.message}`).join('\n'));
     const r = await runFleet({ profiles: [path.join(work, 'profiles')], inventory: path.join(work, 'inv.yaml'), target: `rootfs:${trees}/{name}`, state: path.join(work, 'state'), mode: 'apply', jobs: 2 });
@@ -115,6 +126,15 @@ describe('trust: hostile-tree corpus (preflight, then a transaction)', function 
       if (r.report.changes.length || r.publicKeys.length || r.report.identity) problems.push(`${c.cls}/${c.name}: a failed machine reports changes, identity or keys`);
       const diff = snapshotDiff(snapshots.get(c.name)!, snapshotTree(path.join(trees, c.name)));
       if (diff.length) problems.push(`${c.cls}/${c.name}: tree changed: ${diff.slice(0, 5).join('; ')}`);
+    }
+    expect(problems, problems.join('\n')).to.deep.equal([]);
+  });
+
+  it('a case whose input validate refuses gets a located error with its expected text', () => {
+    const problems: string[] = [];
+    for (const [name, errors] of refusedByValidate) {
+      const c = corpus.find((x) => x.name === name)!;
+      if (!errors.some((e) => /^profile\.yaml:\d+:\d+: \//.test(e) && e.includes(c.expect))) problems.push(`${c.cls}/${name}: expected a located validate error with "${c.expect}", got: ${errors.join(' | ') || 'none'}`);
     }
     expect(problems, problems.join('\n')).to.deep.equal([]);
   });

@@ -29,7 +29,6 @@ const CASES: Case[] = [
   { name: 'files-root', profile: { files: [{ path: '/', content: 'x\n' }] }, expect: /refused before writing anything: \/: refusing to write \/ \(the guest's root\)/ },
   { name: 'under-file', profile: { files: [{ path: '/etc/hostname/conf', content: 'x\n' }] }, expect: /refused before writing anything: \/etc\/hostname\/conf: \/etc\/hostname is a regular file, not a directory/ },
   { name: 'delete-root', profile: { delete: ['/'] }, expect: /refused before writing anything: \/: refusing to delete \/ \(the guest's root\)/ },
-  { name: 'uid-range', profile: { files: [{ path: '/etc/app.conf', content: 'x\n', owner: '4294967296' }] }, expect: /refused before writing anything: \/etc\/app\.conf: owner uid 4294967296 is out of range/ },
   {
     name: 'shadow-immutable',
     make: (root) => { execFileSync('chattr', ['+i', path.join(root, 'etc/shadow')]); flagged.push(path.join(root, 'etc/shadow')); },
@@ -90,6 +89,20 @@ describe('trust: no half-written machine (preflight, then one transaction per ma
     for (const c of CASES) expect(hosts, c.name).to.not.match(new RegExp(`(^|,)${c.name}[ ,]`, 'm'));
   });
 
+  it('an owner uid out of range is refused by validate, located, before any machine is written', async () => {
+    const dir = path.join(work, 'uid');
+    mkdirSync(path.join(dir, 'profiles'), { recursive: true });
+    const base = parse(TRUST_PROFILE) as Record<string, unknown>;
+    writeFileSync(path.join(dir, 'profiles', 'uid.yaml'), stringify({ ...base, profile: 'uid', files: [...(base.files as unknown[]), { path: '/etc/app.conf', content: 'x\n', owner: '4294967296' }] }));
+    writeFileSync(path.join(dir, 'inv.yaml'), stringify({ machines: [{ name: 'uid', profile: 'uid', mac: '52:54:00:bb:02:01', ip: '10.9.4.1/16' }] }));
+    const root = copyFixture('debian12', path.join(dir, 'trees', 'uid'));
+    const snap = snapshotTree(root);
+    const r = await gp(['apply', '-p', path.join(dir, 'profiles'), '-i', path.join(dir, 'inv.yaml'), '--target', `rootfs:${dir}/trees/{name}`, '--state', path.join(dir, 'state')], { timeoutMs: 120_000 });
+    expect(r.status, show(r)).to.equal(1);
+    expect(r.stderr).to.match(/uid\.yaml:\d+:\d+: error: \/files\/\d+\/owner: .*uid 4294967296 is out of range/);
+    expect(snapshotDiff(snap, snapshotTree(root))).to.deep.equal([]);
+  });
+
   it('refuses two machines on one tree, a tree inside another, and the host root, before writing either', async function () {
     // never hand the host's / to a run whose target check is broken
     if (checkTargets([{ name: 'h', target: { kind: 'rootfs', path: '/' } }]).size !== 1) this.skip();
@@ -101,12 +114,19 @@ describe('trust: no half-written machine (preflight, then one transaction per ma
       { name: 'two', profile: 'trust', target: `rootfs:${shared}/.`, mac: '52:54:00:bb:01:02', ip: '10.9.3.2/16' },
       { name: 'host', profile: 'trust', target: 'rootfs:/', mac: '52:54:00:bb:01:03', ip: '10.9.3.3/16' },
     ] }));
+    // one tree named twice, and the host's / holding it: refused by validate, located, before any run
     const r = await gp(['apply', '-p', path.join(work, 'profiles'), '-i', inv, '--state', path.join(work, 'state2'), '--json'], { timeoutMs: 120_000 });
-    const rep = JSON.parse(r.stdout) as { machines: Array<{ name: string; status: string; error: string }> };
-    const err = (n: string) => rep.machines.find((m) => m.name === n)!.error;
-    expect(err('one'), show(r)).to.match(/is also the target of machine two .*each machine needs its own/);
-    expect(err('two')).to.match(/is also the target of machine one/);
-    expect(err('host')).to.match(/is the host's own root filesystem; refusing to customize it \(--allow-host-root to mean it\)/);
+    expect(r.status, show(r)).to.equal(1);
+    const diags = (JSON.parse(r.stdout) as { diagnostics: Array<{ path: string; message: string; line: number }> }).diagnostics;
+    expect(diags.find((d) => d.path === '/machines/1/target')?.message, show(r)).to.match(/also the target of machine "one" .*each machine needs a target of its own/);
+    expect(diags.find((d) => d.path === '/machines/2/target')?.message).to.match(/contains the target of machine "one"/);
+    // the host's / alone passes validate (a tree of its own) and is refused by the run's target check
+    const invHost = path.join(work, 'inv-host.yaml');
+    writeFileSync(invHost, stringify({ machines: [{ name: 'host', profile: 'trust', target: 'rootfs:/', mac: '52:54:00:bb:01:03', ip: '10.9.3.3/16' }] }));
+    const h = await gp(['apply', '-p', path.join(work, 'profiles'), '-i', invHost, '--state', path.join(work, 'state3'), '--json'], { timeoutMs: 120_000 });
+    expect(h.status, show(h)).to.equal(1);
+    const rep = JSON.parse(h.stdout) as { machines: Array<{ name: string; status: string; error: string }> };
+    expect(rep.machines[0]!.error).to.match(/is the host's own root filesystem; refusing to customize it \(--allow-host-root to mean it\)/);
     expect(snapshotDiff(snap, snapshotTree(shared))).to.deep.equal([]);
   });
 
