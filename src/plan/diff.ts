@@ -4,6 +4,7 @@
  * never shown (only that they change, and their size).
  */
 import { isUtf8 } from 'node:buffer';
+import path from 'node:path/posix';
 import { createTwoFilesPatch } from 'diff';
 import type { FileStat, GuestReader } from '../backends/backend.js';
 import { sha256 } from '../identity/state.js';
@@ -26,6 +27,15 @@ export interface EffectiveChange {
 
 const TEXT_LIMIT = 256 * 1024;
 
+/**
+ * Where a deleted path waits until its machine is committed (plan/transaction.ts).
+ * Only ghostprep makes such names: one found beside a path the plan deletes was
+ * left by a run killed mid-commit, and is removed by the next.
+ */
+export function trashPath(p: string): string {
+  return path.join(path.dirname(p), `.${path.basename(p)}.ghostprep-trash`);
+}
+
 export async function effectiveChanges(guest: GuestReader, changes: readonly FileChange[]): Promise<EffectiveChange[]> {
   const out: EffectiveChange[] = [];
   for (const change of changes) {
@@ -46,8 +56,12 @@ async function compare(guest: GuestReader, c: FileChange): Promise<EffectiveChan
       const registry = { before: regText(c.root, edits, hive, false), after: regText(c.root, edits, hive, true) };
       return { change: { ...c, edits }, action: before ? 'modify' : 'create', before, notes: [`${edits.length} registry value${edits.length === 1 ? '' : 's'}`], registry };
     }
-    case 'delete':
-      return before ? { change: c, action: 'delete', before, notes: [] } : null;
+    case 'delete': {
+      if (before) return { change: c, action: 'delete', before, notes: [] };
+      const trash = trashPath(c.path);
+      const left = await guest.lstat(trash);
+      return left ? { change: { ...c, path: trash, recursive: true, reason: `left by an interrupted run deleting ${c.path}` }, action: 'delete', before: left, notes: [] } : null;
+    }
     case 'symlink': {
       if (before?.type === 'symlink' && (await guest.readlink(c.path)) === c.target) return null;
       return { change: c, action: 'symlink', before, notes: [] };

@@ -21,7 +21,7 @@
 import path from 'node:path/posix';
 import type { FileStat, Guest } from '../backends/backend.js';
 import { errorMessage, GuestError } from '../util/errors.js';
-import type { EffectiveChange } from './diff.js';
+import { trashPath, type EffectiveChange } from './diff.js';
 import { realGuestPath } from './preflight.js';
 import type { FileChange } from './types.js';
 
@@ -33,10 +33,7 @@ type Undo =
   | { readonly kind: 'attrs'; readonly path: string; readonly st: FileStat }
   | { readonly kind: 'trash'; readonly path: string; readonly trash: string };
 
-/** Where a deleted path waits until the machine is committed. */
-export function trashPath(p: string): string {
-  return path.join(path.dirname(p), `.${path.basename(p)}.ghostprep-trash`);
-}
+export { trashPath };
 
 /** Raised when a commit failed and was rolled back: the machine is as it was. */
 export class RolledBackError extends GuestError {}

@@ -116,6 +116,21 @@ describe('trust: a machine is committed as one transaction', () => {
     expect(g.entries.has('/var/lib/tree')).to.equal(false);
   });
 
+  it('a run killed between commit and clean-up leaves trash that the next plan removes (and shows)', async () => {
+    const g = memoryTree();
+    // the killed run: committed (deleted paths renamed aside), never finished
+    await commitChanges(g, await effectiveChanges(g, PLAN));
+    const left = [...g.entries.keys()].filter((k) => k.endsWith('.ghostprep-trash'));
+    expect(left).to.have.length.greaterThan(0);
+    const resumed = await effectiveChanges(g, PLAN);
+    expect(resumed.map((e) => e.change.path).filter((p) => p.endsWith('.ghostprep-trash')).sort()).to.deep.equal(left.sort());
+    expect(resumed.every((e) => !e.change.path.endsWith('.ghostprep-trash') || /left by an interrupted run deleting/.test(e.change.reason ?? ''))).to.equal(true);
+    const tx = await commitChanges(g, resumed);
+    await tx.finish();
+    expect([...g.entries.keys()].filter((k) => k.includes('ghostprep-'))).to.deep.equal([]);
+    expect(await effectiveChanges(g, PLAN)).to.deep.equal([]);
+  });
+
   it('with every write of the commit failing in turn, a rootfs tree is left identical and nothing beside it changes', async () => {
     const work = tempDir('ghostprep-txn-');
     const root = path.join(work, 'root');
