@@ -39,6 +39,8 @@ export interface Renderer {
    * them, and files an earlier ghostprep run left there are removed.
    */
   readonly dirs: readonly string[];
+  /** Files outside `dirs` that belong to this format and that its stale rules may rewrite (the ENI main file). */
+  readonly files?: readonly string[];
   /** Which names in `dirs` ghostprep may have written (default: names holding "ghostprep"). */
   readonly ownNames?: (name: string) => boolean;
   readonly docs: readonly RendererDoc[];
@@ -49,7 +51,9 @@ export interface Renderer {
   /**
    * The master's files in this format that would fight the new configuration,
    * deleted or rewritten. Runs whichever renderer was chosen: a master file
-   * of any format the guest still reads can take a card.
+   * of any format the guest still reads can take a card. Changes only paths
+   * under `dirs` or in `files`, which no two records share, so the records'
+   * rules never name one path twice and their order does not matter.
    */
   stale(guest: GuestReader, claims: Claims): Promise<FileChange[]>;
 }

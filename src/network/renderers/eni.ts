@@ -256,6 +256,7 @@ export const eni: Renderer = {
   description: 'ifupdown /etc/network/interfaces.d (Debian without netplan, Alpine with ifupdown-ng)',
   priority: 50,
   dirs: [ENI_DIR],
+  files: [ENI_MAIN],
   docs: [{ files: [ENI_PATH], mode: 0o644, notes: `adds \`source ${ENI_DIR}/*\` to \`${ENI_MAIN}\` when missing; rewrites a plain (non-symlink) \`${RESOLV_CONF}\`` }],
   async detect(guest) {
     // both: the file alone is read by nothing, ifup alone has nothing to read
