@@ -12,11 +12,10 @@
 import type { GuestReader } from '../backends/backend.js';
 import type { FileChange } from '../plan/types.js';
 import type { NetworkModel } from './model.js';
-import { HEADER } from './renderers/common.js';
+import { HEADER, UDEV_DIR } from './renderers/common.js';
 import { type Claims, claimsOf, del, isOurs, listFiles, write } from './renderers/guest.js';
 import { RENDERERS } from './renderers/index.js';
 
-export const UDEV_DIR = '/etc/udev/rules.d';
 export const PERSISTENT_NET = `${UDEV_DIR}/70-persistent-net.rules`;
 export const CLOUD_CFG = '/etc/cloud/cloud.cfg';
 export const CLOUD_GUARD = '/etc/cloud/cloud.cfg.d/99-ghostprep-network.cfg';

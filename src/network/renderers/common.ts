@@ -111,7 +111,8 @@ export function linkFile(iface: Iface, withMtu: boolean): WholeFile {
   return file(`/etc/systemd/network/10-ghostprep-${stem(iface)}.link`, 0o644, lines.join('\n') + '\n');
 }
 
-export const UDEV_RULES_PATH = '/etc/udev/rules.d/70-ghostprep-net.rules';
+export const UDEV_DIR = '/etc/udev/rules.d';
+export const UDEV_RULES_PATH = `${UDEV_DIR}/70-ghostprep-net.rules`;
 
 /** Alpine has no systemd-udevd .link support (eudev/mdev): plain udev rules instead. */
 function udevRules(list: Iface[]): WholeFile {

@@ -273,7 +273,7 @@ export const ifcfg: Renderer = {
     { flavour: 'SUSE', files: [`${SUSE_DIR}/ifcfg-NAME`, `${SUSE_DIR}/ifroute-NAME`], mode: 0o644, notes: `DNS into \`NETCONFIG_DNS_STATIC_*\` of \`${SUSE_NETCONFIG}\`` },
   ],
   async detect(guest) {
-    // ifcfg's own readers (initscripts, NetworkManager's ifcfg-rh) are found by the family default; wicked is the SUSE one
+    // wicked reads ifcfg on SUSE; RHEL's initscripts are not told apart from NetworkManager here: the family default picks ifcfg for rhel < 8
     const probe = new Probe(guest);
     const wk = await probe.enabled(['wicked.service']);
     return probe.found(wk && `wicked enabled (${wk})`);
