@@ -25,6 +25,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { generateNetworkDocs } from './gen-docs-network.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = 'dist/src/cli/main.js';
@@ -138,6 +139,7 @@ export async function generateDocs(commands) {
   return new Map([
     [COMMANDS_MD, renderCommandsPage(read(COMMANDS_MD), commands ?? commandHelp())],
     [OPERATIONS_MD, renderOperationsPage(read(OPERATIONS_MD), await operationRecords())],
+    await generateNetworkDocs(ROOT, read),
   ]);
 }
 

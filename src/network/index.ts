@@ -16,7 +16,8 @@ import { interpret } from './interpret.js';
 import type { EditedFile, NetworkModel, RenderedFile } from './model.js';
 import { RENDERERS } from './renderers/index.js';
 import { selectRenderer } from './select.js';
-import { SOURCE, findStale } from './stale.js';
+import { SOURCE } from './renderers/guest.js';
+import { findStale } from './stale.js';
 
 export { checkNetwork, addressesOf } from './check.js';
 export type { NetworkProblem } from './check.js';
@@ -25,7 +26,7 @@ export { selectRenderer } from './select.js';
 export type { Selection } from './select.js';
 export { findStale } from './stale.js';
 export { RENDERERS } from './renderers/index.js';
-export type { Renderer } from './renderers/index.js';
+export type { Renderer, RendererDoc } from './renderers/index.js';
 export type { NetworkModel, RenderedFile } from './model.js';
 export { NetworkRenderError } from './model.js';
 

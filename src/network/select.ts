@@ -1,6 +1,7 @@
 /**
- * Which renderer a guest reads, from what it runs (cloud-init style: walk a
- * priority list, and when nothing matches, say what was searched):
+ * Which renderer a guest reads, from what it runs (cloud-init style: walk
+ * the renderer records' `detect` in priority order, and when nothing
+ * matches, say what was searched):
  *   1. netplan installed            -> netplan (it drives networkd or NM itself)
  *   2. NetworkManager enabled       -> network-manager
  *   3. systemd-networkd enabled     -> networkd
@@ -22,36 +23,7 @@ export interface Selection {
   readonly reason: string;
 }
 
-const NETPLAN_BINARIES = ['/usr/sbin/netplan', '/sbin/netplan', '/usr/bin/netplan', '/usr/lib/systemd/system-generators/netplan', '/lib/systemd/system-generators/netplan'];
-const IFUP_BINARIES = ['/sbin/ifup', '/usr/sbin/ifup'];
-const SYSTEMD_DIR = '/etc/systemd/system';
-
-class Probe {
-  readonly searched: string[] = [];
-  constructor(private readonly reader: GuestReader) {}
-
-  async firstExisting(paths: readonly string[]): Promise<string | undefined> {
-    for (const p of paths) {
-      this.searched.push(p);
-      if (await this.reader.lstat(p)) return p;
-    }
-    return undefined;
-  }
-
-  /** Path of an enablement link for one of `units`, if any. */
-  async enabled(units: readonly string[], openrc?: string): Promise<string | undefined> {
-    this.searched.push(`${SYSTEMD_DIR}/*.wants/{${units.join(',')}}`);
-    const dirs = ((await this.reader.readdir(SYSTEMD_DIR)) ?? []).filter((d) => d.endsWith('.wants'));
-    for (const dir of dirs) {
-      for (const unit of units) {
-        const p = `${SYSTEMD_DIR}/${dir}/${unit}`;
-        if (await this.reader.lstat(p)) return p;
-      }
-    }
-    return openrc ? this.firstExisting([`/etc/runlevels/default/${openrc}`, `/etc/runlevels/boot/${openrc}`]) : undefined;
-  }
-}
-
+/** What a distro family reads when the guest shows nothing: the one place these defaults live. */
 function familyDefault(distro: Distro): Selection | undefined {
   const label = `${distro.id} ${distro.versionId}`.trim();
   switch (distro.family) {
@@ -68,34 +40,22 @@ function familyDefault(distro: Distro): Selection | undefined {
   }
 }
 
-async function detect(probe: Probe, reader: GuestReader): Promise<Selection | undefined> {
-  const np = await probe.firstExisting(NETPLAN_BINARIES);
-  if (np) return { name: 'netplan', reason: `${np} present` };
-  const nm = await probe.enabled(['NetworkManager.service'], 'networkmanager');
-  if (nm) return { name: 'network-manager', reason: `NetworkManager enabled (${nm})` };
-  const nd = await probe.enabled(['systemd-networkd.service']);
-  if (nd) return { name: 'networkd', reason: `systemd-networkd enabled (${nd})` };
-  const wk = await probe.enabled(['wicked.service']);
-  if (wk) return { name: 'ifcfg', reason: `wicked enabled (${wk})` };
-  probe.searched.push('/etc/network/interfaces');
-  if ((await reader.lstat('/etc/network/interfaces')) !== null) {
-    const ifup = await probe.firstExisting(IFUP_BINARIES);
-    if (ifup) return { name: 'eni', reason: `ifupdown present (/etc/network/interfaces and ${ifup})` };
-  }
-  return undefined;
-}
-
 /** The renderer for this guest, or the forced one; throws naming what was searched. */
 export async function selectRenderer(reader: GuestReader, distro: Distro, forced?: string): Promise<Selection> {
   if (forced !== undefined) {
     if (!RENDERERS.get(forced)) throw new GhostprepError(`unknown network renderer "${forced}" (networkRenderer); known: ${RENDERERS.names().join(', ')}`);
     return { name: forced, reason: `forced by the profile (networkRenderer: ${forced})` };
   }
-  const probe = new Probe(reader);
-  const found = (await detect(probe, reader)) ?? familyDefault(distro);
-  if (found) return found;
+  const searched: string[] = [];
+  for (const renderer of RENDERERS.byPriority()) {
+    const { reason, searched: looked } = await renderer.detect(reader);
+    searched.push(...looked);
+    if (reason !== undefined) return { name: renderer.name, reason };
+  }
+  const fallback = familyDefault(distro);
+  if (fallback) return fallback;
   throw new GhostprepError(
-    `cannot tell which network configuration ${distro.name || distro.id} reads: searched ${probe.searched.join(', ')}; ` +
+    `cannot tell which network configuration ${distro.name || distro.id} reads: searched ${searched.join(', ')}; ` +
       `and distro family "${distro.family}" has no default. Set networkRenderer in the profile (${RENDERERS.names().join(', ')})`,
   );
 }

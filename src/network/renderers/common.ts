@@ -4,14 +4,58 @@
  * rename by themselves (NetworkManager, ifcfg, ENI).
  */
 import { createHash } from 'node:crypto';
+import type { GuestReader } from '../../backends/backend.js';
 import type { Distro } from '../../distro/detect.js';
+import type { FileChange } from '../../plan/types.js';
 import type { Iface, NetworkModel, RenderedFile, WholeFile } from '../model.js';
 import { byId, NetworkRenderError, SECTION_OF } from '../model.js';
+import type { Claims, Detection } from './guest.js';
 
+/** One row of the manual's renderer table (docs/network.md is generated from these). */
+export interface RendererDoc {
+  /** A flavour of the format, when the record renders more than one ("RHEL", "SUSE"). */
+  readonly flavour?: string;
+  /** The files it writes; NAME stands for an interface's kernel name (or ID). */
+  readonly files: readonly string[];
+  readonly mode: number;
+  readonly notes: string;
+}
+
+/**
+ * A network renderer: everything ghostprep knows about one configuration
+ * format, in one place.
+ */
 export interface Renderer {
   readonly name: string;
   readonly description: string;
+  /**
+   * Place in the detection walk, lowest first: the first record whose
+   * `detect` gives a reason wins (netplan before NetworkManager because
+   * netplan drives NetworkManager or networkd itself).
+   */
+  readonly priority: number;
+  /**
+   * Directories whose files belong to this format: its own stale rules read
+   * them, and files an earlier ghostprep run left there are removed.
+   */
+  readonly dirs: readonly string[];
+  /** Files outside `dirs` that belong to this format and that its stale rules may rewrite (the ENI main file). */
+  readonly files?: readonly string[];
+  /** Which names in `dirs` ghostprep may have written (default: names holding "ghostprep"). */
+  readonly ownNames?: (name: string) => boolean;
+  readonly docs: readonly RendererDoc[];
+  /** Whether the guest reads this format, and why; with every path looked at. */
+  detect(guest: GuestReader): Promise<Detection>;
+  /** The files for the model (pure: no guest access). */
   render(model: NetworkModel, distro: Distro): RenderedFile[];
+  /**
+   * The master's files in this format that would fight the new configuration,
+   * deleted or rewritten. Runs whichever renderer was chosen: a master file
+   * of any format the guest still reads can take a card. Changes only paths
+   * under `dirs` or in `files`, which no two records share, so the records'
+   * rules never name one path twice and their order does not matter.
+   */
+  stale(guest: GuestReader, claims: Claims): Promise<FileChange[]>;
 }
 
 export const HEADER = 'Written by ghostprep from the profile\'s network configuration; local changes are overwritten on the next apply.';
@@ -67,7 +111,8 @@ export function linkFile(iface: Iface, withMtu: boolean): WholeFile {
   return file(`/etc/systemd/network/10-ghostprep-${stem(iface)}.link`, 0o644, lines.join('\n') + '\n');
 }
 
-export const UDEV_RULES_PATH = '/etc/udev/rules.d/70-ghostprep-net.rules';
+export const UDEV_DIR = '/etc/udev/rules.d';
+export const UDEV_RULES_PATH = `${UDEV_DIR}/70-ghostprep-net.rules`;
 
 /** Alpine has no systemd-udevd .link support (eudev/mdev): plain udev rules instead. */
 function udevRules(list: Iface[]): WholeFile {

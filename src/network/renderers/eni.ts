@@ -11,14 +11,20 @@
  * Alpine). Without resolvconf, ifupdown ignores dns-* options, so a plain
  * /etc/resolv.conf (not a symlink) is rewritten too.
  */
+import type { GuestReader } from '../../backends/backend.js';
 import type { Distro } from '../../distro/detect.js';
+import type { FileChange } from '../../plan/types.js';
 import type { EditedFile, Iface, IpFamily, NetworkModel, RenderedFile, Route } from '../model.js';
 import { NetworkRenderError, requireName } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, ref, renameFiles } from './common.js';
+import type { Claims } from './guest.js';
+import { Probe, del, isOurs, listFiles, readText, write } from './guest.js';
 
-export const ENI_PATH = '/etc/network/interfaces.d/50-ghostprep';
 export const ENI_MAIN = '/etc/network/interfaces';
+export const ENI_DIR = '/etc/network/interfaces.d';
+export const ENI_PATH = `${ENI_DIR}/50-ghostprep`;
+const IFUP_BINARIES = ['/sbin/ifup', '/usr/sbin/ifup'];
 export const RESOLV_CONF = '/etc/resolv.conf';
 
 type Dialect = 'debian' | 'alpine';
@@ -159,8 +165,105 @@ export function renderEni(model: NetworkModel, distro: Distro): RenderedFile[] {
   return [file(ENI_PATH, 0o644, `# ${HEADER}\n\n${body}\n`), sourceEdit(), ...resolvEdit(model), ...renameFiles(model, distro)];
 }
 
+// ------------------------------------------------------------ the master's files
+
+const ENI_KEYWORDS = /^(iface|mapping|auto|allow-[A-Za-z0-9_-]+|source|source-directory|rename|no-auto-down|no-scripts|template)(\s|$)/;
+
+/** Base interface of an ENI name ("eth0:1" alias, "eth0=home" logical) for comparison. */
+const eniBase = (n: string): string => n.split(/[:=]/)[0]!;
+
+/**
+ * Remove `iface` stanzas (with their options) and `auto`/`allow-*` entries
+ * for the claimed names; everything else, lo included, stays byte for byte.
+ */
+export function pruneEni(text: string, names: ReadonlySet<string>): { text: string; removed: string[] } {
+  const claimed = (n: string) => n !== 'lo' && names.has(eniBase(n));
+  const out: string[] = [];
+  const removed = new Set<string>();
+  let skipping = false;
+  let pending: string[] = [];
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    if (!ENI_KEYWORDS.test(t)) {
+      if (!skipping) out.push(line);
+      else if (t === '' || t.startsWith('#')) pending.push(line);
+      else pending = [];
+      continue;
+    }
+    out.push(...pending);
+    pending = [];
+    skipping = false;
+    const [word, ...args] = t.split(/\s+/);
+    if (word === 'iface' && args[0] && claimed(args[0])) { skipping = true; removed.add(eniBase(args[0])); continue; }
+    if (word === 'auto' || word!.startsWith('allow-')) {
+      const kept = args.filter((a) => !claimed(a));
+      args.filter(claimed).forEach((a) => removed.add(eniBase(a)));
+      if (kept.length === args.length) out.push(line);
+      else if (kept.length) out.push(`${word} ${kept.join(' ')}`);
+      continue;
+    }
+    out.push(line);
+  }
+  if (!skipping) out.push(...pending);
+  const result = out.join('\n');
+  // the file's last newline belongs to the lines kept, not to a removed stanza
+  return { text: text.endsWith('\n') && !result.endsWith('\n') ? result + '\n' : result, removed: [...removed].sort() };
+}
+
+/** Kernel-style NIC names (eth0, ens3, enp1s0, eno1, enx…) the master configures. */
+const KERNEL_NIC = /^(eth\d+|ens\d+|enp\d+s\d+(f\d+)?|eno\d+|enx[0-9a-f]{12}|em\d+)$/;
+
+/**
+ * A master stanza for its kernel-named NIC (allow-hotplug ens3 / dhcp) is the
+ * same card that our config now matches by MAC and renames: left in place it
+ * would take over whenever the rename cannot happen (a NIC already up from the
+ * initramfs). When we rename at least as many MAC-matched NICs as the master
+ * configures kernel-named ones, those stanzas go too.
+ */
+function replacedKernelNames(texts: readonly string[], c: Claims): string[] {
+  const names = new Set<string>();
+  let ownStanzas = 0; // master stanzas already under our names account for some of the renamed NICs
+  for (const t of texts) {
+    for (const m of t.matchAll(/^\s*iface\s+(\S+)\s+inet6?\s/gm)) {
+      if (c.names.has(m[1]!)) ownStanzas++;
+      else if (KERNEL_NIC.test(m[1]!)) names.add(m[1]!);
+    }
+  }
+  return names.size && names.size <= (c.renamedByMac ?? 0) - ownStanzas ? [...names].sort() : [];
+}
+
+/** Stanzas for our names (and for the kernel names our renames replace): pruned, the rest kept. */
+async function staleEni(reader: GuestReader, c: Claims): Promise<FileChange[]> {
+  const out: FileChange[] = [];
+  const main = await readText(reader, ENI_MAIN);
+  const files = [...(main !== null ? [{ path: ENI_MAIN, text: main }] : []), ...(await listFiles(reader, ENI_DIR, () => true))];
+  const mine = files.filter((f) => !c.ours.has(f.path) && !isOurs(f.text));
+  const replaced = replacedKernelNames(mine.map((f) => f.text), c);
+  const names = new Set([...c.names, ...replaced]);
+  for (const f of mine) {
+    const pruned = pruneEni(f.text, names);
+    if (!pruned.removed.length) continue;
+    const reason = `master ifupdown stanzas for ${pruned.removed.join(', ')}`;
+    const onlyComments = pruned.text.split('\n').every((l) => l.trim() === '' || l.trim().startsWith('#'));
+    const st = await reader.lstat(f.path);
+    out.push(onlyComments && f.path !== ENI_MAIN ? del(f.path, reason) : write(f.path, pruned.text, st?.mode ?? 0o644, `${reason} removed, the rest kept`));
+  }
+  return out;
+}
+
 export const eni: Renderer = {
   name: 'eni',
   description: 'ifupdown /etc/network/interfaces.d (Debian without netplan, Alpine with ifupdown-ng)',
+  priority: 50,
+  dirs: [ENI_DIR],
+  files: [ENI_MAIN],
+  docs: [{ files: [ENI_PATH], mode: 0o644, notes: `adds \`source ${ENI_DIR}/*\` to \`${ENI_MAIN}\` when missing; rewrites a plain (non-symlink) \`${RESOLV_CONF}\`` }],
+  async detect(guest) {
+    // both: the file alone is read by nothing, ifup alone has nothing to read
+    const probe = new Probe(guest);
+    const ifup = (await probe.exists(ENI_MAIN)) ? await probe.firstExisting(IFUP_BINARIES) : undefined;
+    return probe.found(ifup && `ifupdown present (${ENI_MAIN} and ${ifup})`);
+  },
   render: renderEni,
+  stale: staleEni,
 };

@@ -10,15 +10,21 @@
  * Renames (set-name) become systemd .link files: neither flavour renames by
  * itself on current releases.
  */
+import path from 'node:path/posix';
+import type { GuestReader } from '../../backends/backend.js';
 import type { Distro } from '../../distro/detect.js';
+import type { FileChange } from '../../plan/types.js';
 import type { Iface, NetworkModel, Route, RenderedFile, EditedFile } from '../model.js';
 import { NetworkRenderError, requireName, SECTION_OF } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, ref, renameFiles, shq } from './common.js';
+import type { Claims } from './guest.js';
+import { Probe, del, listFiles, parseKv } from './guest.js';
 
 export const RHEL_DIR = '/etc/sysconfig/network-scripts';
 export const SUSE_DIR = '/etc/sysconfig/network';
 export const SUSE_NETCONFIG = '/etc/sysconfig/network/config';
+export const IFCFG_DIRS = [RHEL_DIR, SUSE_DIR];
 
 type Kv = [string, string | number | undefined];
 
@@ -214,8 +220,64 @@ export function renderIfcfg(model: NetworkModel, distro: Distro): RenderedFile[]
   return out;
 }
 
+// ---------------------------------------------------------------- the master's files
+
+function ifcfgConflict(name: string, text: string, c: Claims): string | undefined {
+  const kv = parseKv(text);
+  const mac = kv.get('HWADDR');
+  if (mac) return `master ifcfg bound to MAC ${mac.toLowerCase()}`;
+  // SUSE's LLADDR (and rhel's MACADDR) *set* the address: a clone would take the master's MAC
+  const forced = kv.get('LLADDR') || kv.get('MACADDR');
+  if (forced) return `master ifcfg forcing the master's MAC ${forced.toLowerCase()}`;
+  const dev = kv.get('DEVICE') || name;
+  if (c.names.has(dev)) return `master ifcfg for interface ${dev}`;
+  return undefined;
+}
+
+/** ifcfg files bound to a MAC or for one of our names, with their route files; route files for our names. */
+async function staleIfcfg(reader: GuestReader, c: Claims): Promise<FileChange[]> {
+  const out: FileChange[] = [];
+  for (const dir of IFCFG_DIRS) {
+    const names = (await reader.readdir(dir)) ?? [];
+    // Master route files for an interface we configure would add the master's routes to it.
+    for (const n of names) {
+      const m = /^(?:route6?|ifroute)-(.+)$/.exec(n);
+      const p = path.join(dir, n);
+      if (m && c.names.has(m[1]!) && !c.ours.has(p)) out.push(del(p, `master routes for interface ${m[1]}`));
+    }
+    for (const f of await listFiles(reader, dir, (n) => n.startsWith('ifcfg-') && n !== 'ifcfg-lo' && !n.includes('~') && !n.endsWith('.bak'))) {
+      if (c.ours.has(f.path)) continue;
+      const suffix = path.basename(f.path).slice('ifcfg-'.length);
+      const why = ifcfgConflict(suffix, f.text, c);
+      if (!why) continue;
+      out.push(del(f.path, why));
+      // Its route files would otherwise outlive it.
+      for (const r of [`route-${suffix}`, `route6-${suffix}`, `ifroute-${suffix}`]) {
+        const rp = path.join(dir, r);
+        if (names.includes(r) && !c.ours.has(rp) && !c.names.has(suffix)) out.push(del(rp, `routes of ${f.path}, which is removed (${why})`));
+      }
+    }
+  }
+  return out;
+}
+
 export const ifcfg: Renderer = {
   name: 'ifcfg',
   description: 'sysconfig ifcfg files: RHEL flavour (/etc/sysconfig/network-scripts) or SUSE flavour (/etc/sysconfig/network, wicked)',
+  priority: 40,
+  dirs: IFCFG_DIRS,
+  // ifcfg files are named after the interface, not after ghostprep: any file there may be ours
+  ownNames: () => true,
+  docs: [
+    { flavour: 'RHEL', files: [`${RHEL_DIR}/ifcfg-NAME`, `${RHEL_DIR}/route-NAME`, `${RHEL_DIR}/route6-NAME`], mode: 0o644, notes: 'default route as `GATEWAY=`/`IPV6_DEFAULTGW=`' },
+    { flavour: 'SUSE', files: [`${SUSE_DIR}/ifcfg-NAME`, `${SUSE_DIR}/ifroute-NAME`], mode: 0o644, notes: `DNS into \`NETCONFIG_DNS_STATIC_*\` of \`${SUSE_NETCONFIG}\`` },
+  ],
+  async detect(guest) {
+    // wicked reads ifcfg on SUSE; RHEL's initscripts are not told apart from NetworkManager here: the family default picks ifcfg for rhel < 8
+    const probe = new Probe(guest);
+    const wk = await probe.enabled(['wicked.service']);
+    return probe.found(wk && `wicked enabled (${wk})`);
+  },
   render: renderIfcfg,
+  stale: staleIfcfg,
 };

@@ -1,7 +1,9 @@
 /**
- * The renderer table. One record per renderer; the table refuses duplicate
- * names and lists names sorted, so `--help`, the schema enum and the manual
- * come from one place.
+ * The renderer table: the one registry of network renderers. One record per
+ * renderer (its detection, rendering, stale rules, directories and manual
+ * row); the table refuses duplicate names and duplicate detection
+ * priorities, lists names sorted (so `--help`, the schema enum and the
+ * manual come from one place) and walks detection in priority order.
  */
 import type { Renderer } from './common.js';
 import { eni } from './eni.js';
@@ -10,7 +12,8 @@ import { netplan } from './netplan.js';
 import { networkManager } from './network-manager.js';
 import { networkd } from './networkd.js';
 
-export type { Renderer } from './common.js';
+export type { Renderer, RendererDoc } from './common.js';
+export type { Claims, Detection } from './guest.js';
 
 export class RendererTable {
   private readonly byName = new Map<string, Renderer>();
@@ -19,6 +22,9 @@ export class RendererTable {
   }
   add(r: Renderer): void {
     if (this.byName.has(r.name)) throw new Error(`duplicate network renderer name: ${r.name}`);
+    const rival = [...this.byName.values()].find((o) => o.priority === r.priority);
+    // two records at one priority would make the detection walk depend on registration order
+    if (rival) throw new Error(`network renderers ${rival.name} and ${r.name} have the same detection priority ${r.priority}`);
     this.byName.set(r.name, r);
   }
   get(name: string): Renderer | undefined {
@@ -29,6 +35,10 @@ export class RendererTable {
   }
   all(): Renderer[] {
     return this.names().map((n) => this.byName.get(n)!);
+  }
+  /** In detection order: the first whose `detect` gives a reason is the one the guest reads. */
+  byPriority(): Renderer[] {
+    return [...this.byName.values()].sort((a, b) => a.priority - b.priority);
   }
 }
 

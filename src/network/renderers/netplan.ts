@@ -5,13 +5,21 @@
  * double-quoted: netplan uses a YAML 1.1 parser, where an unquoted MAC such
  * as 52:54:00:12:34:56 could be read as a base-60 number.
  */
-import { stringify } from 'yaml';
+import { isMap as isYamlMap, parseDocument, stringify } from 'yaml';
+import type { GuestReader } from '../../backends/backend.js';
+import type { FileChange } from '../../plan/types.js';
+import { GuestError } from '../../util/errors.js';
 import type { BondParams, BridgeParams, Iface, NetworkModel, Route } from '../model.js';
 import { SECTION_OF } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file } from './common.js';
+import type { Claims } from './guest.js';
+import { Probe, del, isOurs, listFiles, write } from './guest.js';
 
-export const NETPLAN_PATH = '/etc/netplan/50-ghostprep.yaml';
+export const NETPLAN_DIR = '/etc/netplan';
+export const NETPLAN_PATH = `${NETPLAN_DIR}/50-ghostprep.yaml`;
+/** netplan itself, or its systemd generator: /etc/netplan/ without them is read by nothing. */
+const NETPLAN_BINARIES = ['/usr/sbin/netplan', '/sbin/netplan', '/usr/bin/netplan', '/usr/lib/systemd/system-generators/netplan', '/lib/systemd/system-generators/netplan'];
 
 type Obj = Record<string, unknown>;
 
@@ -153,8 +161,68 @@ function emitSeq(a: readonly unknown[], indent: string, lines: string[]): boolea
   return true;
 }
 
+// ------------------------------------------------------------ the master's files
+
+const NETPLAN_SECTIONS = ['ethernets', 'bonds', 'bridges', 'vlans', 'wifis', 'tunnels', 'vrfs', 'modems', 'dummy-devices', 'virtual-ethernets', 'nm-devices'];
+
+function netplanDefConflict(id: string, def: Record<string, unknown>, c: Claims): string | undefined {
+  const match = (def.match ?? {}) as Record<string, unknown>;
+  if (typeof match.macaddress === 'string') return `bound to MAC ${match.macaddress.toLowerCase()}`;
+  if (c.names.has(id)) return `same ID as interface ${id} (netplan merges definitions with one ID)`;
+  const name = typeof def['set-name'] === 'string' ? def['set-name'] : typeof match.name === 'string' ? match.name : undefined;
+  if (name && c.names.has(name)) return `for interface ${name}`;
+  return undefined;
+}
+
+/** Remove conflicting definitions; null when nothing conflicts, '' when nothing is left. */
+export function pruneNetplan(text: string, filePath: string, c: Claims): { text: string; reasons: string[] } | null {
+  const doc = parseDocument(text);
+  if (doc.errors.length) throw new GuestError(`cannot parse ${filePath}: ${doc.errors[0]!.message}; netplan would reject it too — fix or remove it`, filePath);
+  const network = doc.toJS()?.network as Record<string, Record<string, Record<string, unknown>>> | undefined;
+  if (!network || typeof network !== 'object') return null;
+  const reasons: string[] = [];
+  for (const section of NETPLAN_SECTIONS) {
+    for (const [id, def] of Object.entries(network[section] ?? {})) {
+      const why = netplanDefConflict(id, def ?? {}, c);
+      if (!why) continue;
+      reasons.push(`netplan ${section}/${id} ${why}`);
+      doc.deleteIn(['network', section, id]);
+      const left = doc.getIn(['network', section]);
+      if (isYamlMap(left) && left.items.length === 0) doc.deleteIn(['network', section]);
+    }
+  }
+  if (!reasons.length) return null;
+  const rest = doc.toJS()?.network ?? {};
+  const empty = !NETPLAN_SECTIONS.some((s) => rest[s] && Object.keys(rest[s]).length);
+  return { text: empty ? '' : doc.toString(), reasons };
+}
+
+/** Definitions bound to a MAC, with one of our IDs or for one of our names: pruned, the rest of the file kept. */
+async function staleNetplan(reader: GuestReader, c: Claims): Promise<FileChange[]> {
+  const out: FileChange[] = [];
+  for (const f of await listFiles(reader, NETPLAN_DIR, (n) => n.endsWith('.yaml') || n.endsWith('.yml'))) {
+    if (c.ours.has(f.path) || isOurs(f.text)) continue;
+    const pruned = pruneNetplan(f.text, f.path, c);
+    if (!pruned) continue;
+    const reason = `master ${pruned.reasons.join('; ')}`;
+    const st = await reader.lstat(f.path);
+    out.push(pruned.text === '' ? del(f.path, reason) : write(f.path, pruned.text, st?.mode ?? 0o600, `${reason} (other definitions kept)`));
+  }
+  return out;
+}
+
 export const netplan: Renderer = {
   name: 'netplan',
   description: 'netplan YAML (Ubuntu, Debian cloud images); netplan generates networkd or NetworkManager files at boot',
+  // first: netplan drives NetworkManager or networkd itself, so those being enabled says nothing against it
+  priority: 10,
+  dirs: [NETPLAN_DIR],
+  docs: [{ files: [NETPLAN_PATH], mode: 0o600, notes: 'netplan drives networkd or NetworkManager itself' }],
+  async detect(guest) {
+    const probe = new Probe(guest);
+    const np = await probe.firstExisting(NETPLAN_BINARIES);
+    return probe.found(np && `${np} present`);
+  },
   render: (model) => [file(NETPLAN_PATH, 0o600, renderNetplanYaml(model))],
+  stale: staleNetplan,
 };

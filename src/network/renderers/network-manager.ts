@@ -7,10 +7,14 @@
  * re-applying rewrites identical bytes. NM cannot rename a card, so set-name
  * becomes a systemd .link file (udev applies it before NM starts).
  */
+import type { GuestReader } from '../../backends/backend.js';
 import type { Distro } from '../../distro/detect.js';
+import type { FileChange } from '../../plan/types.js';
 import type { Iface, IpFamily, NetworkModel, Route, WholeFile } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, ref, renameFiles, stableUuid, stem } from './common.js';
+import type { Claims } from './guest.js';
+import { Probe, del, iniGet, listFiles, parseIni } from './guest.js';
 
 export const NM_DIR = '/etc/NetworkManager/system-connections';
 
@@ -147,8 +151,40 @@ export function renderNetworkManager(model: NetworkModel, distro: Distro): Whole
   return [...model.interfaces.map((i) => connectionFile(model, i)), ...renameFiles(model, distro)];
 }
 
+// ------------------------------------------------------------ the master's files
+
+function nmConflict(text: string, c: Claims): string | undefined {
+  const ini = parseIni(text);
+  const mac = iniGet(ini, 'ethernet', 'mac-address') ?? iniGet(ini, '802-3-ethernet', 'mac-address');
+  if (mac) return `master connection bound to MAC ${mac.toLowerCase()}`;
+  const ifname = iniGet(ini, 'connection', 'interface-name');
+  if (ifname && c.names.has(ifname)) return `master connection for interface ${ifname}`;
+  const type = iniGet(ini, 'connection', 'type');
+  if (!ifname && (type === 'ethernet' || type === '802-3-ethernet')) return 'master Ethernet connection not bound to any interface (it would compete for every card)';
+  return undefined;
+}
+
+/** Connections bound to a MAC, for one of our names, or for any Ethernet card. */
+async function staleNm(reader: GuestReader, c: Claims): Promise<FileChange[]> {
+  const files = await listFiles(reader, NM_DIR, () => true);
+  return files.flatMap(({ path: p, text }) => {
+    if (c.ours.has(p)) return [];
+    const why = nmConflict(text, c);
+    return why ? [del(p, why)] : [];
+  });
+}
+
 export const networkManager: Renderer = {
   name: 'network-manager',
   description: 'NetworkManager keyfiles (RHEL/Fedora >= 8, desktops, SUSE with NetworkManager)',
+  priority: 20,
+  dirs: [NM_DIR],
+  docs: [{ files: [`${NM_DIR}/ghostprep-NAME.nmconnection`], mode: 0o600, notes: 'stable UUIDs; members use `master=`/`slave-type=`' }],
+  async detect(guest) {
+    const probe = new Probe(guest);
+    const nm = await probe.enabled(['NetworkManager.service'], 'networkmanager');
+    return probe.found(nm && `NetworkManager enabled (${nm})`);
+  },
   render: renderNetworkManager,
+  stale: staleNm,
 };

@@ -5,10 +5,16 @@
  * input, so a guest switched between netplan and plain networkd behaves the
  * same; the test suite compares both through the real netplan.
  */
+import path from 'node:path/posix';
+import type { GuestReader } from '../../backends/backend.js';
+import type { FileChange } from '../../plan/types.js';
+import { globMatch } from '../../util/glob.js';
 import type { BondParams, BridgeParams, Iface, NetworkModel, Route } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, linkFile, ref, stem, vlansOn } from './common.js';
 import type { WholeFile } from '../model.js';
+import type { Claims } from './guest.js';
+import { Probe, del, iniGet, isOurs, listFiles, parseIni } from './guest.js';
 
 export const NETWORKD_DIR = '/etc/systemd/network';
 
@@ -117,8 +123,46 @@ export function renderNetworkd(model: NetworkModel): WholeFile[] {
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+// ------------------------------------------------------------ the master's files
+
+function networkdConflict(filePath: string, text: string, c: Claims): string | undefined {
+  const ini = parseIni(text);
+  const ext = path.extname(filePath);
+  const mac = iniGet(ini, 'Match', 'MACAddress') ?? iniGet(ini, 'Match', 'PermanentMACAddress');
+  if (mac && ext !== '.netdev') return `master ${ext.slice(1)} file bound to MAC ${mac.toLowerCase()}`;
+  const names = (ini.get('Match')?.get('Name') ?? []).flatMap((v) => v.split(/\s+/)).filter(Boolean);
+  for (const n of names) {
+    if (c.names.has(n)) return `master ${ext.slice(1)} file for interface ${n}`;
+    // networkd applies the first matching .network in lexical order; a glob only fights when it sorts before ours.
+    const hit = [...c.names].find((ours) => globMatch(n, ours, 'fnmatch'));
+    if (hit && ext === '.network' && path.basename(filePath) < `10-ghostprep-${hit}.network`) return `master network file matching ${n} takes precedence over ours for ${hit}`;
+  }
+  const own = ext === '.netdev' ? iniGet(ini, 'NetDev', 'Name') : ext === '.link' ? iniGet(ini, 'Link', 'Name') : undefined;
+  if (own && c.names.has(own)) return `master ${ext.slice(1)} file also creates or names ${own}`;
+  return undefined;
+}
+
+/** .network/.netdev/.link files bound to a MAC or naming our interfaces, and globs that sort before ours. */
+async function staleNetworkd(reader: GuestReader, c: Claims): Promise<FileChange[]> {
+  const files = await listFiles(reader, NETWORKD_DIR, (n) => /\.(network|netdev|link)$/.test(n));
+  return files.flatMap((f) => {
+    if (c.ours.has(f.path) || isOurs(f.text)) return [];
+    const why = networkdConflict(f.path, f.text, c);
+    return why ? [del(f.path, why)] : [];
+  });
+}
+
 export const networkd: Renderer = {
   name: 'networkd',
   description: 'systemd-networkd .network/.netdev/.link files (Arch, minimal systemd guests)',
+  priority: 30,
+  dirs: [NETWORKD_DIR],
+  docs: [{ files: ['network', 'netdev', 'link'].map((ext) => `${NETWORKD_DIR}/10-ghostprep-NAME.${ext}`), mode: 0o644, notes: 'keys as `netplan generate` writes them' }],
+  async detect(guest) {
+    const probe = new Probe(guest);
+    const nd = await probe.enabled(['systemd-networkd.service']);
+    return probe.found(nd && `systemd-networkd enabled (${nd})`);
+  },
   render: (model) => renderNetworkd(model),
+  stale: staleNetworkd,
 };
