@@ -1,0 +1,62 @@
+/**
+ * The pipeline of one case, run in a worker thread of the fuzzer's process:
+ * a stage that never returns (an open() on a FIFO, a read of /dev/zero) can
+ * then be timed out, unblocked or terminated, and the run goes on. Each
+ * stage's outcome is posted as soon as it ends, with the prototypes checked
+ * (and repaired, so that one polluting case does not leak into the next).
+ */
+import { parentPort } from 'node:worker_threads';
+import { apply, plan, validate, type EngineInput } from './engine.js';
+
+export type StageName = 'validate' | 'plan' | 'apply';
+
+export type WorkerMessage =
+  | { readonly kind: 'start'; readonly stage: StageName }
+  | { readonly kind: 'stage'; readonly stage: StageName; readonly result: unknown; readonly prototypes: string[] }
+  | { readonly kind: 'end' };
+
+export interface WorkerRequest { readonly input: EngineInput; readonly stages: readonly StageName[] }
+
+const WATCHED: Array<[string, object]> = [['Object.prototype', Object.prototype], ['Array.prototype', Array.prototype], ['Function.prototype', Function.prototype], ['String.prototype', String.prototype]];
+
+type Shape = Array<Map<PropertyKey, PropertyDescriptor>>;
+function shape(): Shape {
+  return WATCHED.map(([, o]) => new Map(Reflect.ownKeys(o).map((k) => [k, Object.getOwnPropertyDescriptor(o, k)!])));
+}
+const pristine = shape();
+
+/** What changed on the watched prototypes since the worker started; put back as it was. */
+function checkAndRepair(): string[] {
+  const changes: string[] = [];
+  WATCHED.forEach(([name, o], i) => {
+    const before = pristine[i]!;
+    for (const k of Reflect.ownKeys(o)) {
+      const d = Object.getOwnPropertyDescriptor(o, k)!;
+      const was = before.get(k);
+      if (!was) { changes.push(`${name}.${String(k)} added (${typeof d.value})`); delete (o as Record<PropertyKey, unknown>)[k]; }
+      else if (was.value !== d.value || was.get !== d.get || was.set !== d.set) { changes.push(`${name}.${String(k)} replaced`); Object.defineProperty(o, k, was); }
+    }
+    for (const k of before.keys()) if (!Object.prototype.hasOwnProperty.call(o, k)) { changes.push(`${name}.${String(k)} deleted`); Object.defineProperty(o, k, before.get(k)!); }
+  });
+  if (!Object.isExtensible(Object.prototype)) changes.push('Object.prototype frozen or sealed');
+  return changes;
+}
+
+parentPort!.on('message', async (req: WorkerRequest) => {
+  for (const stage of req.stages) {
+    parentPort!.postMessage({ kind: 'start', stage } satisfies WorkerMessage);
+    let result: unknown;
+    try {
+      result = stage === 'validate' ? validate(req.input) : stage === 'plan' ? await plan(req.input) : await apply(req.input);
+    } catch (err) {
+      // the adapter catches everything: this is a bug of the harness, reported as such
+      result = { harnessError: String((err as Error)?.stack ?? err) };
+    }
+    const prototypes = checkAndRepair();
+    // results cross the thread as JSON: what is not plain data is not an output anyway
+    parentPort!.postMessage({ kind: 'stage', stage, result: JSON.parse(JSON.stringify(result) ?? 'null'), prototypes } satisfies WorkerMessage);
+    const v = result as { diagnostics?: Array<{ severity: string }>; threw?: string };
+    if (stage === 'validate' && (v.threw || v.diagnostics?.some((d) => d.severity === 'error'))) break;
+  }
+  parentPort!.postMessage({ kind: 'end' } satisfies WorkerMessage);
+});
