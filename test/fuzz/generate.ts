@@ -53,6 +53,10 @@ export interface FuzzCase {
   readonly hostKeys: ReadonlyArray<'ed25519' | 'ecdsa'>;
   readonly machineId: 'generate' | 'derive' | 'keep';
   readonly withPasswordHash: boolean;
+  /** The profile's user: a new one, or root (which every guest has already). */
+  readonly user: 'fzops' | 'root';
+  /** The profile has a network section (its schema check catches some pollution by accident: not always there). */
+  readonly network: boolean;
   readonly input: readonly InputMutation[];
   readonly trees: ReadonlyArray<{ readonly machine: number; readonly m: TreeMutation }>;
   /** Also run the CLI on this case (stdout/stderr of validate, plan, apply). */
@@ -64,8 +68,9 @@ export const FIXTURES = ['debian12', 'ubuntu2204', 'rocky9', 'alpine319', 'arch'
 const protoKey = fc.record({
   class: fc.constant('proto-key' as const),
   key: fc.constantFrom('__proto__' as const, 'constructor' as const, 'prototype' as const),
-  where: fc.constantFrom('vars' as const, 'parent-vars' as const, 'site' as const, 'inventory-vars' as const, 'machine-vars' as const, 'defaults-vars' as const, 'deep-vars' as const),
-  payload: fc.constantFrom('target' as const, 'hostname' as const, 'plain' as const),
+  // vars of a leaf whose parent has vars too: the merge that once polluted Object.prototype
+  where: fc.oneof({ arbitrary: fc.constant('vars' as const), weight: 4 }, fc.constantFrom('parent-vars' as const, 'site' as const, 'inventory-vars' as const, 'machine-vars' as const, 'defaults-vars' as const, 'deep-vars' as const)),
+  payload: fc.oneof({ arbitrary: fc.constant('target' as const), weight: 2 }, fc.constantFrom('hostname' as const, 'plain' as const)),
 });
 
 export const inputMutation: fc.Arbitrary<InputMutation> = fc.oneof(
@@ -87,7 +92,7 @@ export const inputMutation: fc.Arbitrary<InputMutation> = fc.oneof(
   fc.record({ class: fc.constant('bad-mac' as const), mac: fc.constantFrom('00:00:00:00:00:00', 'ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '33:33:00:00:00:01', '52:54:00:aa:bb', 'zz:54:00:aa:bb:cc') }),
   fc.record({ class: fc.constant('bad-set-name' as const), name: fc.constantFrom('eth 0', 'abcdefghijklmnop', '../x', 'a/b', '.', '..', 'eth\t0', 'lan:1') }),
   fc.record({ class: fc.constant('yaml-bomb' as const), where: fc.constantFrom('profile' as const, 'inventory' as const) }),
-  fc.record({ class: fc.constant('deep-nesting' as const), depth: fc.constantFrom(2000, 20000), where: fc.constantFrom('profile' as const, 'inventory' as const) }),
+  fc.record({ class: fc.constant('deep-nesting' as const), depth: fc.constantFrom(20000, 100000), where: fc.constantFrom('profile' as const, 'inventory' as const) }),
   fc.record({ class: fc.constant('extends-broken' as const), how: fc.constantFrom('cycle' as const, 'missing' as const, 'self' as const) }),
 );
 
@@ -109,6 +114,8 @@ export const fuzzCase: fc.Arbitrary<FuzzCase> = fc.record({
   hostKeys: fc.subarray(['ed25519', 'ecdsa'] as const, { minLength: 1 }),
   machineId: fc.constantFrom('generate' as const, 'derive' as const, 'keep' as const),
   withPasswordHash: fc.boolean(),
+  user: fc.constantFrom('fzops' as const, 'root' as const),
+  network: fc.boolean(),
   input: fc.array(inputMutation, { maxLength: 2 }),
   trees: fc.array(fc.record({ machine: fc.nat({ max: 2 }), m: treeMutation }), { maxLength: 2 }),
   // shrinks towards 0: a counterexample drops the CLI runs unless it needs them
@@ -118,7 +125,7 @@ export const fuzzCase: fc.Arbitrary<FuzzCase> = fc.record({
 /** One line per mutation, for counterexample reports. */
 export function describeCase(c: FuzzCase): string {
   const lines = [
-    `${c.fixtures.length} machine(s) on ${c.fixtures.join(', ')}; profile chain of ${c.parents + 1} (-p ${c.pStyle}); hostKeys ${c.hostKeys.join(',')}; machineId ${c.machineId}${c.withPasswordHash ? '; a user with a password hash' : ''}`,
+    `${c.fixtures.length} machine(s) on ${c.fixtures.join(', ')}; profile chain of ${c.parents + 1} (-p ${c.pStyle}); hostKeys ${c.hostKeys.join(',')}; machineId ${c.machineId}${c.network ? '' : '; no network section'}; user ${c.user}${c.withPasswordHash ? ' with a password hash' : ''}`,
     ...c.input.map((m) => `input: ${JSON.stringify(m)}`),
     ...c.trees.map((t) => `tree of machine ${t.machine}: ${JSON.stringify(t.m)}`),
   ];
@@ -127,5 +134,9 @@ export function describeCase(c: FuzzCase): string {
 
 /** The rule classes a case exercises (for the known-open table and the per-class counts). */
 export function classesOf(c: FuzzCase): string[] {
-  return [...new Set([...c.input.map((m) => m.class), ...c.trees.map((t) => t.m.class)])];
+  return [...new Set([
+    ...c.input.map((m) => m.class), ...c.trees.map((t) => t.m.class),
+    // a grandparent found as NAME.yaml next to the profile given with -p
+    ...(c.pStyle === 'file' && c.parents === 2 ? ['extends-via-file'] : []),
+  ])];
 }

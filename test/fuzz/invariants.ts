@@ -145,6 +145,7 @@ export async function runCase(c: FuzzCase, ctx: CaseContext): Promise<CaseResult
     if (v) texts.push(['validate diagnostics', JSON.stringify(v.diagnostics)], ['validate exception', v.threw ?? '']);
     p?.texts.forEach((t, i) => texts.push([`plan output ${i}`, t]));
     a?.texts.forEach((t, i) => texts.push([`apply output ${i}`, t]));
+    for (const [stage, s] of Object.entries(out.stages)) s?.console.forEach((t, i) => texts.push([`${stage} console output ${i}`, t]));
     if (existsSync(world.input.knownHosts)) texts.push(['known_hosts', readFileSync(world.input.knownHosts, 'utf8')]);
 
     // each machine: ok and read back, or untouched
@@ -203,7 +204,7 @@ function checkStages(out: PipelineOutcome, add: (i: InvariantName, d: string) =>
     const harness = (s?.result as { harnessError?: string } | undefined)?.harnessError;
     if (harness) add('validate-never-throws', `${stage} threw through the adapter: ${harness.slice(0, 300)}`);
   }
-  if (out.hung) add('no-hang', `${out.hung.stage} did not end within its time limit${out.hung.unblocked ? ' (it ended once the harness opened the FIFOs it waited on)' : ''}`);
+  if (out.hung) add('no-hang', `${out.hung.stage} did not end within its time limit (${out.hung.limitMs / 1000} s)${out.hung.unblocked ? ' (it ended once the harness opened the FIFOs it waited on)' : ''}`);
   if (out.unbounded) add('bounded-reads', `${out.unbounded.stage}: ${out.unbounded.detail}`);
   if (out.crashed) add('validate-never-throws', `${out.crashed.stage ?? 'a stage'} crashed the worker: ${out.crashed.detail}`);
 }

@@ -11,12 +11,12 @@ import type { EngineInput } from './engine.js';
 import { fifosUnder } from './tree.js';
 import type { StageName, WorkerMessage, WorkerRequest } from './worker.js';
 
-export interface StageOutcome { readonly result: unknown; readonly prototypes: readonly string[] }
+export interface StageOutcome { readonly result: unknown; readonly prototypes: readonly string[]; readonly console: readonly string[] }
 
 export interface PipelineOutcome {
   readonly stages: Partial<Record<StageName, StageOutcome>>;
   /** A stage overran its time limit (unblocked: it ended once its FIFOs were opened from the other side). */
-  readonly hung?: { readonly stage: StageName; readonly unblocked: boolean };
+  readonly hung?: { readonly stage: StageName; readonly unblocked: boolean; readonly limitMs: number };
   /** A stage made the process grow past the memory limit, or exhausted the worker's heap. */
   readonly unbounded?: { readonly stage: StageName; readonly detail: string };
   /** The worker died otherwise. */
@@ -77,15 +77,15 @@ export class Pipeline {
       const onTimeout = (): void => {
         const stage = current!;
         unblockFifos(dir);
-        out.hung = { stage, unblocked: false };
+        out.hung = { stage, unblocked: false, limitMs: limits.stageMs[stage] };
         // grace: a stage that was waiting on a FIFO ends now
         timer = setTimeout(() => finish(true), 3000);
-        const ended = (m: WorkerMessage): void => { if (m.kind === 'stage' && m.stage === stage) { out.hung = { stage, unblocked: true }; w.off('message', ended); } };
+        const ended = (m: WorkerMessage): void => { if (m.kind === 'stage' && m.stage === stage) { out.hung = { stage, unblocked: true, limitMs: limits.stageMs[stage] }; w.off('message', ended); } };
         w.on('message', ended);
       };
       const onMessage = (m: WorkerMessage): void => {
         if (m.kind === 'start') { current = m.stage; if (!out.hung) { clearTimeout(timer); timer = setTimeout(onTimeout, limits.stageMs[m.stage]); } }
-        else if (m.kind === 'stage') out.stages[m.stage] = { result: m.result, prototypes: m.prototypes };
+        else if (m.kind === 'stage') out.stages[m.stage] = { result: m.result, prototypes: m.prototypes, console: m.console };
         else finish(Boolean(out.hung));
       };
       const onError = (err: Error): void => {

@@ -12,7 +12,7 @@ export type StageName = 'validate' | 'plan' | 'apply';
 
 export type WorkerMessage =
   | { readonly kind: 'start'; readonly stage: StageName }
-  | { readonly kind: 'stage'; readonly stage: StageName; readonly result: unknown; readonly prototypes: string[] }
+  | { readonly kind: 'stage'; readonly stage: StageName; readonly result: unknown; readonly prototypes: string[]; readonly console: string[] }
   | { readonly kind: 'end' };
 
 export interface WorkerRequest { readonly input: EngineInput; readonly stages: readonly StageName[] }
@@ -42,10 +42,23 @@ function checkAndRepair(): string[] {
   return changes;
 }
 
+/**
+ * What the library printed on its own (console.*, process.stdout/stderr) is
+ * an output too: kept for the secret scan instead of reaching the terminal.
+ */
+let printed: string[] = [];
+for (const level of ['log', 'info', 'warn', 'error', 'debug', 'trace', 'dir'] as const) {
+  (console as unknown as Record<string, unknown>)[level] = (...args: unknown[]) => { printed.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a) ?? String(a))).join(' ')); };
+}
+for (const stream of [process.stdout, process.stderr]) {
+  (stream as unknown as { write: unknown }).write = (chunk: unknown) => { printed.push(String(chunk)); return true; };
+}
+
 parentPort!.on('message', async (req: WorkerRequest) => {
   for (const stage of req.stages) {
     parentPort!.postMessage({ kind: 'start', stage } satisfies WorkerMessage);
     let result: unknown;
+    printed = [];
     try {
       result = stage === 'validate' ? validate(req.input) : stage === 'plan' ? await plan(req.input) : await apply(req.input);
     } catch (err) {
@@ -54,7 +67,7 @@ parentPort!.on('message', async (req: WorkerRequest) => {
     }
     const prototypes = checkAndRepair();
     // results cross the thread as JSON: what is not plain data is not an output anyway
-    parentPort!.postMessage({ kind: 'stage', stage, result: JSON.parse(JSON.stringify(result) ?? 'null'), prototypes } satisfies WorkerMessage);
+    parentPort!.postMessage({ kind: 'stage', stage, result: JSON.parse(JSON.stringify(result) ?? 'null'), prototypes, console: printed } satisfies WorkerMessage);
     const v = result as { diagnostics?: Array<{ severity: string }>; threw?: string };
     if (stage === 'validate' && (v.threw || v.diagnostics?.some((d) => d.severity === 'error'))) break;
   }

@@ -120,13 +120,17 @@ export function buildWorld(c: FuzzCase, dir: string, scratch: string): World {
   const T = profiles.get(top)!;
   const L = profiles.get(LEAF)!;
   const net = c.net;
-  const user = m({ name: 'fzops', uid: 1601, groups: ['@admin'], shell: '/bin/sh', passwordHash: c.withPasswordHash ? hash : '!', authorizedKeys: [keys.publicKey] });
+  // root-home and dup-user are about a second account: their user is a new one
+  const userName = c.input.some((x) => x.class === 'root-home' || x.class === 'dup-user') ? 'fzops' : c.user;
+  const user = userName === 'root'
+    ? m({ name: 'root', passwordHash: c.withPasswordHash ? hash : '!', authorizedKeys: [keys.publicKey] })
+    : m({ name: 'fzops', uid: 1601, groups: ['@admin'], shell: '/bin/sh', passwordHash: c.withPasswordHash ? hash : '!', authorizedKeys: [keys.publicKey] });
   const lan = m({ match: m({ macaddress: '{{machine.mac}}' }), 'set-name': 'lan', addresses: ['{{machine.ip}}'], routes: [m({ to: 'default', via: '{{site.gateway}}' })], nameservers: m({ addresses: '{{site.dns}}' }) });
   const site = m({ domain: 'fz.example.org', timezone: 'Europe/Berlin', gateway: `10.${net}.0.1`, dns: [`10.${net}.0.2`], ...(c.machineId === 'derive' && { secretFile: '../secret.txt' }) });
   T.set('site', site).set('machineId', c.machineId)
     .set('ssh', m({ hostKeys: [...c.hostKeys], authorizedKeys: m({ root: [keys.publicKey] }) }))
-    .set('users', [user]).set('timezone', '{{site.timezone}}')
-    .set('network', m({ version: 2, ethernets: m({ lan }) }));
+    .set('users', [user]).set('timezone', '{{site.timezone}}');
+  if (c.network || c.input.some((x) => x.class === 'bad-set-name' || x.class === 'net-gateway' || x.class === 'net-address')) T.set('network', m({ version: 2, ethernets: m({ lan }) }));
   const files: Y[] = [
     m({ path: '/etc/fz-chain', content: names.map((n) => `{{vars.fz_${n}}}`).join(' ') + '\n', mode: '0644' }),
     m({ path: '/etc/fz-copied', source: '../src/ok.txt', mode: '0640' }),
