@@ -55,7 +55,8 @@ export interface CaseResult {
  */
 function refusal(x: InputMutation): 'validate' | 'preflight' | null {
   switch (x.class) {
-    case 'file-path': return /^\/etc\/(hostname|passwd)\/|^\/opt\/out\//.test(x.path) ? 'preflight' : 'validate';
+    // through a link out of the root: resolved inside the root, as the guest would; it must only not escape
+    case 'file-path': return x.path.startsWith('/opt/out/') ? null : /^\/etc\/(hostname|passwd)\//.test(x.path) ? 'preflight' : 'validate';
     case 'delete-path': return x.path === '/opt/out/hostfile' ? null : 'validate';
     case 'dup-target': case 'owner-range': return 'preflight';
     default: return 'validate';

@@ -14,7 +14,7 @@ import { cliCommands } from './engine.js';
 import { describeCase, fuzzCase, type FuzzCase } from './generate.js';
 import { runCase, type CaseResult, type Violation } from './invariants.js';
 import { DEFAULT_LIMITS, Pipeline, type Limits } from './pipeline.js';
-import { buildWorld } from './world.js';
+import { buildWorld, removalsSettled } from './world.js';
 
 export interface FuzzOptions {
   readonly runs: number;
@@ -116,6 +116,7 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzSummary> {
     return { ...summary, failure: { seed: opts.seed, path: details.counterexamplePath ?? '', description: describeCase(c), violations, reproDir } };
   } finally {
     await pipeline.close();
+    await removalsSettled();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { copyFixture } from '../helpers/rootfs.js';
 import type { EngineInput } from './engine.js';
@@ -280,11 +281,15 @@ function mutateTree(root: string, name: string, t: TreeMutation, outside: string
   }
 }
 
-/** Undo chattr +i and remove the case directory. */
+/** Undo chattr +i and remove the case directory, in the background (the next case need not wait); `settled` awaits them all. */
 export function removeWorld(w: Pick<World, 'dir' | 'immutable'>): void {
   for (const p of w.immutable) { try { execFileSync('chattr', ['-i', p], { stdio: 'ignore' }); } catch { /* gone */ } }
-  try { rmSync(w.dir, { recursive: true, force: true }); } catch {
+  pending.push(rm(w.dir, { recursive: true, force: true }).catch(() => {
     try { execFileSync('chattr', ['-R', '-i', w.dir], { stdio: 'ignore' }); } catch { /* best effort */ }
     rmSync(w.dir, { recursive: true, force: true });
-  }
+  }));
+}
+const pending: Array<Promise<void>> = [];
+export async function removalsSettled(): Promise<void> {
+  while (pending.length) await pending.shift();
 }
