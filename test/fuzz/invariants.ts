@@ -10,7 +10,8 @@
  *   no-secret-in-output     no password, hash, private key or site secret in any diagnostic, warning,
  *                           plan text, report, known_hosts, error message, CLI stdout or stderr
  *   validate-never-throws   problems are diagnostics, not exceptions
- *   diagnostics-located     every error diagnostic names a file, line and column
+ *   diagnostics-located     every error diagnostic names a file, line and column, and says what is
+ *                           wrong (never a bare "Maximum call stack size exceeded")
  *   no-hang                 every stage ends within its time limit (without help from the harness)
  *   bounded-reads           no stage makes the process grow without bound
  *   forbidden-input-refused an input of a forbidden rule class is refused (by validate, or by the
@@ -75,7 +76,10 @@ function findSecret(secrets: readonly string[], texts: ReadonlyArray<[string, st
 
 function located(v: ValidateOutcome): string | undefined {
   const bad = v.diagnostics.find((d) => d.severity === 'error' && (!d.file || !(Number(d.line) >= 1) || !(Number(d.col) >= 1)));
-  return bad && `error without file:line:col: ${JSON.stringify({ ...bad, message: bad.message.slice(0, 200) })}`;
+  if (bad) return `error without file:line:col: ${JSON.stringify({ ...bad, message: bad.message.slice(0, 200) })}`;
+  // an engine limit is not a message: the input's limit (depth, aliases, size) must be named
+  const engine = v.diagnostics.find((d) => /Maximum call stack size exceeded|out of memory|Invalid string length|Invalid array length/i.test(d.message));
+  return engine && `an engine error as the message: ${JSON.stringify({ ...engine, message: engine.message.slice(0, 200) })}`;
 }
 
 /** Private keys in the state dir and the fixtures' host keys: secrets too. */
@@ -130,7 +134,12 @@ export async function runCase(c: FuzzCase, ctx: CaseContext): Promise<CaseResult
     const base = ctx.limits ?? DEFAULT_LIMITS;
     const knownHang = !ctx.strict && classes.some((k) => KNOWN_OPEN[k]?.includes('no-hang'));
     const limits: Limits = knownHang ? { ...base, stageMs: { validate: 1500, plan: 3000, apply: 5000 } } : base;
+    // Deeply nested input after deeply nested input in one thread has aborted the whole process
+    // (V8: "RegExpCompiler Allocation failed"): such a case gets a worker of its own.
+    const isolate = classes.some((k) => k === 'deep-nesting' || k === 'yaml-bomb');
+    if (isolate) await ctx.pipeline.recycle();
     const out = await ctx.pipeline.run(world.input, ['validate', 'plan', 'apply'], world.dir, limits);
+    if (isolate) await ctx.pipeline.recycle();
     const v = out.stages.validate?.result as ValidateOutcome | undefined;
     const p = out.stages.plan?.result as RunOutcome | undefined;
     const a = out.stages.apply?.result as RunOutcome | undefined;

@@ -39,6 +39,8 @@ export const KNOWN_OPEN: Readonly<Record<string, readonly InvariantName[]>> = {
   'bad-mac': ['forbidden-input-refused'],
   // set-name "." or "..".
   'bad-set-name': ['forbidden-input-refused'],
+  // YAML nested 20,000 deep: "Maximum call stack size exceeded" as the message.
+  'deep-nesting': ['diagnostics-located'],
   // A grandparent found as NAME.yaml next to the profile: its settings vanish.
   'extends-via-file': ['clean-input-applies', 'extends-complete'],
   // Hostile trees: the machine fails after hostname, machine-id, keys or users are written;

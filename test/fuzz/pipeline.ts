@@ -46,7 +46,7 @@ export class Pipeline {
   private worker: Worker | undefined;
 
   private spawn(): Worker {
-    this.worker ??= new Worker(new URL('./worker.js', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: 1024, stackSizeMb: 4 } });
+    this.worker ??= new Worker(new URL('./worker.js', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: 1024 } });
     this.worker.unref();
     return this.worker;
   }
@@ -106,6 +106,11 @@ export class Pipeline {
       w.on('message', onMessage); w.on('error', onError); w.on('exit', onExit);
       w.postMessage({ input, stages } satisfies WorkerRequest);
     });
+  }
+
+  /** The next run starts in a fresh worker. */
+  async recycle(): Promise<void> {
+    await this.close();
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@
  * as they were before the run, case.json and README.txt with the commands.
  */
 import fc from 'fast-check';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cliCommands } from './engine.js';
@@ -74,6 +74,8 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzSummary> {
     const property = fc.asyncProperty(fuzzCase, async (c) => {
       const index = n++;
       if (failedAt >= 0 && ++extra > budget) return true; // shrinking budget spent: keep the smallest found so far
+      // FUZZ_TRACE=FILE: each case appended before it runs (a case that kills the process is the last line)
+      if (process.env.FUZZ_TRACE) appendFileSync(process.env.FUZZ_TRACE, JSON.stringify({ index, case: c }) + '\n');
       const dir = path.join(work, `case-${index}`);
       mkdirSync(dir);
       let r = await runCase(c, { pipeline, dir, scratch: work, strict: opts.strict, limits: opts.limits });

@@ -5,7 +5,7 @@
  * stage's outcome is posted as soon as it ends, with the prototypes checked
  * (and repaired, so that one polluting case does not leak into the next).
  */
-import { parentPort } from 'node:worker_threads';
+import { isMainThread, parentPort } from 'node:worker_threads';
 import { apply, plan, validate, type EngineInput } from './engine.js';
 
 export type StageName = 'validate' | 'plan' | 'apply';
@@ -42,34 +42,40 @@ function checkAndRepair(): string[] {
   return changes;
 }
 
-/**
- * What the library printed on its own (console.*, process.stdout/stderr) is
- * an output too: kept for the secret scan instead of reaching the terminal.
- */
 let printed: string[] = [];
-for (const level of ['log', 'info', 'warn', 'error', 'debug', 'trace', 'dir'] as const) {
-  (console as unknown as Record<string, unknown>)[level] = (...args: unknown[]) => { printed.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a) ?? String(a))).join(' ')); };
-}
-for (const stream of [process.stdout, process.stderr]) {
-  (stream as unknown as { write: unknown }).write = (chunk: unknown) => { printed.push(String(chunk)); return true; };
-}
 
-parentPort!.on('message', async (req: WorkerRequest) => {
-  for (const stage of req.stages) {
-    parentPort!.postMessage({ kind: 'start', stage } satisfies WorkerMessage);
-    let result: unknown;
-    printed = [];
-    try {
-      result = stage === 'validate' ? validate(req.input) : stage === 'plan' ? await plan(req.input) : await apply(req.input);
-    } catch (err) {
-      // the adapter catches everything: this is a bug of the harness, reported as such
-      result = { harnessError: String((err as Error)?.stack ?? err) };
-    }
-    const prototypes = checkAndRepair();
-    // results cross the thread as JSON: what is not plain data is not an output anyway
-    parentPort!.postMessage({ kind: 'stage', stage, result: JSON.parse(JSON.stringify(result) ?? 'null'), prototypes, console: printed } satisfies WorkerMessage);
-    const v = result as { diagnostics?: Array<{ severity: string }>; threw?: string };
-    if (stage === 'validate' && (v.threw || v.diagnostics?.some((d) => d.severity === 'error'))) break;
+// only as the worker: loaded anywhere else (a mocha given this directory), this module does nothing
+if (!isMainThread && parentPort) serve();
+
+function serve(): void {
+  /**
+   * What the library printed on its own (console.*, process.stdout/stderr) is
+   * an output too: kept for the secret scan instead of reaching the terminal.
+   */
+  for (const level of ['log', 'info', 'warn', 'error', 'debug', 'trace', 'dir'] as const) {
+    (console as unknown as Record<string, unknown>)[level] = (...args: unknown[]) => { printed.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a) ?? String(a))).join(' ')); };
   }
-  parentPort!.postMessage({ kind: 'end' } satisfies WorkerMessage);
-});
+  for (const stream of [process.stdout, process.stderr]) {
+    (stream as unknown as { write: unknown }).write = (chunk: unknown) => { printed.push(String(chunk)); return true; };
+  }
+
+  parentPort!.on('message', async (req: WorkerRequest) => {
+    for (const stage of req.stages) {
+      parentPort!.postMessage({ kind: 'start', stage } satisfies WorkerMessage);
+      let result: unknown;
+      printed = [];
+      try {
+        result = stage === 'validate' ? validate(req.input) : stage === 'plan' ? await plan(req.input) : await apply(req.input);
+      } catch (err) {
+        // the adapter catches everything: this is a bug of the harness, reported as such
+        result = { harnessError: String((err as Error)?.stack ?? err) };
+      }
+      const prototypes = checkAndRepair();
+      // results cross the thread as JSON: what is not plain data is not an output anyway
+      parentPort!.postMessage({ kind: 'stage', stage, result: JSON.parse(JSON.stringify(result) ?? 'null'), prototypes, console: printed } satisfies WorkerMessage);
+      const v = result as { diagnostics?: Array<{ severity: string }>; threw?: string };
+      if (stage === 'validate' && (v.threw || v.diagnostics?.some((d) => d.severity === 'error'))) break;
+    }
+    parentPort!.postMessage({ kind: 'end' } satisfies WorkerMessage);
+  });
+}
