@@ -134,12 +134,10 @@ export async function runCase(c: FuzzCase, ctx: CaseContext): Promise<CaseResult
     const base = ctx.limits ?? DEFAULT_LIMITS;
     const knownHang = !ctx.strict && classes.some((k) => KNOWN_OPEN[k]?.includes('no-hang'));
     const limits: Limits = knownHang ? { ...base, stageMs: { validate: 1500, plan: 3000, apply: 5000 } } : base;
-    // Deeply nested input after deeply nested input in one thread has aborted the whole process
-    // (V8: "RegExpCompiler Allocation failed"): such a case gets a worker of its own.
-    const isolate = classes.some((k) => k === 'deep-nesting' || k === 'yaml-bomb');
-    if (isolate) await ctx.pipeline.recycle();
     const out = await ctx.pipeline.run(world.input, ['validate', 'plan', 'apply'], world.dir, limits);
-    if (isolate) await ctx.pipeline.recycle();
+    // Deeply nested input after deeply nested input in one thread has aborted the whole process
+    // (V8: "RegExpCompiler Allocation failed"): the worker that saw one is not given another.
+    if (classes.some((k) => k === 'deep-nesting' || k === 'yaml-bomb')) await ctx.pipeline.recycle();
     const v = out.stages.validate?.result as ValidateOutcome | undefined;
     const p = out.stages.plan?.result as RunOutcome | undefined;
     const a = out.stages.apply?.result as RunOutcome | undefined;

@@ -32,7 +32,7 @@ export interface Limits {
 
 export const DEFAULT_LIMITS: Limits = {
   stageMs: { validate: 8_000, plan: 30_000, apply: 60_000 },
-  growthBytes: 1536 * 1024 * 1024,
+  growthBytes: 512 * 1024 * 1024,
 };
 
 function unblockFifos(dir: string): void {
