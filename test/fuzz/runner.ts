@@ -29,6 +29,8 @@ export interface FuzzOptions {
    * table is filled and checked.
    */
   readonly survey?: boolean;
+  /** Only this invariant counts (a replay that shrinks towards one property). */
+  readonly invariant?: string;
   /** Extra runs allowed for shrinking a counterexample (default 80). */
   readonly shrinkBudget?: number;
   /** Where counterexample reproductions go (default: a new temp dir). */
@@ -70,6 +72,7 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzSummary> {
   const budget = opts.shrinkBudget ?? 80;
   const firstIndex = Number(opts.path?.split(':')[0] ?? 0);
   let lastFailure: { c: FuzzCase; r: CaseResult } | undefined;
+  const firstBroken = new Set<string>();
   try {
     const property = fc.asyncProperty(fuzzCase, async (c) => {
       const index = n++;
@@ -99,9 +102,10 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzSummary> {
         }
         if ((index + 1) % 50 === 0) log(`  ${index + 1} cases, ${((Date.now() - started) / 1000).toFixed(0)} s`);
       }
-      const bad = opts.survey ? [] : r.violations.filter((x) => !x.knownOpen);
+      // while shrinking, a smaller case counts only if it breaks one of the invariants the first one broke
+      const bad = opts.survey ? [] : r.violations.filter((x) => !x.knownOpen && (failedAt < 0 || firstBroken.has(x.invariant)) && (!opts.invariant || x.invariant === opts.invariant));
       if (bad.length) {
-        if (failedAt < 0) { failedAt = index; log(`  counterexample at case ${index}: ${bad.map((b) => b.invariant).join(', ')}; shrinking (at most ${budget} more runs)`); }
+        if (failedAt < 0) { failedAt = index; bad.forEach((b) => firstBroken.add(b.invariant)); log(`  counterexample at case ${index}: ${bad.map((b) => b.invariant).join(', ')}; shrinking (at most ${budget} more runs)`); }
         lastFailure = { c, r };
         return false;
       }
