@@ -1,12 +1,13 @@
 /**
- * Runs the stages of a case in the worker thread (worker.ts) under a time
- * limit per stage and a memory limit for the process: a stage stuck in an
- * open() of a FIFO is unblocked by opening the FIFO's other end; one that
- * does not end then, or that makes the process grow without bound, is
- * terminated with its worker (a fresh one takes the next case).
+ * Runs the stages of a case in a child process (worker.ts) under a time
+ * limit per stage and a memory limit: a stage stuck in an open() of a FIFO
+ * is unblocked by opening the FIFO's other end; one that does not end then,
+ * or whose process grows past the limit, is killed (SIGKILL) with its
+ * process, and a fresh one takes the next case.
  */
-import { closeSync, constants, openSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { EngineInput } from './engine.js';
 import { fifosUnder } from './tree.js';
 import type { StageName, WorkerMessage, WorkerRequest } from './worker.js';
@@ -26,13 +27,13 @@ export interface PipelineOutcome {
 export interface Limits {
   /** Per stage, ms. */
   readonly stageMs: Record<StageName, number>;
-  /** Growth of the process's resident memory over its size before the case, bytes. */
+  /** Resident memory of the child process, bytes. */
   readonly growthBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
   stageMs: { validate: 8_000, plan: 30_000, apply: 60_000 },
-  growthBytes: 512 * 1024 * 1024,
+  growthBytes: 768 * 1024 * 1024,
 };
 
 function unblockFifos(dir: string): void {
@@ -42,19 +43,37 @@ function unblockFifos(dir: string): void {
   }
 }
 
-export class Pipeline {
-  private worker: Worker | undefined;
+function residentBytes(pid: number): number {
+  try { return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096; } catch { return 0; }
+}
 
-  private spawn(): Worker {
-    this.worker ??= new Worker(new URL('./worker.js', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: 1024 } });
-    this.worker.unref();
-    return this.worker;
+export class Pipeline {
+  private child: ChildProcess | undefined;
+  private stderr = '';
+
+  private spawn(): ChildProcess {
+    if (!this.child) {
+      this.stderr = '';
+      this.child = fork(fileURLToPath(new URL('./worker.js', import.meta.url)), [], {
+        serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        env: { ...process.env, GHOSTPREP_FUZZ_WORKER: '1' }, execArgv: ['--max-old-space-size=1024'],
+      });
+      const c = this.child;
+      c.stderr!.on('data', (d: Buffer) => { if (c === this.child) this.stderr = (this.stderr + d.toString()).slice(-2000); });
+      c.unref(); (c as unknown as { channel?: { unref(): void } }).channel?.unref();
+    }
+    return this.child;
+  }
+
+  private kill(): void {
+    const c = this.child;
+    this.child = undefined;
+    c?.kill('SIGKILL');
   }
 
   /** Run `stages` of `input`; FIFOs under `dir` are the ones a stuck stage may wait on. */
   run(input: EngineInput, stages: readonly StageName[], dir: string, limits: Limits = DEFAULT_LIMITS): Promise<PipelineOutcome> {
     const w = this.spawn();
-    const base = process.memoryUsage.rss();
     return new Promise((resolve) => {
       const out: { stages: Partial<Record<StageName, StageOutcome>>; hung?: PipelineOutcome['hung']; unbounded?: PipelineOutcome['unbounded']; crashed?: PipelineOutcome['crashed'] } = { stages: {} };
       let current: StageName | undefined;
@@ -65,13 +84,8 @@ export class Pipeline {
         finished = true;
         clearTimeout(timer);
         clearInterval(memory);
-        w.off('message', onMessage); w.off('error', onError); w.off('exit', onExit);
-        if (kill) {
-          this.worker = undefined;
-          // a thread blocked in a system call ends only once the call returns
-          unblockFifos(dir);
-          void w.terminate().catch(() => undefined);
-        }
+        w.off('message', onMessage); w.off('exit', onExit);
+        if (kill) { this.kill(); unblockFifos(dir); }
         resolve(out);
       };
       const onTimeout = (): void => {
@@ -88,34 +102,32 @@ export class Pipeline {
         else if (m.kind === 'stage') out.stages[m.stage] = { result: m.result, prototypes: m.prototypes, console: m.console };
         else finish(Boolean(out.hung));
       };
-      const onError = (err: Error): void => {
-        const detail = `${(err as { code?: string }).code ?? err.name}: ${err.message}`;
-        if (/OUT_OF_MEMORY|heap/i.test(detail)) out.unbounded = { stage: current ?? 'validate', detail };
+      const onExit = (code: number | null, signal: string | null): void => {
+        if (finished) return;
+        this.child = undefined;
+        const detail = `the process exited (${signal ?? code}): ${this.stderr.split('\n').filter((l) => /error|fatal/i.test(l)).slice(0, 3).join(' / ').slice(0, 400)}`;
+        if (/out of memory|heap limit/i.test(this.stderr)) out.unbounded = { stage: current ?? 'validate', detail };
         else out.crashed = { stage: current, detail };
-        this.worker = undefined;
         finish(false);
       };
-      const onExit = (code: number): void => { if (!finished) { out.crashed = { stage: current, detail: `worker exited with ${code}` }; this.worker = undefined; finish(false); } };
       const memory = setInterval(() => {
-        const rss = process.memoryUsage.rss();
-        if (rss - base > limits.growthBytes) {
-          out.unbounded = { stage: current ?? 'validate', detail: `the process grew by ${Math.round((rss - base) / 2 ** 20)} MiB` };
+        const rss = residentBytes(w.pid!);
+        if (rss > limits.growthBytes) {
+          out.unbounded = { stage: current ?? 'validate', detail: `the process grew to ${Math.round(rss / 2 ** 20)} MiB` };
           finish(true);
         }
-      }, 25);
-      w.on('message', onMessage); w.on('error', onError); w.on('exit', onExit);
-      w.postMessage({ input, stages } satisfies WorkerRequest);
+      }, 20);
+      w.on('message', onMessage); w.on('exit', onExit);
+      w.send({ input, stages } satisfies WorkerRequest);
     });
   }
 
-  /** The next run starts in a fresh worker. */
+  /** The next run starts in a fresh process. */
   async recycle(): Promise<void> {
-    await this.close();
+    this.kill();
   }
 
   async close(): Promise<void> {
-    const w = this.worker;
-    this.worker = undefined;
-    await w?.terminate();
+    this.kill();
   }
 }

@@ -1,7 +1,9 @@
 /**
- * The pipeline of one case, run in a worker thread of the fuzzer's process:
- * a stage that never returns (an open() on a FIFO, a read of /dev/zero) can
- * then be timed out, unblocked or terminated, and the run goes on. Each
+ * The pipeline of one case, run in a child process of the fuzzer (forked
+ * with an IPC channel): a stage that never returns (an open() on a FIFO, a
+ * read of /dev/zero) can then be timed out, unblocked or killed, and the run
+ * goes on. (A worker thread could not be stopped inside a native read loop,
+ * nor its memory capped.) Each
  * stage's outcome is posted as soon as it ends, with the prototypes checked
  * (and repaired, so that one polluting case does not leak into the next).
  */
@@ -44,10 +46,13 @@ function checkAndRepair(): string[] {
 
 let printed: string[] = [];
 
-// only as the worker: loaded anywhere else (a mocha given this directory), this module does nothing
-if (!isMainThread && parentPort) serve();
+interface Port { postMessage(m: WorkerMessage): void; on(ev: 'message', fn: (req: WorkerRequest) => void): void }
+const port: Port | undefined = !isMainThread && parentPort ? (parentPort as unknown as Port)
+  : process.send && process.env.GHOSTPREP_FUZZ_WORKER === '1' ? { postMessage: (m) => process.send!(m), on: (_ev, fn) => process.on('message', fn as (m: unknown) => void) } : undefined;
+// only as the fuzzer's child: loaded anywhere else (a mocha given this directory), this module does nothing
+if (port) { process.on('disconnect', () => process.exit(0)); serve(port); }
 
-function serve(): void {
+function serve(port: Port): void {
   /**
    * What the library printed on its own (console.*, process.stdout/stderr) is
    * an output too: kept for the secret scan instead of reaching the terminal.
@@ -59,9 +64,9 @@ function serve(): void {
     (stream as unknown as { write: unknown }).write = (chunk: unknown) => { printed.push(String(chunk)); return true; };
   }
 
-  parentPort!.on('message', async (req: WorkerRequest) => {
+  port.on('message', async (req: WorkerRequest) => {
     for (const stage of req.stages) {
-      parentPort!.postMessage({ kind: 'start', stage } satisfies WorkerMessage);
+      port.postMessage({ kind: 'start', stage } satisfies WorkerMessage);
       let result: unknown;
       printed = [];
       try {
@@ -72,10 +77,10 @@ function serve(): void {
       }
       const prototypes = checkAndRepair();
       // results cross the thread as JSON: what is not plain data is not an output anyway
-      parentPort!.postMessage({ kind: 'stage', stage, result: JSON.parse(JSON.stringify(result) ?? 'null'), prototypes, console: printed } satisfies WorkerMessage);
+      port.postMessage({ kind: 'stage', stage, result: JSON.parse(JSON.stringify(result) ?? 'null'), prototypes, console: printed } satisfies WorkerMessage);
       const v = result as { diagnostics?: Array<{ severity: string }>; threw?: string };
       if (stage === 'validate' && (v.threw || v.diagnostics?.some((d) => d.severity === 'error'))) break;
     }
-    parentPort!.postMessage({ kind: 'end' } satisfies WorkerMessage);
+    port.postMessage({ kind: 'end' } satisfies WorkerMessage);
   });
 }
