@@ -1,6 +1,6 @@
 /**
  * One case, end to end: build its world, snapshot every tree and every host
- * path next to them, run validate -> plan -> apply in the worker (and the CLI
+ * path next to them, run validate -> plan -> apply in the pipeline child (and the CLI
  * for a sample of cases), then check the product's promises:
  *
  *   machine-atomic          validate ok => each machine ends ok with its files read back as reported,
