@@ -251,7 +251,9 @@ async function planMachine(m: PreparedMachine, guest: Guest | undefined, t: Targ
     const changes = await effectiveChanges(g, planned);
     if (guest) {
       // the whole plan, not only what differs: a path the plan names is refused even where it changes nothing yet
-      const problems = await preflightPlan(g, planned, { allowSpecialModes: r.profile.allowSpecialModes === true });
+      // NTFS has no POSIX modes (ntfs-3g shows every file as 0777): the special-mode rule means nothing on Windows
+      const allowSpecialModes = r.profile.allowSpecialModes === true || distro.family === 'windows';
+      const problems = await preflightPlan(g, planned, { allowSpecialModes });
       if (problems.length) throw new GhostprepError(`${opts.mode === 'apply' ? 'refused before writing anything' : 'apply would refuse this plan'}: ${problems.join('; ')}`);
     }
     return { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes, unlock };

@@ -27,6 +27,7 @@
 import path from 'node:path/posix';
 import type { FileStat, GuestReader } from '../backends/backend.js';
 import { describeMode, type FileChange } from './types.js';
+import { specialModeProblem } from '../util/modes.js';
 
 export interface PreflightOptions {
   /** The profile's allowSpecialModes: setuid, setgid and world-writable modes are wanted. */
@@ -104,12 +105,7 @@ function idProblem(what: string, id: number): string | undefined {
 }
 
 function modeProblem(c: FileChange & { mode: number }, dir: boolean, opts: PreflightOptions): string | undefined {
-  const m = c.mode;
-  if (!Number.isInteger(m) || m < 0 || m > 0o7777) return `mode ${Number.isInteger(m) ? m.toString(8) : String(m)} is not a permission mode (0000..7777)`;
-  if (opts.allowSpecialModes) return undefined;
-  const what = m & 0o4000 ? 'setuid' : m & 0o2000 && !dir ? 'setgid' : m & 0o002 && !(dir && m & 0o1000) ? 'world-writable' : undefined;
-  if (!what) return undefined;
-  return `mode ${describeMode(m)} makes it ${what}; set allowSpecialModes: true in the profile to allow that`;
+  return specialModeProblem(c.mode, dir, opts.allowSpecialModes);
 }
 
 /** The problems of one change ("" prefix-free messages naming the path); empty: fine. */

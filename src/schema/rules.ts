@@ -20,6 +20,7 @@ import { windowsChecks } from '../windows/check.js';
 import { authorizedKeysRule, checkProfileKeys } from './rules-keys.js';
 import { checkProfileUsers, fileOwnersRule, usersRule } from './rules-users.js';
 import { computerNameOf, windowsProfile } from '../windows/settings.js';
+import { specialModeProblem } from '../util/modes.js';
 
 type MachineRule = (r: RenderedMachine) => Diagnostic[];
 
@@ -110,6 +111,18 @@ const guestPathRule: MachineRule = (r) => {
   return out;
 };
 
+/** A `files:` mode that is setuid, setgid or world-writable needs `allowSpecialModes: true`. */
+const fileModesRule: MachineRule = (r) => {
+  const allow = (r.profile as { allowSpecialModes?: boolean }).allowSpecialModes === true;
+  const out: Diagnostic[] = [];
+  r.profile.files?.forEach((f, i) => {
+    if (typeof f?.mode !== 'string' || !/^[0-7]{3,4}$/.test(f.mode)) return;
+    const problem = specialModeProblem(parseInt(f.mode, 8), false, allow);
+    if (problem) out.push(locateProblem(r.prepared, `/files/${i}/mode`, problem));
+  });
+  return out;
+};
+
 const networkRule: MachineRule = (r) => {
   const net = r.profile.network;
   if (net === undefined) return [];
@@ -146,6 +159,7 @@ export const MACHINE_RULES: ReadonlyArray<{ name: string; check: MachineRule }> 
   { name: 'timezone', check: timezoneRule },
   { name: 'rendered-schema', check: renderedSchemaRule },
   { name: 'guest-paths', check: guestPathRule },
+  { name: 'file-modes', check: fileModesRule },
   { name: 'authorized-keys', check: authorizedKeysRule },
   { name: 'users', check: usersRule },
   { name: 'file-owners', check: fileOwnersRule },
