@@ -87,29 +87,32 @@ export function renderCommandsPage(page, commands) {
 /** The operation records, as the program registers them. */
 export async function operationRecords() {
   const mod = await import(pathToFileURL(path.join(ROOT, 'dist/src/operations/index.js')).href);
-  const order = Array.isArray(mod.CUSTOMIZE_ORDER) ? mod.CUSTOMIZE_ORDER : [];
-  return mod.operations.list().map((op) => ({
-    name: op.name,
-    kind: op.kind,
-    description: op.description,
-    default: op.default ?? op.defaultEnabled,
-    order: typeof op.order === 'number' ? op.order : order.includes(op.name) && op.kind === 'customize' ? order.indexOf(op.name) + 1 : undefined,
-    guests: op.guests === undefined ? undefined : [op.guests].flat().join(', '),
-  }));
+  return mod.operations.list().map((op) => mod.summarize(op));
 }
 
 const cell = (s) => String(s).replace(/\|/g, '\\|');
 
-/** One markdown table per kind: in run order when the records carry one, else by name. */
+/**
+ * One markdown table per kind, with the guests each operation applies to;
+ * customize operations (which run in an order) in run order with their
+ * order, seal operations by name. A record that does not say its guests, or
+ * a customize record without an order, is an error: the table would hide it.
+ */
 export function operationsTable(records, kind) {
   const ops = records.filter((r) => r.kind === kind);
   if (!ops.length) throw new Error(`no ${kind} operations registered`);
-  const ordered = ops.every((o) => o.order !== undefined);
-  if (ordered) ops.sort((a, b) => a.order - b.order || a.name.localeCompare(b.name));
-  else ops.sort((a, b) => a.name.localeCompare(b.name));
-  const guests = ops.some((o) => o.guests !== undefined);
-  const cols = [...(ordered ? ['order'] : []), 'operation', 'default', ...(guests ? ['guests'] : []), 'what it does'];
-  const rows = ops.map((o) => [...(ordered ? [o.order] : []), `\`${o.name}\``, o.default ? 'on' : 'off', ...(guests ? [o.guests ?? 'all'] : []), cell(o.description)]);
+  for (const o of ops) {
+    if (!Array.isArray(o.guests) || !o.guests.length) throw new Error(`${kind} operation "${o.name}" does not say which guests it applies to`);
+    if (kind === 'customize' && typeof o.order !== 'number') throw new Error(`customize operation "${o.name}" has no order`);
+  }
+  const ordered = ops.some((o) => typeof o.order === 'number');
+  if (ordered) {
+    const missing = ops.find((o) => typeof o.order !== 'number');
+    if (missing) throw new Error(`${kind} operation "${missing.name}" has no order while others of its kind have one`);
+    ops.sort((a, b) => a.order - b.order);
+  } else ops.sort((a, b) => a.name.localeCompare(b.name));
+  const cols = [...(ordered ? ['order'] : []), 'operation', 'default', 'guests', 'what it does'];
+  const rows = ops.map((o) => [...(ordered ? [o.order] : []), `\`${o.name}\``, o.defaultEnabled ? 'on' : 'off', o.guests.join(', '), cell(o.description)]);
   return [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 

@@ -14,7 +14,6 @@ import { usersOperation } from './customize/users.js';
 import { windowsComputerNameOperation } from './customize/windows-computer-name.js';
 import { windowsRunOnceOperation } from './customize/windows-run-once.js';
 import { windowsUnattendOperation } from './customize/windows-unattend.js';
-import type { CustomizeOperation } from './registry.js';
 
 import { sealCloudInit } from './seal/cloud-init.js';
 import { sealCredentialSecret } from './seal/credential-secret.js';
@@ -34,20 +33,19 @@ import { sealUdevNet } from './seal/udev-persistent-net.js';
 import { sealUserAccounts } from './seal/user-accounts.js';
 import { sealSystemdPresets } from './seal/systemd-presets.js';
 
-export const operations = new OperationRegistry();
-/** Linux identity files mean nothing on a Windows guest (its NTFS volume is mounted at /): skip them there. */
-function linuxOnly(op: CustomizeOperation): CustomizeOperation {
-  return { ...op, plan: async (ctx) => (ctx.distro.family === 'windows' ? [] : op.plan(ctx)) };
-}
-for (const op of [hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation]) operations.register(linuxOnly(op));
-for (const op of [windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, filesOperation, deleteOperation]) operations.register(op);
-for (const op of [sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts, sealSystemdPresets]) operations.register(op);
-
 /**
+ * Each record sets its own place in the run (`order`) and the guests it
+ * applies to (`guests`); the registry refuses two operations at one place.
  * Order matters where operations touch the same files: users before the
- * keys that need their uids; profile `files` and `delete` last, so a site
- * can override anything.
+ * keys that need their uids; the profile's `files` and `delete` last, so a
+ * site can override anything.
  */
-export const CUSTOMIZE_ORDER = ['hostname', 'machine-id', 'ssh-host-keys', 'users', 'authorized-keys', 'timezone', 'network', 'clone-state', 'firstboot', 'windows-computer-name', 'windows-unattend', 'windows-run-once', 'files', 'delete'];
+export const operations = new OperationRegistry();
+for (const op of [
+  hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation,
+  windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, filesOperation, deleteOperation,
+  sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts, sealSystemdPresets,
+]) operations.register(op);
 
-export type { Operation, OperationContext, ResolvedIdentity, SealContext, SealOperation } from './registry.js';
+export { appliesTo, guestKindOf, summarize, GUEST_KINDS } from './registry.js';
+export type { CustomizeOperation, GuestKind, Operation, OperationContext, OperationSummary, ResolvedIdentity, SealContext, SealOperation } from './registry.js';

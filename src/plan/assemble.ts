@@ -1,22 +1,23 @@
 /**
- * Assemble a machine's plan: run each enabled operation's plan function in
- * order and collect their file changes. At one path the later operation
- * wins: the profile's own `files` and `delete` come last, so a site can
- * override anything ghostprep would write.
+ * Assemble a machine's plan: run the plan function of each enabled operation
+ * that applies to the guest, in the operations' run order, and collect their
+ * file changes. At one path the later operation wins: the profile's own
+ * `files` and `delete` come last, so a site can override anything ghostprep
+ * would write.
  */
-import { operations, CUSTOMIZE_ORDER, type OperationContext } from '../operations/index.js';
-import type { CustomizeOperation } from '../operations/registry.js';
+import { appliesTo, operations, type CustomizeOperation, type OperationContext } from '../operations/index.js';
 import { GhostprepError } from '../util/errors.js';
 import type { FileChange } from './types.js';
 
-/** The operations in CUSTOMIZE_ORDER, looked up once (a plan assembles 10,000 machines). */
+/** The customize operations in run order, sorted once (a plan assembles 10,000 machines). */
 let ordered: CustomizeOperation[] | undefined;
 
 export async function assemblePlan(ctx: OperationContext, enabled: (name: string) => boolean = () => true): Promise<FileChange[]> {
   const changes: FileChange[] = [];
-  for (const op of (ordered ??= CUSTOMIZE_ORDER.map((name) => operations.get('customize', name)!))) {
+  for (const op of (ordered ??= operations.runOrder())) {
     const name = op.name;
-    if (!enabled(name)) continue;
+    // an operation for other guests is never called: Linux identity files mean nothing on a Windows guest
+    if (!appliesTo(op, ctx.distro) || !enabled(name)) continue;
     try {
       changes.push(...(await op.plan(ctx)));
     } catch (err) {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parseTarget } from '../../fleet/targets.js';
 import { sealTargets, selectSealOperations } from '../../fleet/seal.js';
-import { operations } from '../../operations/index.js';
+import { operations, summarize } from '../../operations/index.js';
 import { expandTargetGlob } from '../../util/glob.js';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
 import { collect, fleetExitCode, Logger, out, type GlobalOptions } from '../common.js';
@@ -24,7 +24,8 @@ Examples:
     .action((o: { target?: string[]; ops?: string; dryRun?: boolean; list?: boolean }) => run(async (g) => {
       if (o.list) {
         const list = operations.list('seal');
-        if (g.json) out(JSON.stringify(list.map(({ name, description, defaultEnabled }) => ({ name, description, defaultEnabled })), null, 2));
+        // the same record as `ghostprep operations --json`, without the kind every entry shares
+        if (g.json) out(JSON.stringify(list.map((op) => { const { kind: _kind, ...rest } = summarize(op); return rest; }), null, 2));
         else for (const op of list) out(`${op.name.padEnd(20)} ${op.defaultEnabled ? '*' : ' '} ${op.description}`);
         return ExitCode.ok;
       }

@@ -18,6 +18,8 @@ export const authorizedKeysOperation: Operation = {
   kind: 'customize',
   description: 'install SSH authorized_keys for root and users (replacing the master\'s)',
   defaultEnabled: true,
+  order: 50,
+  guests: ['linux'],
   async plan(ctx) {
     const wanted = new Map<string, string[]>();
     for (const [user, keys] of Object.entries(ctx.profile.ssh?.authorizedKeys ?? {})) wanted.set(user, expandKeys(ctx, keys, `/ssh/authorizedKeys/${user}`));

@@ -26,6 +26,8 @@ export const cloneStateOperation: Operation = {
   kind: 'customize',
   description: 'remove per-machine secrets and leases of the master; new iSCSI initiator name',
   defaultEnabled: true,
+  order: 80,
+  guests: ['linux'],
   async plan({ guest, identity }) {
     const changes: FileChange[] = [];
     for (const [p, reason, recursive] of REMOVE) if (await guest.lstat(p)) changes.push(del('clone-state', p, reason, recursive));

@@ -7,6 +7,8 @@ export const deleteOperation: Operation = {
   kind: 'customize',
   description: 'delete the paths listed in the profile',
   defaultEnabled: true,
+  order: 140,
+  guests: ['linux', 'windows'],
   async plan({ guest, profile }) {
     const out = [];
     for (const p of profile.delete ?? []) {

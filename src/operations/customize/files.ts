@@ -11,6 +11,8 @@ export const filesOperation: Operation = {
   kind: 'customize',
   description: 'write files from templates, inline content or host files',
   defaultEnabled: true,
+  order: 130,
+  guests: ['linux', 'windows'],
   async plan({ guest, machine, profile }) {
     const specs = profile.files ?? [];
     if (!specs.length) return [];

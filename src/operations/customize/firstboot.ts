@@ -16,6 +16,8 @@ export const firstbootOperation: Operation = {
   kind: 'customize',
   description: 'install run-once first-boot commands (systemd unit or OpenRC local.d)',
   defaultEnabled: true,
+  order: 90,
+  guests: ['linux'],
   async plan({ guest, profile }) {
     const steps = profile.firstboot ?? [];
     if (!steps.length) return [];

@@ -12,6 +12,8 @@ export const hostnameOperation: Operation = {
   kind: 'customize',
   description: 'set the host name: /etc/hostname, /etc/hosts, per-family files',
   defaultEnabled: true,
+  order: 10,
+  guests: ['linux'],
   async plan({ guest, distro, machine }) {
     const { hostname, fqdn } = machine;
     const old = (await readText(guest, '/etc/hostname'))?.trim().split('\n')[0]?.trim();

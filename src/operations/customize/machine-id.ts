@@ -10,6 +10,8 @@ export const machineIdOperation: Operation = {
   kind: 'customize',
   description: 'give the clone its own /etc/machine-id (and /var/lib/dbus/machine-id)',
   defaultEnabled: true,
+  order: 20,
+  guests: ['linux'],
   async plan({ guest, identity }) {
     if (identity.machineId === undefined) return [];
     const content = identity.machineId + '\n';

@@ -7,6 +7,8 @@ export const networkOperation: Operation = {
   kind: 'customize',
   description: 'render the network config for the guest\'s renderer; remove the master\'s conflicting files',
   defaultEnabled: true,
+  order: 70,
+  guests: ['linux'],
   async plan({ guest, distro, profile, renderOnly }) {
     if (!profile.network) return [];
     const chosen = profile.networkRenderer && profile.networkRenderer !== 'auto' ? profile.networkRenderer : undefined;

@@ -20,6 +20,8 @@ export const sshHostKeysOperation: Operation = {
   kind: 'customize',
   description: 'regenerate SSH host keys per machine (kept in the state dir); remove stale types',
   defaultEnabled: true,
+  order: 30,
+  guests: ['linux'],
   async plan({ guest, distro, identity, profile }) {
     const types = profile.ssh?.hostKeys ?? [];
     if (!types.length) return [];

@@ -9,6 +9,8 @@ export const timezoneOperation: Operation = {
   kind: 'customize',
   description: 'set the time zone (/etc/localtime symlink, /etc/timezone)',
   defaultEnabled: true,
+  order: 60,
+  guests: ['linux'],
   async plan({ guest, distro, profile, renderOnly }) {
     const tz = profile.timezone;
     if (!tz) return [];

@@ -10,6 +10,8 @@ export const usersOperation: Operation = {
   kind: 'customize',
   description: 'create or update users and group memberships (passwd, shadow, group, gshadow)',
   defaultEnabled: true,
+  order: 40,
+  guests: ['linux'],
   async plan({ guest, profile, renderOnly }) {
     const users = profile.users ?? [];
     if (!users.length) return [];

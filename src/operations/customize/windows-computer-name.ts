@@ -18,8 +18,9 @@ export const windowsComputerNameOperation: Operation = {
   kind: 'customize',
   description: 'Windows: set the computer name in the SYSTEM hive (ComputerName, ActiveComputerName, Tcpip Hostname, NV Hostname)',
   defaultEnabled: true,
-  async plan({ guest, distro, machine, warn }) {
-    if (distro.family !== 'windows') return [];
+  order: 100,
+  guests: ['windows'],
+  async plan({ guest, machine, warn }) {
     const info = await detectWindows(guest);
     if (!info) return [];
     if (!info.generalized) warn?.(NOT_GENERALIZED_RISK);

@@ -17,8 +17,9 @@ export const windowsRunOnceOperation: Operation = {
   kind: 'customize',
   description: 'Windows: install first-logon commands as HKLM RunOnce values when the image is not generalized',
   defaultEnabled: true,
-  async plan({ guest, distro, machine }) {
-    if (distro.family !== 'windows') return [];
+  order: 120,
+  guests: ['windows'],
+  async plan({ guest, machine }) {
     const commands = windowsProfile(machine.profile).firstLogonCommands ?? [];
     const info = await detectWindows(guest);
     if (!info || info.generalized || !commands.length) return [];

@@ -16,8 +16,9 @@ export const windowsUnattendOperation: Operation = {
   kind: 'customize',
   description: 'Windows: write C:\\Windows\\Panther\\unattend.xml (computer name, time zone, owner, network, first-logon commands)',
   defaultEnabled: true,
-  async plan({ guest, distro, machine, warn }) {
-    if (distro.family !== 'windows') return [];
+  order: 110,
+  guests: ['windows'],
+  async plan({ guest, machine, warn }) {
     const info = await detectWindows(guest);
     if (!info) return [];
     const w = windowsProfile(machine.profile);

@@ -7,6 +7,7 @@ export const sealDbusMachineId: SealOperation = {
   kind: 'seal',
   description: 'remove /var/lib/dbus/machine-id unless it links to /etc/machine-id',
   defaultEnabled: true,
+  guests: ['linux'],
   async plan({ guest }) {
     const p = '/var/lib/dbus/machine-id';
     const st = await guest.lstat(p);

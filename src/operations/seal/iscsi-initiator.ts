@@ -7,6 +7,7 @@ export const sealIscsiInitiator: SealOperation = {
   kind: 'seal',
   description: 'reset the iSCSI initiator name so each clone generates its own',
   defaultEnabled: true,
+  guests: ['linux'],
   async plan({ guest, distro }) {
     const p = '/etc/iscsi/initiatorname.iscsi';
     if (!(await guest.lstat(p))) return [];

@@ -12,6 +12,7 @@ export const sealLogs: SealOperation = {
   kind: 'seal',
   description: 'remove the journal and rotated logs, empty the other log files',
   defaultEnabled: true,
+  guests: ['linux'],
   async plan(ctx) {
     const changes: FileChange[] = [];
     await walk(ctx, '/var/log', changes);

@@ -12,6 +12,7 @@ export const sealMachineId: SealOperation = {
   kind: 'seal',
   description: 'set /etc/machine-id to "uninitialized" (systemd first boot)',
   defaultEnabled: true,
+  guests: ['linux'],
   async plan({ guest }) {
     if (await hasSystemd(guest)) return [write('machine-id', '/etc/machine-id', 'uninitialized\n', 0o444, { reason: 'systemd generates a new id at first boot' })];
     return (await guest.lstat('/etc/machine-id')) ? [del('machine-id', '/etc/machine-id', 'no systemd: dbus-uuidgen --ensure makes a new id at boot')] : [];

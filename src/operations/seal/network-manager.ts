@@ -12,6 +12,7 @@ export const sealNetworkManager: SealOperation = {
   kind: 'seal',
   description: 'remove NetworkManager secret_key, seen-bssids, and connections bound to the master\'s MAC',
   defaultEnabled: true,
+  guests: ['linux'],
   async plan({ guest }) {
     const changes: FileChange[] = [];
     for (const p of ['/var/lib/NetworkManager/secret_key', '/var/lib/NetworkManager/seen-bssids', '/var/lib/NetworkManager/timestamps']) {

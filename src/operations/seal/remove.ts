@@ -4,15 +4,16 @@
  * globs. Directories named by a pattern are removed with their contents.
  */
 import type { FileChange } from '../../plan/types.js';
-import type { SealContext, SealOperation } from '../registry.js';
+import type { GuestKind, SealContext, SealOperation } from '../registry.js';
 import { del, guestGlob } from '../util.js';
 
-export function removalOperation(spec: { name: string; description: string; defaultEnabled?: boolean; reason: string; patterns: readonly string[] | ((ctx: SealContext) => readonly string[]) }): SealOperation {
+export function removalOperation(spec: { name: string; description: string; defaultEnabled?: boolean; guests: readonly GuestKind[]; reason: string; patterns: readonly string[] | ((ctx: SealContext) => readonly string[]) }): SealOperation {
   return {
     name: spec.name,
     kind: 'seal',
     description: spec.description,
     defaultEnabled: spec.defaultEnabled ?? true,
+    guests: spec.guests,
     async plan(ctx) {
       const patterns = typeof spec.patterns === 'function' ? spec.patterns(ctx) : spec.patterns;
       const changes: FileChange[] = [];

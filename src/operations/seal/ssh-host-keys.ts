@@ -18,6 +18,7 @@ export const sealSshHostKeys: SealOperation = {
   kind: 'seal',
   description: 'remove SSH host keys; install a first-boot unit that runs ssh-keygen -A',
   defaultEnabled: true,
+  guests: ['linux'],
   async plan({ guest }) {
     const changes: FileChange[] = (await guestGlob(guest, '/etc/ssh/ssh_host_*')).map((p) => del('ssh-host-keys', p, 'master\'s host key'));
     if (await hasSystemd(guest)) {

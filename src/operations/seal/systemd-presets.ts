@@ -19,6 +19,7 @@ export const sealSystemdPresets: SealOperation = {
   kind: 'seal',
   description: "keep the master's enabled/disabled units at first boot (preset file: its enabled units, then disable *)",
   defaultEnabled: true,
+  guests: ['linux'],
   async plan({ guest }) {
     if (!(await hasSystemd(guest))) return [];
     const lines = presetLines(await enabledUnits(guest));

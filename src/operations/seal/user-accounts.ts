@@ -9,6 +9,7 @@ export const sealUserAccounts: SealOperation = {
   kind: 'seal',
   description: 'remove regular user accounts (uid 1000-60000) and their home directories',
   defaultEnabled: false,
+  guests: ['linux'],
   async plan({ guest }) {
     const passwd = parseTable(await readText(guest, '/etc/passwd')).rows;
     const doomed = passwd.filter((r) => Number(r[2]) >= 1000 && Number(r[2]) <= 60000);
