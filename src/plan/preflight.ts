@@ -28,23 +28,21 @@ import path from 'node:path/posix';
 import type { FileStat, GuestReader } from '../backends/backend.js';
 import { describeMode, type FileChange } from './types.js';
 import { specialModeProblem } from '../util/modes.js';
+import { VIRTUAL_ROOTS, virtualRootOf } from '../util/guest-paths.js';
 
 export interface PreflightOptions {
   /** The profile's allowSpecialModes: setuid, setgid and world-writable modes are wanted. */
   readonly allowSpecialModes?: boolean;
 }
 
-/** Where nothing is ever written: the kernel's and the running system's virtual filesystems. */
-export const VIRTUAL_ROOTS = ['/proc', '/sys', '/dev', '/run'] as const;
+export { VIRTUAL_ROOTS };
 
 /** The largest valid uid/gid: (uid_t)-1 means "no change" to chown and is never an owner. */
 export const MAX_ID = 4294967294;
 
 const MAX_LINKS = 40;
 
-function virtualRoot(p: string): string | undefined {
-  return VIRTUAL_ROOTS.find((r) => p === r || p.startsWith(r + '/'));
-}
+const virtualRoot = virtualRootOf;
 
 /** What one path component turned out to be, as the walk found it. */
 interface Walked {

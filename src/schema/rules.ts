@@ -21,6 +21,7 @@ import { authorizedKeysRule, checkProfileKeys } from './rules-keys.js';
 import { checkProfileUsers, fileOwnersRule, usersRule } from './rules-users.js';
 import { computerNameOf, windowsProfile } from '../windows/settings.js';
 import { specialModeProblem } from '../util/modes.js';
+import { reservedGuestPath } from '../util/guest-paths.js';
 
 type MachineRule = (r: RenderedMachine) => Diagnostic[];
 
@@ -102,12 +103,16 @@ const renderedSchemaRule: MachineRule = (r) => {
 
 const guestPathRule: MachineRule = (r) => {
   const out: Diagnostic[] = [];
-  const check = (p: unknown, pointer: string) => {
+  const check = (p: unknown, pointer: string, what: 'write' | 'delete') => {
     if (typeof p !== 'string') return;
     if (!p.startsWith('/') || p.split('/').includes('..') || /[\0\n\r]/.test(p)) out.push(locateProblem(r.prepared, pointer, `${JSON.stringify(p)} must be an absolute guest path without ".." or control characters`));
+    else {
+      const reserved = reservedGuestPath(p, what);
+      if (reserved) out.push(locateProblem(r.prepared, pointer, reserved));
+    }
   };
-  r.profile.files?.forEach((f, i) => check(f?.path, `/files/${i}/path`));
-  r.profile.delete?.forEach((p, i) => check(p, `/delete/${i}`));
+  r.profile.files?.forEach((f, i) => check(f?.path, `/files/${i}/path`, 'write'));
+  r.profile.delete?.forEach((p, i) => check(p, `/delete/${i}`, 'delete'));
   return out;
 };
 

@@ -26,9 +26,7 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'files-root', profile: { files: [{ path: '/', content: 'x\n' }] }, expect: /refused before writing anything: \/: refusing to write \/ \(the guest's root\)/ },
   { name: 'under-file', profile: { files: [{ path: '/etc/hostname/conf', content: 'x\n' }] }, expect: /refused before writing anything: \/etc\/hostname\/conf: \/etc\/hostname is a regular file, not a directory/ },
-  { name: 'delete-root', profile: { delete: ['/'] }, expect: /refused before writing anything: \/: refusing to delete \/ \(the guest's root\)/ },
   {
     name: 'shadow-immutable',
     make: (root) => { execFileSync('chattr', ['+i', path.join(root, 'etc/shadow')]); flagged.push(path.join(root, 'etc/shadow')); },
@@ -89,19 +87,28 @@ describe('trust: no half-written machine (preflight, then one transaction per ma
     for (const c of CASES) expect(hosts, c.name).to.not.match(new RegExp(`(^|,)${c.name}[ ,]`, 'm'));
   });
 
-  it('an owner uid out of range is refused by validate, located, before any machine is written', async () => {
-    const dir = path.join(work, 'uid');
-    mkdirSync(path.join(dir, 'profiles'), { recursive: true });
-    const base = parse(TRUST_PROFILE) as Record<string, unknown>;
-    writeFileSync(path.join(dir, 'profiles', 'uid.yaml'), stringify({ ...base, profile: 'uid', files: [...(base.files as unknown[]), { path: '/etc/app.conf', content: 'x\n', owner: '4294967296' }] }));
-    writeFileSync(path.join(dir, 'inv.yaml'), stringify({ machines: [{ name: 'uid', profile: 'uid', mac: '52:54:00:bb:02:01', ip: '10.9.4.1/16' }] }));
-    const root = copyFixture('debian12', path.join(dir, 'trees', 'uid'));
-    const snap = snapshotTree(root);
-    const r = await gp(['apply', '-p', path.join(dir, 'profiles'), '-i', path.join(dir, 'inv.yaml'), '--target', `rootfs:${dir}/trees/{name}`, '--state', path.join(dir, 'state')], { timeoutMs: 120_000 });
-    expect(r.status, show(r)).to.equal(1);
-    expect(r.stderr).to.match(/uid\.yaml:\d+:\d+: error: \/files\/\d+\/owner: .*uid 4294967296 is out of range/);
-    expect(snapshotDiff(snap, snapshotTree(root))).to.deep.equal([]);
-  });
+  // A profile that names / or a uid out of range is refused by validate, located, before any machine is opened.
+  const REFUSED_BY_VALIDATE: Array<{ name: string; profile: Record<string, unknown>; expect: RegExp }> = [
+    { name: 'files-root', profile: { files: [{ path: '/', content: 'x\n' }] }, expect: /\/files\/\d+\/path: refusing to write \/ \(the guest's root\)/ },
+    { name: 'delete-root', profile: { delete: ['/'] }, expect: /\/delete\/0: refusing to delete \/ \(the guest's root\)/ },
+    { name: 'uid-range', profile: { files: [{ path: '/etc/app.conf', content: 'x\n', owner: '4294967296' }] }, expect: /\/files\/\d+\/owner: .*uid 4294967296 is out of range/ },
+  ];
+  for (const c of REFUSED_BY_VALIDATE) {
+    it(`${c.name}: refused by validate, located, before any machine is written`, async () => {
+      const dir = path.join(work, 'validate-' + c.name);
+      mkdirSync(path.join(dir, 'profiles'), { recursive: true });
+      const base = parse(TRUST_PROFILE) as Record<string, unknown>;
+      const extra = c.profile;
+      writeFileSync(path.join(dir, 'profiles', `${c.name}.yaml`), stringify({ ...base, ...extra, profile: c.name, files: [...(base.files as unknown[]), ...((extra.files as unknown[]) ?? [])] }));
+      writeFileSync(path.join(dir, 'inv.yaml'), stringify({ machines: [{ name: c.name, profile: c.name, mac: '52:54:00:bb:02:01', ip: '10.9.4.1/16' }] }));
+      const root = copyFixture('debian12', path.join(dir, 'trees', c.name));
+      const snap = snapshotTree(root);
+      const r = await gp(['apply', '-p', path.join(dir, 'profiles'), '-i', path.join(dir, 'inv.yaml'), '--target', `rootfs:${dir}/trees/{name}`, '--state', path.join(dir, 'state')], { timeoutMs: 120_000 });
+      expect(r.status, show(r)).to.equal(1);
+      expect(r.stderr).to.match(new RegExp(`${c.name}\\.yaml:\\d+:\\d+: error: ` + c.expect.source));
+      expect(snapshotDiff(snap, snapshotTree(root))).to.deep.equal([]);
+    });
+  }
 
   it('refuses two machines on one tree, a tree inside another, and the host root, before writing either', async function () {
     // never hand the host's / to a run whose target check is broken
