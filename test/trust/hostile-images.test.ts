@@ -74,8 +74,8 @@ const CASES: Case[] = [
     name: 'fs-read-only', why: 'a guest filesystem that cannot be written (ext4 read-only feature, tune2fs -O read-only)',
     steps: (_canary, device) => async (s) => {
       await s.command('umount-all');
-      // the partition's node may lag behind the umount (udev in the appliance): wait for it
-      await s.command('debug', ['sh', `udevadm settle; for i in $(seq 50); do [ -b ${device} ] && break; sleep 0.1; done; tune2fs -O read-only ${device}`]);
+      // the partition's node may lag behind the umount (udev in the appliance, slow on a loaded host): wait up to 30 s, asking the kernel to reread the table after 10 s
+      await s.command('debug', ['sh', `udevadm settle; for i in $(seq 300); do [ -b ${device} ] && break; [ $i = 100 ] && blockdev --rereadpt ${device.replace(/\d+$/, '')}; sleep 0.1; done; tune2fs -O read-only ${device}`]);
     },
     expect: READ_ONLY_FAILURE,
   },
