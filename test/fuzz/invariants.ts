@@ -58,7 +58,8 @@ function refusal(x: InputMutation): 'validate' | 'preflight' | null {
   switch (x.class) {
     // through a link out of the root: resolved inside the root, as the guest would; it must only not escape
     case 'file-path': return x.path.startsWith('/opt/out/') ? null : /^\/etc\/(hostname|passwd)\//.test(x.path) ? 'preflight' : 'validate';
-    case 'delete-path': return x.path === '/opt/out/hostfile' ? null : 'validate';
+    // under a regular file of the guest: only the target tells (preflight)
+    case 'delete-path': return x.path === '/opt/out/hostfile' ? null : x.path.startsWith('/etc/hostname/') ? 'preflight' : 'validate';
     case 'dup-target': case 'owner-range': return 'preflight';
     default: return 'validate';
   }
