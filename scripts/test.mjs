@@ -48,26 +48,27 @@ const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
 /**
  * Each file goes to the first group that names it (an exact path, or a
  * directory ending in /). Minutes: each group's time in a full `CI=true npm
- * test` on a quiet 2-core host with both workers busy (72 min of groups, 37 min
- * wall; boot-harness with its debootstrap cache cold: 3.6 min, warm 1.5).
+ * test` on a 2-core host with both workers busy (44 min of groups, 23 min
+ * wall); boot-harness as with its debootstrap cache cold (as in CI: about 4 min;
+ * warm 0.7), since the boot groups wait for it.
  */
 const GROUPS = [
-  { name: 'trust-kill', files: ['dist/test/trust/interrupt.test.js'], minutes: 13.4 },
+  { name: 'trust-kill', files: ['dist/test/trust/interrupt.test.js'], minutes: 7.4 },
   // after every other group (the scan reads all their ghostprep runs' outputs): `after` is filled in below
-  { name: 'trust-secrets', files: ['dist/test/trust/summary.test.js', 'dist/test/trust/zz-secrets.test.js'], minutes: 1.0, after: ['*'] },
-  { name: 'trust', files: ['dist/test/trust/'], minutes: 3.7 },
+  { name: 'trust-secrets', files: ['dist/test/trust/summary.test.js', 'dist/test/trust/zz-secrets.test.js'], minutes: 0.7, after: ['*'] },
+  { name: 'trust', files: ['dist/test/trust/'], minutes: 3.5 },
   // the first boot file builds the debootstrap master (cached under .cache/boot); the others wait for it
-  { name: 'boot-harness', files: ['dist/test/boot/harness.test.js'], minutes: 3.6 },
-  { name: 'boot-library', files: ['dist/test/boot/library.test.js'], minutes: 6.9, after: ['boot-harness'] },
-  { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 6.7, after: ['boot-harness'] },
-  { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 9.5 },
-  { name: 'slurm-cluster', files: ['dist/test/export/slurm-cluster.test.js'], minutes: 4.5 },
-  { name: 'windows', files: ['dist/test/windows/'], minutes: 6.9 },
-  { name: 'luks', files: ['dist/test/backends/guestfs/luks.test.js'], minutes: 2.8 },
-  { name: 'guestfs', files: ['dist/test/backends/guestfs/', 'dist/test/image/', 'dist/test/e2e/pipeline.test.js'], minutes: 13.3 },
+  { name: 'boot-harness', files: ['dist/test/boot/harness.test.js'], minutes: 4.0 },
+  { name: 'boot-library', files: ['dist/test/boot/library.test.js'], minutes: 3.0, after: ['boot-harness'] },
+  { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 5.1, after: ['boot-harness'] },
+  { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 4.8 },
+  { name: 'slurm-cluster', files: ['dist/test/export/slurm-cluster.test.js'], minutes: 2.9 },
+  { name: 'windows', files: ['dist/test/windows/'], minutes: 3.6 },
+  { name: 'luks', files: ['dist/test/backends/guestfs/luks.test.js'], minutes: 2.1 },
+  { name: 'guestfs', files: ['dist/test/backends/guestfs/', 'dist/test/image/', 'dist/test/e2e/pipeline.test.js'], minutes: 7.3 },
   // the fuzzer's fixed-seed budget: its own process, next to the others, not lengthening `rest`
-  { name: 'fuzz', files: ['dist/test/fuzz/'], minutes: 2.5 },
-  { name: 'rest', files: [], minutes: 2.0 },
+  { name: 'fuzz', files: ['dist/test/fuzz/'], minutes: 1.2 },
+  { name: 'rest', files: [], minutes: 1.9 },
 ];
 
 function specs(dir) {
