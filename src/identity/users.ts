@@ -4,6 +4,7 @@
  * keep every other line byte for byte (comments, NIS "+" lines, order).
  */
 import type { UserSpec } from '../profile/types.js';
+import path from 'node:path';
 
 export type Table = string[][];
 
@@ -58,6 +59,7 @@ export function applyUsers(files: { passwd?: string; shadow?: string; group?: st
         }
       }
       const home = u.home ?? `/home/${u.name}`;
+      homeClash(passwd, u.name, home, problems);
       pw = [u.name, 'x', String(uid), String(gid), u.gecos ?? '', home, u.shell ?? opts.defaultShell];
       passwd.push(pw);
       created.push({ name: u.name, uid, gid, home });
@@ -67,7 +69,7 @@ export function applyUsers(files: { passwd?: string; shadow?: string; group?: st
       if (u.uid !== undefined && Number(pw[2]) !== u.uid) problems.push(`user ${u.name} exists in the guest with uid ${pw[2]}, not ${u.uid}; changing a uid would orphan its files`);
       if (u.gid !== undefined) pw[3] = String(u.gid);
       if (u.gecos !== undefined) pw[4] = u.gecos;
-      if (u.home !== undefined) pw[5] = u.home;
+      if (u.home !== undefined) { homeClash(passwd, u.name, u.home, problems); pw[5] = u.home; }
       if (u.shell !== undefined) pw[6] = u.shell;
       if (u.passwordHash !== undefined) {
         const sh = find(shadow, u.name);
@@ -120,3 +122,17 @@ export function lookupId(table: string | undefined, name: string): number | unde
   const row = find(parseTable(table).rows, name);
   return row ? Number(row[2]) : undefined;
 }
+
+const normalHome = (h: string): string => path.posix.normalize(h).replace(/(.)\/+$/, '$1');
+
+/**
+ * A user may not take the home of another user of the guest: root's, a regular user's
+ * (uid 1000..65533) or any under /home. System accounts that share a placeholder home
+ * (/nonexistent, /var/empty, /) are left alone.
+ */
+function homeClash(passwd: readonly string[][], name: string, home: string, problems: string[]): void {
+  const wanted = normalHome(home);
+  const other = passwd.find((r) => r[0] !== name && typeof r[5] === 'string' && normalHome(r[5]) === wanted && (Number(r[2]) === 0 || (Number(r[2]) >= 1000 && Number(r[2]) < 65534) || wanted.startsWith('/home/')));
+  if (other) problems.push(`user ${name}: home ${home} is the home of ${other[0]} in the guest; each user needs a home of their own`);
+}
+

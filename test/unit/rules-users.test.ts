@@ -97,3 +97,29 @@ describe('plan without a target', () => {
     expect(passwd.content.toString()).to.include('ops:x:1000:').and.not.include(secret);
   });
 });
+
+describe('a user never takes the home of another user of the guest', () => {
+  const passwd = [
+    'root:x:0:0:root:/root:/bin/sh',
+    'daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin',
+    'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+    'master:x:1000:1000:Master:/home/master:/bin/bash',
+    'svc:x:998:998::/home/svc:/bin/sh',
+  ].join('\n') + '\n';
+  const files = { passwd, shadow: 'root:*:1::::::\n', group: 'root:x:0:\nmaster:x:1000:\n', gshadow: '' };
+  const opts = { defaultShell: '/bin/sh', hasShadow: true, hasGshadow: false };
+  const clash = (home: string, name = 'ops') => applyUsers(files, [{ name, home }], opts).problems.filter((p) => p.includes('each user needs a home of their own'));
+
+  it('refuses the home of root, of a regular user and any under /home, in every spelling', () => {
+    for (const home of ['/root', '/root/', '/home/master', '/home//master/', '/home/./master', '/home/svc']) expect(clash(home), home).to.have.length(1);
+    expect(clash('/home/master', 'master')).to.deep.equal([]);
+  });
+
+  it('leaves placeholder homes of system accounts alone', () => {
+    for (const home of ['/nonexistent', '/usr/sbin', '/home/ops', '/srv/ops']) expect(clash(home), home).to.deep.equal([]);
+  });
+
+  it('an existing user moved onto another user\'s home is refused too', () => {
+    expect(applyUsers(files, [{ name: 'master', home: '/root' }], opts).problems.join('\n')).to.match(/user master: home \/root is the home of root in the guest/);
+  });
+});
