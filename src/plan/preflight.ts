@@ -26,7 +26,7 @@
  */
 import path from 'node:path/posix';
 import type { FileStat, GuestReader } from '../backends/backend.js';
-import { describeMode, type FileChange } from './types.js';
+import type { FileChange } from './types.js';
 import { specialModeProblem } from '../util/modes.js';
 import { VIRTUAL_ROOTS, virtualRootOf } from '../util/guest-paths.js';
 
@@ -41,8 +41,6 @@ export { VIRTUAL_ROOTS };
 export const MAX_ID = 4294967294;
 
 const MAX_LINKS = 40;
-
-const virtualRoot = virtualRootOf;
 
 /** What one path component turned out to be, as the walk found it. */
 interface Walked {
@@ -113,7 +111,7 @@ export async function preflightChange(guest: GuestReader, c: FileChange, opts: P
   const norm = path.resolve('/', p);
   const doing = c.op === 'delete' ? 'delete' : c.op === 'mkdir' ? 'create the directory' : 'write';
   if (norm === '/') return [`${p}: refusing to ${doing} / (the guest's root)`];
-  const v = virtualRoot(norm);
+  const v = virtualRootOf(norm);
   if (v) return [`${p}: refusing to ${doing} under ${v} (a virtual filesystem of the running system)`];
   const problems: string[] = [];
   if (c.op === 'write' || c.op === 'mkdir') {
@@ -139,7 +137,7 @@ export async function preflightChange(guest: GuestReader, c: FileChange, opts: P
     return [...problems, `${p}: ${err.message}`];
   }
   if (w.real === '/') return [...problems, `${p}: resolves to / (the guest's root)`];
-  const rv = virtualRoot(w.real);
+  const rv = virtualRootOf(w.real);
   if (rv) return [...problems, `${p}: resolves to ${w.real}, under ${rv} (a virtual filesystem of the running system)`];
   const t = w.st?.type;
   switch (c.op) {
