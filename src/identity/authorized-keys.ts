@@ -12,6 +12,9 @@
  */
 
 /** Key types sshd accepts in authorized_keys (plain and certificate forms). */
+/** Largest key file read (validate and the authorized-keys operation): an authorized_keys file of a few thousand keys. */
+export const KEY_FILE_MAX_BYTES = 1024 * 1024;
+
 export const PUBLIC_KEY_TYPES: ReadonlySet<string> = new Set([
   'ssh-ed25519', 'ssh-rsa', 'ssh-dss',
   'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',

@@ -9,7 +9,7 @@
  * per machine after rendering.
  */
 import path from 'node:path';
-import { checkKeyFile, parseAuthorizedKey } from '../identity/authorized-keys.js';
+import { checkKeyFile, KEY_FILE_MAX_BYTES, parseAuthorizedKey } from '../identity/authorized-keys.js';
 import type { LoadedConfig } from '../profile/config.js';
 import { originOf } from '../profile/merge.js';
 import { placeIn } from '../profile/source.js';
@@ -17,8 +17,7 @@ import type { Diagnostic } from '../report/diagnostics.js';
 import { locateProblem, type RenderedMachine } from '../fleet/prepare.js';
 import { HostFileError, readHostText } from '../util/host-file.js';
 
-/** Largest key file read: an authorized_keys file of a few thousand keys. */
-export const KEY_FILE_MAX_BYTES = 1024 * 1024;
+export { KEY_FILE_MAX_BYTES };
 
 /** [pointer, value] of every authorized key entry of a profile (raw or rendered). */
 export function keyEntries(data: { ssh?: { authorizedKeys?: Record<string, readonly unknown[] | undefined> }; users?: ReadonlyArray<{ authorizedKeys?: readonly unknown[] } | undefined> } | undefined): Array<[string, unknown]> {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { originOf } from '../../profile/merge.js';
-import { keysOfFile, parseAuthorizedKey } from '../../identity/authorized-keys.js';
+import { KEY_FILE_MAX_BYTES, keysOfFile, parseAuthorizedKey } from '../../identity/authorized-keys.js';
 import { applyUsers, lookupId, parseTable } from '../../identity/users.js';
 import { HostFileError, readHostText } from '../../util/host-file.js';
 import { GuestError } from '../../util/errors.js';
@@ -62,7 +62,7 @@ function expandKeys(ctx: OperationContext, keys: readonly string[], pointer: str
     const file = path.resolve(path.dirname(origin?.source.file ?? '.'), k.slice(5));
     let text: string;
     try {
-      text = readHostText(file, { what: 'key file', maxBytes: 1024 * 1024 });
+      text = readHostText(file, { what: 'key file', maxBytes: KEY_FILE_MAX_BYTES });
     } catch (err) {
       if (err instanceof HostFileError) throw new GuestError(`authorized key ${pointer}/${i}: ${err.message}`);
       throw err;
