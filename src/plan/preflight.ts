@@ -28,14 +28,12 @@ import path from 'node:path/posix';
 import type { FileStat, GuestReader } from '../backends/backend.js';
 import type { FileChange } from './types.js';
 import { specialModeProblem } from '../util/modes.js';
-import { VIRTUAL_ROOTS, virtualRootOf } from '../util/guest-paths.js';
+import { virtualRootOf } from '../util/guest-paths.js';
 
 export interface PreflightOptions {
   /** The profile's allowSpecialModes: setuid, setgid and world-writable modes are wanted. */
   readonly allowSpecialModes?: boolean;
 }
-
-export { VIRTUAL_ROOTS };
 
 /** The largest valid uid/gid: (uid_t)-1 means "no change" to chown and is never an owner. */
 export const MAX_ID = 4294967294;

@@ -33,8 +33,6 @@ type Undo =
   | { readonly kind: 'attrs'; readonly path: string; readonly st: FileStat }
   | { readonly kind: 'trash'; readonly path: string; readonly trash: string };
 
-export { trashPath };
-
 /** Raised when a commit failed and was rolled back: the machine is as it was. */
 export class RolledBackError extends GuestError {}
 

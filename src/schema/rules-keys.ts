@@ -17,8 +17,6 @@ import type { Diagnostic } from '../report/diagnostics.js';
 import { locateProblem, type RenderedMachine } from '../fleet/prepare.js';
 import { HostFileError, readHostText } from '../util/host-file.js';
 
-export { KEY_FILE_MAX_BYTES };
-
 /** [pointer, value] of every authorized key entry of a profile (raw or rendered). */
 export function keyEntries(data: { ssh?: { authorizedKeys?: Record<string, readonly unknown[] | undefined> }; users?: ReadonlyArray<{ authorizedKeys?: readonly unknown[] } | undefined> } | undefined): Array<[string, unknown]> {
   const out: Array<[string, unknown]> = [];
