@@ -6,9 +6,9 @@
 // The generated ES module exports
 //   validators: {profile, inventory, report, 'network-v2'}   the validate functions
 //   sha256:     the same keys -> sha256 (hex) of each schema file as compiled
-// src/schema/validate.ts uses a validator only while the schema file still has that hash, and
+// src/schema/validate-schema.ts uses a validator only while the schema file still has that hash, and
 // compiles the schema at run time otherwise (edited schema, no rebuild) or when this file is absent
-// (a bare `tsc`). The ajv options must stay those of src/schema/validate.ts (the unit test
+// (a bare `tsc`). The ajv options must stay those of src/schema/validate-schema.ts (the unit test
 // test/unit/schema-precompiled.test.ts compares both on the bad corpus, the profiles and more).
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -27,7 +27,7 @@ const SCHEMA_DIR = path.join(REPO, 'schemas');
 const OUT = path.join(REPO, 'dist', 'src', 'schema', 'validators.precompiled.mjs');
 const NAMES = ['profile', 'inventory', 'report', 'network-v2'];
 
-// Runtime options (src/schema/validate.ts) plus code generation. ajv-formats' formats are referenced
+// Runtime options (src/schema/validate-schema.ts) plus code generation. ajv-formats' formats are referenced
 // from the generated code as require("ajv-formats/dist/formats").fullFormats (what addFormats would
 // set by default; spelled out here).
 const ajv = new Ajv2020({

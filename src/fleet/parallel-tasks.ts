@@ -6,7 +6,7 @@
  */
 import { StateDir } from '../identity/state.js';
 import { planEntry, planRenderOnly, type RunOptions } from './run.js';
-import { checkSlice, type LoadedFleet, type SliceResult } from './validate.js';
+import { checkSlice, type LoadedFleet, type SliceResult } from './validate-fleet.js';
 
 /** Render and check machines [start, end). */
 export interface ValidateTask { readonly kind: 'validate'; readonly start: number; readonly end: number }

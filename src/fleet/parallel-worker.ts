@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { errorMessage } from '../util/errors.js';
 import type { TaskMessage, WorkerMessage } from './parallel-pool.js';
 import { runTask, type FleetTask } from './parallel-tasks.js';
-import { loadFleet } from './validate.js';
+import { loadFleet } from './validate-fleet.js';
 import type { WorkerData } from './parallel.js';
 
 const port = parentPort!;

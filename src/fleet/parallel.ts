@@ -20,7 +20,7 @@ import { GhostprepError } from '../util/errors.js';
 import { WorkerPool } from './parallel-pool.js';
 import { runTask, type FleetTask, type PlanChunk, type PlanTask, type ValidateTask } from './parallel-tasks.js';
 import type { PreparedMachine } from './prepare.js';
-import { checkSlice, finishValidation, loadFleet, type LoadedFleet, type SliceResult } from './validate.js';
+import { checkSlice, finishValidation, loadFleet, type LoadedFleet, type SliceResult } from './validate-fleet.js';
 
 /** What a worker thread is started with. */
 export interface WorkerData { readonly profiles: readonly string[]; readonly inventory: string | undefined }

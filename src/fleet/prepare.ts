@@ -7,7 +7,7 @@
 import type { Distro } from '../distro/detect.js';
 import { fqdnOf } from '../identity/hostname.js';
 import { ExtendsCycleError, profileRef, resolveProfile, type LoadedConfig } from '../profile/config.js';
-import { originOf, overlay, type Traced } from '../profile/merge.js';
+import { originOf, overlay, type Traced } from '../profile/profile-merge.js';
 import { placeIn, toPointer, type SourceFile } from '../profile/source.js';
 import type { Inventory, MachineEntry, Profile } from '../profile/types.js';
 import type { Diagnostic } from '../report/diagnostics.js';

@@ -24,7 +24,7 @@ import { lockTarget } from '../util/file-lock.js';
 import { renderMachine, type PreparedMachine } from './prepare.js';
 import { selectShard, type Shard } from './shard.js';
 import { checkTargets, parseTarget } from './targets.js';
-import { validateFleet } from './validate.js';
+import { validateFleet } from './validate-fleet.js';
 import { parseCidr } from '../network/ip.js';
 import { addressesOf } from '../network/check.js';
 

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { RenderedMachine } from '../fleet/prepare.js';
 import type { ResolvedIdentity } from '../operations/registry.js';
-import { originOf } from '../profile/merge.js';
+import { originOf } from '../profile/profile-merge.js';
 import { GhostprepError } from '../util/errors.js';
 import { HostFileError, readHostText } from '../util/host-file.js';
 import { deriveMachineId, generateMachineId, parseMachineId } from './machine-id.js';

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs/promises';
 import { errorMessage, GuestError } from '../util/errors.js';
-import { ApplianceLayout, openDrive } from '../backends/guestfs/inspect.js';
+import { ApplianceLayout, openDrive } from '../backends/guestfs/os-inspect.js';
 import { scheduleBatches } from '../backends/guestfs/backend.js';
 import { conflictKeys, probeLvm } from '../backends/guestfs/lvm-probe.js';
 import { driveDevice, GuestfsSession, type SessionOptions } from '../backends/guestfs/session.js';

@@ -6,9 +6,9 @@
 import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Diagnostic } from '../report/diagnostics.js';
-import { validateSource } from '../schema/validate.js';
+import { validateSource } from '../schema/validate-schema.js';
 import { LIMITS } from './limits.js';
-import { deepFreeze, emptyMap, mergeInto, recordOrigins, type Traced } from './merge.js';
+import { deepFreeze, emptyMap, mergeInto, recordOrigins, type Traced } from './profile-merge.js';
 import { loadSource, placeIn, toPointer, type SourceFile } from './source.js';
 import type { Inventory, MachineEntry, Profile } from './types.js';
 

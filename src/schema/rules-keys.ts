@@ -11,7 +11,7 @@
 import path from 'node:path';
 import { checkKeyFile, KEY_FILE_MAX_BYTES, parseAuthorizedKey } from '../identity/authorized-keys.js';
 import type { LoadedConfig } from '../profile/config.js';
-import { originOf } from '../profile/merge.js';
+import { originOf } from '../profile/profile-merge.js';
 import { placeIn } from '../profile/source.js';
 import type { Diagnostic } from '../report/diagnostics.js';
 import { locateProblem, type RenderedMachine } from '../fleet/prepare.js';

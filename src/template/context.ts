@@ -6,7 +6,7 @@
  * and the rendering of every string of a profile with it.
  */
 import type { Distro } from '../distro/detect.js';
-import type { Origins } from '../profile/merge.js';
+import type { Origins } from '../profile/profile-merge.js';
 import { pointerSegments, toPointer } from '../profile/source.js';
 import type { MachineEntry } from '../profile/types.js';
 import { renderValue, TemplateError } from './render.js';

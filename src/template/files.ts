@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import type { RenderedMachine } from '../fleet/prepare.js';
-import { originOf } from '../profile/merge.js';
+import { originOf } from '../profile/profile-merge.js';
 import { placeIn } from '../profile/source.js';
 import type { FileSpec } from '../profile/types.js';
 import { formatText, type Diagnostic } from '../report/diagnostics.js';

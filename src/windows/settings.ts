@@ -4,7 +4,7 @@
  */
 import type { Profile } from '../profile/types.js';
 import type { RenderedMachine } from '../fleet/prepare.js';
-import { suggest } from '../schema/validate.js';
+import { suggest } from '../schema/validate-schema.js';
 import { CLDR_WINDOWS_ZONES_SOURCE, IANA_TO_WINDOWS, WINDOWS_ZONE_IDS } from './zones.js';
 
 export interface WindowsInterface {

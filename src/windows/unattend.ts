@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import type { RenderedMachine } from '../fleet/prepare.js';
-import { originOf } from '../profile/merge.js';
+import { originOf } from '../profile/profile-merge.js';
 import { explain, loadTemplateFile, TEMPLATE_DIR } from '../template/render.js';
 import { createStrictHandlebars } from '../template/strict-runtime.js';
 import { GhostprepError } from '../util/errors.js';

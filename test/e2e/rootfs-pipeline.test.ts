@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { validateAgainst } from '../../src/schema/validate.js';
+import { validateAgainst } from '../../src/schema/validate-schema.js';
 import { copyFixture, ROOTFS_FIXTURES, tempDir } from '../helpers/rootfs.js';
 import { ghostprep, treeDigest } from '../helpers/cli.js';
 

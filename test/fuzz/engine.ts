@@ -4,7 +4,7 @@
  * message captured as text for the secret scan. If the library's signatures
  * change, this file is the one to adapt.
  */
-import { validateFleet } from '../../src/fleet/validate.js';
+import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { planEntry, runFleet, type MachineResult } from '../../src/fleet/run.js';
 import { buildReport, writeKnownHosts } from '../../src/cli/commands/apply.js';
 import type { Diagnostic } from '../../src/report/diagnostics.js';

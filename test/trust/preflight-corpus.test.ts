@@ -65,7 +65,7 @@ describe('trust: hostile-tree corpus (preflight, then a transaction)', function 
     writeFileSync(path.join(work, 'outside', 'host-file'), 'the host\n');
     copyFixture('debian12', path.join(trees, 'good'));
     writeFileSync(path.join(work, 'profiles', 'trust.yaml'), TRUST_PROFILE);
-    const { validateFleet } = await import('../../src/fleet/validate.js');
+    const { validateFleet } = await import('../../src/fleet/validate-fleet.js');
     for (const c of corpus.filter((x) => x.stage === 'validate')) {
       const dir = path.join(work, 'validate', c.name);
       mkdirSync(dir, { recursive: true });

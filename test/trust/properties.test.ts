@@ -16,7 +16,7 @@ import { GuestfsGuest } from '../../src/backends/guestfs/guest.js';
 import { GuestfsError, type Arg, type GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { selectShard, shardOf } from '../../src/fleet/shard.js';
 import { contains, networkOf, parseCidr, parseIp } from '../../src/network/ip.js';
-import { mergeInto, originOf, type Traced } from '../../src/profile/merge.js';
+import { mergeInto, originOf, type Traced } from '../../src/profile/profile-merge.js';
 import type { SourceFile } from '../../src/profile/source.js';
 import { treeDigest } from '../helpers/cli.js';
 import { tempDir } from '../helpers/rootfs.js';
@@ -51,7 +51,7 @@ const value = fc.letrec((tie) => ({
 describe(`trust: properties (fast-check seed ${SEED})`, () => {
   before(() => console.log(`      fast-check seed: ${SEED} (replay: TRUST_SEED=${SEED})`));
 
-  describe('profile merging (src/profile/merge.ts)', () => {
+  describe('profile merging (src/profile/profile-merge.ts)', () => {
     it('equals the reference deep merge, never mutates or aliases the overlay, and is idempotent', async () => {
       await check(fc.property(value.map, value.map, (a, b) => {
         const bCopy = structuredClone(b);

@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { validateFleet } from '../../src/fleet/validate.js';
+import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { REPO } from '../helpers/rootfs.js';
 import { count, mergeSharedTrustRecords, outputsPerGroup, trustCounts } from '../helpers/trust-counts.js';
 import { recordOutput } from '../helpers/trust-run.js';

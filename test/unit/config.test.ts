@@ -3,9 +3,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, resolveProfile } from '../../src/profile/config.js';
 import { locate, parseSource } from '../../src/profile/source.js';
-import { originOf } from '../../src/profile/merge.js';
+import { originOf } from '../../src/profile/profile-merge.js';
 import { renderTemplate, renderValue } from '../../src/template/render.js';
-import { validateFleet } from '../../src/fleet/validate.js';
+import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { REPO, tempDir } from '../helpers/rootfs.js';
 
 function files(spec: Record<string, string>): string {

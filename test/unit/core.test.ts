@@ -10,7 +10,7 @@ import { fingerprint, keyTypeOf } from '../../src/identity/ssh-keys.js';
 import { rewriteHosts } from '../../src/operations/customize/hostname.js';
 import { parseShard, selectShard, shardOf } from '../../src/fleet/shard.js';
 import { parseTarget } from '../../src/fleet/targets.js';
-import { findDuplicates, type GuestIdentity } from '../../src/fleet/inspect.js';
+import { findDuplicates, type GuestIdentity } from '../../src/fleet/guest-identity.js';
 import { formatGithub, formatText } from '../../src/report/diagnostics.js';
 import { FIXTURES, ROOTFS_FIXTURES } from '../helpers/rootfs.js';
 

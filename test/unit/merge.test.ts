@@ -1,6 +1,6 @@
 /** report merge of deploy shards: base and resume kept, shards of different bases refused, big inventories in O(n). */
 import { expect } from 'chai';
-import { mergeReports, type DeployReport } from '../../src/fleet/merge.js';
+import { mergeReports, type DeployReport } from '../../src/fleet/merge-reports.js';
 
 const SHA_A = 'a'.repeat(64);
 const SHA_B = 'b'.repeat(64);

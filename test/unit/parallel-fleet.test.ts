@@ -19,7 +19,7 @@ import { makeInventory } from '../../bench/make-inventory.js';
 import { LUKS_KEY_ENV } from '../../src/backends/guestfs/luks.js';
 import { WorkerPool } from '../../src/fleet/parallel-pool.js';
 import { defaultThreads, idleCores, threadCount, validateThreaded } from '../../src/fleet/parallel.js';
-import { validateFleet } from '../../src/fleet/validate.js';
+import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { GhostprepError } from '../../src/util/errors.js';
 import { REPO } from '../helpers/rootfs.js';
 

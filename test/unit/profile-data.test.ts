@@ -10,9 +10,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, resolveProfile } from '../../src/profile/config.js';
 import { fastYaml } from '../../src/profile/fast-yaml.js';
-import { cloneData, ForbiddenKeyError, mergeInto, overlay, type Traced } from '../../src/profile/merge.js';
+import { cloneData, ForbiddenKeyError, mergeInto, overlay, type Traced } from '../../src/profile/profile-merge.js';
 import { parseSource } from '../../src/profile/source.js';
-import { validateFleet } from '../../src/fleet/validate.js';
+import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { tempDir } from '../helpers/rootfs.js';
 
 const RESERVED = ['__proto__', 'constructor', 'prototype'];

@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, resolveProfile } from '../../src/profile/config.js';
-import { originOf } from '../../src/profile/merge.js';
-import { validateFleet } from '../../src/fleet/validate.js';
+import { originOf } from '../../src/profile/profile-merge.js';
+import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { REPO, tempDir } from '../helpers/rootfs.js';
 
 function files(spec: Record<string, string>): string {

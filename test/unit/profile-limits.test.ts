@@ -7,12 +7,12 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { validateFleet } from '../../src/fleet/validate.js';
+import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { loadConfig } from '../../src/profile/config.js';
 import { fastYaml } from '../../src/profile/fast-yaml.js';
 import { LIMITS } from '../../src/profile/limits.js';
 import { loadSource, parseSource } from '../../src/profile/source.js';
-import { validateAgainst } from '../../src/schema/validate.js';
+import { validateAgainst } from '../../src/schema/validate-schema.js';
 import { tempDir } from '../helpers/rootfs.js';
 
 function only(text: string, file = 'p.yaml'): { line?: number; col?: number; message: string; path: string } {

@@ -1,6 +1,7 @@
 /** The progress display's pure parts: durations, rates, ETA, stage lines, fleet stage counting. */
 import { expect } from 'chai';
-import { eta, FleetStages, formatDuration, formatLine, formatRate, formatStage, Progress, progressWanted, rate, stage, tick } from '../../src/cli/progress.js';
+import { eta, formatDuration, formatLine, formatRate, formatStage, Progress, progressWanted, rate } from '../../src/cli/progress.js';
+import { FleetStages, stage, tick } from '../../src/fleet/fleet-stages.js';
 
 describe('progress display', () => {
   it('formats durations', () => {

@@ -18,12 +18,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { makeInventory } from '../../bench/make-inventory.js';
-import { SCHEMA_DIR, usePrecompiledForTests, validateAgainst, validator, type SchemaName } from '../../src/schema/validate.js';
+import { SCHEMA_DIR, usePrecompiledForTests, validateAgainst, validator, type SchemaName } from '../../src/schema/validate-schema.js';
 import { same } from '../helpers/same.js';
 import { parseSource } from '../../src/profile/source.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const VALIDATE_JS = path.join(REPO, 'dist', 'src', 'schema', 'validate.js');
+const VALIDATE_JS = path.join(REPO, 'dist', 'src', 'schema', 'validate-schema.js');
 const MODULE = path.join(REPO, 'dist', 'src', 'schema', 'validators.precompiled.mjs');
 const NAMES: SchemaName[] = ['profile', 'inventory', 'report', 'network-v2'];
 

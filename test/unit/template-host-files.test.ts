@@ -11,7 +11,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSyn
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadFleet, validateFleet } from '../../src/fleet/validate.js';
+import { loadFleet, validateFleet } from '../../src/fleet/validate-fleet.js';
 import { renderMachine } from '../../src/fleet/prepare.js';
 import { readSiteSecret } from '../../src/identity/resolve.js';
 import type { Diagnostic } from '../../src/report/diagnostics.js';

@@ -16,7 +16,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { guestfsEnv } from '../../src/backends/guestfs/env.js';
-import { buildHive, type KeySpec } from '../../src/windows/regf.js';
+import { buildHive, type KeySpec } from '../helpers/hive-writer.js';
 import { CACHE_DIR, tempDir } from '../helpers/images.js';
 
 export type WindowsFlavour = 'generalized' | 'specialized';

@@ -16,7 +16,7 @@ import { errorMessage, GuestError } from '../../util/errors.js';
 import type { Backend, GuestVisitor, OpenOptions, TargetSpec } from '../backend.js';
 import { imageFormat } from '../../image/format.js';
 import { GuestfsGuest } from './guest.js';
-import { ApplianceLayout, mountGuest, mountLike, openDrive, type InspectedOs } from './inspect.js';
+import { ApplianceLayout, mountGuest, mountLike, openDrive, type InspectedOs } from './os-inspect.js';
 import { conflictKeys, probeLvm } from './lvm-probe.js';
 import { luksKeysFor } from './luks.js';
 import { GuestfsSession, type SessionOptions } from './session.js';
@@ -324,7 +324,7 @@ class BatchRun {
     return os;
   }
 
-  /** A copy of an image already inspected in this process: mounted like it (inspect.ts mountLike). */
+  /** A copy of an image already inspected in this process: mounted like it (os-inspect.ts mountLike). */
   private async openLike(session: GuestfsSession, index: number, p: Prepared): Promise<InspectedOs | undefined> {
     const template = p.target.layoutKey ? layoutTemplates.get(p.target.layoutKey) : undefined;
     if (!template || p.luks || p.vgNames.length) return undefined;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { findDuplicates, inspectGuest, type GuestIdentity } from '../../fleet/inspect.js';
+import { findDuplicates, inspectGuest, type GuestIdentity } from '../../fleet/guest-identity.js';
 import { visitTargets } from '../../fleet/open.js';
 import { parseTarget } from '../../fleet/targets.js';
 import { expandTargetGlob } from '../../util/glob.js';

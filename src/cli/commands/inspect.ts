@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { inspectGuest, type GuestIdentity } from '../../fleet/inspect.js';
+import { inspectGuest, type GuestIdentity } from '../../fleet/guest-identity.js';
 import { planSeal, selectSealOperations } from '../../fleet/seal.js';
 import { visitTargets } from '../../fleet/open.js';
 import { parseTarget } from '../../fleet/targets.js';

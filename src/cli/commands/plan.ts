@@ -3,7 +3,8 @@ import type { MachineResult, RunOptions } from '../../fleet/run.js';
 import type { PlanChunk } from '../../fleet/parallel-tasks.js';
 import { ExitCode } from '../../util/errors.js';
 import { fleetExitCode, Logger, OutputBuffer, type GlobalOptions } from '../common.js';
-import { Progress, progressWanted, stage } from '../progress.js';
+import { Progress, progressWanted } from '../progress.js';
+import { stage } from '../../fleet/fleet-stages.js';
 import { addFleetOptions, runOptions, type FleetCliOptions } from './fleet-options.js';
 import { THREADS_HELP } from './validate.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { mergeReports, readReport } from '../../fleet/merge.js';
+import { mergeReports, readReport } from '../../fleet/merge-reports.js';
 import { loadConfig } from '../../profile/config.js';
 import { writeAtomic } from '../../report/report.js';
 import { GhostprepError } from '../../util/errors.js';

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
 import { collect, printDiagnostics, type GlobalOptions } from '../common.js';
-import { Progress, progressWanted, stage } from '../progress.js';
+import { Progress, progressWanted } from '../progress.js';
+import { stage } from '../../fleet/fleet-stages.js';
 
 export const THREADS_HELP = 'threads for a big inventory: validate uses a second one from 30,000 machines, plan from 8,000 (default: $GHOSTPREP_THREADS, else one per idle core, at most 4; 1: no worker threads)';
 

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { originOf } from '../../profile/merge.js';
+import { originOf } from '../../profile/profile-merge.js';
 import { KEY_FILE_MAX_BYTES, keysOfFile, parseAuthorizedKey } from '../../identity/authorized-keys.js';
 import { applyUsers, lookupId, parseTable } from '../../identity/users.js';
 import { HostFileError, readHostText } from '../../util/host-file.js';

@@ -11,7 +11,7 @@ import { LUKS_PASSPHRASE, LUKS_UUID, overlayOf, tempDir, testImage } from '../..
 import { ghostprep } from '../../helpers/cli.js';
 import { luksKeyFilesFromEnv, mapperName, parseCrypttab, readLuksKeys } from '../../../src/backends/guestfs/luks.js';
 import { parseLuksUuid, conflictKeys } from '../../../src/backends/guestfs/lvm-probe.js';
-import { cryptAliases } from '../../../src/backends/guestfs/inspect.js';
+import { cryptAliases } from '../../../src/backends/guestfs/os-inspect.js';
 
 const vol = (device: string, type: string, uuid = '') => ({ device, type, uuid, label: '', partUuid: '', partLabel: '' });
 

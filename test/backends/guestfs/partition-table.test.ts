@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import fs from 'node:fs/promises';
-import { ApplianceLayout, openDrive } from '../../../src/backends/guestfs/inspect.js';
+import { ApplianceLayout, openDrive } from '../../../src/backends/guestfs/os-inspect.js';
 import { probeLvm, readPartitionTable } from '../../../src/backends/guestfs/lvm-probe.js';
 import { GuestfsSession } from '../../../src/backends/guestfs/session.js';
 import { overlayOf, tempDir, testImage } from '../../helpers/images.js';

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { scheduleBatches } from '../../../src/backends/guestfs/backend.js';
 import { inlineChunks } from '../../../src/backends/guestfs/guest.js';
-import { findVolume, fstabMounts, layoutOnDrive, safeMountpoint, type InspectedOs } from '../../../src/backends/guestfs/inspect.js';
+import { findVolume, fstabMounts, layoutOnDrive, safeMountpoint, type InspectedOs } from '../../../src/backends/guestfs/os-inspect.js';
 import { conflictKeys, parsePvLabel, readPartitionTable } from '../../../src/backends/guestfs/lvm-probe.js';
 import { cleanStderr, commandLine, driveDevice, MAX_LINE, quoteArg } from '../../../src/backends/guestfs/session.js';
 import { imageFormat } from '../../../src/image/format.js';

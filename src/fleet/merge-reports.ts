@@ -11,7 +11,7 @@ export interface DeployReport extends RunReport {
   base?: { path: string; sha256: string; sha256After?: string };
   resume?: ResumeSummary;
 }
-import { validateAgainst } from '../schema/validate.js';
+import { validateAgainst } from '../schema/validate-schema.js';
 import { GhostprepError } from '../util/errors.js';
 
 export function readReport(file: string): DeployReport {
