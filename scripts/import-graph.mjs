@@ -15,13 +15,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export const LAYERS = [
   ['cli'],
   ['fleet'],
-  ['operations'],
   ['plan'],
-  ['network', 'windows', 'identity', 'image', 'backends'],
-  ['schema'],
-  ['template'],
+  ['operations'],
+  ['windows', 'image'],
+  ['network', 'identity', 'backends', 'template'],
   ['profile', 'distro', 'report'],
-  ['core', 'util'],
+  ['schema'],
+  ['util'],
+  ['core'],
 ];
 
 /** The rank of a folder: its layer's index (an unknown folder ranks with the bottom layer and fails). */

@@ -4,8 +4,8 @@
  */
 import path from 'node:path/posix';
 import { GuestError } from '../util/errors.js';
-import type { FileStat, Guest, ReadOptions, WriteAttributes } from './backend.js';
-import { DEFAULT_MAX_READ } from './backend.js';
+import type { FileStat, Guest, ReadOptions, WriteAttributes } from '../core/backend.js';
+import { DEFAULT_MAX_READ } from '../core/backend.js';
 
 export type MemoryEntry =
   | { type: 'file'; content: Buffer; mode: number; uid: number; gid: number }

@@ -9,8 +9,8 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { GuestError } from '../util/errors.js';
-import type { Backend, FileStat, Guest, GuestVisitor, OpenOptions, ReadOptions, TargetSpec, WriteAttributes } from './backend.js';
-import { DEFAULT_MAX_READ } from './backend.js';
+import type { Backend, FileStat, Guest, GuestVisitor, OpenOptions, ReadOptions, TargetSpec, WriteAttributes } from '../core/backend.js';
+import { DEFAULT_MAX_READ } from '../core/backend.js';
 
 const MAX_LINKS = 40;
 

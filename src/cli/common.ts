@@ -3,7 +3,8 @@
  * results (JSON with --json) and stderr for logs, and the one place where
  * errors become exit codes.
  */
-import { formatDiagnostics, hasErrors, type Diagnostic } from '../report/diagnostics.js';
+import { formatDiagnostics, hasErrors } from '../report/diagnostics.js';
+import { type Diagnostic } from '../core/diagnostic.js';
 import { ExitCode, GhostprepError, InvalidInputError } from '../util/errors.js';
 
 export interface GlobalOptions { json?: boolean; quiet?: boolean; verbose?: boolean; progress?: boolean; luksKeyFile?: string[] }

@@ -2,18 +2,7 @@
  * Distro family detection from /etc/os-release, shared by every backend.
  * Families decide which identity files exist (docs/operations.md, "What gets written").
  */
-/** `windows` is never read from os-release: src/windows/detect.ts reads the registry. */
-export type Family = 'debian' | 'rhel' | 'suse' | 'arch' | 'alpine' | 'windows' | 'unknown';
-
-export interface Distro {
-  readonly id: string;
-  readonly idLike: readonly string[];
-  readonly versionId: string;
-  readonly name: string;
-  readonly family: Family;
-  /** Major version as a number when VERSION_ID starts with one (rhel 6/8 rules). */
-  readonly major: number | undefined;
-}
+import type { Distro, Family } from '../core/distro.js';
 
 /** Parse the shell-like KEY=value syntax of os-release(5). */
 export function parseOsRelease(text: string): Record<string, string> {

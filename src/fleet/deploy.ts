@@ -19,7 +19,7 @@ import { cachedSha256, restoreBatch, type RestoreMode } from '../image/restore.j
 import { DEFAULT_DRIVES_PER_APPLIANCE, defaultJobs, splitBatches } from '../backends/guestfs/backend.js';
 import { GhostprepError, errorMessage } from '../util/errors.js';
 import { openFleet, runMachines, sortByInventory, type MachineResult, type RunOptions } from './run.js';
-import type { PreparedMachine } from './prepare.js';
+import type { PreparedMachine } from '../core/machine.js';
 
 export interface DeployOptions extends Omit<RunOptions, 'target' | 'mode'> {
   readonly base: string;

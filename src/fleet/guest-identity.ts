@@ -2,7 +2,7 @@
  * Read a guest's identity back: what `inspect` prints and `audit` compares.
  */
 import path from 'node:path/posix';
-import type { GuestReader } from '../backends/backend.js';
+import type { GuestReader } from '../core/backend.js';
 import { detectDistro } from '../distro/detect.js';
 import { parseMachineId } from '../identity/machine-id.js';
 import { fingerprint, keyTypeOf } from '../identity/ssh-keys.js';

@@ -1,5 +1,5 @@
 /** Open any list of targets read-only with the right backend, for inspect and audit. */
-import type { Backend, Guest, TargetSpec } from '../backends/backend.js';
+import type { Backend, Guest, TargetSpec } from '../core/backend.js';
 import { RootfsBackend } from '../backends/rootfs.js';
 
 export interface VisitOptions {

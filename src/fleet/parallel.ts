@@ -15,11 +15,11 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
-import type { Diagnostic } from '../report/diagnostics.js';
+import type { Diagnostic } from '../core/diagnostic.js';
 import { GhostprepError } from '../util/errors.js';
 import { WorkerPool } from './parallel-pool.js';
 import { runTask, type FleetTask, type PlanChunk, type PlanTask, type ValidateTask } from './parallel-tasks.js';
-import type { PreparedMachine } from './prepare.js';
+import type { PreparedMachine } from '../core/machine.js';
 import { checkSlice, finishValidation, loadFleet, type LoadedFleet, type SliceResult } from './validate-fleet.js';
 
 /** What a worker thread is started with. */

@@ -4,10 +4,11 @@
  * assemble the plan, diff it against the guest and (apply) write and verify.
  * A failure in one machine is that machine's result; the others go on.
  */
-import type { Backend, Guest, TargetSpec } from '../backends/backend.js';
+import type { Backend, Guest, TargetSpec } from '../core/backend.js';
 import { MemoryGuest } from '../backends/memory.js';
 import { RootfsBackend } from '../backends/rootfs.js';
-import { detectDistro, type Distro } from '../distro/detect.js';
+import { detectDistro } from '../distro/detect.js';
+import { type Distro } from '../core/distro.js';
 import { fingerprint, keyTypeOf } from '../identity/ssh-keys.js';
 import { parseMachineId } from '../identity/machine-id.js';
 import { resolveIdentity } from '../identity/resolve.js';
@@ -17,11 +18,12 @@ import { detectWindows, windowsDistro } from '../windows/detect.js';
 import { commitChanges, verifyChanges } from '../plan/apply.js';
 import { preflightPlan } from '../plan/preflight.js';
 import { effectiveChanges, renderDiff, type EffectiveChange } from '../plan/diff.js';
-import { describeMode } from '../plan/types.js';
+import { describeMode } from '../core/file-change.js';
 import type { MachineReport } from '../report/report.js';
 import { GhostprepError, InvalidInputError, errorMessage } from '../util/errors.js';
 import { lockTarget } from '../util/file-lock.js';
-import { renderMachine, type PreparedMachine } from './prepare.js';
+import { renderMachine } from './prepare.js';
+import { type PreparedMachine } from '../core/machine.js';
 import { selectShard, type Shard } from './shard.js';
 import { checkTargets, parseTarget } from './targets.js';
 import { validateFleet } from './validate-fleet.js';

@@ -2,7 +2,7 @@
  * seal: generalize a master. Each enabled seal operation says what to remove
  * or reset; the changes go through the same diff/apply/verify path as apply.
  */
-import type { Guest, GuestReader, TargetSpec } from '../backends/backend.js';
+import type { Guest, GuestReader, TargetSpec } from '../core/backend.js';
 import { detectDistro } from '../distro/detect.js';
 import { operations, type SealOperation } from '../operations/index.js';
 import { applyChanges, verifyChanges } from '../plan/apply.js';

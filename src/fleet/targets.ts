@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
-import type { TargetSpec } from '../backends/backend.js';
+import type { TargetSpec } from '../core/backend.js';
 import { GhostprepError } from '../util/errors.js';
 
 const IMAGE_FORMATS: Record<string, string> = { qcow2: 'qcow2', raw: 'raw', img: 'raw', vmdk: 'vmdk', vdi: 'vdi', vhdx: 'vhdx', vpc: 'vpc', vhd: 'vpc' };

@@ -3,11 +3,14 @@
  * duplicates (the same template error in 500 machines) reported once.
  */
 import { loadConfig, type LoadedConfig } from '../profile/config.js';
-import { sortDiagnostics, type Diagnostic } from '../report/diagnostics.js';
-import { checkMachine, checkReferencedFiles, checkUniqueness, uniquenessFacts, type UniquenessFacts } from '../schema/rules.js';
+import { sortDiagnostics } from '../report/diagnostics.js';
+import { type Diagnostic } from '../core/diagnostic.js';
+import { checkMachine, checkReferencedFiles, checkUniqueness, uniquenessFacts, type UniquenessFacts } from './rules.js';
 import { siteSecret } from '../identity/resolve.js';
-import { checkTargets } from '../schema/rules-targets.js';
-import { locateProblem, prepareFleet, renderMachine, type PreparedMachine, type RenderedMachine } from './prepare.js';
+import { checkTargets } from './rules-targets.js';
+import { prepareFleet, renderMachine } from './prepare.js';
+import { locateProblem } from '../template/locate.js';
+import { type PreparedMachine, type RenderedMachine } from '../core/machine.js';
 import { fileContent, HostFileProblem } from '../template/files.js';
 import { TemplateError } from '../template/render.js';
 import path from 'node:path';

@@ -4,13 +4,14 @@
  * generates nothing and marks what apply would generate as pending.
  */
 import path from 'node:path';
-import type { RenderedMachine } from '../fleet/prepare.js';
-import type { ResolvedIdentity } from '../operations/registry.js';
+import type { RenderedMachine } from '../core/machine.js';
+import type { ResolvedIdentity } from '../core/operation.js';
 import { originOf } from '../profile/profile-merge.js';
 import { GhostprepError } from '../util/errors.js';
 import { HostFileError, readHostText } from '../util/host-file.js';
 import { deriveMachineId, generateMachineId, parseMachineId } from './machine-id.js';
-import { hostKeysFor, type HostKeyPair } from './ssh-keys.js';
+import { hostKeysFor } from './ssh-keys.js';
+import { type HostKeyPair } from '../core/operation.js';
 import type { StateDir } from './state.js';
 
 /** A site secret is a short string: a larger file is not one (and is not read whole). */

@@ -6,15 +6,10 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { HostKeyType } from '../profile/types.js';
+import type { HostKeyType } from '../core/profile.js';
+import type { HostKeyPair } from '../core/operation.js';
 import { MissingToolError } from '../util/errors.js';
 import type { StateDir } from './state.js';
-
-export interface HostKeyPair {
-  readonly type: HostKeyType;
-  readonly privateKey: Buffer;
-  readonly publicKey: string;
-}
 
 const BITS: Partial<Record<HostKeyType, string>> = { rsa: '3072', ecdsa: '256' };
 

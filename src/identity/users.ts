@@ -3,7 +3,7 @@
  * file text that change only the lines of the users and groups named and
  * keep every other line byte for byte (comments, NIS "+" lines, order).
  */
-import type { UserSpec } from '../profile/types.js';
+import type { UserSpec } from '../core/profile.js';
 import path from 'node:path';
 
 export type Table = string[][];

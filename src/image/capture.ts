@@ -11,7 +11,7 @@ import { GhostprepError } from '../util/errors.js';
 import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
 import { sha256File } from './checksum.js';
 import { keyFile, type KeySource } from './decrypt.js';
-import { imageFormat } from './format.js';
+import { imageFormat } from '../backends/image-format.js';
 import { hostTempName, removeDeadHostTemps } from './host-temps.js';
 import { commitCapture, readLibrary, refuseTaken, type LibraryEntry } from './library.js';
 import { virtualSize } from './restore.js';

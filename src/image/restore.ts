@@ -23,10 +23,10 @@ import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
 import { GuestfsSession, type SessionOptions } from '../backends/guestfs/session.js';
 import { cachedSha256, type Sha256Progress } from './checksum.js';
 import { decryptInto, type KeySource } from './decrypt.js';
-import { imageFormat } from './format.js';
+import { imageFormat } from '../backends/image-format.js';
 import { growDrive, growDrives, type GrowResult } from './grow.js';
 
-export { imageFormat } from './format.js';
+export { imageFormat } from '../backends/image-format.js';
 export { sha256File, cachedSha256, defaultSha256Cache } from './checksum.js';
 export { growDrive, growDrives, growFilesystem } from './grow.js';
 

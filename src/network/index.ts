@@ -8,9 +8,9 @@
  *
  * Planning only reads the guest; the plan layer applies the changes.
  */
-import type { GuestReader } from '../backends/backend.js';
-import type { Distro } from '../distro/detect.js';
-import type { FileChange, WriteChange } from '../plan/types.js';
+import type { GuestReader } from '../core/backend.js';
+import type { Distro } from '../core/distro.js';
+import type { FileChange, WriteChange } from '../core/file-change.js';
 import { GhostprepError } from '../util/errors.js';
 import { interpret } from './interpret.js';
 import type { EditedFile, NetworkModel, RenderedFile } from './model.js';

@@ -13,8 +13,8 @@
  * runlevel link on Alpine): an installed but disabled service reads nothing.
  * /etc/netplan/ without the netplan binary is not enough: nothing would read it.
  */
-import type { GuestReader } from '../backends/backend.js';
-import type { Distro } from '../distro/detect.js';
+import type { GuestReader } from '../core/backend.js';
+import type { Distro } from '../core/distro.js';
 import { GhostprepError } from '../util/errors.js';
 import { RENDERERS } from './renderers/index.js';
 

@@ -9,8 +9,8 @@
  * ghostprep run wrote that the current configuration no longer produces (so
  * switching renderer or dropping an interface converges), and cloud-init.
  */
-import type { GuestReader } from '../backends/backend.js';
-import type { FileChange } from '../plan/types.js';
+import type { GuestReader } from '../core/backend.js';
+import type { FileChange } from '../core/file-change.js';
 import type { NetworkModel } from './model.js';
 import { HEADER, UDEV_DIR } from './renderers/common.js';
 import { type Claims, claimsOf, del, isOurs, listFiles, write } from './renderers/guest.js';

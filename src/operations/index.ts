@@ -47,5 +47,6 @@ for (const op of [
   sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts, sealSystemdPresets,
 ]) operations.register(op);
 
-export { appliesTo, guestKindOf, summarize, GUEST_KINDS } from './registry.js';
-export type { CustomizeOperation, GuestKind, Operation, OperationContext, OperationSummary, ResolvedIdentity, SealContext, SealOperation } from './registry.js';
+export { appliesTo, summarize } from './registry.js';
+export { guestKindOf, GUEST_KINDS } from '../core/operation.js';
+export type { CustomizeOperation, GuestKind, Operation, OperationContext, OperationSummary, ResolvedIdentity, SealContext, SealOperation } from '../core/operation.js';

@@ -1,6 +1,6 @@
 /** Small helpers shared by operations. */
-import type { GuestReader } from '../backends/backend.js';
-import type { WriteChange, DeleteChange } from '../plan/types.js';
+import type { GuestReader } from '../core/backend.js';
+import type { WriteChange, DeleteChange } from '../core/file-change.js';
 import { globMatcher, hasGlobMagic } from '../util/glob.js';
 
 export const ROOT = { uid: 0, gid: 0 } as const;

@@ -3,11 +3,11 @@
  * write primitives (atomic per file); then every change is verified by
  * reading it back.
  */
-import type { Guest, GuestReader } from '../backends/backend.js';
+import type { Guest, GuestReader } from '../core/backend.js';
 import { sha256 } from '../identity/state.js';
 import { GuestError } from '../util/errors.js';
 import type { EffectiveChange } from './diff.js';
-import { describeMode, type FileChange } from './types.js';
+import { describeMode, type FileChange } from '../core/file-change.js';
 import { Transaction } from './transaction.js';
 import { applyRegistryChange, verifyRegistryChange } from '../windows/hive.js';
 

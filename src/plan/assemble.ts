@@ -7,7 +7,7 @@
  */
 import { appliesTo, operations, type CustomizeOperation, type OperationContext } from '../operations/index.js';
 import { GhostprepError } from '../util/errors.js';
-import type { FileChange } from './types.js';
+import type { FileChange } from '../core/file-change.js';
 
 /** The customize operations in run order, sorted once (a plan assembles 10,000 machines). */
 let ordered: CustomizeOperation[] | undefined;

@@ -6,9 +6,9 @@
 import { isUtf8 } from 'node:buffer';
 import path from 'node:path/posix';
 import { createTwoFilesPatch } from 'diff';
-import type { FileStat, GuestReader } from '../backends/backend.js';
+import type { FileStat, GuestReader } from '../core/backend.js';
 import { sha256 } from '../identity/state.js';
-import { describeMode, type FileChange } from './types.js';
+import { describeMode, type FileChange } from '../core/file-change.js';
 import { pendingEdits, readHive, regText } from '../windows/hive.js';
 
 export type Action = 'create' | 'modify' | 'delete' | 'chmod' | 'chown' | 'symlink';

@@ -25,8 +25,8 @@
  *   `allowSpecialModes: true`.
  */
 import path from 'node:path/posix';
-import type { FileStat, GuestReader } from '../backends/backend.js';
-import type { FileChange } from './types.js';
+import type { FileStat, GuestReader } from '../core/backend.js';
+import type { FileChange } from '../core/file-change.js';
 import { specialModeProblem } from '../util/modes.js';
 import { virtualRootOf } from '../util/guest-paths.js';
 

@@ -19,11 +19,11 @@
  *   noted, and removed on rollback.
  */
 import path from 'node:path/posix';
-import type { FileStat, Guest } from '../backends/backend.js';
+import type { FileStat, Guest } from '../core/backend.js';
 import { errorMessage, GuestError } from '../util/errors.js';
 import { trashPath, type EffectiveChange } from './diff.js';
 import { realGuestPath } from './preflight.js';
-import type { FileChange } from './types.js';
+import type { FileChange } from '../core/file-change.js';
 
 /** How to put one path back as it was. */
 type Undo =

@@ -5,12 +5,19 @@
  */
 import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { Diagnostic } from '../report/diagnostics.js';
-import { validateSource } from '../schema/validate-schema.js';
+import type { Diagnostic } from '../core/diagnostic.js';
+import { validateAgainst, type SchemaName } from '../schema/validate-schema.js';
 import { LIMITS } from './limits.js';
-import { deepFreeze, emptyMap, mergeInto, recordOrigins, type Traced } from './profile-merge.js';
-import { loadSource, placeIn, toPointer, type SourceFile } from './source.js';
-import type { Inventory, MachineEntry, Profile } from './types.js';
+import { deepFreeze, emptyMap, mergeInto, recordOrigins } from './profile-merge.js';
+import { type Traced } from '../core/machine.js';
+import { loadSource, placeIn, toPointer } from './source.js';
+import { type SourceFile } from '../core/machine.js';
+import type { Inventory, MachineEntry, Profile } from '../core/profile.js';
+
+/** Validate a whole source file; diagnostics are placed in that file. */
+export function validateSource(name: SchemaName, source: SourceFile): Diagnostic[] {
+  return validateAgainst(name, source.data ?? {}).map(({ key, ...d }) => placeIn(source, d, { key }));
+}
 
 export interface LoadedProfile { readonly name: string; readonly source: SourceFile; readonly data: Profile }
 

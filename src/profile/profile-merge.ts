@@ -9,15 +9,10 @@
  * no input can reach Object.prototype through it. The loader refuses those
  * keys with a location before any merge; here they are a programming error.
  */
-import type { SourceFile } from './source.js';
+import type { SourceFile } from '../core/machine.js';
 import { FORBIDDEN_KEYS } from './limits.js';
 import { toPointer, pointerSegments } from './pointer.js';
-
-/** Where each value came from: source file plus the pointer inside it. */
-export interface Origin { readonly source: SourceFile; readonly pointer: string }
-export type Origins = Map<string, Origin>;
-
-export interface Traced<T = unknown> { value: T; origins: Origins }
+import type { Origin, Origins, Traced } from '../core/machine.js';
 
 /** A reserved key given to the merge (the loader should have refused it with a location). */
 export class ForbiddenKeyError extends Error {

@@ -4,25 +4,13 @@
  * back into `file:line:col` (ignition correlates report paths the same way).
  */
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
-import type { Diagnostic } from '../report/diagnostics.js';
+import type { Diagnostic } from '../core/diagnostic.js';
 import { HostFileError, readHostText } from '../util/host-file.js';
 import { fastYaml } from './fast-yaml.js';
 import { LIMITS } from './limits.js';
 import { pointerSegments, toPointer } from './pointer.js';
 import { documentData, nestingProblem } from './yaml-data.js';
-
-export interface SourceFile {
-  /** Path as given by the user (relative paths stay relative in messages). */
-  readonly file: string;
-  readonly text: string;
-  readonly doc: Document.Parsed;
-  readonly lines: LineCounter;
-  /**
-   * Plain data (undefined for an empty document or one that was refused): maps
-   * are objects without a prototype, and no key is __proto__, constructor or prototype.
-   */
-  readonly data: unknown;
-}
+import type { SourceFile } from '../core/machine.js';
 
 export interface Position { readonly line: number; readonly col: number }
 

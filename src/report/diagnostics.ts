@@ -1,18 +1,7 @@
 /**
- * Diagnostics: one entry per problem, with the JSON path inside the document
- * and, once correlated with the source, file/line/column (ignition style).
+ * Diagnostics (src/core/diagnostic.ts) in their text, json and github formats, and their order.
  */
-export type Severity = 'error' | 'warning';
-
-export interface Diagnostic {
-  readonly severity: Severity;
-  readonly message: string;
-  /** JSON pointer inside the document ("/network/ethernets/lan/addresses/0"), "" for the root. */
-  readonly path: string;
-  readonly file?: string;
-  readonly line?: number;
-  readonly col?: number;
-}
+import type { Diagnostic } from '../core/diagnostic.js';
 
 export function hasErrors(diags: readonly Diagnostic[]): boolean {
   return diags.some((d) => d.severity === 'error');

@@ -18,8 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type Ajv2020Type from 'ajv/dist/2020.js';
-import type { Diagnostic } from '../report/diagnostics.js';
-import { placeIn, type SourceFile } from '../profile/source.js';
+import type { Diagnostic } from '../core/diagnostic.js';
+import { suggest } from '../util/suggest.js';
 
 // ajv and ajv-formats are CommonJS modules whose ESM interop types disagree with NodeNext: load them with require.
 const require = createRequire(import.meta.url);
@@ -131,11 +131,6 @@ export function validateAgainst(name: SchemaName, data: unknown, prefix = ''): A
   return simplify(fn.errors ?? []).map((e) => withoutSecret(e, toDiagnostic(e, prefix)));
 }
 
-/** Validate a whole source file; diagnostics are placed in that file. */
-export function validateSource(name: SchemaName, source: SourceFile): Diagnostic[] {
-  return validateAgainst(name, source.data ?? {}).map(({ key, ...d }) => placeIn(source, d, { key }));
-}
-
 /**
  * Drop the noise of oneOf/anyOf: when a oneOf fails at a place, its branches'
  * own errors at that same place say nothing more (deeper errors are kept).
@@ -213,29 +208,4 @@ function toDiagnostic(e: ErrorObject, prefix: string): Omit<Diagnostic, 'file' |
 function article(type: string): string {
   const names: Record<string, string> = { string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false', object: 'a map', array: 'a list', null: 'null' };
   return type.split(',').map((t) => names[t] ?? t).join(' or ');
-}
-
-/** The closest known key by edit distance, when it is close enough to be a typo. */
-export function suggest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Math.max(2, Math.floor(word.length / 3)) + 1;
-  for (const c of candidates) {
-    const d = distance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) { best = c; bestD = d; }
-  }
-  return best;
-}
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
 }

@@ -5,19 +5,12 @@
  *   distro   {id, versionId, family}   vars  profile vars < inventory vars < machine vars
  * and the rendering of every string of a profile with it.
  */
-import type { Distro } from '../distro/detect.js';
-import type { Origins } from '../profile/profile-merge.js';
+import type { Distro } from '../core/distro.js';
+import type { Origins } from '../core/machine.js';
 import { pointerSegments, toPointer } from '../profile/source.js';
-import type { MachineEntry } from '../profile/types.js';
+import type { MachineEntry } from '../core/profile.js';
 import { renderValue, TemplateError } from './render.js';
-
-export interface TemplateContext {
-  machine: Record<string, unknown> & { name: string; hostname: string; fqdn: string; machineId: string; sshHostKeys: Record<string, string> };
-  site: Record<string, unknown>;
-  profile: { name: string };
-  distro: { id: string; versionId: string; family: string; name: string };
-  vars: Record<string, unknown>;
-}
+import type { TemplateContext } from '../core/machine.js';
 
 export const UNKNOWN_DISTRO: Distro = { id: 'unknown', idLike: [], versionId: '', name: 'unknown', family: 'unknown', major: undefined };
 

@@ -5,12 +5,13 @@
  * anything runs.
  */
 import path from 'node:path';
-import type { RenderedMachine } from '../fleet/prepare.js';
+import type { RenderedMachine } from '../core/machine.js';
 import { originOf } from '../profile/profile-merge.js';
 import { placeIn } from '../profile/source.js';
-import type { FileSpec } from '../profile/types.js';
-import { formatText, type Diagnostic } from '../report/diagnostics.js';
-import { templateDirs } from '../schema/rules.js';
+import type { FileSpec } from '../core/profile.js';
+import { formatText } from '../report/diagnostics.js';
+import { type Diagnostic } from '../core/diagnostic.js';
+import { templateDirs } from './render.js';
 import { InvalidInputError } from '../util/errors.js';
 import { HostFileError, readHostFile } from '../util/host-file.js';
 import { independentOfIdentity, loadTemplateFile, renderTemplate } from './render.js';

@@ -12,6 +12,12 @@ import { createStrictHandlebars, TemplateDataError } from './strict-runtime.js';
 
 export const TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../templates');
 
+/** Directories searched for templates named by a profile: next to it, its sibling templates/, the bundled ones. */
+export function templateDirs(profileFile: string): string[] {
+  const dir = path.dirname(path.resolve(profileFile));
+  return [path.join(dir, 'templates'), path.join(dir, '..', 'templates'), dir, TEMPLATE_DIR];
+}
+
 const hb = createStrictHandlebars();
 
 /** Compile with the options every profile template gets (also for tests that compare against it). */

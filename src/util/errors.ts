@@ -2,7 +2,7 @@
  * The few error classes ghostprep raises. Each maps to one exit code in one
  * place (cli/common.ts), so commands never pick exit codes themselves.
  */
-import type { Diagnostic } from '../report/diagnostics.js';
+import type { Diagnostic } from '../core/diagnostic.js';
 
 export const ExitCode = {
   ok: 0,

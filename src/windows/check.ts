@@ -5,10 +5,11 @@
  * (an IANA name gets the Windows ID suggested), a profile time zone that
  * has no Windows equivalent (warning), and a `network:` that unattend.xml
  * cannot express (warning: the guest may still be Linux).
- * src/schema/rules.ts runs it as the "windows" machine rule.
+ * src/fleet/rules.ts runs it as the "windows" machine rule.
  */
-import type { Diagnostic } from '../report/diagnostics.js';
-import { locateProblem, type RenderedMachine } from '../fleet/prepare.js';
+import type { Diagnostic } from '../core/diagnostic.js';
+import { locateProblem } from '../template/locate.js';
+import { type RenderedMachine } from '../core/machine.js';
 import { isObj } from '../network/interpret.js';
 import { MAC_RE, parseCidr, parseIp } from '../network/ip.js';
 import { computerNameProblem } from './computer-name.js';

@@ -21,8 +21,9 @@
  * KMS client IDs, MSDTC CID and the like.
  */
 import path from 'node:path';
-import type { GuestReader } from '../backends/backend.js';
-import type { Distro } from '../distro/detect.js';
+import type { GuestReader } from '../core/backend.js';
+import type { Distro } from '../core/distro.js';
+import { findNoCase, findPathNoCase, findSystemRoot } from '../distro/windows-root.js';
 import { decodeValue } from './regf.js';
 import { readHive } from './hive.js';
 
@@ -116,39 +117,6 @@ export const NOT_GENERALIZED_RISK =
   'the master Windows installation is not generalized (sysprep /generalize was not run): Microsoft does not support cloning it as is; ' +
   'every clone keeps the same machine SID and other per-installation IDs (WSUS/SCCM client IDs, KMS CMID, MSDTC), which breaks domain trust, update management and activation. ' +
   'ghostprep sets the computer name in the registry, but only sysprep makes each clone unique: generalize the master (sysprep /generalize /oobe /shutdown) and capture it again';
-
-/** A directory entry of `dir` matching `name` case-insensitively (NTFS is case-insensitive, ntfs-3g is not). */
-export async function findNoCase(guest: GuestReader, dir: string, name: string): Promise<string | undefined> {
-  const entries = await guest.readdir(dir).catch(() => null);
-  const hit = entries?.find((e) => e.toLowerCase() === name.toLowerCase());
-  return hit === undefined ? undefined : posix.join(dir, hit);
-}
-
-async function findPathNoCase(guest: GuestReader, parts: readonly string[], from = '/'): Promise<string | undefined> {
-  let cur = from;
-  for (const p of parts) {
-    const next = await findNoCase(guest, cur, p);
-    if (!next) return undefined;
-    cur = next;
-  }
-  return cur;
-}
-
-const SYSTEM_ROOTS = ['Windows', 'WINNT', 'Win32', 'Win'];
-
-/** The system root of a Windows guest mounted at /: a directory with System32/config/SYSTEM and SOFTWARE. */
-export async function findSystemRoot(guest: GuestReader): Promise<{ root: string; system: string; software: string } | undefined> {
-  for (const name of SYSTEM_ROOTS) {
-    const root = await findNoCase(guest, '/', name);
-    if (!root || (await guest.stat(root))?.type !== 'dir') continue;
-    const config = await findPathNoCase(guest, ['System32', 'config'], root);
-    if (!config) continue;
-    const system = await findNoCase(guest, config, 'SYSTEM');
-    const software = await findNoCase(guest, config, 'SOFTWARE');
-    if (system && software && (await guest.stat(system))?.type === 'file' && (await guest.stat(software))?.type === 'file') return { root, system, software };
-  }
-  return undefined;
-}
 
 const cache = new WeakMap<GuestReader, Promise<WindowsInfo | undefined>>();
 

@@ -16,8 +16,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Guest, GuestReader } from '../backends/backend.js';
-import type { RegistryChange, RegistryEdit, RegistryValue } from '../plan/types.js';
+import type { Guest, GuestReader } from '../core/backend.js';
+import type { RegistryChange, RegistryEdit, RegistryValue } from '../core/file-change.js';
 import { GuestError } from '../util/errors.js';
 import { requireTool } from '../backends/guestfs/env.js';
 import { decodeValue, encodeValue, HiveReader, type RawValue } from './regf.js';

@@ -11,7 +11,7 @@
  * hives is left to hivex (see hive.ts): it keeps everything we do not model
  * (security descriptors, class names, big data, logs).
  */
-import type { RegistryValue } from '../plan/types.js';
+import type { RegistryValue } from '../core/file-change.js';
 
 export const REG_NONE = 0;
 export const REG_SZ = 1;

@@ -2,9 +2,9 @@
  * The `windows:` section of a profile (schemas/profile.schema.json), after
  * templates are rendered, with ghostprep's defaults filled in.
  */
-import type { Profile } from '../profile/types.js';
-import type { RenderedMachine } from '../fleet/prepare.js';
-import { suggest } from '../schema/validate-schema.js';
+import type { Profile } from '../core/profile.js';
+import type { RenderedMachine } from '../core/machine.js';
+import { suggest } from '../util/suggest.js';
 import { CLDR_WINDOWS_ZONES_SOURCE, IANA_TO_WINDOWS, WINDOWS_ZONE_IDS } from './zones.js';
 
 export interface WindowsInterface {

@@ -8,7 +8,7 @@
  * windows.network).
  */
 import path from 'node:path';
-import type { RenderedMachine } from '../fleet/prepare.js';
+import type { RenderedMachine } from '../core/machine.js';
 import { originOf } from '../profile/profile-merge.js';
 import { explain, loadTemplateFile, TEMPLATE_DIR } from '../template/render.js';
 import { createStrictHandlebars } from '../template/strict-runtime.js';

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync
 import path from 'node:path';
 import { RootfsBackend, RootfsGuest } from '../../src/backends/rootfs.js';
 import { MemoryGuest } from '../../src/backends/memory.js';
-import type { GuestReader } from '../../src/backends/backend.js';
+import type { GuestReader } from '../../src/core/backend.js';
 import { tempDir } from '../helpers/rootfs.js';
 
 const ROOT = { mode: 0o644, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };

@@ -7,7 +7,7 @@
 import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { planEntry, runFleet, type MachineResult } from '../../src/fleet/run.js';
 import { buildReport, writeKnownHosts } from '../../src/cli/commands/apply.js';
-import type { Diagnostic } from '../../src/report/diagnostics.js';
+import type { Diagnostic } from '../../src/core/diagnostic.js';
 import { errorMessage } from '../../src/util/errors.js';
 
 export interface EngineInput {

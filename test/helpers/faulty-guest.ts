@@ -1,6 +1,6 @@
 /** A guest that fails one chosen write call: proves a transaction rolls back whichever write fails. */
-import type { Guest, GuestReader } from '../../src/backends/backend.js';
-import type { FileChange } from '../../src/plan/types.js';
+import type { Guest, GuestReader } from '../../src/core/backend.js';
+import type { FileChange } from '../../src/core/file-change.js';
 
 const WRITERS = ['writeFile', 'mkdir', 'remove', 'symlink', 'chmod', 'chown', 'rename'] as const;
 

@@ -4,7 +4,7 @@
  * The format is described in src/windows/regf.ts, which holds the reader.
  */
 import { encodeValue, type RawValue } from '../../src/windows/regf.js';
-import type { RegistryValue } from '../../src/plan/types.js';
+import type { RegistryValue } from '../../src/core/file-change.js';
 
 export interface KeySpec {
   readonly values?: Readonly<Record<string, RegistryValue | RawValue>>;

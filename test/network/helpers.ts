@@ -3,7 +3,8 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { detectDistro, type Distro } from '../../src/distro/detect.js';
+import { detectDistro } from '../../src/distro/detect.js';
+import { type Distro } from '../../src/core/distro.js';
 import { interpret } from '../../src/network/interpret.js';
 import { renderWith } from '../../src/network/index.js';
 

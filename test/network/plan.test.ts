@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { RENDERER_NAMES, interpret, planNetwork } from '../../src/network/index.js';
 import { RendererTable, RENDERERS } from '../../src/network/renderers/index.js';
-import type { FileChange, WriteChange } from '../../src/plan/types.js';
+import type { FileChange, WriteChange } from '../../src/core/file-change.js';
 import { DISTROS } from './helpers.js';
 
 const config = { version: 2, ethernets: { lan: { match: { macaddress: '52:54:00:aa:bb:01' }, 'set-name': 'lan', addresses: ['10.0.0.11/24'], routes: [{ to: 'default', via: '10.0.0.1' }], nameservers: { addresses: ['10.0.0.2'] } } } };

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { findStale, interpret } from '../../src/network/index.js';
 import { pruneEni } from '../../src/network/renderers/eni.js';
-import type { FileChange } from '../../src/plan/types.js';
+import type { FileChange } from '../../src/core/file-change.js';
 
 const model = interpret({ version: 2, ethernets: { lan: { match: { macaddress: '52:54:00:aa:bb:01' }, 'set-name': 'lan', dhcp4: true } } });
 const summary = (changes: FileChange[]) => changes.map((c) => `${c.op} ${c.path}: ${c.reason}`);

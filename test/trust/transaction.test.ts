@@ -6,13 +6,13 @@
 import { expect } from 'chai';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Guest } from '../../src/backends/backend.js';
+import type { Guest } from '../../src/core/backend.js';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { RootfsGuest } from '../../src/backends/rootfs.js';
 import { commitChanges, verifyChanges } from '../../src/plan/apply.js';
 import { effectiveChanges } from '../../src/plan/diff.js';
 import { RolledBackError } from '../../src/plan/transaction.js';
-import type { FileChange } from '../../src/plan/types.js';
+import type { FileChange } from '../../src/core/file-change.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { snapshotDiff, snapshotMemory, snapshotTree } from '../helpers/hostile-tree.js';
 import { buildGuestTree, faultyGuest, planUnder, snapshotGuest } from '../helpers/faulty-guest.js';

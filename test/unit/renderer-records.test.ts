@@ -15,7 +15,7 @@ import { findStale, interpret, renderWith, selectRenderer } from '../../src/netw
 import { renameFiles } from '../../src/network/renderers/common.js';
 import { claimsOf } from '../../src/network/renderers/guest.js';
 import { type Renderer, RendererTable, RENDERERS } from '../../src/network/renderers/index.js';
-import type { FileChange } from '../../src/plan/types.js';
+import type { FileChange } from '../../src/core/file-change.js';
 import { DISTROS, ROOT, VARIANTS, caseNames, loadCase } from '../network/helpers.js';
 
 const REPO = ROOT;

@@ -13,10 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { checkKeyFile, keysOfFile, parseAuthorizedKey, PUBLIC_KEY_TYPES } from '../../src/identity/authorized-keys.js';
 import { KEY_FILE_MAX_BYTES } from '../../src/identity/authorized-keys.js';
-import { keyEntryProblem } from '../../src/schema/rules-keys.js';
+import { keyEntryProblem } from '../../src/fleet/rules-keys.js';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { authorizedKeysOperation } from '../../src/operations/customize/authorized-keys.js';
-import type { OperationContext } from '../../src/operations/registry.js';
+import type { OperationContext } from '../../src/core/operation.js';
 
 const wire = (...parts: Buffer[]): Buffer => Buffer.concat(parts.flatMap((p) => { const n = Buffer.alloc(4); n.writeUInt32BE(p.length); return [n, p]; }));
 const str = (s: string) => Buffer.from(s, 'latin1');

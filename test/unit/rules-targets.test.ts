@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { validateFleet } from '../../src/fleet/validate-fleet.js';
-import { targetPath } from '../../src/schema/rules-targets.js';
+import { targetPath } from '../../src/fleet/rules-targets.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const PROFILE = path.join(REPO, 'fixtures/bad/rules-target-duplicate/profile.yaml');

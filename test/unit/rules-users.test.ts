@@ -10,9 +10,9 @@ import fc from 'fast-check';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { applyUsers, passwdHoldsHashes } from '../../src/identity/users.js';
 import { usersOperation } from '../../src/operations/customize/users.js';
-import type { OperationContext } from '../../src/operations/registry.js';
-import type { FileChange } from '../../src/plan/types.js';
-import { idProblem, MAX_ID } from '../../src/schema/rules-users.js';
+import type { OperationContext } from '../../src/core/operation.js';
+import type { FileChange } from '../../src/core/file-change.js';
+import { idProblem, MAX_ID } from '../../src/fleet/rules-users.js';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/bash\nmaster:x:1000:1000::/home/master:/bin/bash\n';
 const GROUP = 'root:x:0:\nsudo:x:27:\nmaster:x:1000:\n';

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { loadFleet, validateFleet } from '../../src/fleet/validate-fleet.js';
 import { renderMachine } from '../../src/fleet/prepare.js';
 import { readSiteSecret } from '../../src/identity/resolve.js';
-import type { Diagnostic } from '../../src/report/diagnostics.js';
+import type { Diagnostic } from '../../src/core/diagnostic.js';
 import { fileContent, HostFileProblem } from '../../src/template/files.js';
 import { HOST_FILE_MAX_BYTES } from '../../src/util/host-file.js';
 

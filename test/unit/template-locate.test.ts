@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument, LineCounter } from 'yaml';
 import { validateFleet } from '../../src/fleet/validate-fleet.js';
-import type { Diagnostic } from '../../src/report/diagnostics.js';
+import type { Diagnostic } from '../../src/core/diagnostic.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const PROFILE = readFileSync(path.join(REPO, 'fixtures', 'bad', 'bad-cidr', 'profile.yaml'), 'utf8');

@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { validateFleet } from '../../src/fleet/validate-fleet.js';
-import type { Diagnostic } from '../../src/report/diagnostics.js';
+import type { Diagnostic } from '../../src/core/diagnostic.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CORPUS = path.join(REPO, 'fixtures', 'bad');

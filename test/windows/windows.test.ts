@@ -13,7 +13,7 @@ import { GuestfsBackend } from '../../src/backends/guestfs/backend.js';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { renderDiff, effectiveChanges } from '../../src/plan/diff.js';
-import type { RegistryChange } from '../../src/plan/types.js';
+import type { RegistryChange } from '../../src/core/file-change.js';
 import { computerNameProblem } from '../../src/windows/computer-name.js';
 import { detectWindows } from '../../src/windows/detect.js';
 import { applyRegistryChange, hivexshScript } from '../../src/windows/hive.js';
@@ -25,7 +25,8 @@ import { MASTER_NAME, softwareHive, systemHive, windowsImages, type WindowsImage
 import { formatIdentity } from '../../src/cli/commands/inspect.js';
 import { inspectGuest } from '../../src/fleet/guest-identity.js';
 import { planSeal, selectSealOperations } from '../../src/fleet/seal.js';
-import { renderMachine, type RenderedMachine } from '../../src/fleet/prepare.js';
+import { renderMachine } from '../../src/fleet/prepare.js';
+import { type RenderedMachine } from '../../src/core/machine.js';
 import { windowsUnattendOperation } from '../../src/operations/customize/windows-unattend.js';
 import { windowsComputerNameOperation } from '../../src/operations/customize/windows-computer-name.js';
 import { planNetwork } from '../../src/network/index.js';

@@ -13,8 +13,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import { errorMessage, GuestError } from '../../util/errors.js';
-import type { Backend, GuestVisitor, OpenOptions, TargetSpec } from '../backend.js';
-import { imageFormat } from '../../image/format.js';
+import type { Backend, GuestVisitor, OpenOptions, TargetSpec } from '../../core/backend.js';
+import { imageFormat } from '../image-format.js';
 import { GuestfsGuest } from './guest.js';
 import { ApplianceLayout, mountGuest, mountLike, openDrive, type InspectedOs } from './os-inspect.js';
 import { conflictKeys, probeLvm } from './lvm-probe.js';

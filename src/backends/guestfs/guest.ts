@@ -18,8 +18,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GuestError } from '../../util/errors.js';
-import type { FileStat, FileType, Guest, ReadOptions, WriteAttributes } from '../backend.js';
-import { DEFAULT_MAX_READ } from '../backend.js';
+import type { FileStat, FileType, Guest, ReadOptions, WriteAttributes } from '../../core/backend.js';
+import { DEFAULT_MAX_READ } from '../../core/backend.js';
 import { GuestfsError, MAX_LINE, quoteArg, type Arg, type GuestfsSession } from './session.js';
 
 const posix = path.posix;

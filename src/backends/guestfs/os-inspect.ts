@@ -12,10 +12,11 @@
  * numbers only. Total ~1-2 s per drive.
  */
 import path from 'node:path';
-import { detectDistro, type Distro } from '../../distro/detect.js';
+import { detectDistro } from '../../distro/detect.js';
+import { type Distro } from '../../core/distro.js';
 import { GuestError } from '../../util/errors.js';
 import { GuestfsGuest } from './guest.js';
-import { findSystemRoot } from '../../windows/detect.js';
+import { findSystemRoot } from '../../distro/windows-root.js';
 import { activateLvm, openLuks, parseCrypttab, type OpenedLuks } from './luks.js';
 import { driveDevice, GuestfsError, type GuestfsSession } from './session.js';
 

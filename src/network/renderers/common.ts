@@ -4,9 +4,9 @@
  * rename by themselves (NetworkManager, ifcfg, ENI).
  */
 import { createHash } from 'node:crypto';
-import type { GuestReader } from '../../backends/backend.js';
-import type { Distro } from '../../distro/detect.js';
-import type { FileChange } from '../../plan/types.js';
+import type { GuestReader } from '../../core/backend.js';
+import type { Distro } from '../../core/distro.js';
+import type { FileChange } from '../../core/file-change.js';
 import type { Iface, NetworkModel, RenderedFile, WholeFile } from '../model.js';
 import { byId, NetworkRenderError, SECTION_OF } from '../model.js';
 import type { Claims, Detection } from './guest.js';

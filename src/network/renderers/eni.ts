@@ -11,9 +11,9 @@
  * Alpine). Without resolvconf, ifupdown ignores dns-* options, so a plain
  * /etc/resolv.conf (not a symlink) is rewritten too.
  */
-import type { GuestReader } from '../../backends/backend.js';
-import type { Distro } from '../../distro/detect.js';
-import type { FileChange } from '../../plan/types.js';
+import type { GuestReader } from '../../core/backend.js';
+import type { Distro } from '../../core/distro.js';
+import type { FileChange } from '../../core/file-change.js';
 import type { EditedFile, Iface, IpFamily, NetworkModel, RenderedFile, Route } from '../model.js';
 import { NetworkRenderError, requireName } from '../model.js';
 import type { Renderer } from './common.js';

@@ -5,8 +5,8 @@
  * and paths the new configuration takes) that every stale rule compares with.
  */
 import path from 'node:path/posix';
-import type { GuestReader } from '../../backends/backend.js';
-import type { DeleteChange, WriteChange } from '../../plan/types.js';
+import type { GuestReader } from '../../core/backend.js';
+import type { DeleteChange, WriteChange } from '../../core/file-change.js';
 import type { NetworkModel } from '../model.js';
 import { HEADER } from './common.js';
 

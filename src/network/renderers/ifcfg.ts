@@ -11,9 +11,9 @@
  * itself on current releases.
  */
 import path from 'node:path/posix';
-import type { GuestReader } from '../../backends/backend.js';
-import type { Distro } from '../../distro/detect.js';
-import type { FileChange } from '../../plan/types.js';
+import type { GuestReader } from '../../core/backend.js';
+import type { Distro } from '../../core/distro.js';
+import type { FileChange } from '../../core/file-change.js';
 import type { Iface, NetworkModel, Route, RenderedFile, EditedFile } from '../model.js';
 import { NetworkRenderError, requireName, SECTION_OF } from '../model.js';
 import type { Renderer } from './common.js';

@@ -6,8 +6,8 @@
  * as 52:54:00:12:34:56 could be read as a base-60 number.
  */
 import { isMap as isYamlMap, parseDocument, stringify } from 'yaml';
-import type { GuestReader } from '../../backends/backend.js';
-import type { FileChange } from '../../plan/types.js';
+import type { GuestReader } from '../../core/backend.js';
+import type { FileChange } from '../../core/file-change.js';
 import { GuestError } from '../../util/errors.js';
 import type { BondParams, BridgeParams, Iface, NetworkModel, Route } from '../model.js';
 import { SECTION_OF } from '../model.js';

@@ -7,9 +7,9 @@
  * re-applying rewrites identical bytes. NM cannot rename a card, so set-name
  * becomes a systemd .link file (udev applies it before NM starts).
  */
-import type { GuestReader } from '../../backends/backend.js';
-import type { Distro } from '../../distro/detect.js';
-import type { FileChange } from '../../plan/types.js';
+import type { GuestReader } from '../../core/backend.js';
+import type { Distro } from '../../core/distro.js';
+import type { FileChange } from '../../core/file-change.js';
 import type { Iface, IpFamily, NetworkModel, Route, WholeFile } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, ref, renameFiles, stableUuid, stem } from './common.js';

@@ -6,8 +6,8 @@
  * same; the test suite compares both through the real netplan.
  */
 import path from 'node:path/posix';
-import type { GuestReader } from '../../backends/backend.js';
-import type { FileChange } from '../../plan/types.js';
+import type { GuestReader } from '../../core/backend.js';
+import type { FileChange } from '../../core/file-change.js';
 import { globMatch } from '../../util/glob.js';
 import type { BondParams, BridgeParams, Iface, NetworkModel, Route } from '../model.js';
 import type { Renderer } from './common.js';

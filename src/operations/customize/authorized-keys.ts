@@ -4,8 +4,8 @@ import { KEY_FILE_MAX_BYTES, keysOfFile, parseAuthorizedKey } from '../../identi
 import { applyUsers, lookupId, parseTable } from '../../identity/users.js';
 import { HostFileError, readHostText } from '../../util/host-file.js';
 import { GuestError } from '../../util/errors.js';
-import type { FileChange } from '../../plan/types.js';
-import type { CustomizeOperation as Operation, OperationContext } from '../registry.js';
+import type { FileChange } from '../../core/file-change.js';
+import type { CustomizeOperation as Operation, OperationContext } from '../../core/operation.js';
 import { readText, write } from '../util.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { CustomizeOperation as Operation } from '../registry.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import { del } from '../util.js';
 
 /** Paths the profile lists under `delete` (directories recursively). */

@@ -1,8 +1,8 @@
 import { lookupId } from '../../identity/users.js';
 import { fileContent } from '../../template/files.js';
 import { GuestError } from '../../util/errors.js';
-import type { FileChange } from '../../plan/types.js';
-import type { CustomizeOperation as Operation } from '../registry.js';
+import type { FileChange } from '../../core/file-change.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import { readText, write } from '../util.js';
 
 /** Arbitrary files: a template under templates/, inline content (a template too) or a host file copied as is. */

@@ -1,4 +1,4 @@
-import type { CustomizeOperation as Operation } from '../registry.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import { write } from '../util.js';
 
 /**

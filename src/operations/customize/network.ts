@@ -1,5 +1,5 @@
 import { planNetwork } from '../../network/index.js';
-import type { CustomizeOperation as Operation } from '../registry.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
 
 /** Network configuration in the format the guest reads, with the master's conflicting files removed. */
 export const networkOperation: Operation = {

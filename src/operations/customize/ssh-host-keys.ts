@@ -1,6 +1,6 @@
 import { lookupId } from '../../identity/users.js';
-import type { DeleteChange, WriteChange } from '../../plan/types.js';
-import type { CustomizeOperation as Operation } from '../registry.js';
+import type { DeleteChange, WriteChange } from '../../core/file-change.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import { del, guestGlob, readText, write } from '../util.js';
 import { KEYGEN_UNIT_PATH, KEYGEN_UNIT_WANTS } from '../seal/ssh-host-keys.js';
 

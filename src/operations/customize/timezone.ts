@@ -1,6 +1,6 @@
 import { GuestError } from '../../util/errors.js';
-import type { FileChange } from '../../plan/types.js';
-import type { CustomizeOperation as Operation } from '../registry.js';
+import type { FileChange } from '../../core/file-change.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import { exists, write } from '../util.js';
 
 /** /etc/localtime -> zoneinfo (checked to exist in the guest); /etc/timezone where the family reads it. */

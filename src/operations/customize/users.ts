@@ -1,7 +1,7 @@
 import { GuestError } from '../../util/errors.js';
 import { applyUsers, passwdHoldsHashes } from '../../identity/users.js';
-import type { FileChange } from '../../plan/types.js';
-import type { CustomizeOperation as Operation } from '../registry.js';
+import type { FileChange } from '../../core/file-change.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import { readText, write, modeOr } from '../util.js';
 
 /** Users and groups with password hashes; other lines of the four files are kept as they are. */

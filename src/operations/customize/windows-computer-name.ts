@@ -1,5 +1,5 @@
-import type { CustomizeOperation as Operation } from '../registry.js';
-import type { FileChange } from '../../plan/types.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
+import type { FileChange } from '../../core/file-change.js';
 import { detectWindows, NOT_GENERALIZED_RISK } from '../../windows/detect.js';
 import { computerNameOf } from '../../windows/settings.js';
 import { computerNameProblem, netbiosName } from '../../windows/computer-name.js';

@@ -1,5 +1,5 @@
-import type { CustomizeOperation as Operation } from '../registry.js';
-import type { FileChange } from '../../plan/types.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
+import type { FileChange } from '../../core/file-change.js';
 import { detectWindows } from '../../windows/detect.js';
 import { windowsProfile } from '../../windows/settings.js';
 

@@ -1,4 +1,4 @@
-import type { SealOperation } from '../registry.js';
+import type { SealOperation } from '../../core/operation.js';
 import { del } from '../util.js';
 
 /** The D-Bus copy goes (virt-sysprep empties it, which breaks D-Bus); a symlink to /etc/machine-id stays. */

@@ -1,4 +1,4 @@
-import type { SealOperation } from '../registry.js';
+import type { SealOperation } from '../../core/operation.js';
 import { del, write } from '../util.js';
 
 /** Debian's open-iscsi generates a name at boot from "GenerateName=yes"; rhel's iscsi-init when the file is missing. */

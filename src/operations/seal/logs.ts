@@ -1,5 +1,5 @@
-import type { FileChange } from '../../plan/types.js';
-import type { SealContext, SealOperation } from '../registry.js';
+import type { FileChange } from '../../core/file-change.js';
+import type { SealContext, SealOperation } from '../../core/operation.js';
 import { del, write } from '../util.js';
 
 /**

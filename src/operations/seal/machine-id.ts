@@ -1,4 +1,4 @@
-import type { SealOperation } from '../registry.js';
+import type { SealOperation } from '../../core/operation.js';
 import { del, hasSystemd, write } from '../util.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { FileChange } from '../../plan/types.js';
-import type { SealOperation } from '../registry.js';
+import type { FileChange } from '../../core/file-change.js';
+import type { SealOperation } from '../../core/operation.js';
 import { del, guestGlob, readText } from '../util.js';
 
 /**

@@ -3,8 +3,8 @@
  * own at first boot: this builds such an operation from a list of guest
  * globs. Directories named by a pattern are removed with their contents.
  */
-import type { FileChange } from '../../plan/types.js';
-import type { GuestKind, SealContext, SealOperation } from '../registry.js';
+import type { FileChange } from '../../core/file-change.js';
+import type { GuestKind, SealContext, SealOperation } from '../../core/operation.js';
 import { del, guestGlob } from '../util.js';
 
 export function removalOperation(spec: { name: string; description: string; defaultEnabled?: boolean; guests: readonly GuestKind[]; reason: string; patterns: readonly string[] | ((ctx: SealContext) => readonly string[]) }): SealOperation {

@@ -1,5 +1,5 @@
-import type { GuestReader } from '../../backends/backend.js';
-import type { SealOperation } from '../registry.js';
+import type { GuestReader } from '../../core/backend.js';
+import type { SealOperation } from '../../core/operation.js';
 import { guestGlob, hasSystemd, write } from '../util.js';
 
 export const PRESET_FILE = '/etc/systemd/system-preset/00-ghostprep-sealed.preset';

@@ -1,6 +1,6 @@
 import { formatTable, parseTable } from '../../identity/users.js';
-import type { FileChange } from '../../plan/types.js';
-import type { SealOperation } from '../registry.js';
+import type { FileChange } from '../../core/file-change.js';
+import type { SealOperation } from '../../core/operation.js';
 import { del, readText, write } from '../util.js';
 
 /** Off by default: remove regular users (uid 1000..60000) and their homes; root and system users stay. */

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { execa } from 'execa';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Guest, TargetSpec } from '../../../src/backends/backend.js';
+import type { Guest, TargetSpec } from '../../../src/core/backend.js';
 import { GuestfsBackend, prepareTarget, scheduleBatches, type GuestfsImageGuest } from '../../../src/backends/guestfs/backend.js';
 import { probeLvm } from '../../../src/backends/guestfs/lvm-probe.js';
 import { LVM_VG, overlayOf, stageTree, tempDir, testImage } from '../../helpers/images.js';

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Guest } from '../../../src/backends/backend.js';
+import type { Guest } from '../../../src/core/backend.js';
 import { GuestfsBackend, type GuestfsImageGuest } from '../../../src/backends/guestfs/backend.js';
 import { GuestfsGuest } from '../../../src/backends/guestfs/guest.js';
 import type { GuestfsSession } from '../../../src/backends/guestfs/session.js';

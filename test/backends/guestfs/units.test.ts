@@ -8,7 +8,7 @@ import { inlineChunks } from '../../../src/backends/guestfs/guest.js';
 import { findVolume, fstabMounts, layoutOnDrive, safeMountpoint, type InspectedOs } from '../../../src/backends/guestfs/os-inspect.js';
 import { conflictKeys, parsePvLabel, readPartitionTable } from '../../../src/backends/guestfs/lvm-probe.js';
 import { cleanStderr, commandLine, driveDevice, MAX_LINE, quoteArg } from '../../../src/backends/guestfs/session.js';
-import { imageFormat } from '../../../src/image/format.js';
+import { imageFormat } from '../../../src/backends/image-format.js';
 
 const vol = (device: string, type: string, extra: Partial<Record<'uuid' | 'label' | 'partUuid' | 'partLabel', string>> = {}) =>
   ({ device, type, uuid: '', label: '', partUuid: '', partLabel: '', ...extra });

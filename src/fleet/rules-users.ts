@@ -6,10 +6,11 @@
  * and entries.
  */
 import path from 'node:path';
-import { locateProblem, type RenderedMachine } from '../fleet/prepare.js';
+import { locateProblem } from '../template/locate.js';
+import { type RenderedMachine } from '../core/machine.js';
 import type { LoadedConfig } from '../profile/config.js';
 import { placeIn } from '../profile/source.js';
-import type { Diagnostic } from '../report/diagnostics.js';
+import type { Diagnostic } from '../core/diagnostic.js';
 
 /** The largest id the kernel accepts; (uid_t)-1 = 4294967295 means "no change" to chown(2) and setuid(2). */
 export const MAX_ID = 4294967294;

@@ -12,10 +12,12 @@ import { contains, MAC_RE, macProblem, networkOf, parseCidr, parseIp, reservedIn
 import type { LoadedConfig } from '../profile/config.js';
 import { originOf } from '../profile/profile-merge.js';
 import { placeIn } from '../profile/source.js';
-import type { Diagnostic } from '../report/diagnostics.js';
-import { locateProblem, type PreparedMachine, type RenderedMachine } from '../fleet/prepare.js';
-import { TEMPLATE_DIR } from '../template/render.js';
-import { suggest, validateAgainst } from './validate-schema.js';
+import type { Diagnostic } from '../core/diagnostic.js';
+import { locateProblem } from '../template/locate.js';
+import { type PreparedMachine, type RenderedMachine } from '../core/machine.js';
+import { templateDirs } from '../template/render.js';
+import { validateAgainst } from '../schema/validate-schema.js';
+import { suggest } from '../util/suggest.js';
 import { windowsChecks } from '../windows/check.js';
 import { authorizedKeysRule, checkProfileKeys } from './rules-keys.js';
 import { checkProfileUsers, fileOwnersRule, usersRule } from './rules-users.js';
@@ -284,12 +286,6 @@ function staticAddresses(net: unknown): Array<{ ip: string; pointer: string }> {
   return out;
 }
 
-
-/** Directories searched for templates named by a profile: next to it, its sibling templates/, the bundled ones. */
-export function templateDirs(profileFile: string): string[] {
-  const dir = path.dirname(path.resolve(profileFile));
-  return [path.join(dir, 'templates'), path.join(dir, '..', 'templates'), dir, TEMPLATE_DIR];
-}
 
 /** Every template, source file, secret file and key file a profile names exists. */
 export function checkReferencedFiles(config: LoadedConfig): Diagnostic[] {

@@ -7,10 +7,10 @@
  * links and the host's own `/` are resolved when the targets are opened.
  */
 import path from 'node:path';
-import { parseTarget } from '../fleet/targets.js';
-import type { PreparedMachine } from '../fleet/prepare.js';
+import { parseTarget } from './targets.js';
+import type { PreparedMachine } from '../core/machine.js';
 import { placeIn } from '../profile/source.js';
-import type { Diagnostic } from '../report/diagnostics.js';
+import type { Diagnostic } from '../core/diagnostic.js';
 
 /** The absolute path a target text stands for, and whether it is a directory tree (rootfs). */
 export function targetPath(text: string, machine: string, cwd = process.cwd()): { path: string; tree: boolean } {

@@ -2,7 +2,7 @@
  * The backend interface. A backend opens guests (a root-filesystem tree, a
  * disk image through libguestfs, an in-memory tree for unit tests) and gives
  * read access for planning and write primitives for applying. It never
- * decides anything: what to write comes from the plan (plan/types.ts).
+ * decides anything: what to write comes from the plan (core/file-change.ts).
  *
  * All paths are absolute guest paths ("/etc/hostname"). Implementations must
  * resolve them inside the guest as if chrooted: a symlink in the guest can

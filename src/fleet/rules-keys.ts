@@ -13,8 +13,9 @@ import { checkKeyFile, KEY_FILE_MAX_BYTES, parseAuthorizedKey } from '../identit
 import type { LoadedConfig } from '../profile/config.js';
 import { originOf } from '../profile/profile-merge.js';
 import { placeIn } from '../profile/source.js';
-import type { Diagnostic } from '../report/diagnostics.js';
-import { locateProblem, type RenderedMachine } from '../fleet/prepare.js';
+import type { Diagnostic } from '../core/diagnostic.js';
+import { locateProblem } from '../template/locate.js';
+import { type RenderedMachine } from '../core/machine.js';
 import { HostFileError, readHostText } from '../util/host-file.js';
 
 /** [pointer, value] of every authorized key entry of a profile (raw or rendered). */
