@@ -1,12 +1,14 @@
 /**
- * The engine behind plan and apply: validate everything first, then per
- * machine: open its target, detect the distro, resolve identity, render,
- * assemble the plan, diff it against the guest and (apply) write and verify.
- * A failure in one machine is that machine's result; the others go on.
+ * The engine behind plan and apply: validate everything first, then run each
+ * machine through a sequence of small stages: lock, detect the distro,
+ * resolve its identity, render, assemble the plan and diff it against the
+ * guest, preflight (PLAN_STAGES); apply then writes, verifies and flushes
+ * (WRITE_STAGES). A failure in one machine is that machine's result; the
+ * others go on. The engine prints nothing: the caller gets its results and
+ * warnings through the callbacks of RunOptions.
  */
 import type { Backend, Guest, TargetSpec } from '../core/backend.js';
 import { MemoryGuest } from '../backends/memory.js';
-import { RootfsBackend } from '../backends/rootfs.js';
 import { detectDistro } from '../distro/detect.js';
 import { type Distro } from '../core/distro.js';
 import { fingerprint, keyTypeOf } from '../identity/ssh-keys.js';
@@ -18,12 +20,15 @@ import { detectWindows, windowsDistro } from '../windows/detect.js';
 import { commitChanges, verifyChanges } from '../plan/apply.js';
 import { preflightPlan } from '../plan/preflight.js';
 import { effectiveChanges, renderDiff, type EffectiveChange } from '../plan/diff.js';
-import { describeMode } from '../core/file-change.js';
+import { describeMode, type FileChange } from '../core/file-change.js';
 import type { MachineReport } from '../report/report.js';
 import { GhostprepError, InvalidInputError, errorMessage } from '../util/errors.js';
 import { lockTarget } from '../util/file-lock.js';
 import { renderMachine } from './prepare.js';
-import { type PreparedMachine } from '../core/machine.js';
+import type { PreparedMachine, RenderedMachine } from '../core/machine.js';
+import type { ResolvedIdentity } from '../core/operation.js';
+import type { Transaction } from '../plan/transaction.js';
+import { backendFor } from './open.js';
 import { selectShard, type Shard } from './shard.js';
 import { checkTargets, parseTarget } from './targets.js';
 import { validateFleet } from './validate-fleet.js';
@@ -134,7 +139,7 @@ export async function runMachines(fleet: Fleet, list: readonly PreparedMachine[]
     byKind.set(kind, [...(byKind.get(kind) ?? []), x]);
   }
   for (const [kind, list] of byKind) {
-    const backend = kind === 'rootfs' ? new RootfsBackend(opts.onWarning) : await loadImageBackend(opts);
+    const backend = await backendFor(kind === 'rootfs' ? 'rootfs' : 'image', opts);
     const byPath = new Map(list.map((x) => [x.t.path, x.m]));
     const open = { readonly: opts.mode === 'plan', jobs: opts.jobs };
     if (kind === 'rootfs' && opts.mode === 'apply') {
@@ -147,7 +152,7 @@ export async function runMachines(fleet: Fleet, list: readonly PreparedMachine[]
         if ('report' in p) done(p);
         else ready.push(p);
       });
-      await inParallel(ready, opts.jobs ?? 4, async (p) => done(await commitMachine(p, opts)));
+      await inParallel(ready, opts.jobs ?? 4, async (p) => done(await commitMachine(p)));
     } else if (opts.mode === 'apply') {
       // images: the backend prepares (plans and preflights) every guest of an appliance's
       // batch before it visits (writes) the first; a machine that fails there is not visited
@@ -163,7 +168,9 @@ export async function runMachines(fleet: Fleet, list: readonly PreparedMachine[]
         if (guest instanceof Error) return done(failed(m, t.path, guest));
         const p = ready.get(t.path) ?? (await planMachine(m, guest, t, opts, state));
         ready.delete(t.path);
-        done('report' in p ? p : await commitMachine({ ...p, guest }, opts));
+        if ('report' in p) return done(p);
+        p.guest = guest;
+        done(await commitMachine(p));
       });
     } else {
       await backend.forEachGuest(list.map((x) => x.t), open, async (t, guest) => {
@@ -181,12 +188,6 @@ async function inParallel<T>(items: readonly T[], jobs: number, fn: (item: T) =>
   await Promise.all(Array.from({ length: Math.min(Math.max(1, jobs), items.length) }, worker));
 }
 
-async function loadImageBackend(opts: RunOptions): Promise<Backend> {
-  if (opts.imageBackend) return opts.imageBackend();
-  const mod = await import('../backends/guestfs/backend.js');
-  return new mod.GuestfsBackend(opts.drivesPerAppliance !== undefined ? { drivesPerAppliance: opts.drivesPerAppliance } : {});
-}
-
 export function selectMachines(machines: readonly PreparedMachine[], names: readonly string[] | undefined, shard: Shard | undefined): PreparedMachine[] {
   let out = [...machines];
   if (names?.length) {
@@ -202,24 +203,108 @@ function failed(m: PreparedMachine, target: string, err: unknown): MachineResult
   return { report: { name: m.name, target, status: 'failed', error: errorMessage(err), distro: null, identity: null, changes: [], durationMs: 0 }, changes: [], publicKeys: [] };
 }
 
-/** A machine planned and preflighted, its locks held, ready to be committed. */
-interface Planned {
+/**
+ * One machine on its way through the stages: where it is, and what each
+ * stage found for the next ones. Its locks are held from the lock stage
+ * until the machine is reported.
+ */
+interface MachineRun {
   readonly m: PreparedMachine;
-  readonly guest: Guest | undefined;
+  /** The target's guest; undefined for `plan` without a target. Deploy's image batches give the writing stages another handle to the same guest. */
+  guest: Guest | undefined;
+  /** What the planning stages read: the guest, or an empty one without a target. */
+  readonly g: Guest;
   readonly t: TargetSpec;
   readonly target: string;
   readonly started: number;
-  readonly distro: Distro;
-  readonly rendered: ReturnType<typeof renderMachine>;
-  readonly identity: Awaited<ReturnType<typeof resolveIdentity>>;
-  readonly machineId: string;
-  readonly changes: EffectiveChange[];
+  readonly opts: RunOptions;
+  readonly state: StateDir;
   readonly unlock: Array<() => void>;
+  distro?: Distro;
+  identity?: ResolvedIdentity;
+  machineId?: string;
+  rendered?: RenderedMachine;
+  planned?: FileChange[];
+  changes?: EffectiveChange[];
+  tx?: Transaction;
 }
+
+/** A machine planned and preflighted, its locks held, ready to be committed. */
+type Planned = MachineRun & Required<Pick<MachineRun, 'distro' | 'identity' | 'machineId' | 'rendered' | 'changes'>>;
+
+type Stage = (run: MachineRun) => Promise<void>;
+
+/** apply: the machine in this state dir, and the guest itself (runs with another --state dir do not meet the machine's lock). */
+const lock: Stage = async (run) => {
+  if (run.opts.mode !== 'apply') return;
+  run.unlock.push(lockMachine(run.state, run.m.name));
+  if (run.guest) run.unlock.push(lockTarget(run.t.kind, run.t.path));
+};
+
+const detect: Stage = async (run) => {
+  run.distro = run.guest ? await readDistro(run.g) : detectDistro('');
+};
+
+/** The identity needs the rendered profile: a first render, then the state dir (or the guest's own machine-id). */
+const resolve: Stage = async (run) => {
+  const first = renderMachine(run.m, undefined, run.distro!);
+  run.identity = await resolveIdentity(first, { state: run.state, readOnly: run.opts.mode === 'plan' });
+  run.machineId = run.identity.machineId ?? parseMachineId((await run.g.readFile('/etc/machine-id').catch(() => null))?.toString()) ?? '';
+};
+
+/** The render with the identity and the distribution. */
+const render: Stage = async (run) => {
+  const keys = Object.fromEntries(run.identity!.hostKeys.map((k) => [k.type, k.publicKey]));
+  const r = renderMachine(run.m, { machineId: run.machineId!, sshHostKeys: keys }, run.distro!);
+  if (r.diagnostics.some((d) => d.severity === 'error')) throw new InvalidInputError(r.diagnostics, r.diagnostics.map((d) => d.message).join('; '));
+  run.rendered = r;
+};
+
+/** The operations' changes, and what of them differs from the guest. */
+const assemble: Stage = async (run) => {
+  const { m, g, opts } = run;
+  const r = run.rendered!;
+  run.planned = await assemblePlan({ guest: g, distro: run.distro!, machine: r, profile: r.profile, identity: run.identity!, renderOnly: !run.guest, warn: (msg) => opts.onWarning?.(`${m.name}: ${msg}`) });
+  run.changes = await effectiveChanges(g, run.planned);
+};
+
+/** The whole plan, not only what differs: a path the plan names is refused even where it changes nothing yet. */
+const preflight: Stage = async (run) => {
+  if (!run.guest) return;
+  // NTFS has no POSIX modes (ntfs-3g shows every file as 0777): the special-mode rule means nothing on Windows
+  const allowSpecialModes = run.rendered!.profile.allowSpecialModes === true || run.distro!.family === 'windows';
+  const problems = await preflightPlan(run.g, run.planned!, { allowSpecialModes });
+  if (problems.length) throw new GhostprepError(`${run.opts.mode === 'apply' ? 'refused before writing anything' : 'apply would refuse this plan'}: ${problems.join('; ')}`);
+};
+
+/** Everything up to the first write. A machine that fails here is not touched. */
+const PLAN_STAGES: readonly Stage[] = [lock, detect, resolve, render, assemble, preflight];
+
+/** The changes as one transaction (plan/transaction.ts). */
+const write: Stage = async (run) => {
+  run.tx = await commitChanges(run.guest!, run.changes!);
+  run.opts.onMachineApplied?.(run.m.name);
+};
+
+/** Read back; a mismatch rolls the transaction back. */
+const verify: Stage = async (run) => {
+  const { guest, changes, tx, opts, m } = run;
+  const problems = await verifyChanges(guest!, changes!.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || run.t.kind !== 'rootfs' }).catch((err: unknown) => [errorMessage(err)]);
+  if (problems.length) throw await tx!.failWith(`verification failed: ${problems.join('; ')}`);
+  for (const left of await tx!.finish()) opts.onWarning?.(`${m.name}: applied, but a deleted path's backup is left: ${left}`);
+};
+
+/** Durable before reported: an appliance killed later must not undo an "ok" (kill -9 test). */
+const flush: Stage = async (run) => {
+  if (run.changes!.length) await (run.guest as Guest & { flush?: () => Promise<void> }).flush?.();
+};
+
+/** What apply does after planning, on a machine with a target. */
+const WRITE_STAGES: readonly Stage[] = [write, verify, flush];
 
 async function processMachine(m: PreparedMachine, guest: Guest | undefined, t: TargetSpec, opts: RunOptions, state: StateDir): Promise<MachineResult> {
   const p = await planMachine(m, guest, t, opts, state);
-  return 'report' in p ? p : commitMachine(p, opts);
+  return 'report' in p ? p : commitMachine(p);
 }
 
 function release(unlock: Array<() => void>): void {
@@ -227,85 +312,62 @@ function release(unlock: Array<() => void>): void {
   unlock.length = 0;
 }
 
-/**
- * Everything up to the first write: lock, detect, resolve identity, render,
- * assemble, diff, preflight. A machine that fails here is not touched.
- * Its locks stay held in the returned Planned until commitMachine.
- */
+function failedRun(run: MachineRun, err: unknown): MachineResult {
+  const f = failed(run.m, run.target, err);
+  return { ...f, report: { ...f.report, durationMs: Date.now() - run.started } };
+}
+
+/** The plan stages. Its locks stay held in the returned Planned until commitMachine. */
 async function planMachine(m: PreparedMachine, guest: Guest | undefined, t: TargetSpec, opts: RunOptions, state: StateDir): Promise<Planned | MachineResult> {
-  const started = Date.now();
-  const target = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
-  const unlock: Array<() => void> = [];
+  const run: MachineRun = {
+    m, guest, g: guest ?? renderOnlyGuest(), t, target: t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path,
+    started: Date.now(), opts, state, unlock: [],
+  };
   try {
-    if (opts.mode === 'apply') unlock.push(lockMachine(state, m.name));
-    // the guest itself: runs with another --state dir do not meet the machine's lock
-    if (opts.mode === 'apply' && guest) unlock.push(lockTarget(t.kind, t.path));
-    const renderOnly = !guest;
-    const g: Guest = guest ?? renderOnlyGuest();
-    const distro = renderOnly ? detectDistro('') : await readDistro(g);
-    const first = renderMachine(m, undefined, distro);
-    const identity = await resolveIdentity(first, { state, readOnly: opts.mode === 'plan' });
-    const keys = Object.fromEntries(identity.hostKeys.map((k) => [k.type, k.publicKey]));
-    const machineId = identity.machineId ?? parseMachineId((await g.readFile('/etc/machine-id').catch(() => null))?.toString()) ?? '';
-    const r = renderMachine(m, { machineId, sshHostKeys: keys }, distro);
-    if (r.diagnostics.some((d) => d.severity === 'error')) throw new InvalidInputError(r.diagnostics, r.diagnostics.map((d) => d.message).join('; '));
-    const planned = await assemblePlan({ guest: g, distro, machine: r, profile: r.profile, identity, renderOnly, warn: (msg) => opts.onWarning?.(`${m.name}: ${msg}`) });
-    const changes = await effectiveChanges(g, planned);
-    if (guest) {
-      // the whole plan, not only what differs: a path the plan names is refused even where it changes nothing yet
-      // NTFS has no POSIX modes (ntfs-3g shows every file as 0777): the special-mode rule means nothing on Windows
-      const allowSpecialModes = r.profile.allowSpecialModes === true || distro.family === 'windows';
-      const problems = await preflightPlan(g, planned, { allowSpecialModes });
-      if (problems.length) throw new GhostprepError(`${opts.mode === 'apply' ? 'refused before writing anything' : 'apply would refuse this plan'}: ${problems.join('; ')}`);
-    }
-    return { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes, unlock };
+    for (const stage of PLAN_STAGES) await stage(run);
+    return run as Planned;
   } catch (err) {
-    release(unlock);
-    const f = failed(m, target, err);
-    return { ...f, report: { ...f.report, durationMs: Date.now() - started } };
+    release(run.unlock);
+    return failedRun(run, err);
   }
 }
 
 /**
- * Commit a planned machine as one transaction (plan/transaction.ts), verify
- * it, and report what is on disk: a machine rolled back is `failed` with no
- * changes and no host keys (the guest still has its old ones).
+ * Commit a planned machine (apply with a target: the write stages) and
+ * report what is on disk: a machine rolled back is `failed` with no changes
+ * and no host keys (the guest still has its old ones).
  */
-async function commitMachine(p: Planned, opts: RunOptions): Promise<MachineResult> {
-  const { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes } = p;
+async function commitMachine(run: Planned): Promise<MachineResult> {
   try {
-    if (opts.mode === 'apply' && guest) {
-      const tx = await commitChanges(guest, changes);
-      opts.onMachineApplied?.(m.name);
-      const problems = await verifyChanges(guest, changes.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || t.kind !== 'rootfs' }).catch((err: unknown) => [errorMessage(err)]);
-      if (problems.length) throw await tx.failWith(`verification failed: ${problems.join('; ')}`);
-      for (const left of await tx.finish()) opts.onWarning?.(`${m.name}: applied, but a deleted path's backup is left: ${left}`);
-      // durable before reported: an appliance killed later must not undo an "ok" (kill -9 test)
-      if (changes.length) await (guest as Guest & { flush?: () => Promise<void> }).flush?.();
-    }
-    const addresses = [...new Set([...(m.entry.ip ? [parseCidr(m.entry.ip)?.ip ?? m.entry.ip] : []), ...(r.profile.network ? addressesOf(r.profile.network) : [])])];
-    const report: MachineReport = {
-      name: m.name, target, status: 'ok', error: null,
-      distro: { id: distro.id, versionId: distro.versionId, family: distro.family },
-      identity: {
-        hostname: r.hostname, fqdn: r.fqdn, machineId: identity.pending ? null : machineId || null,
-        sshHostKeys: identity.hostKeys.map((k) => ({ type: keyTypeOf(k.publicKey), sha256: fingerprint(k.publicKey) })),
-        addresses,
-      },
-      changes: changes.map(({ change: c }) => ({
-        op: c.op, path: c.path,
-        mode: 'mode' in c ? describeMode(c.mode) : null,
-        sha256: c.op === 'write' && !c.pending && opts.reportHashes !== false ? sha256(c.content) : null,
-      })),
-      durationMs: Date.now() - started,
-    };
-    return { report, changes, publicKeys: identity.hostKeys.map((k) => k.publicKey) };
+    if (run.opts.mode === 'apply' && run.guest) for (const stage of WRITE_STAGES) await stage(run);
+    return machineResult(run);
   } catch (err) {
-    const f = failed(m, target, err);
-    return { ...f, report: { ...f.report, durationMs: Date.now() - started } };
+    return failedRun(run, err);
   } finally {
-    release(p.unlock);
+    release(run.unlock);
   }
+}
+
+/** The report of a machine that went through its stages. */
+function machineResult(run: Planned): MachineResult {
+  const { m, target, started, distro, rendered: r, identity, machineId, changes, opts } = run;
+  const addresses = [...new Set([...(m.entry.ip ? [parseCidr(m.entry.ip)?.ip ?? m.entry.ip] : []), ...(r.profile.network ? addressesOf(r.profile.network) : [])])];
+  const report: MachineReport = {
+    name: m.name, target, status: 'ok', error: null,
+    distro: { id: distro.id, versionId: distro.versionId, family: distro.family },
+    identity: {
+      hostname: r.hostname, fqdn: r.fqdn, machineId: identity.pending ? null : machineId || null,
+      sshHostKeys: identity.hostKeys.map((k) => ({ type: keyTypeOf(k.publicKey), sha256: fingerprint(k.publicKey) })),
+      addresses,
+    },
+    changes: changes.map(({ change: c }) => ({
+      op: c.op, path: c.path,
+      mode: 'mode' in c ? describeMode(c.mode) : null,
+      sha256: c.op === 'write' && !c.pending && opts.reportHashes !== false ? sha256(c.content) : null,
+    })),
+    durationMs: Date.now() - started,
+  };
+  return { report, changes, publicKeys: identity.hostKeys.map((k) => k.publicKey) };
 }
 
 /** `plan` of a machine without a target: rendered against an empty guest (worker threads call this too). */
