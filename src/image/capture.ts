@@ -8,7 +8,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { GhostprepError } from '../util/errors.js';
-import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
+import { QEMU_IMG_INSTALL, requireTool } from '../util/tools.js';
 import { sha256File } from './checksum.js';
 import { keyFile, type KeySource } from './decrypt.js';
 import { imageFormat } from '../backends/image-format.js';

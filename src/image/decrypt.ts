@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { GhostprepError } from '../util/errors.js';
-import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
+import { QEMU_IMG_INSTALL, requireTool } from '../util/tools.js';
 import { hostTempName, removeDeadHostTemps } from './host-temps.js';
 
 export interface KeySource { file?: string; env?: string }

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { GhostprepError, GuestError } from '../util/errors.js';
 import { processAlive } from '../util/process.js';
-import { QEMU_IMG_INSTALL, requireTool } from '../backends/guestfs/env.js';
+import { QEMU_IMG_INSTALL, requireTool } from '../util/tools.js';
 import { GuestfsSession, type SessionOptions } from '../backends/guestfs/session.js';
 import { cachedSha256, type Sha256Progress } from './checksum.js';
 import { decryptInto, type KeySource } from './decrypt.js';

@@ -19,7 +19,7 @@ import path from 'node:path';
 import type { Guest, GuestReader } from '../core/backend.js';
 import type { RegistryChange, RegistryEdit, RegistryValue } from '../core/file-change.js';
 import { GuestError } from '../util/errors.js';
-import { requireTool } from '../backends/guestfs/env.js';
+import { requireTool } from '../util/tools.js';
 import { decodeValue, encodeValue, HiveReader, type RawValue } from './regf.js';
 
 export const HIVEXSH_INSTALL = 'install it: apt-get install libhivex-bin (Debian/Ubuntu) or dnf install hivex';

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { GuestError } from '../../util/errors.js';
-import { QEMU_IMG_INSTALL, requireTool } from './env.js';
+import { QEMU_IMG_INSTALL, requireTool } from '../../util/tools.js';
 
 const SECTOR = 512;
 

@@ -22,7 +22,8 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
 import { GuestError } from '../../util/errors.js';
-import { guestfsEnv, GUESTFISH_INSTALL, requireTool } from './env.js';
+import { guestfsEnv, GUESTFISH_INSTALL } from './env.js';
+import { requireTool } from '../../util/tools.js';
 
 /**
  * GHOSTPREP_TRACE=FILE appends one line per guestfish command (time, duration,
