@@ -1,5 +1,5 @@
 /**
- * Stage counters of a fleet run (done/total, failures, clocks), moved by the
+ * Stage counters of a fleet run (done/total, failures, clocks), advanced by the
  * engine's events; the CLI draws them (src/cli/progress.ts).
  */
 
