@@ -19,7 +19,7 @@ import { NetworkRenderError, requireName } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, ref, renameFiles } from './common.js';
 import type { Claims } from './guest.js';
-import { Probe, del, isOurs, listFiles, readText, write } from './guest.js';
+import { Probe, del, isOurs, listFiles, namesTaken, readText, write } from './guest.js';
 
 export const ENI_MAIN = '/etc/network/interfaces';
 export const ENI_DIR = '/etc/network/interfaces.d';
@@ -178,6 +178,7 @@ const eniBase = (n: string): string => n.split(/[:=]/)[0]!;
  */
 export function pruneEni(text: string, names: ReadonlySet<string>): { text: string; removed: string[] } {
   const claimed = (n: string) => n !== 'lo' && names.has(eniBase(n));
+  const claimable = new Set([...names].filter((n) => n !== 'lo'));
   const out: string[] = [];
   const removed = new Set<string>();
   let skipping = false;
@@ -195,6 +196,9 @@ export function pruneEni(text: string, names: ReadonlySet<string>): { text: stri
     skipping = false;
     const [word, ...args] = t.split(/\s+/);
     if (word === 'iface' && args[0] && claimed(args[0])) { skipping = true; removed.add(eniBase(args[0])); continue; }
+    // a mapping stanza whose glob covers one of ours would run its script for that card
+    const mapped = word === 'mapping' ? args.find((a) => namesTaken(a, { names: claimable }).length) : undefined;
+    if (mapped !== undefined) { skipping = true; removed.add(`mapping ${mapped}`); continue; }
     if (word === 'auto' || word!.startsWith('allow-')) {
       const kept = args.filter((a) => !claimed(a));
       args.filter(claimed).forEach((a) => removed.add(eniBase(a)));

@@ -19,7 +19,7 @@ import { NetworkRenderError, requireName, SECTION_OF } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, ref, renameFiles, shq } from './common.js';
 import type { Claims } from './guest.js';
-import { Probe, del, listFiles, parseKv } from './guest.js';
+import { Probe, del, listFiles, nameConflict, parseKv } from './guest.js';
 
 export const RHEL_DIR = '/etc/sysconfig/network-scripts';
 export const SUSE_DIR = '/etc/sysconfig/network';
@@ -240,7 +240,8 @@ function ifcfgConflict(name: string, text: string, c: Claims): string | undefine
   const forced = kv.get('LLADDR') || kv.get('MACADDR');
   if (forced) return `master ifcfg forcing the master's MAC ${forced.toLowerCase()}`;
   const dev = kv.get('DEVICE') || name;
-  if (c.names.has(dev)) return `master ifcfg for interface ${dev}`;
+  const why = nameConflict(dev, c);
+  if (why) return `master ifcfg ${why}`;
   return undefined;
 }
 

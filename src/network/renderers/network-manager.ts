@@ -14,7 +14,7 @@ import type { Iface, IpFamily, NetworkModel, Route, WholeFile } from '../model.j
 import type { Renderer } from './common.js';
 import { HEADER, file, ref, renameFiles, stableUuid, stem } from './common.js';
 import type { Claims } from './guest.js';
-import { Probe, del, iniGet, listFiles, parseIni } from './guest.js';
+import { Probe, del, iniGet, listFiles, nameConflict, parseIni } from './guest.js';
 
 export const NM_DIR = '/etc/NetworkManager/system-connections';
 
@@ -171,7 +171,14 @@ function nmConflict(text: string, c: Claims): string | undefined {
   const mac = iniGet(ini, 'ethernet', 'mac-address') ?? iniGet(ini, '802-3-ethernet', 'mac-address');
   if (mac) return `master connection bound to MAC ${mac.toLowerCase()}`;
   const ifname = iniGet(ini, 'connection', 'interface-name');
-  if (ifname && c.names.has(ifname)) return `master connection for interface ${ifname}`;
+  const ifnameWhy = ifname && nameConflict(ifname, c);
+  if (ifnameWhy) return `master connection ${ifnameWhy}`;
+  // [match] interface-name: a ';' list of globs, "~" optional, "!" excluding
+  const patterns = (iniGet(ini, 'match', 'interface-name') ?? '').split(';').map((p) => p.trim().replace(/^[~|&]/, '')).filter(Boolean);
+  for (const p of patterns) {
+    const why = nameConflict(p, c);
+    if (why) return `master connection ${why}`;
+  }
   const type = iniGet(ini, 'connection', 'type');
   if (!ifname && (type === 'ethernet' || type === '802-3-ethernet')) return 'master Ethernet connection not bound to any interface (it would compete for every card)';
   return undefined;

@@ -8,13 +8,12 @@
 import path from 'node:path/posix';
 import type { GuestReader } from '../../backends/backend.js';
 import type { FileChange } from '../../plan/types.js';
-import { globMatch } from '../../util/glob.js';
 import type { BondParams, BridgeParams, Iface, NetworkModel, Route } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, linkFile, ref, stem, vlansOn } from './common.js';
 import type { WholeFile } from '../model.js';
 import type { Claims } from './guest.js';
-import { Probe, del, iniGet, isOurs, listFiles, parseIni } from './guest.js';
+import { Probe, del, iniGet, isOurs, listFiles, namesTaken, parseIni } from './guest.js';
 
 export const NETWORKD_DIR = '/etc/systemd/network';
 
@@ -148,8 +147,8 @@ function networkdConflict(filePath: string, text: string, c: Claims): string | u
   for (const n of names) {
     if (c.names.has(n)) return `master ${ext.slice(1)} file for interface ${n}`;
     // networkd applies the first matching .network in lexical order; a glob only fights when it sorts before ours.
-    const hit = [...c.names].find((ours) => globMatch(n, ours, 'fnmatch'));
-    if (hit && ext === '.network' && path.basename(filePath) < `10-ghostprep-${hit}.network`) return `master network file matching ${n} takes precedence over ours for ${hit}`;
+    const hit = namesTaken(n, c).find((ours) => path.basename(filePath) < `10-ghostprep-${ours}.network`);
+    if (hit && ext === '.network') return `master network file matching ${n} takes precedence over ours for ${hit}`;
   }
   const own = ext === '.netdev' ? iniGet(ini, 'NetDev', 'Name') : ext === '.link' ? iniGet(ini, 'Link', 'Name') : undefined;
   if (own && c.names.has(own)) return `master ${ext.slice(1)} file also creates or names ${own}`;
