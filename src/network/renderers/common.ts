@@ -47,7 +47,7 @@ export interface Renderer {
   /** Whether the guest reads this format, and why; with every path looked at. */
   detect(guest: GuestReader): Promise<Detection>;
   /** The files for the model (pure: no guest access). */
-  render(model: NetworkModel, distro: Distro): RenderedFile[];
+  render(model: NetworkModel, distro: Distro, opts?: RenderOptions): RenderedFile[];
   /**
    * The master's files in this format that would fight the new configuration,
    * deleted or rewritten. Runs whichever renderer was chosen: a master file
@@ -56,6 +56,21 @@ export interface Renderer {
    * rules never name one path twice and their order does not matter.
    */
   stale(guest: GuestReader, claims: Claims): Promise<FileChange[]>;
+}
+
+/** What a rendering may depend on beyond the model and the distro. */
+export interface RenderOptions {
+  /**
+   * The clone's machine-id: connection UUIDs are derived from it, so every
+   * clone's connections have UUIDs of their own. Without it (machineId: keep,
+   * or no machine), UUIDs are derived from the model alone.
+   */
+  readonly machineId?: string | undefined;
+}
+
+/** The UUID of a NetworkManager connection profile named `name` on the clone with `machineId`. */
+export function cloneConnectionUuid(machineId: string, name: string): string {
+  return stableUuid(`nm:${machineId}:${name}`);
 }
 
 export const HEADER = 'Written by ghostprep from the profile\'s network configuration; local changes are overwritten on the next apply.';

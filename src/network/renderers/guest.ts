@@ -75,6 +75,8 @@ export interface Claims {
   readonly ours: ReadonlySet<string>;
   /** Ethernets matched by MAC and renamed (set-name): the master's kernel names for them are gone. */
   readonly renamedByMac?: number;
+  /** The clone's machine-id, when known: the master's connection UUIDs kept on the clone are re-derived from it. */
+  readonly machineId?: string | undefined;
 }
 
 /**
@@ -101,8 +103,9 @@ export function nameConflict(pattern: string, c: Pick<Claims, 'names'>): string 
   return hit === pattern ? `for interface ${hit}` : `matching ${pattern} also takes interface ${hit}`;
 }
 
-export function claimsOf(model: NetworkModel, ours: Iterable<string>): Claims {
+export function claimsOf(model: NetworkModel, ours: Iterable<string>, machineId?: string): Claims {
   return {
+    ...(machineId !== undefined ? { machineId } : {}),
     names: new Set(model.interfaces.map((i) => i.name).filter((n): n is string => n !== undefined)),
     macs: new Set(model.interfaces.map((i) => i.match?.macaddress).filter((m): m is string => m !== undefined)),
     ours: new Set(ours),

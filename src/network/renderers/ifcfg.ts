@@ -17,9 +17,10 @@ import type { FileChange } from '../../plan/types.js';
 import type { Iface, NetworkModel, Route, RenderedFile, EditedFile } from '../model.js';
 import { NetworkRenderError, requireName, SECTION_OF } from '../model.js';
 import type { Renderer } from './common.js';
-import { HEADER, file, ref, renameFiles, shq } from './common.js';
+import type { RenderOptions } from './common.js';
+import { HEADER, cloneConnectionUuid, file, ref, renameFiles, shq } from './common.js';
 import type { Claims } from './guest.js';
-import { Probe, del, listFiles, nameConflict, parseKv } from './guest.js';
+import { Probe, del, listFiles, nameConflict, parseKv, write } from './guest.js';
 
 export const RHEL_DIR = '/etc/sysconfig/network-scripts';
 export const SUSE_DIR = '/etc/sysconfig/network';
@@ -107,9 +108,11 @@ function rhelKind(model: NetworkModel, i: Iface): Kv[] {
   return [['HWADDR', i.match?.macaddress]];
 }
 
-function rhelIfcfg(model: NetworkModel, i: Iface, name: string): string {
+function rhelIfcfg(model: NetworkModel, i: Iface, name: string, machineId: string | undefined): string {
   const master = i.master ? ref(model, i.master, i) : undefined;
-  const pairs: Kv[] = [['DEVICE', name], ['NAME', `ghostprep-${name}`], ['TYPE', RHEL_TYPE[i.kind]], ['ONBOOT', 'yes'], ...rhelKind(model, i)];
+  // NetworkManager's ifcfg-rh plugin takes UUID=; without it, it derives one from the file name, the same on every clone
+  const uuid = machineId !== undefined ? cloneConnectionUuid(machineId, `ghostprep-${name}`) : undefined;
+  const pairs: Kv[] = [['DEVICE', name], ['NAME', `ghostprep-${name}`], ['UUID', uuid], ['TYPE', RHEL_TYPE[i.kind]], ['ONBOOT', 'yes'], ...rhelKind(model, i)];
   if (master?.kind === 'bond') pairs.push(['MASTER', requireName(master, 'ifcfg')], ['SLAVE', 'yes'], ['BOOTPROTO', 'none']);
   else if (master?.kind === 'bridge') pairs.push(['BRIDGE', requireName(master, 'ifcfg')], ['BOOTPROTO', 'none']);
   else pairs.push(...rhelIp(i));
@@ -217,13 +220,13 @@ export function isSuse(distro: Distro): boolean {
   return distro.family === 'suse';
 }
 
-export function renderIfcfg(model: NetworkModel, distro: Distro): RenderedFile[] {
+export function renderIfcfg(model: NetworkModel, distro: Distro, opts: RenderOptions = {}): RenderedFile[] {
   const suse = isSuse(distro);
   const out: RenderedFile[] = [];
   for (const i of model.interfaces) {
     const name = requireName(i, 'ifcfg');
     if (suse) out.push(file(`${SUSE_DIR}/ifcfg-${name}`, 0o644, suseIfcfg(model, i, name)), ...suseRouteFile(i, name));
-    else out.push(file(`${RHEL_DIR}/ifcfg-${name}`, 0o644, rhelIfcfg(model, i, name)), ...rhelRouteFiles(i, name));
+    else out.push(file(`${RHEL_DIR}/ifcfg-${name}`, 0o644, rhelIfcfg(model, i, name, opts.machineId)), ...rhelRouteFiles(i, name));
   }
   out.push(...renameFiles(model, distro));
   if (suse) out.push(...suseDns(model));
@@ -245,10 +248,42 @@ function ifcfgConflict(name: string, text: string, c: Claims): string | undefine
   return undefined;
 }
 
+/** Keys of RHEL ifcfg files that hold a connection UUID (their own, or the one they refer to). */
+const UUID_KEYS = /^(\s*(?:UUID|MASTER_UUID|BRIDGE_UUID|MASTER|BRIDGE|PHYSDEV)=)(["']?)([0-9A-Fa-f-]{36})\2(\s*)$/;
+
+/** A kept ifcfg file's text with UUID= and references to renamed UUIDs rewritten; the rest byte for byte. */
+export function reUuidIfcfg(text: string, renamed: ReadonlyMap<string, string>): string {
+  return text.split('\n').map((line) => {
+    const m = UUID_KEYS.exec(line);
+    const next = m && renamed.get(m[3]!.toLowerCase());
+    return next ? `${m[1]}${m[2]}${next}${m[2]}${m[4]}` : line;
+  }).join('\n');
+}
+
+/** Kept RHEL ifcfg files with UUID=: UUIDs of the clone's own (NAME=, else the file's suffix), references rewritten. */
+async function reUuidKept(reader: GuestReader, c: Claims, kept: { path: string; text: string }[]): Promise<FileChange[]> {
+  if (c.machineId === undefined) return [];
+  const renamed = new Map<string, string>();
+  for (const f of kept) {
+    const kv = parseKv(f.text);
+    const uuid = kv.get('UUID');
+    if (uuid) renamed.set(uuid.toLowerCase(), cloneConnectionUuid(c.machineId, kv.get('NAME') || path.basename(f.path).slice('ifcfg-'.length)));
+  }
+  const out: FileChange[] = [];
+  for (const f of kept) {
+    const next = reUuidIfcfg(f.text, renamed);
+    if (next === f.text) continue;
+    const st = await reader.lstat(f.path);
+    out.push(write(f.path, next, st?.mode ?? 0o644, 'master ifcfg kept: UUID of the clone\'s own (from its machine-id and the connection name), references rewritten'));
+  }
+  return out;
+}
+
 /** ifcfg files bound to a MAC or for one of our names, with their route files; route files for our names. */
 async function staleIfcfg(reader: GuestReader, c: Claims): Promise<FileChange[]> {
   const out: FileChange[] = [];
   for (const dir of IFCFG_DIRS) {
+    const kept: { path: string; text: string }[] = [];
     const names = (await reader.readdir(dir)) ?? [];
     // Master route files for an interface we configure would add the master's routes to it.
     for (const n of names) {
@@ -260,7 +295,7 @@ async function staleIfcfg(reader: GuestReader, c: Claims): Promise<FileChange[]>
       if (c.ours.has(f.path)) continue;
       const suffix = path.basename(f.path).slice('ifcfg-'.length);
       const why = ifcfgConflict(suffix, f.text, c);
-      if (!why) continue;
+      if (!why) { if (dir === RHEL_DIR) kept.push(f); continue; }
       out.push(del(f.path, why));
       // Its route files would otherwise outlive it.
       for (const r of [`route-${suffix}`, `route6-${suffix}`, `ifroute-${suffix}`]) {
@@ -268,6 +303,7 @@ async function staleIfcfg(reader: GuestReader, c: Claims): Promise<FileChange[]>
         if (names.includes(r) && !c.ours.has(rp) && !c.names.has(suffix)) out.push(del(rp, `routes of ${f.path}, which is removed (${why})`));
       }
     }
+    out.push(...(await reUuidKept(reader, c, kept)));
   }
   return out;
 }

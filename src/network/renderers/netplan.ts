@@ -86,14 +86,19 @@ function definition(i: Iface): Obj {
   });
 }
 
-export function renderNetplanYaml(model: NetworkModel): string {
+/** The model as a network-config version 2 mapping (`version`, `ethernets`, …), normalized. */
+export function networkV2(model: NetworkModel): Obj {
   const network: Obj = { version: 2 };
   for (const i of model.interfaces) {
     const section = SECTION_OF[i.kind];
     const defs = (network[section] ??= {}) as Obj;
     defs[i.id] = definition(i);
   }
-  return `# ${HEADER}\n${netplanBody({ network })}`;
+  return network;
+}
+
+export function renderNetplanYaml(model: NetworkModel): string {
+  return `# ${HEADER}\n${netplanBody({ network: networkV2(model) })}`;
 }
 
 const STRINGIFY_OPTIONS = { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN', lineWidth: 0 } as const;

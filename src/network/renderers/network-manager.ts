@@ -12,9 +12,10 @@ import type { Distro } from '../../distro/detect.js';
 import type { FileChange } from '../../plan/types.js';
 import type { Iface, IpFamily, NetworkModel, Route, WholeFile } from '../model.js';
 import type { Renderer } from './common.js';
-import { HEADER, file, ref, renameFiles, stableUuid, stem } from './common.js';
+import type { RenderOptions } from './common.js';
+import { HEADER, cloneConnectionUuid, file, ref, renameFiles, stableUuid, stem } from './common.js';
 import type { Claims } from './guest.js';
-import { Probe, del, iniGet, listFiles, nameConflict, parseIni } from './guest.js';
+import { Probe, del, iniGet, listFiles, nameConflict, parseIni, write } from './guest.js';
 
 export const NM_DIR = '/etc/NetworkManager/system-connections';
 
@@ -35,26 +36,27 @@ export function connectionId(i: Iface): string {
   return `ghostprep-${stem(i)}`;
 }
 
-export function connectionUuid(i: Iface): string {
-  return stableUuid(`nm:${i.kind}:${i.id}`);
+/** From the clone's machine-id and the connection's name when known (each clone its own), else from the interface. */
+export function connectionUuid(i: Iface, machineId?: string): string {
+  return machineId !== undefined ? cloneConnectionUuid(machineId, connectionId(i)) : stableUuid(`nm:${i.kind}:${i.id}`);
 }
 
 /** NM accepts an interface name or a connection UUID for master=/parent=. */
-function refName(target: Iface): string {
-  return target.name ?? connectionUuid(target);
+function refName(target: Iface, machineId: string | undefined): string {
+  return target.name ?? connectionUuid(target, machineId);
 }
 
 const NM_TYPE = { ethernet: 'ethernet', bond: 'bond', bridge: 'bridge', vlan: 'vlan' } as const;
 
-function connectionSection(model: NetworkModel, i: Iface): Section {
+function connectionSection(model: NetworkModel, i: Iface, machineId: string | undefined): Section {
   const master = i.master ? ref(model, i.master, i) : undefined;
   return ['connection', [
     `id=${connectionId(i)}`,
-    `uuid=${connectionUuid(i)}`,
+    `uuid=${connectionUuid(i, machineId)}`,
     `type=${NM_TYPE[i.kind]}`,
     opt('interface-name', i.name),
     'autoconnect=true',
-    master ? `master=${refName(master)}` : undefined,
+    master ? `master=${refName(master, machineId)}` : undefined,
     master ? `slave-type=${master.kind}` : undefined,
   ]];
 }
@@ -114,9 +116,9 @@ function ipSection(i: Iface, family: IpFamily): Section {
   ]];
 }
 
-function typeSection(model: NetworkModel, i: Iface): Section {
+function typeSection(model: NetworkModel, i: Iface, machineId: string | undefined): Section {
   if (i.kind === 'ethernet') return ['ethernet', [opt('mac-address', i.match?.macaddress?.toUpperCase()), opt('mtu', i.mtu)], true];
-  if (i.kind === 'vlan') return ['vlan', [`id=${i.vlan!.id}`, `parent=${refName(ref(model, i.vlan!.link, i))}`]];
+  if (i.kind === 'vlan') return ['vlan', [`id=${i.vlan!.id}`, `parent=${refName(ref(model, i.vlan!.link, i), machineId)}`]];
   if (i.kind === 'bridge') {
     const p = i.bridge ?? {};
     return ['bridge', [opt('ageing-time', p.ageingTime), opt('forward-delay', p.forwardDelay), opt('hello-time', p.helloTime), opt('max-age', p.maxAge), opt('priority', p.priority), opt('stp', p.stp)], true];
@@ -147,8 +149,8 @@ function bondOptions(model: NetworkModel, i: Iface): string[] {
   return Object.entries(opts).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
 }
 
-function connectionFile(model: NetworkModel, i: Iface): WholeFile {
-  const sections: Section[] = [connectionSection(model, i), typeSection(model, i), matchSection(i)];
+function connectionFile(model: NetworkModel, i: Iface, machineId: string | undefined): WholeFile {
+  const sections: Section[] = [connectionSection(model, i, machineId), typeSection(model, i, machineId), matchSection(i)];
   if (i.kind !== 'ethernet') {
     // A bond, bridge or vlan takes its MTU from the wired ([ethernet]) setting.
     sections.push(['ethernet', [opt('mtu', i.mtu)]]);
@@ -160,8 +162,8 @@ function connectionFile(model: NetworkModel, i: Iface): WholeFile {
   return file(`${NM_DIR}/${connectionId(i)}.nmconnection`, 0o600, keyfile(sections));
 }
 
-export function renderNetworkManager(model: NetworkModel, distro: Distro): WholeFile[] {
-  return [...model.interfaces.map((i) => connectionFile(model, i)), ...renameFiles(model, distro)];
+export function renderNetworkManager(model: NetworkModel, distro: Distro, opts: RenderOptions = {}): WholeFile[] {
+  return [...model.interfaces.map((i) => connectionFile(model, i, opts.machineId)), ...renameFiles(model, distro)];
 }
 
 // ------------------------------------------------------------ the master's files
@@ -184,14 +186,54 @@ function nmConflict(text: string, c: Claims): string | undefined {
   return undefined;
 }
 
-/** Connections bound to a MAC, for one of our names, or for any Ethernet card. */
+/** Keys whose value may name another connection by UUID. */
+const NM_REF_KEYS = /^(\s*(?:master|controller|parent|port\.controller)\s*=\s*)(\S+?)(\s*)$/;
+
+/**
+ * A kept master connection's new text: its own uuid= re-derived from the
+ * clone's machine-id and its id= (file name without extension when id= is
+ * missing), and references to renamed UUIDs rewritten; the rest byte for byte.
+ */
+export function reUuid(text: string, renamed: ReadonlyMap<string, string>): string {
+  return text.split('\n').map((line) => {
+    const own = /^(\s*uuid\s*=\s*)(\S+?)(\s*)$/.exec(line);
+    if (own && renamed.has(own[2]!.toLowerCase())) return `${own[1]}${renamed.get(own[2]!.toLowerCase())}${own[3]}`;
+    const r = NM_REF_KEYS.exec(line);
+    if (r && renamed.has(r[2]!.toLowerCase())) return `${r[1]}${renamed.get(r[2]!.toLowerCase())}${r[3]}`;
+    return line;
+  }).join('\n');
+}
+
+/**
+ * Connections bound to a MAC, for one of our names, or for any Ethernet card
+ * go. The ones kept get UUIDs of the clone's own (a UUID names a connection
+ * across machines: two clones with the master's would be one connection to
+ * any tool that compares them), with references between them rewritten.
+ */
 async function staleNm(reader: GuestReader, c: Claims): Promise<FileChange[]> {
-  const files = await listFiles(reader, NM_DIR, () => true);
-  return files.flatMap(({ path: p, text }) => {
-    if (c.ours.has(p)) return [];
-    const why = nmConflict(text, c);
-    return why ? [del(p, why)] : [];
-  });
+  const files = (await listFiles(reader, NM_DIR, () => true)).filter((f) => !c.ours.has(f.path));
+  const out: FileChange[] = [];
+  const kept: typeof files = [];
+  for (const f of files) {
+    const why = nmConflict(f.text, c);
+    if (why) out.push(del(f.path, why));
+    else kept.push(f);
+  }
+  if (c.machineId === undefined) return out;
+  const renamed = new Map<string, string>();
+  for (const f of kept) {
+    const ini = parseIni(f.text);
+    const uuid = iniGet(ini, 'connection', 'uuid');
+    const id = iniGet(ini, 'connection', 'id') ?? f.path.slice(NM_DIR.length + 1).replace(/\.nmconnection$/, '');
+    if (uuid) renamed.set(uuid.toLowerCase(), cloneConnectionUuid(c.machineId, id));
+  }
+  for (const f of kept) {
+    const next = reUuid(f.text, renamed);
+    if (next === f.text) continue;
+    const st = await reader.lstat(f.path);
+    out.push(write(f.path, next, st?.mode ?? 0o600, 'master connection kept: UUID of the clone\'s own (from its machine-id and the connection name), references rewritten'));
+  }
+  return out;
 }
 
 export const networkManager: Renderer = {
