@@ -263,11 +263,15 @@ export function reUuidIfcfg(text: string, renamed: ReadonlyMap<string, string>):
 /** Kept RHEL ifcfg files with UUID=: UUIDs of the clone's own (NAME=, else the file's suffix), references rewritten. */
 async function reUuidKept(reader: GuestReader, c: Claims, kept: { path: string; text: string }[]): Promise<FileChange[]> {
   if (c.machineId === undefined) return [];
-  const renamed = new Map<string, string>();
-  for (const f of kept) {
+  const named = kept.map((f) => {
     const kv = parseKv(f.text);
-    const uuid = kv.get('UUID');
-    if (uuid) renamed.set(uuid.toLowerCase(), cloneConnectionUuid(c.machineId, kv.get('NAME') || path.basename(f.path).slice('ifcfg-'.length)));
+    return { uuid: kv.get('UUID'), id: kv.get('NAME') || path.basename(f.path).slice('ifcfg-'.length), file: f.path };
+  });
+  const renamed = new Map<string, string>();
+  for (const { uuid, id, file: p } of named) {
+    // two connections may share a name: then the file tells them apart
+    const unique = named.filter((n) => n.id === id).length === 1;
+    if (uuid) renamed.set(uuid.toLowerCase(), cloneConnectionUuid(c.machineId, unique ? id : `${id}@${p}`));
   }
   const out: FileChange[] = [];
   for (const f of kept) {

@@ -3,7 +3,8 @@
  * (0600, root: NetworkManager ignores keyfiles readable by others). One
  * connection per interface; members point at their bond/bridge with
  * master=/slave-type= (still read by every NM >= 1.0; controller=/port-type=
- * only exist from 1.46). UUIDs are derived from the interface ID so
+ * only exist from 1.46). UUIDs are derived from the clone's machine-id and
+ * the connection name (from the interface ID without a machine-id), so
  * re-applying rewrites identical bytes. NM cannot rename a card, so set-name
  * becomes a systemd .link file (udev applies it before NM starts).
  */
@@ -220,12 +221,15 @@ async function staleNm(reader: GuestReader, c: Claims): Promise<FileChange[]> {
     else kept.push(f);
   }
   if (c.machineId === undefined) return out;
-  const renamed = new Map<string, string>();
-  for (const f of kept) {
+  const named = kept.map((f) => {
     const ini = parseIni(f.text);
-    const uuid = iniGet(ini, 'connection', 'uuid');
-    const id = iniGet(ini, 'connection', 'id') ?? f.path.slice(NM_DIR.length + 1).replace(/\.nmconnection$/, '');
-    if (uuid) renamed.set(uuid.toLowerCase(), cloneConnectionUuid(c.machineId, id));
+    return { uuid: iniGet(ini, 'connection', 'uuid'), id: iniGet(ini, 'connection', 'id') ?? f.path.slice(NM_DIR.length + 1).replace(/\.nmconnection$/, ''), file: f.path };
+  });
+  const renamed = new Map<string, string>();
+  for (const { uuid, id, file: p } of named) {
+    // two connections may share a name: then the file tells them apart
+    const unique = named.filter((n) => n.id === id).length === 1;
+    if (uuid) renamed.set(uuid.toLowerCase(), cloneConnectionUuid(c.machineId, unique ? id : `${id}@${p}`));
   }
   for (const f of kept) {
     const next = reUuid(f.text, renamed);
@@ -241,7 +245,7 @@ export const networkManager: Renderer = {
   description: 'NetworkManager keyfiles (RHEL/Fedora >= 8, desktops, SUSE with NetworkManager)',
   priority: 20,
   dirs: [NM_DIR],
-  docs: [{ files: [`${NM_DIR}/ghostprep-NAME.nmconnection`], mode: 0o600, notes: 'stable UUIDs; members use `master=`/`slave-type=`' }],
+  docs: [{ files: [`${NM_DIR}/ghostprep-NAME.nmconnection`], mode: 0o600, notes: 'UUIDs from the machine-id; members use `master=`/`slave-type=`' }],
   async detect(guest) {
     const probe = new Probe(guest);
     const nm = await probe.enabled(['NetworkManager.service'], 'networkmanager');
