@@ -11,7 +11,7 @@
 import type { GuestReader } from '../backends/backend.js';
 import type { Distro } from '../distro/detect.js';
 import type { FileChange, WriteChange } from '../plan/types.js';
-import { GhostprepError } from '../util/errors.js';
+import { GhostprepError, GuestError } from '../util/errors.js';
 import { interpret } from './interpret.js';
 import type { EditedFile, NetworkModel, RenderedFile } from './model.js';
 import type { RenderOptions } from './renderers/common.js';
@@ -48,6 +48,8 @@ export interface NetworkInput {
   readonly renderer?: string | undefined;
   /** The clone's machine-id: NetworkManager connection UUIDs (ours and the master's kept ones) derive from it. */
   readonly machineId?: string | undefined;
+  /** The reader is no real guest (`plan` without a target): skip checks of what the guest has installed. */
+  readonly renderOnly?: boolean | undefined;
 }
 
 export const RENDERER_NAMES: readonly string[] = Object.freeze(RENDERERS.names());
@@ -94,6 +96,8 @@ export async function planNetwork(input: NetworkInput): Promise<NetworkPlan> {
   const { name, reason } = await selectRenderer(input.reader, input.distro, input.renderer);
   const model = interpret(input.config);
   const rendered = renderWith(name, model, input.distro, { machineId: input.machineId });
+  const missing = input.renderOnly ? undefined : await RENDERERS.get(name)!.missing?.(input.reader, model, input.distro);
+  if (missing) throw new GuestError(`renderer ${name}: ${missing}`);
   const why = `renderer ${name}: ${reason}`;
   const files = rendered.filter((f) => f.kind === 'file').map((f) => writeChange(f.path, f.content, f.mode, why));
   const edits = rendered.filter((f): f is EditedFile => f.kind === 'edit');

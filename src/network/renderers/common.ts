@@ -56,6 +56,12 @@ export interface Renderer {
    * rules never name one path twice and their order does not matter.
    */
   stale(guest: GuestReader, claims: Claims): Promise<FileChange[]>;
+  /**
+   * What the guest lacks to apply the rendered model (a package the format
+   * needs for bonds, bridges or VLANs), as one message naming the fix;
+   * undefined when nothing is missing. Not run by `plan` without a target.
+   */
+  missing?(guest: GuestReader, model: NetworkModel, distro: Distro): Promise<string | undefined>;
 }
 
 /** What a rendering may depend on beyond the model and the distro. */
