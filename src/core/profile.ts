@@ -52,6 +52,8 @@ export interface Profile {
   timezone?: string;
   network?: Record<string, unknown>;
   networkRenderer?: string;
+  /** `nocloud`: a per-clone cloud-init NoCloud seed (docs/network.md); absent: no seed. */
+  cloudInit?: 'nocloud';
   files?: FileSpec[];
   delete?: string[];
   /** Setuid, setgid and world-writable modes under files: are wanted (refused otherwise). */

@@ -11,9 +11,10 @@
 import type { GuestReader } from '../core/backend.js';
 import type { Distro } from '../core/distro.js';
 import type { FileChange, WriteChange } from '../core/file-change.js';
-import { GhostprepError } from '../util/errors.js';
+import { GhostprepError, GuestError } from '../util/errors.js';
 import { interpret } from './interpret.js';
 import type { EditedFile, NetworkModel, RenderedFile } from './model.js';
+import type { RenderOptions } from './renderers/common.js';
 import { RENDERERS } from './renderers/index.js';
 import { selectRenderer } from './select.js';
 import { SOURCE } from './renderers/guest.js';
@@ -26,7 +27,9 @@ export { selectRenderer } from './select.js';
 export type { Selection } from './select.js';
 export { findStale } from './stale.js';
 export { RENDERERS } from './renderers/index.js';
+export { networkV2, netplanBody } from './renderers/netplan.js';
 export type { Renderer, RendererDoc } from './renderers/index.js';
+export type { RenderOptions } from './renderers/common.js';
 export type { NetworkModel, RenderedFile } from './model.js';
 export { NetworkRenderError } from './model.js';
 
@@ -43,6 +46,10 @@ export interface NetworkInput {
   readonly reader: GuestReader;
   /** Forced renderer (profile key networkRenderer). */
   readonly renderer?: string | undefined;
+  /** The clone's machine-id: NetworkManager connection UUIDs (ours and the master's kept ones) derive from it. */
+  readonly machineId?: string | undefined;
+  /** The reader is no real guest (`plan` without a target): skip checks of what the guest has installed. */
+  readonly renderOnly?: boolean | undefined;
 }
 
 export const RENDERER_NAMES: readonly string[] = Object.freeze(RENDERERS.names());
@@ -52,10 +59,10 @@ const writeChange = (path: string, content: string, mode: number, reason: string
 });
 
 /** Render with the named renderer (no guest access): for tests, golden files and `plan` without a target. */
-export function renderWith(name: string, model: NetworkModel, distro: Distro): RenderedFile[] {
+export function renderWith(name: string, model: NetworkModel, distro: Distro, opts: RenderOptions = {}): RenderedFile[] {
   const renderer = RENDERERS.get(name);
   if (!renderer) throw new GhostprepError(`unknown network renderer "${name}"; known: ${RENDERERS.names().join(', ')}`);
-  return renderer.render(model, distro);
+  return renderer.render(model, distro, opts);
 }
 
 /**
@@ -88,11 +95,13 @@ export async function planNetwork(input: NetworkInput): Promise<NetworkPlan> {
   if (input.distro.family === 'windows') return { renderer: 'windows-unattend', reason: 'Windows guest: network settings go to unattend.xml', changes: [] };
   const { name, reason } = await selectRenderer(input.reader, input.distro, input.renderer);
   const model = interpret(input.config);
-  const rendered = renderWith(name, model, input.distro);
+  const rendered = renderWith(name, model, input.distro, { machineId: input.machineId });
+  const missing = input.renderOnly ? undefined : await RENDERERS.get(name)!.missing?.(input.reader, model, input.distro);
+  if (missing) throw new GuestError(`renderer ${name}: ${missing}`);
   const why = `renderer ${name}: ${reason}`;
   const files = rendered.filter((f) => f.kind === 'file').map((f) => writeChange(f.path, f.content, f.mode, why));
   const edits = rendered.filter((f): f is EditedFile => f.kind === 'edit');
-  const stale = new Map((await findStale(input.reader, model, files.map((f) => f.path))).map((c) => [c.path, c]));
+  const stale = new Map((await findStale(input.reader, model, files.map((f) => f.path), input.machineId)).map((c) => [c.path, c]));
   const edited = await applyEdits(edits, stale, input.reader, why);
   return { renderer: name, reason, changes: [...files, ...edited, ...stale.values()] };
 }

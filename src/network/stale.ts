@@ -52,8 +52,8 @@ async function cloudInitGuard(reader: GuestReader): Promise<FileChange[]> {
  * path; when two rules name one path, a format's own rule wins over the
  * leftover rule (its reason is the more specific).
  */
-export async function findStale(reader: GuestReader, model: NetworkModel, ours: Iterable<string>): Promise<FileChange[]> {
-  const c = claimsOf(model, ours);
+export async function findStale(reader: GuestReader, model: NetworkModel, ours: Iterable<string>, machineId?: string): Promise<FileChange[]> {
+  const c = claimsOf(model, ours, machineId);
   const groups = await Promise.all([...RENDERERS.all().map((r) => r.stale(reader, c)), staleUdev(reader), leftovers(reader, c), cloudInitGuard(reader)]);
   const byPath = new Map<string, FileChange>();
   for (const change of groups.flat()) if (!byPath.has(change.path)) byPath.set(change.path, change);

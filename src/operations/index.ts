@@ -2,6 +2,7 @@
 import { OperationRegistry } from './registry.js';
 import { authorizedKeysOperation } from './customize/authorized-keys.js';
 import { cloneStateOperation } from './customize/clone-state.js';
+import { cloudInitSeedOperation } from './customize/cloud-init-seed.js';
 import { deleteOperation } from './customize/delete.js';
 import { filesOperation } from './customize/files.js';
 import { firstbootOperation } from './customize/firstboot.js';
@@ -42,7 +43,7 @@ import { sealSystemdPresets } from './seal/systemd-presets.js';
  */
 export const operations = new OperationRegistry();
 for (const op of [
-  hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation,
+  hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloudInitSeedOperation, cloneStateOperation, firstbootOperation,
   windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, filesOperation, deleteOperation,
   sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts, sealSystemdPresets,
 ]) operations.register(op);

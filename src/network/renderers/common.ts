@@ -47,7 +47,7 @@ export interface Renderer {
   /** Whether the guest reads this format, and why; with every path looked at. */
   detect(guest: GuestReader): Promise<Detection>;
   /** The files for the model (pure: no guest access). */
-  render(model: NetworkModel, distro: Distro): RenderedFile[];
+  render(model: NetworkModel, distro: Distro, opts?: RenderOptions): RenderedFile[];
   /**
    * The master's files in this format that would fight the new configuration,
    * deleted or rewritten. Runs whichever renderer was chosen: a master file
@@ -56,6 +56,27 @@ export interface Renderer {
    * rules never name one path twice and their order does not matter.
    */
   stale(guest: GuestReader, claims: Claims): Promise<FileChange[]>;
+  /**
+   * What the guest lacks to apply the rendered model (a package the format
+   * needs for bonds, bridges or VLANs), as one message naming the fix;
+   * undefined when nothing is missing. Not run by `plan` without a target.
+   */
+  missing?(guest: GuestReader, model: NetworkModel, distro: Distro): Promise<string | undefined>;
+}
+
+/** What a rendering may depend on beyond the model and the distro. */
+export interface RenderOptions {
+  /**
+   * The clone's machine-id: connection UUIDs are derived from it, so every
+   * clone's connections have UUIDs of their own. Without it (machineId: keep,
+   * or no machine), UUIDs are derived from the model alone.
+   */
+  readonly machineId?: string | undefined;
+}
+
+/** The UUID of a NetworkManager connection profile named `name` on the clone with `machineId`. */
+export function cloneConnectionUuid(machineId: string, name: string): string {
+  return stableUuid(`nm:${machineId}:${name}`);
 }
 
 export const HEADER = 'Written by ghostprep from the profile\'s network configuration; local changes are overwritten on the next apply.';
@@ -97,11 +118,14 @@ export function renames(model: NetworkModel): Iface[] {
 /**
  * systemd .link file: renames a card (set-name) and/or sets its MTU when udev
  * first sees it (as netplan does); udev applies it whatever network service runs.
+ * A MAC is matched as the permanent (burned-in) address: a VLAN, a bond or a
+ * bridge takes the MAC of a physical card as its current address, and a
+ * `MACAddress=` match would rename it too.
  */
 export function linkFile(iface: Iface, withMtu: boolean): WholeFile {
   const m = iface.match;
   const lines = [`# ${HEADER}`, '[Match]'];
-  if (m?.macaddress) lines.push(`MACAddress=${m.macaddress}`);
+  if (m?.macaddress) lines.push(`PermanentMACAddress=${m.macaddress}`);
   if (m?.driver) lines.push(`Driver=${m.driver}`);
   if (m?.name) lines.push(`OriginalName=${m.name}`);
   if (!m) lines.push(`OriginalName=${iface.id}`);
@@ -114,15 +138,20 @@ export function linkFile(iface: Iface, withMtu: boolean): WholeFile {
 export const UDEV_DIR = '/etc/udev/rules.d';
 export const UDEV_RULES_PATH = `${UDEV_DIR}/70-ghostprep-net.rules`;
 
-/** Alpine has no systemd-udevd .link support (eudev/mdev): plain udev rules instead. */
+/**
+ * Alpine has no systemd-udevd .link support (eudev/mdev): plain udev rules instead.
+ * `ATTR{address}` is the current address, which a VLAN, bond or bridge copies
+ * from a physical card: each rule also needs a parent device bound to a
+ * driver (`DRIVERS=="?*"`, which no virtual device has) and an Ethernet-type
+ * link (`ATTR{type}=="1"`), as udev's own persistent-net rules did.
+ */
 function udevRules(list: Iface[]): WholeFile {
   const lines = [`# ${HEADER}`];
   for (const i of list) {
     const m = i.match ?? {};
     if (m.name) throw new NetworkRenderError(`ethernets/${i.id}: renaming by match.name needs systemd-udevd (.link files); match by macaddress instead`);
-    const conds = ['SUBSYSTEM=="net"', 'ACTION=="add"'];
+    const conds = ['SUBSYSTEM=="net"', 'ACTION=="add"', `DRIVERS=="${m.driver ?? '?*'}"`, 'ATTR{type}=="1"'];
     if (m.macaddress) conds.push(`ATTR{address}=="${m.macaddress}"`);
-    if (m.driver) conds.push(`DRIVERS=="${m.driver}"`);
     lines.push(`${conds.join(', ')}, NAME="${i.setName}"`);
   }
   return file(UDEV_RULES_PATH, 0o644, lines.join('\n') + '\n');

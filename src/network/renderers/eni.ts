@@ -19,7 +19,7 @@ import { NetworkRenderError, requireName } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, ref, renameFiles } from './common.js';
 import type { Claims } from './guest.js';
-import { Probe, del, isOurs, listFiles, readText, write } from './guest.js';
+import { Probe, del, isOurs, listFiles, namesTaken, readText, write } from './guest.js';
 
 export const ENI_MAIN = '/etc/network/interfaces';
 export const ENI_DIR = '/etc/network/interfaces.d';
@@ -178,6 +178,7 @@ const eniBase = (n: string): string => n.split(/[:=]/)[0]!;
  */
 export function pruneEni(text: string, names: ReadonlySet<string>): { text: string; removed: string[] } {
   const claimed = (n: string) => n !== 'lo' && names.has(eniBase(n));
+  const claimable = new Set([...names].filter((n) => n !== 'lo'));
   const out: string[] = [];
   const removed = new Set<string>();
   let skipping = false;
@@ -195,6 +196,9 @@ export function pruneEni(text: string, names: ReadonlySet<string>): { text: stri
     skipping = false;
     const [word, ...args] = t.split(/\s+/);
     if (word === 'iface' && args[0] && claimed(args[0])) { skipping = true; removed.add(eniBase(args[0])); continue; }
+    // a mapping stanza whose glob covers one of ours would run its script for that card
+    const mapped = word === 'mapping' ? args.find((a) => namesTaken(a, { names: claimable }).length) : undefined;
+    if (mapped !== undefined) { skipping = true; removed.add(`mapping ${mapped}`); continue; }
     if (word === 'auto' || word!.startsWith('allow-')) {
       const kept = args.filter((a) => !claimed(a));
       args.filter(claimed).forEach((a) => removed.add(eniBase(a)));
@@ -251,6 +255,47 @@ async function staleEni(reader: GuestReader, c: Claims): Promise<FileChange[]> {
   return out;
 }
 
+export const DPKG_STATUS = '/var/lib/dpkg/status';
+const PRE_UP = '/etc/network/if-pre-up.d';
+
+/**
+ * Debian's ifupdown reads bond-*, bridge-* and vlan-raw-device options only
+ * through the hook scripts of ifenslave, bridge-utils and vlan (ifupdown2
+ * handles all three itself; ifupdown-ng on Alpine too).
+ */
+const NEEDS: readonly { kind: 'bond' | 'bridge' | 'vlan'; pkg: string; hook: string; what: string }[] = [
+  { kind: 'bond', pkg: 'ifenslave', hook: `${PRE_UP}/ifenslave`, what: 'bond-* options' },
+  { kind: 'bridge', pkg: 'bridge-utils', hook: `${PRE_UP}/bridge`, what: 'bridge-* options' },
+  { kind: 'vlan', pkg: 'vlan', hook: `${PRE_UP}/vlan`, what: 'vlan-raw-device' },
+];
+
+/** Installed packages in a dpkg status file ("Status: install ok installed"). */
+export function installedPackages(status: string): Set<string> {
+  const out = new Set<string>();
+  for (const para of status.split(/\n\s*\n/)) {
+    const pkg = /^Package:\s*(\S+)/m.exec(para)?.[1];
+    if (pkg && /^Status:.*\binstalled\s*$/m.test(para) && !/^Status:.*\bnot-installed\b/m.test(para)) out.add(pkg);
+  }
+  return out;
+}
+
+async function missingEni(guest: GuestReader, model: NetworkModel, distro: Distro): Promise<string | undefined> {
+  if (distro.family === 'alpine') return undefined;
+  const needed = NEEDS.filter((n) => model.interfaces.some((i) => i.kind === n.kind));
+  if (!needed.length) return undefined;
+  const pkgs = installedPackages((await readText(guest, DPKG_STATUS)) ?? '');
+  if (pkgs.has('ifupdown2')) return undefined;
+  const lacking: string[] = [];
+  for (const n of needed) {
+    if (pkgs.has(n.pkg) || (await guest.lstat(n.hook))) continue;
+    const ids = model.interfaces.filter((i) => i.kind === n.kind).map((i) => i.id).join(', ');
+    lacking.push(`${ids} need${ids.includes(',') ? '' : 's'} the ${n.pkg} package (ifupdown applies ${n.what} through ${n.hook})`);
+  }
+  if (!lacking.length) return undefined;
+  const pkgList = NEEDS.filter((n) => lacking.some((l) => l.includes(`the ${n.pkg} package`))).map((n) => n.pkg).join(' ');
+  return `${lacking.join('; ')}, but the guest does not have it (${DPKG_STATUS}); install ${pkgList} (or ifupdown2) in the master, or choose another networkRenderer`;
+}
+
 export const eni: Renderer = {
   name: 'eni',
   description: 'ifupdown /etc/network/interfaces.d (Debian without netplan, Alpine with ifupdown-ng)',
@@ -266,4 +311,5 @@ export const eni: Renderer = {
   },
   render: renderEni,
   stale: staleEni,
+  missing: missingEni,
 };

@@ -7,6 +7,7 @@
 import path from 'node:path/posix';
 import type { GuestReader } from '../../core/backend.js';
 import type { DeleteChange, WriteChange } from '../../core/file-change.js';
+import { globMatcher, hasGlobMagic } from '../../util/glob.js';
 import type { NetworkModel } from '../model.js';
 import { HEADER } from './common.js';
 
@@ -74,10 +75,37 @@ export interface Claims {
   readonly ours: ReadonlySet<string>;
   /** Ethernets matched by MAC and renamed (set-name): the master's kernel names for them are gone. */
   readonly renamedByMac?: number;
+  /** The clone's machine-id, when known: the master's connection UUIDs kept on the clone are re-derived from it. */
+  readonly machineId?: string | undefined;
 }
 
-export function claimsOf(model: NetworkModel, ours: Iterable<string>): Claims {
+/**
+ * The one rule every format's stale check applies to a master's name match
+ * (netplan `match.name`, networkd `Name=`, NetworkManager `interface-name`
+ * and `[match] interface-name`, ENI `iface`/`mapping`, ifcfg `DEVICE=`): the
+ * claimed interfaces it covers, as a literal name or as an fnmatch(3) glob,
+ * sorted. A master definition that covers one of ours would configure that
+ * card too (netplan and networkd take the first match; NetworkManager may
+ * activate either), so it goes. A leading `!` (negation) covers nothing here.
+ */
+export function namesTaken(pattern: string, c: Pick<Claims, 'names'>): string[] {
+  if (pattern.startsWith('!')) return [];
+  if (c.names.has(pattern)) return [pattern];
+  if (!hasGlobMagic(pattern)) return [];
+  const matches = globMatcher(pattern, 'fnmatch');
+  return [...c.names].filter((n) => matches(n)).sort();
+}
+
+/** Why a master's name pattern fights the configuration ("matching en* also takes eno1"), or undefined. */
+export function nameConflict(pattern: string, c: Pick<Claims, 'names'>): string | undefined {
+  const hit = namesTaken(pattern, c)[0];
+  if (hit === undefined) return undefined;
+  return hit === pattern ? `for interface ${hit}` : `matching ${pattern} also takes interface ${hit}`;
+}
+
+export function claimsOf(model: NetworkModel, ours: Iterable<string>, machineId?: string): Claims {
   return {
+    ...(machineId !== undefined ? { machineId } : {}),
     names: new Set(model.interfaces.map((i) => i.name).filter((n): n is string => n !== undefined)),
     macs: new Set(model.interfaces.map((i) => i.match?.macaddress).filter((m): m is string => m !== undefined)),
     ours: new Set(ours),

@@ -17,9 +17,10 @@ import type { FileChange } from '../../core/file-change.js';
 import type { Iface, NetworkModel, Route, RenderedFile, EditedFile } from '../model.js';
 import { NetworkRenderError, requireName, SECTION_OF } from '../model.js';
 import type { Renderer } from './common.js';
-import { HEADER, file, ref, renameFiles, shq } from './common.js';
+import type { RenderOptions } from './common.js';
+import { HEADER, cloneConnectionUuid, file, ref, renameFiles, shq } from './common.js';
 import type { Claims } from './guest.js';
-import { Probe, del, listFiles, parseKv } from './guest.js';
+import { Probe, del, listFiles, nameConflict, parseKv, write } from './guest.js';
 
 export const RHEL_DIR = '/etc/sysconfig/network-scripts';
 export const SUSE_DIR = '/etc/sysconfig/network';
@@ -55,9 +56,18 @@ export function bondingOpts(model: NetworkModel, i: Iface): string {
 
 // ---------------------------------------------------------------- RHEL
 
-/** The first non-on-link default route per family goes to GATEWAY=/IPV6_DEFAULTGW=; the rest to route files. */
+/**
+ * The first non-on-link default route per family goes to GATEWAY=/IPV6_DEFAULTGW=;
+ * the rest to route files. A default route with a metric only when every
+ * route of the family has that metric: IPV4_ROUTE_METRIC/IPV6_ROUTE_METRIC is
+ * the metric of all the interface's routes, so otherwise the default route
+ * goes to the route file with its own metric.
+ */
 function rhelGateway(i: Iface, family: 4 | 6): Route | undefined {
-  return i.routes.find((r) => r.family === family && r.isDefault && r.via && !r.onLink);
+  const routes = i.routes.filter((r) => r.family === family);
+  const gw = routes.find((r) => r.isDefault && r.via && !r.onLink);
+  if (gw?.metric === undefined) return gw;
+  return routes.every((r) => r.metric === gw.metric) ? gw : undefined;
 }
 
 function rhelIp(i: Iface): Kv[] {
@@ -87,7 +97,8 @@ function rhelBridge(i: Iface): Kv[] {
   if (ambiguous.length) {
     throw new NetworkRenderError(`${where(i)}: hello-time, max-age and ageing-time cannot be written to RHEL ifcfg files unambiguously (initscripts reads them in centiseconds, NetworkManager in seconds); use the network-manager or networkd renderer, or drop them`);
   }
-  return [['STP', yesNo(p.stp)], ['DELAY', p.forwardDelay], ['BRIDGING_OPTS', p.priority !== undefined ? `priority=${p.priority}` : undefined]];
+  // The forward delay only matters to STP; with STP off, initscripts and NetworkManager differ on whether they accept it.
+  return [['STP', yesNo(p.stp)], ['DELAY', p.stp === false ? undefined : p.forwardDelay], ['BRIDGING_OPTS', p.priority !== undefined ? `priority=${p.priority}` : undefined]];
 }
 
 function rhelKind(model: NetworkModel, i: Iface): Kv[] {
@@ -97,9 +108,11 @@ function rhelKind(model: NetworkModel, i: Iface): Kv[] {
   return [['HWADDR', i.match?.macaddress]];
 }
 
-function rhelIfcfg(model: NetworkModel, i: Iface, name: string): string {
+function rhelIfcfg(model: NetworkModel, i: Iface, name: string, machineId: string | undefined): string {
   const master = i.master ? ref(model, i.master, i) : undefined;
-  const pairs: Kv[] = [['DEVICE', name], ['NAME', `ghostprep-${name}`], ['TYPE', RHEL_TYPE[i.kind]], ['ONBOOT', 'yes'], ...rhelKind(model, i)];
+  // NetworkManager's ifcfg-rh plugin takes UUID=; without it, it derives one from the file name, the same on every clone
+  const uuid = machineId !== undefined ? cloneConnectionUuid(machineId, `ghostprep-${name}`) : undefined;
+  const pairs: Kv[] = [['DEVICE', name], ['NAME', `ghostprep-${name}`], ['UUID', uuid], ['TYPE', RHEL_TYPE[i.kind]], ['ONBOOT', 'yes'], ...rhelKind(model, i)];
   if (master?.kind === 'bond') pairs.push(['MASTER', requireName(master, 'ifcfg')], ['SLAVE', 'yes'], ['BOOTPROTO', 'none']);
   else if (master?.kind === 'bridge') pairs.push(['BRIDGE', requireName(master, 'ifcfg')], ['BOOTPROTO', 'none']);
   else pairs.push(...rhelIp(i));
@@ -207,13 +220,13 @@ export function isSuse(distro: Distro): boolean {
   return distro.family === 'suse';
 }
 
-export function renderIfcfg(model: NetworkModel, distro: Distro): RenderedFile[] {
+export function renderIfcfg(model: NetworkModel, distro: Distro, opts: RenderOptions = {}): RenderedFile[] {
   const suse = isSuse(distro);
   const out: RenderedFile[] = [];
   for (const i of model.interfaces) {
     const name = requireName(i, 'ifcfg');
     if (suse) out.push(file(`${SUSE_DIR}/ifcfg-${name}`, 0o644, suseIfcfg(model, i, name)), ...suseRouteFile(i, name));
-    else out.push(file(`${RHEL_DIR}/ifcfg-${name}`, 0o644, rhelIfcfg(model, i, name)), ...rhelRouteFiles(i, name));
+    else out.push(file(`${RHEL_DIR}/ifcfg-${name}`, 0o644, rhelIfcfg(model, i, name, opts.machineId)), ...rhelRouteFiles(i, name));
   }
   out.push(...renameFiles(model, distro));
   if (suse) out.push(...suseDns(model));
@@ -230,14 +243,51 @@ function ifcfgConflict(name: string, text: string, c: Claims): string | undefine
   const forced = kv.get('LLADDR') || kv.get('MACADDR');
   if (forced) return `master ifcfg forcing the master's MAC ${forced.toLowerCase()}`;
   const dev = kv.get('DEVICE') || name;
-  if (c.names.has(dev)) return `master ifcfg for interface ${dev}`;
+  const why = nameConflict(dev, c);
+  if (why) return `master ifcfg ${why}`;
   return undefined;
+}
+
+/** Keys of RHEL ifcfg files that hold a connection UUID (their own, or the one they refer to). */
+const UUID_KEYS = /^(\s*(?:UUID|MASTER_UUID|BRIDGE_UUID|MASTER|BRIDGE|PHYSDEV)=)(["']?)([0-9A-Fa-f-]{36})\2(\s*)$/;
+
+/** A kept ifcfg file's text with UUID= and references to renamed UUIDs rewritten; the rest byte for byte. */
+export function reUuidIfcfg(text: string, renamed: ReadonlyMap<string, string>): string {
+  return text.split('\n').map((line) => {
+    const m = UUID_KEYS.exec(line);
+    const next = m && renamed.get(m[3]!.toLowerCase());
+    return next ? `${m[1]}${m[2]}${next}${m[2]}${m[4]}` : line;
+  }).join('\n');
+}
+
+/** Kept RHEL ifcfg files with UUID=: UUIDs of the clone's own (NAME=, else the file's suffix), references rewritten. */
+async function reUuidKept(reader: GuestReader, c: Claims, kept: { path: string; text: string }[]): Promise<FileChange[]> {
+  if (c.machineId === undefined) return [];
+  const named = kept.map((f) => {
+    const kv = parseKv(f.text);
+    return { uuid: kv.get('UUID'), id: kv.get('NAME') || path.basename(f.path).slice('ifcfg-'.length), file: f.path };
+  });
+  const renamed = new Map<string, string>();
+  for (const { uuid, id, file: p } of named) {
+    // two connections may share a name: then the file tells them apart
+    const unique = named.filter((n) => n.id === id).length === 1;
+    if (uuid) renamed.set(uuid.toLowerCase(), cloneConnectionUuid(c.machineId, unique ? id : `${id}@${p}`));
+  }
+  const out: FileChange[] = [];
+  for (const f of kept) {
+    const next = reUuidIfcfg(f.text, renamed);
+    if (next === f.text) continue;
+    const st = await reader.lstat(f.path);
+    out.push(write(f.path, next, st?.mode ?? 0o644, 'master ifcfg kept: UUID of the clone\'s own (from its machine-id and the connection name), references rewritten'));
+  }
+  return out;
 }
 
 /** ifcfg files bound to a MAC or for one of our names, with their route files; route files for our names. */
 async function staleIfcfg(reader: GuestReader, c: Claims): Promise<FileChange[]> {
   const out: FileChange[] = [];
   for (const dir of IFCFG_DIRS) {
+    const kept: { path: string; text: string }[] = [];
     const names = (await reader.readdir(dir)) ?? [];
     // Master route files for an interface we configure would add the master's routes to it.
     for (const n of names) {
@@ -249,7 +299,7 @@ async function staleIfcfg(reader: GuestReader, c: Claims): Promise<FileChange[]>
       if (c.ours.has(f.path)) continue;
       const suffix = path.basename(f.path).slice('ifcfg-'.length);
       const why = ifcfgConflict(suffix, f.text, c);
-      if (!why) continue;
+      if (!why) { if (dir === RHEL_DIR) kept.push(f); continue; }
       out.push(del(f.path, why));
       // Its route files would otherwise outlive it.
       for (const r of [`route-${suffix}`, `route6-${suffix}`, `ifroute-${suffix}`]) {
@@ -257,6 +307,7 @@ async function staleIfcfg(reader: GuestReader, c: Claims): Promise<FileChange[]>
         if (names.includes(r) && !c.ours.has(rp) && !c.names.has(suffix)) out.push(del(rp, `routes of ${f.path}, which is removed (${why})`));
       }
     }
+    out.push(...(await reUuidKept(reader, c, kept)));
   }
   return out;
 }

@@ -14,7 +14,7 @@ import { SECTION_OF } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file } from './common.js';
 import type { Claims } from './guest.js';
-import { Probe, del, isOurs, listFiles, write } from './guest.js';
+import { Probe, del, isOurs, listFiles, nameConflict, write } from './guest.js';
 
 export const NETPLAN_DIR = '/etc/netplan';
 export const NETPLAN_PATH = `${NETPLAN_DIR}/50-ghostprep.yaml`;
@@ -86,14 +86,19 @@ function definition(i: Iface): Obj {
   });
 }
 
-export function renderNetplanYaml(model: NetworkModel): string {
+/** The model as a network-config version 2 mapping (`version`, `ethernets`, …), normalized. */
+export function networkV2(model: NetworkModel): Obj {
   const network: Obj = { version: 2 };
   for (const i of model.interfaces) {
     const section = SECTION_OF[i.kind];
     const defs = (network[section] ??= {}) as Obj;
     defs[i.id] = definition(i);
   }
-  return `# ${HEADER}\n${netplanBody({ network })}`;
+  return network;
+}
+
+export function renderNetplanYaml(model: NetworkModel): string {
+  return `# ${HEADER}\n${netplanBody({ network: networkV2(model) })}`;
 }
 
 const STRINGIFY_OPTIONS = { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN', lineWidth: 0 } as const;
@@ -169,9 +174,10 @@ function netplanDefConflict(id: string, def: Record<string, unknown>, c: Claims)
   const match = (def.match ?? {}) as Record<string, unknown>;
   if (typeof match.macaddress === 'string') return `bound to MAC ${match.macaddress.toLowerCase()}`;
   if (c.names.has(id)) return `same ID as interface ${id} (netplan merges definitions with one ID)`;
-  const name = typeof def['set-name'] === 'string' ? def['set-name'] : typeof match.name === 'string' ? match.name : undefined;
-  if (name && c.names.has(name)) return `for interface ${name}`;
-  return undefined;
+  const setName = typeof def['set-name'] === 'string' ? def['set-name'] : undefined;
+  if (setName && c.names.has(setName)) return `for interface ${setName}`;
+  // netplan names its generated files by ID and networkd takes the first match: a glob can win over ours.
+  return typeof match.name === 'string' ? nameConflict(match.name, c) : undefined;
 }
 
 /** Remove conflicting definitions; null when nothing conflicts, '' when nothing is left. */

@@ -3,7 +3,8 @@
  * (0600, root: NetworkManager ignores keyfiles readable by others). One
  * connection per interface; members point at their bond/bridge with
  * master=/slave-type= (still read by every NM >= 1.0; controller=/port-type=
- * only exist from 1.46). UUIDs are derived from the interface ID so
+ * only exist from 1.46). UUIDs are derived from the clone's machine-id and
+ * the connection name (from the interface ID without a machine-id), so
  * re-applying rewrites identical bytes. NM cannot rename a card, so set-name
  * becomes a systemd .link file (udev applies it before NM starts).
  */
@@ -12,19 +13,21 @@ import type { Distro } from '../../core/distro.js';
 import type { FileChange } from '../../core/file-change.js';
 import type { Iface, IpFamily, NetworkModel, Route, WholeFile } from '../model.js';
 import type { Renderer } from './common.js';
-import { HEADER, file, ref, renameFiles, stableUuid, stem } from './common.js';
+import type { RenderOptions } from './common.js';
+import { HEADER, cloneConnectionUuid, file, ref, renameFiles, stableUuid, stem } from './common.js';
 import type { Claims } from './guest.js';
-import { Probe, del, iniGet, listFiles, parseIni } from './guest.js';
+import { Probe, del, iniGet, listFiles, nameConflict, parseIni, write } from './guest.js';
 
 export const NM_DIR = '/etc/NetworkManager/system-connections';
 
-type Section = [string, (string | undefined)[]];
+/** Name, keys; `true` third: written even without keys (libnm's verify requires the setting). */
+type Section = [string, (string | undefined)[], true?];
 
 function keyfile(sections: Section[]): string {
   const parts = sections
-    .map(([name, lines]) => [name, lines.filter((l): l is string => l !== undefined)] as const)
-    .filter(([, lines]) => lines.length > 0)
-    .map(([name, lines]) => `[${name}]\n${lines.join('\n')}\n`);
+    .map(([name, lines, keep]) => [name, lines.filter((l): l is string => l !== undefined), keep] as const)
+    .filter(([, lines, keep]) => lines.length > 0 || keep)
+    .map(([name, lines]) => `[${name}]\n${lines.map((l) => l + '\n').join('')}`);
   return `# ${HEADER}\n${parts.join('\n')}`;
 }
 
@@ -34,26 +37,27 @@ export function connectionId(i: Iface): string {
   return `ghostprep-${stem(i)}`;
 }
 
-export function connectionUuid(i: Iface): string {
-  return stableUuid(`nm:${i.kind}:${i.id}`);
+/** From the clone's machine-id and the connection's name when known (each clone its own), else from the interface. */
+export function connectionUuid(i: Iface, machineId?: string): string {
+  return machineId !== undefined ? cloneConnectionUuid(machineId, connectionId(i)) : stableUuid(`nm:${i.kind}:${i.id}`);
 }
 
 /** NM accepts an interface name or a connection UUID for master=/parent=. */
-function refName(target: Iface): string {
-  return target.name ?? connectionUuid(target);
+function refName(target: Iface, machineId: string | undefined): string {
+  return target.name ?? connectionUuid(target, machineId);
 }
 
 const NM_TYPE = { ethernet: 'ethernet', bond: 'bond', bridge: 'bridge', vlan: 'vlan' } as const;
 
-function connectionSection(model: NetworkModel, i: Iface): Section {
+function connectionSection(model: NetworkModel, i: Iface, machineId: string | undefined): Section {
   const master = i.master ? ref(model, i.master, i) : undefined;
   return ['connection', [
     `id=${connectionId(i)}`,
-    `uuid=${connectionUuid(i)}`,
+    `uuid=${connectionUuid(i, machineId)}`,
     `type=${NM_TYPE[i.kind]}`,
     opt('interface-name', i.name),
     'autoconnect=true',
-    master ? `master=${refName(master)}` : undefined,
+    master ? `master=${refName(master, machineId)}` : undefined,
     master ? `slave-type=${master.kind}` : undefined,
   ]];
 }
@@ -81,13 +85,23 @@ function method(i: Iface, family: IpFamily, hasStatic: boolean): string {
 }
 
 /**
- * The first default route becomes gateway= (+ route-metric=, the metric of
- * the default route); further default routes stay explicit routeN entries.
+ * The default route to write as gateway=, if any: the first plain default
+ * route. With a metric, only when every route of the family has that same
+ * metric: route-metric= is the metric of every route of the connection
+ * without its own (and of DHCP routes), so a default route's metric would
+ * spill onto the others; it is then written as routeN=0.0.0.0/0,GW,METRIC.
  */
+export function gatewayRoute(routes: readonly Route[]): Route | undefined {
+  const gw = routes.find((r) => r.isDefault && r.via && !r.onLink);
+  if (gw?.metric === undefined) return gw;
+  return routes.every((r) => r.metric === gw.metric) ? gw : undefined;
+}
+
+/** gateway= (+ route-metric=, see gatewayRoute); every other route an explicit routeN entry. */
 function ipSection(i: Iface, family: IpFamily): Section {
   const addrs = i.addresses.filter((a) => a.family === family);
   const routes = i.routes.filter((r) => r.family === family);
-  const gw = routes.find((r) => r.isDefault && r.via && !r.onLink);
+  const gw = gatewayRoute(routes);
   const rest = routes.filter((r) => r !== gw);
   const dns = i.nameservers.filter((n) => n.includes(':') === (family === 6));
   const searchHere = family === 4 ? i.search : i.addresses.some((a) => a.family === 4) || i.dhcp4 ? [] : i.search;
@@ -103,12 +117,12 @@ function ipSection(i: Iface, family: IpFamily): Section {
   ]];
 }
 
-function typeSection(model: NetworkModel, i: Iface): Section {
-  if (i.kind === 'ethernet') return ['ethernet', [opt('mac-address', i.match?.macaddress?.toUpperCase()), opt('mtu', i.mtu)]];
-  if (i.kind === 'vlan') return ['vlan', [`id=${i.vlan!.id}`, `parent=${refName(ref(model, i.vlan!.link, i))}`]];
+function typeSection(model: NetworkModel, i: Iface, machineId: string | undefined): Section {
+  if (i.kind === 'ethernet') return ['ethernet', [opt('mac-address', i.match?.macaddress?.toUpperCase()), opt('mtu', i.mtu)], true];
+  if (i.kind === 'vlan') return ['vlan', [`id=${i.vlan!.id}`, `parent=${refName(ref(model, i.vlan!.link, i), machineId)}`]];
   if (i.kind === 'bridge') {
     const p = i.bridge ?? {};
-    return ['bridge', [opt('ageing-time', p.ageingTime), opt('forward-delay', p.forwardDelay), opt('hello-time', p.helloTime), opt('max-age', p.maxAge), opt('priority', p.priority), opt('stp', p.stp)]];
+    return ['bridge', [opt('ageing-time', p.ageingTime), opt('forward-delay', p.forwardDelay), opt('hello-time', p.helloTime), opt('max-age', p.maxAge), opt('priority', p.priority), opt('stp', p.stp)], true];
   }
   return ['bond', bondOptions(model, i)];
 }
@@ -136,19 +150,21 @@ function bondOptions(model: NetworkModel, i: Iface): string[] {
   return Object.entries(opts).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
 }
 
-function connectionFile(model: NetworkModel, i: Iface): WholeFile {
-  const sections: Section[] = [connectionSection(model, i), typeSection(model, i), matchSection(i)];
+function connectionFile(model: NetworkModel, i: Iface, machineId: string | undefined): WholeFile {
+  const sections: Section[] = [connectionSection(model, i, machineId), typeSection(model, i, machineId), matchSection(i)];
   if (i.kind !== 'ethernet') {
     // A bond, bridge or vlan takes its MTU from the wired ([ethernet]) setting.
     sections.push(['ethernet', [opt('mtu', i.mtu)]]);
   }
+  // A bridge port's settings (defaults: nm_connection_verify wants the section, NM would add it).
+  if (i.master && ref(model, i.master, i).kind === 'bridge') sections.push(['bridge-port', [], true]);
   // Ports of a bond or bridge have no IP configuration of their own.
   if (!i.master) sections.push(ipSection(i, 4), ipSection(i, 6));
   return file(`${NM_DIR}/${connectionId(i)}.nmconnection`, 0o600, keyfile(sections));
 }
 
-export function renderNetworkManager(model: NetworkModel, distro: Distro): WholeFile[] {
-  return [...model.interfaces.map((i) => connectionFile(model, i)), ...renameFiles(model, distro)];
+export function renderNetworkManager(model: NetworkModel, distro: Distro, opts: RenderOptions = {}): WholeFile[] {
+  return [...model.interfaces.map((i) => connectionFile(model, i, opts.machineId)), ...renameFiles(model, distro)];
 }
 
 // ------------------------------------------------------------ the master's files
@@ -158,20 +174,70 @@ function nmConflict(text: string, c: Claims): string | undefined {
   const mac = iniGet(ini, 'ethernet', 'mac-address') ?? iniGet(ini, '802-3-ethernet', 'mac-address');
   if (mac) return `master connection bound to MAC ${mac.toLowerCase()}`;
   const ifname = iniGet(ini, 'connection', 'interface-name');
-  if (ifname && c.names.has(ifname)) return `master connection for interface ${ifname}`;
+  const ifnameWhy = ifname && nameConflict(ifname, c);
+  if (ifnameWhy) return `master connection ${ifnameWhy}`;
+  // [match] interface-name: a ';' list of globs, "~" optional, "!" excluding
+  const patterns = (iniGet(ini, 'match', 'interface-name') ?? '').split(';').map((p) => p.trim().replace(/^[~|&]/, '')).filter(Boolean);
+  for (const p of patterns) {
+    const why = nameConflict(p, c);
+    if (why) return `master connection ${why}`;
+  }
   const type = iniGet(ini, 'connection', 'type');
   if (!ifname && (type === 'ethernet' || type === '802-3-ethernet')) return 'master Ethernet connection not bound to any interface (it would compete for every card)';
   return undefined;
 }
 
-/** Connections bound to a MAC, for one of our names, or for any Ethernet card. */
+/** Keys whose value may name another connection by UUID. */
+const NM_REF_KEYS = /^(\s*(?:master|controller|parent|port\.controller)\s*=\s*)(\S+?)(\s*)$/;
+
+/**
+ * A kept master connection's new text: its own uuid= re-derived from the
+ * clone's machine-id and its id= (file name without extension when id= is
+ * missing), and references to renamed UUIDs rewritten; the rest byte for byte.
+ */
+export function reUuid(text: string, renamed: ReadonlyMap<string, string>): string {
+  return text.split('\n').map((line) => {
+    const own = /^(\s*uuid\s*=\s*)(\S+?)(\s*)$/.exec(line);
+    if (own && renamed.has(own[2]!.toLowerCase())) return `${own[1]}${renamed.get(own[2]!.toLowerCase())}${own[3]}`;
+    const r = NM_REF_KEYS.exec(line);
+    if (r && renamed.has(r[2]!.toLowerCase())) return `${r[1]}${renamed.get(r[2]!.toLowerCase())}${r[3]}`;
+    return line;
+  }).join('\n');
+}
+
+/**
+ * Connections bound to a MAC, for one of our names, or for any Ethernet card
+ * go. The ones kept get UUIDs of the clone's own (a UUID names a connection
+ * across machines: two clones with the master's would be one connection to
+ * any tool that compares them), with references between them rewritten.
+ */
 async function staleNm(reader: GuestReader, c: Claims): Promise<FileChange[]> {
-  const files = await listFiles(reader, NM_DIR, () => true);
-  return files.flatMap(({ path: p, text }) => {
-    if (c.ours.has(p)) return [];
-    const why = nmConflict(text, c);
-    return why ? [del(p, why)] : [];
+  const files = (await listFiles(reader, NM_DIR, () => true)).filter((f) => !c.ours.has(f.path));
+  const out: FileChange[] = [];
+  const kept: typeof files = [];
+  for (const f of files) {
+    const why = nmConflict(f.text, c);
+    if (why) out.push(del(f.path, why));
+    else kept.push(f);
+  }
+  if (c.machineId === undefined) return out;
+  const named = kept.map((f) => {
+    const ini = parseIni(f.text);
+    return { uuid: iniGet(ini, 'connection', 'uuid'), id: iniGet(ini, 'connection', 'id') ?? f.path.slice(NM_DIR.length + 1).replace(/\.nmconnection$/, ''), file: f.path };
   });
+  const renamed = new Map<string, string>();
+  for (const { uuid, id, file: p } of named) {
+    // two connections may share a name: then the file tells them apart
+    const unique = named.filter((n) => n.id === id).length === 1;
+    if (uuid) renamed.set(uuid.toLowerCase(), cloneConnectionUuid(c.machineId, unique ? id : `${id}@${p}`));
+  }
+  for (const f of kept) {
+    const next = reUuid(f.text, renamed);
+    if (next === f.text) continue;
+    const st = await reader.lstat(f.path);
+    out.push(write(f.path, next, st?.mode ?? 0o600, 'master connection kept: UUID of the clone\'s own (from its machine-id and the connection name), references rewritten'));
+  }
+  return out;
 }
 
 export const networkManager: Renderer = {
@@ -179,7 +245,7 @@ export const networkManager: Renderer = {
   description: 'NetworkManager keyfiles (RHEL/Fedora >= 8, desktops, SUSE with NetworkManager)',
   priority: 20,
   dirs: [NM_DIR],
-  docs: [{ files: [`${NM_DIR}/ghostprep-NAME.nmconnection`], mode: 0o600, notes: 'stable UUIDs; members use `master=`/`slave-type=`' }],
+  docs: [{ files: [`${NM_DIR}/ghostprep-NAME.nmconnection`], mode: 0o600, notes: 'UUIDs from the machine-id; members use `master=`/`slave-type=`' }],
   async detect(guest) {
     const probe = new Probe(guest);
     const nm = await probe.enabled(['NetworkManager.service'], 'networkmanager');

@@ -8,13 +8,12 @@
 import path from 'node:path/posix';
 import type { GuestReader } from '../../core/backend.js';
 import type { FileChange } from '../../core/file-change.js';
-import { globMatch } from '../../util/glob.js';
 import type { BondParams, BridgeParams, Iface, NetworkModel, Route } from '../model.js';
 import type { Renderer } from './common.js';
 import { HEADER, file, linkFile, ref, stem, vlansOn } from './common.js';
 import type { WholeFile } from '../model.js';
 import type { Claims } from './guest.js';
-import { Probe, del, iniGet, isOurs, listFiles, parseIni } from './guest.js';
+import { Probe, del, iniGet, isOurs, listFiles, namesTaken, parseIni } from './guest.js';
 
 export const NETWORKD_DIR = '/etc/systemd/network';
 
@@ -62,6 +61,19 @@ function networkLines(model: NetworkModel, i: Iface): (string | undefined)[] {
   ];
 }
 
+/**
+ * DHCP as v2 means it (netplan's defaults), not as networkd defaults it:
+ * routes from the lease at metric 100 (networkd's own default is 1024, which
+ * loses to any other stack's default route) and the lease's MTU applied
+ * (netplan's use-mtu: true).
+ */
+export const DHCP_ROUTE_METRIC = 100;
+
+function dhcp4Lines(i: Iface): (string | undefined)[] {
+  if (!i.dhcp4) return [];
+  return [`RouteMetric=${DHCP_ROUTE_METRIC}`, 'UseMTU=true'];
+}
+
 function routeSection(r: Route): Section {
   return ['Route', [`Destination=${r.to}`, opt('Gateway', r.via), opt('Metric', r.metric), r.onLink ? 'GatewayOnLink=true' : undefined]];
 }
@@ -71,6 +83,7 @@ function networkFile(model: NetworkModel, i: Iface): WholeFile {
     ['Match', matchLines(i)],
     ['Link', [opt('MTUBytes', i.mtu)]],
     ['Network', networkLines(model, i)],
+    ['DHCPv4', dhcp4Lines(i)],
     ...i.routes.map(routeSection),
   ];
   return file(`${NETWORKD_DIR}/10-ghostprep-${stem(i)}.network`, 0o644, ini(sections));
@@ -134,8 +147,8 @@ function networkdConflict(filePath: string, text: string, c: Claims): string | u
   for (const n of names) {
     if (c.names.has(n)) return `master ${ext.slice(1)} file for interface ${n}`;
     // networkd applies the first matching .network in lexical order; a glob only fights when it sorts before ours.
-    const hit = [...c.names].find((ours) => globMatch(n, ours, 'fnmatch'));
-    if (hit && ext === '.network' && path.basename(filePath) < `10-ghostprep-${hit}.network`) return `master network file matching ${n} takes precedence over ours for ${hit}`;
+    const hit = namesTaken(n, c).find((ours) => path.basename(filePath) < `10-ghostprep-${ours}.network`);
+    if (hit && ext === '.network') return `master network file matching ${n} takes precedence over ours for ${hit}`;
   }
   const own = ext === '.netdev' ? iniGet(ini, 'NetDev', 'Name') : ext === '.link' ? iniGet(ini, 'Link', 'Name') : undefined;
   if (own && c.names.has(own)) return `master ${ext.slice(1)} file also creates or names ${own}`;
