@@ -3,8 +3,9 @@
  * output for every golden case, and what `netplan generate` makes of it must
  * be equivalent to our networkd renderer's output: same matches, addresses,
  * routes, DNS, links, MTU and bond/bridge/VLAN settings. Files are compared
- * as parsed key sets, not bytes; the few keys netplan adds on its own
- * (WakeOnLan, its [DHCP] tuning) are listed and ignored.
+ * as parsed key sets, not bytes; WakeOnLan, which netplan adds on its own,
+ * is ignored. netplan 0.106 writes its DHCPv4 defaults (RouteMetric=100,
+ * UseMTU=true) under the older [DHCP] name: compared as [DHCPv4].
  *
  * Skips only when netplan is missing AND $CI is unset; in CI it must run.
  */
@@ -18,7 +19,7 @@ import { DISTROS, caseNames, loadCase, renderTree } from './helpers.js';
 const NETPLAN = ['/usr/sbin/netplan', '/usr/bin/netplan'].find((p) => existsSync(p));
 
 /** Keys netplan writes that carry no addressing/link semantics we render. */
-const IGNORED = new Set(['Link.WakeOnLan', 'DHCP.RouteMetric', 'DHCP.UseMTU', 'DHCPv4.RouteMetric', 'DHCPv4.UseMTU', 'DHCPv6.RouteMetric', 'DHCPv6.UseMTU']);
+const IGNORED = new Set(['Link.WakeOnLan']);
 
 /** A unit-style file as a sorted multiset of "Section.Key=value" (each [Route] section numbered). */
 export function keySet(text: string): string[] {
@@ -53,14 +54,18 @@ export function keySet(text: string): string[] {
 /**
  * netplan matches a renamed card twice (PermanentMACAddress and Name); we
  * match the .network by Name only (the .link renames it). Equivalent: drop
- * the MAC from a [Match] that also has a literal Name. .link files: netplan
- * matches PermanentMACAddress, we MACAddress (same value at udev "add" time).
+ * the MAC from a [Match] that also has a literal Name. [DHCP] (netplan
+ * 0.106) is the older name of [DHCPv4]; on an interface without DHCPv4 it
+ * would tune DHCPv6 only, which we leave at networkd's defaults.
  */
 function normalize(keys: string[], kind: string): string[] {
   const hasName = keys.some((k) => k.startsWith('Match.Name=') && !/[*?[]/.test(k));
+  const dhcp4 = keys.includes('Network.DHCP=yes') || keys.includes('Network.DHCP=ipv4');
   return keys
     .filter((k) => !(kind === '.network' && hasName && /^Match\.(Permanent)?MACAddress=/.test(k)))
-    .map((k) => k.replace(/^Match\.PermanentMACAddress=/, kind === '.link' ? 'Match.MACAddress=' : 'Match.PermanentMACAddress='));
+    .filter((k) => !k.startsWith('DHCPv6.') && (dhcp4 || !k.startsWith('DHCP.')))
+    .map((k) => k.replace(/^DHCP\./, 'DHCPv4.'))
+    .sort();
 }
 
 function tree(dir: string, prefix: string): Map<string, string> {

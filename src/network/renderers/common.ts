@@ -97,11 +97,14 @@ export function renames(model: NetworkModel): Iface[] {
 /**
  * systemd .link file: renames a card (set-name) and/or sets its MTU when udev
  * first sees it (as netplan does); udev applies it whatever network service runs.
+ * A MAC is matched as the permanent (burned-in) address: a VLAN, a bond or a
+ * bridge takes the MAC of a physical card as its current address, and a
+ * `MACAddress=` match would rename it too.
  */
 export function linkFile(iface: Iface, withMtu: boolean): WholeFile {
   const m = iface.match;
   const lines = [`# ${HEADER}`, '[Match]'];
-  if (m?.macaddress) lines.push(`MACAddress=${m.macaddress}`);
+  if (m?.macaddress) lines.push(`PermanentMACAddress=${m.macaddress}`);
   if (m?.driver) lines.push(`Driver=${m.driver}`);
   if (m?.name) lines.push(`OriginalName=${m.name}`);
   if (!m) lines.push(`OriginalName=${iface.id}`);
@@ -114,15 +117,20 @@ export function linkFile(iface: Iface, withMtu: boolean): WholeFile {
 export const UDEV_DIR = '/etc/udev/rules.d';
 export const UDEV_RULES_PATH = `${UDEV_DIR}/70-ghostprep-net.rules`;
 
-/** Alpine has no systemd-udevd .link support (eudev/mdev): plain udev rules instead. */
+/**
+ * Alpine has no systemd-udevd .link support (eudev/mdev): plain udev rules instead.
+ * `ATTR{address}` is the current address, which a VLAN, bond or bridge copies
+ * from a physical card: each rule also needs a parent device bound to a
+ * driver (`DRIVERS=="?*"`, which no virtual device has) and an Ethernet-type
+ * link (`ATTR{type}=="1"`), as udev's own persistent-net rules did.
+ */
 function udevRules(list: Iface[]): WholeFile {
   const lines = [`# ${HEADER}`];
   for (const i of list) {
     const m = i.match ?? {};
     if (m.name) throw new NetworkRenderError(`ethernets/${i.id}: renaming by match.name needs systemd-udevd (.link files); match by macaddress instead`);
-    const conds = ['SUBSYSTEM=="net"', 'ACTION=="add"'];
+    const conds = ['SUBSYSTEM=="net"', 'ACTION=="add"', `DRIVERS=="${m.driver ?? '?*'}"`, 'ATTR{type}=="1"'];
     if (m.macaddress) conds.push(`ATTR{address}=="${m.macaddress}"`);
-    if (m.driver) conds.push(`DRIVERS=="${m.driver}"`);
     lines.push(`${conds.join(', ')}, NAME="${i.setName}"`);
   }
   return file(UDEV_RULES_PATH, 0o644, lines.join('\n') + '\n');

@@ -55,9 +55,18 @@ export function bondingOpts(model: NetworkModel, i: Iface): string {
 
 // ---------------------------------------------------------------- RHEL
 
-/** The first non-on-link default route per family goes to GATEWAY=/IPV6_DEFAULTGW=; the rest to route files. */
+/**
+ * The first non-on-link default route per family goes to GATEWAY=/IPV6_DEFAULTGW=;
+ * the rest to route files. A default route with a metric only when every
+ * route of the family has that metric: IPV4_ROUTE_METRIC/IPV6_ROUTE_METRIC is
+ * the metric of all the interface's routes, so otherwise the default route
+ * goes to the route file with its own metric.
+ */
 function rhelGateway(i: Iface, family: 4 | 6): Route | undefined {
-  return i.routes.find((r) => r.family === family && r.isDefault && r.via && !r.onLink);
+  const routes = i.routes.filter((r) => r.family === family);
+  const gw = routes.find((r) => r.isDefault && r.via && !r.onLink);
+  if (gw?.metric === undefined) return gw;
+  return routes.every((r) => r.metric === gw.metric) ? gw : undefined;
 }
 
 function rhelIp(i: Iface): Kv[] {
@@ -87,7 +96,8 @@ function rhelBridge(i: Iface): Kv[] {
   if (ambiguous.length) {
     throw new NetworkRenderError(`${where(i)}: hello-time, max-age and ageing-time cannot be written to RHEL ifcfg files unambiguously (initscripts reads them in centiseconds, NetworkManager in seconds); use the network-manager or networkd renderer, or drop them`);
   }
-  return [['STP', yesNo(p.stp)], ['DELAY', p.forwardDelay], ['BRIDGING_OPTS', p.priority !== undefined ? `priority=${p.priority}` : undefined]];
+  // The forward delay only matters to STP; with STP off, initscripts and NetworkManager differ on whether they accept it.
+  return [['STP', yesNo(p.stp)], ['DELAY', p.stp === false ? undefined : p.forwardDelay], ['BRIDGING_OPTS', p.priority !== undefined ? `priority=${p.priority}` : undefined]];
 }
 
 function rhelKind(model: NetworkModel, i: Iface): Kv[] {

@@ -18,13 +18,14 @@ import { Probe, del, iniGet, listFiles, parseIni } from './guest.js';
 
 export const NM_DIR = '/etc/NetworkManager/system-connections';
 
-type Section = [string, (string | undefined)[]];
+/** Name, keys; `true` third: written even without keys (libnm's verify requires the setting). */
+type Section = [string, (string | undefined)[], true?];
 
 function keyfile(sections: Section[]): string {
   const parts = sections
-    .map(([name, lines]) => [name, lines.filter((l): l is string => l !== undefined)] as const)
-    .filter(([, lines]) => lines.length > 0)
-    .map(([name, lines]) => `[${name}]\n${lines.join('\n')}\n`);
+    .map(([name, lines, keep]) => [name, lines.filter((l): l is string => l !== undefined), keep] as const)
+    .filter(([, lines, keep]) => lines.length > 0 || keep)
+    .map(([name, lines]) => `[${name}]\n${lines.map((l) => l + '\n').join('')}`);
   return `# ${HEADER}\n${parts.join('\n')}`;
 }
 
@@ -81,13 +82,23 @@ function method(i: Iface, family: IpFamily, hasStatic: boolean): string {
 }
 
 /**
- * The first default route becomes gateway= (+ route-metric=, the metric of
- * the default route); further default routes stay explicit routeN entries.
+ * The default route to write as gateway=, if any: the first plain default
+ * route. With a metric, only when every route of the family has that same
+ * metric: route-metric= is the metric of every route of the connection
+ * without its own (and of DHCP routes), so a default route's metric would
+ * spill onto the others; it is then written as routeN=0.0.0.0/0,GW,METRIC.
  */
+export function gatewayRoute(routes: readonly Route[]): Route | undefined {
+  const gw = routes.find((r) => r.isDefault && r.via && !r.onLink);
+  if (gw?.metric === undefined) return gw;
+  return routes.every((r) => r.metric === gw.metric) ? gw : undefined;
+}
+
+/** gateway= (+ route-metric=, see gatewayRoute); every other route an explicit routeN entry. */
 function ipSection(i: Iface, family: IpFamily): Section {
   const addrs = i.addresses.filter((a) => a.family === family);
   const routes = i.routes.filter((r) => r.family === family);
-  const gw = routes.find((r) => r.isDefault && r.via && !r.onLink);
+  const gw = gatewayRoute(routes);
   const rest = routes.filter((r) => r !== gw);
   const dns = i.nameservers.filter((n) => n.includes(':') === (family === 6));
   const searchHere = family === 4 ? i.search : i.addresses.some((a) => a.family === 4) || i.dhcp4 ? [] : i.search;
@@ -104,11 +115,11 @@ function ipSection(i: Iface, family: IpFamily): Section {
 }
 
 function typeSection(model: NetworkModel, i: Iface): Section {
-  if (i.kind === 'ethernet') return ['ethernet', [opt('mac-address', i.match?.macaddress?.toUpperCase()), opt('mtu', i.mtu)]];
+  if (i.kind === 'ethernet') return ['ethernet', [opt('mac-address', i.match?.macaddress?.toUpperCase()), opt('mtu', i.mtu)], true];
   if (i.kind === 'vlan') return ['vlan', [`id=${i.vlan!.id}`, `parent=${refName(ref(model, i.vlan!.link, i))}`]];
   if (i.kind === 'bridge') {
     const p = i.bridge ?? {};
-    return ['bridge', [opt('ageing-time', p.ageingTime), opt('forward-delay', p.forwardDelay), opt('hello-time', p.helloTime), opt('max-age', p.maxAge), opt('priority', p.priority), opt('stp', p.stp)]];
+    return ['bridge', [opt('ageing-time', p.ageingTime), opt('forward-delay', p.forwardDelay), opt('hello-time', p.helloTime), opt('max-age', p.maxAge), opt('priority', p.priority), opt('stp', p.stp)], true];
   }
   return ['bond', bondOptions(model, i)];
 }
@@ -142,6 +153,8 @@ function connectionFile(model: NetworkModel, i: Iface): WholeFile {
     // A bond, bridge or vlan takes its MTU from the wired ([ethernet]) setting.
     sections.push(['ethernet', [opt('mtu', i.mtu)]]);
   }
+  // A bridge port's settings (defaults: nm_connection_verify wants the section, NM would add it).
+  if (i.master && ref(model, i.master, i).kind === 'bridge') sections.push(['bridge-port', [], true]);
   // Ports of a bond or bridge have no IP configuration of their own.
   if (!i.master) sections.push(ipSection(i, 4), ipSection(i, 6));
   return file(`${NM_DIR}/${connectionId(i)}.nmconnection`, 0o600, keyfile(sections));

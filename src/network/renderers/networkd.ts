@@ -62,6 +62,19 @@ function networkLines(model: NetworkModel, i: Iface): (string | undefined)[] {
   ];
 }
 
+/**
+ * DHCP as v2 means it (netplan's defaults), not as networkd defaults it:
+ * routes from the lease at metric 100 (networkd's own default is 1024, which
+ * loses to any other stack's default route) and the lease's MTU applied
+ * (netplan's use-mtu: true).
+ */
+export const DHCP_ROUTE_METRIC = 100;
+
+function dhcp4Lines(i: Iface): (string | undefined)[] {
+  if (!i.dhcp4) return [];
+  return [`RouteMetric=${DHCP_ROUTE_METRIC}`, 'UseMTU=true'];
+}
+
 function routeSection(r: Route): Section {
   return ['Route', [`Destination=${r.to}`, opt('Gateway', r.via), opt('Metric', r.metric), r.onLink ? 'GatewayOnLink=true' : undefined]];
 }
@@ -71,6 +84,7 @@ function networkFile(model: NetworkModel, i: Iface): WholeFile {
     ['Match', matchLines(i)],
     ['Link', [opt('MTUBytes', i.mtu)]],
     ['Network', networkLines(model, i)],
+    ['DHCPv4', dhcp4Lines(i)],
     ...i.routes.map(routeSection),
   ];
   return file(`${NETWORKD_DIR}/10-ghostprep-${stem(i)}.network`, 0o644, ini(sections));
