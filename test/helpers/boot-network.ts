@@ -8,7 +8,8 @@
  *
  * Each master is derived from the cached debootstrap tree (stage 1 of
  * boot.ts) by a chroot `apt-get install` of its stack's packages, cached
- * under .cache/boot/netmaster-STACK-HASH (HASH: that of the recipe).
+ * under .cache/boot/netpkgs-STACK-HASH (HASH: that of the recipe); the master's own files
+ * (network config, hostname, report unit) are written on each copy (makeMaster).
  *
  * Console protocol, on top of boot.ts's begin/end lines:
  *   GHOSTPREP-BOOT waited=12 missing=             (seconds spent waiting for the expected addresses)
@@ -17,7 +18,7 @@
  *   GHOSTPREP-BOOT json-route4=… / json-route6=…  (ip -j -4 / -6 route show table main)
  *   GHOSTPREP-BOOT failed=UNIT                    (systemctl --failed)
  * The expected addresses come on the kernel command line (ghostprep.expect=a,b,…): the
- * report waits up to 150 s for all of them, then 10 s more so that what should not come
+ * report waits up to 420 s (guest uptime) for all of them, then 10 s more so that what should not come
  * up (the master's DHCP on a clone NIC) has the time to show.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -99,13 +100,14 @@ const NET_REPORT_SCRIPT = `#!/bin/sh
 out=/dev/ttyS0
 say() { printf 'GHOSTPREP-BOOT %s\\n' "$*" >"$out"; }
 expect=$(sed -n 's/.*ghostprep\\.expect=\\([^ ]*\\).*/\\1/p' /proc/cmdline | tr ',' ' ')
-i=0
+start=$(cut -d. -f1 /proc/uptime)
 while :; do
   missing=
   now=$(ip -o addr show)
   for a in $expect; do printf '%s\\n' "$now" | grep -qF " $a/" || missing="$missing $a"; done
-  [ -z "$missing" ] || [ "$i" -ge 150 ] && break
-  sleep 1; i=$((i + 1))
+  i=$(( $(cut -d. -f1 /proc/uptime) - start ))
+  [ -z "$missing" ] || [ "$i" -ge 420 ] && break
+  sleep 2
 done
 # what must NOT come up (the master's DHCP on a clone NIC) gets the time to show
 sleep 10
@@ -130,7 +132,7 @@ After=network.target
 [Service]
 Type=oneshot
 ExecStart=/usr/local/sbin/ghostprep-boot-report
-TimeoutStartSec=300
+TimeoutStartSec=infinity
 StandardOutput=journal+console
 
 [Install]
@@ -151,9 +153,36 @@ rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/*.log /usr/sbin/po
 `;
 }
 
-export interface NetMaster {
+/**
+ * Units a test boot does not need, masked on every network master: under TCG on a busy host
+ * each of them costs minutes (e2scrub_reap ran 13 min in one boot) and can fail on a timeout.
+ */
+const MASKED = ['e2scrub_reap.service', 'ssh.service', 'ssh.socket', 'getty@tty1.service', 'systemd-logind.service'];
+
+/**
+ * Kernel modules udev would load for the emulated PC that nothing here uses (floppy, IDE,
+ * KVM, crypto and wireless helpers...): each costs seconds under TCG during coldplug, and
+ * ifupdown-pre.service gives udev 3 minutes to settle.
+ */
+const BLACKLIST = ['floppy', 'pcspkr', 'kvm', 'kvm_amd', 'kvm_intel', 'ata_piix', 'ata_generic', 'i2c_piix4', 'tls', 'cfg80211', 'drm', 'bochs',
+  'psmouse', 'serio_raw', 'evdev', 'joydev', 'aesni_intel', 'ghash_clmulni_intel', 'cryptd', 'crc32_pclmul', 'sha512_ssse3', 'sha256_ssse3',
+  'sha1_ssse3', 'polyval_clmulni', 'polyval_generic', 'powernow_k8', 'button', 'sg', 'sr_mod', 'cdrom', 'qemu_fw_cfg', 'efi_pstore'];
+
+/** Kernel command line of a matrix boot: longer systemd start timeouts (TCG on a busy host), fewer modules, quieter console. */
+export function matrixAppend(expectAddrs: readonly string[]): string {
+  return `ghostprep.expect=${expectAddrs.join(',')} systemd.default_timeout_start_sec=900 systemd.show_status=error modprobe.blacklist=${BLACKLIST.join(',')}`;
+}
+
+/** Shell run in the chroot of a master tree after its network config is written. */
+const MASTER_NET_CUSTOMIZE = `${MASTER_CUSTOMIZE}
+systemctl mask ${MASKED.join(' ')} 2>/dev/null
+mkdir -p /etc/systemd/system/networking.service.d
+printf '[Service]\\nTimeoutStartSec=15min\\n' > /etc/systemd/system/networking.service.d/ghostprep-boot-timeout.conf
+`;
+
+export interface NetPackages {
   readonly stack: Stack;
-  /** The master's root tree (network config variant `nic`); copy it before writing. */
+  /** The debootstrap tree with the stack's packages (cached); copy it, then makeMaster(). */
   readonly rootfs: string;
   readonly kernel: string;
   readonly initrd: string;
@@ -162,28 +191,28 @@ export interface NetMaster {
   readonly cached: boolean;
 }
 
-const masterPromises = new Map<Stack, Promise<NetMaster>>();
+const packagePromises = new Map<Stack, Promise<NetPackages>>();
 
-/** The stack's master, built once and cached under .cache/boot/netmaster-STACK-HASH. */
-export function buildNetMaster(stack: Stack, log: Log = defaultLog): Promise<NetMaster> {
-  let p = masterPromises.get(stack);
+/** The stack's package tree, built once and cached under .cache/boot/netpkgs-STACK-HASH. */
+export function buildNetPackages(stack: Stack, log: Log = defaultLog): Promise<NetPackages> {
+  let p = packagePromises.get(stack);
   if (!p) {
-    p = buildNetMasterUncached(stack, log).catch((e: unknown) => { masterPromises.delete(stack); throw e; });
-    masterPromises.set(stack, p);
+    p = buildNetPackagesUncached(stack, log).catch((e: unknown) => { packagePromises.delete(stack); throw e; });
+    packagePromises.set(stack, p);
   }
   return p;
 }
 
-async function buildNetMasterUncached(stack: Stack, log: Log): Promise<NetMaster> {
+async function buildNetPackagesUncached(stack: Stack, log: Log): Promise<NetPackages> {
   const base = await buildDebianBase(log); // the debootstrap tree, and the kernel and initrd every master boots
   const r = RECIPES[stack];
-  const recipeHash = hash(JSON.stringify({ v: 1, DEBOOTSTRAP_HASH, stack, r, NET_REPORT_SCRIPT, NET_REPORT_UNIT, MASTER_CUSTOMIZE, POLICY_RC_D }));
-  const dir = path.join(BOOT_CACHE, `netmaster-${stack}-${recipeHash}`);
-  const result = (cached: boolean): NetMaster => ({
+  const recipeHash = hash(JSON.stringify({ v: 1, DEBOOTSTRAP_HASH, stack, install: r.install, purge: r.purge, enable: r.enable, POLICY_RC_D }));
+  const dir = path.join(BOOT_CACHE, `netpkgs-${stack}-${recipeHash}`);
+  const result = (cached: boolean): NetPackages => ({
     stack, rootfs: path.join(dir, 'rootfs'), kernel: base.kernel, initrd: base.initrd, dir, cached,
     timings: JSON.parse(readFileSync(path.join(dir, 'timings.json'), 'utf8')) as Record<string, number>,
   });
-  if (existsSync(path.join(dir, 'timings.json'))) { log(`${stack} master cached: ${dir}`); return result(true); }
+  if (existsSync(path.join(dir, 'timings.json'))) { log(`${stack} package tree cached: ${dir}`); return result(true); }
   return withBuildLock(log, async () => {
     if (existsSync(path.join(dir, 'timings.json'))) return result(true);
     if (process.getuid?.() !== 0) throw new Error('building the network masters needs root (chroot, apt-get, file owners)');
@@ -194,33 +223,39 @@ async function buildNetMasterUncached(stack: Stack, log: Log): Promise<NetMaster
     const root = path.join(work, 'rootfs');
     const timings: Record<string, number> = {};
     try {
-      log(`${stack} master: copy of the debootstrap tree + apt-get install ${r.install.join(' ') || '(nothing)'}${r.purge.length ? `, purge ${r.purge.join(' ')}` : ''}`);
+      log(`${stack} package tree: copy of the debootstrap tree + apt-get install ${r.install.join(' ') || '(nothing)'}${r.purge.length ? `, purge ${r.purge.join(' ')}` : ''}`);
       await timed(timings, 'copy', () => copyTree(debootstrapRootfs(), root));
       await timed(timings, 'apt', async () => {
         writeFileSync(path.join(root, 'etc/resolv.conf'), readFileSync('/etc/resolv.conf'));
         writeFileSync(path.join(root, 'usr/sbin/policy-rc.d'), POLICY_RC_D, { mode: 0o755 });
-        await execa('chroot', [root, '/bin/sh', '-c', installScript(r)], { all: true, env: CHROOT_ENV }).catch(fail(`apt-get in the ${stack} master`));
-      });
-      await timed(timings, 'customize', async () => {
-        const f = r.master.nic;
-        mkdirSync(path.dirname(path.join(root, f.path)), { recursive: true });
-        writeFileSync(path.join(root, f.path), f.content, { mode: f.mode });
-        mkdirSync(path.join(root, 'usr/local/sbin'), { recursive: true });
-        writeFileSync(path.join(root, 'usr/local/sbin/ghostprep-boot-report'), NET_REPORT_SCRIPT, { mode: 0o755 });
-        writeFileSync(path.join(root, 'etc/systemd/system/ghostprep-boot-report.service'), NET_REPORT_UNIT, { mode: 0o644 });
-        await execa('chroot', [root, '/bin/sh', '-c', MASTER_CUSTOMIZE], { all: true, env: CHROOT_ENV }).catch(fail(`customizing the ${stack} master`));
+        await execa('chroot', [root, '/bin/sh', '-c', installScript(r)], { all: true, env: CHROOT_ENV }).catch(fail(`apt-get in the ${stack} package tree`));
       });
       writeFileSync(path.join(work, 'timings.json'), JSON.stringify(timings, null, 2) + '\n');
-      removeOtherEntries(`netmaster-${stack}-`);
+      removeOtherEntries(`netpkgs-${stack}-`);
       rmSync(dir, { recursive: true, force: true });
       renameSync(work, dir);
     } catch (e) {
       rmSync(work, { recursive: true, force: true });
       throw e;
     }
-    log(`${stack} master built: ${Object.entries(timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}`);
+    log(`${stack} package tree built: ${Object.entries(timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}`);
     return result(false);
   }, `.build-lock-net-${stack}`);
+}
+
+/**
+ * Make a copy of the package tree into the stack's master (seconds, so not cached): its own
+ * network config (`variant`), hostname `master`, its machine-id and host keys, the report
+ * unit, the units a test boot does not need masked.
+ */
+export async function makeMaster(tree: string, stack: Stack, variant: MasterVariant): Promise<void> {
+  const f = RECIPES[stack].master[variant];
+  mkdirSync(path.dirname(path.join(tree, f.path)), { recursive: true });
+  writeFileSync(path.join(tree, f.path), f.content, { mode: f.mode });
+  mkdirSync(path.join(tree, 'usr/local/sbin'), { recursive: true });
+  writeFileSync(path.join(tree, 'usr/local/sbin/ghostprep-boot-report'), NET_REPORT_SCRIPT, { mode: 0o755 });
+  writeFileSync(path.join(tree, 'etc/systemd/system/ghostprep-boot-report.service'), NET_REPORT_UNIT, { mode: 0o644 });
+  await execa('chroot', [tree, '/bin/sh', '-c', MASTER_NET_CUSTOMIZE], { all: true, env: CHROOT_ENV }).catch(fail(`customizing the ${stack} master`));
 }
 
 // ---------------------------------------------------------------- what the guest reports
@@ -543,7 +578,7 @@ export function describeStack(stack: Stack): void {
       if (SKIP_BOOT) { console.log(`      ${SKIP_BOOT_REASON}`); this.skip(); }
       const missing = await bootPrerequisites();
       if (missing) throw new Error(`boot tests cannot run: ${missing} (set GHOSTPREP_SKIP_BOOT=1 to skip them)`);
-      const master = await buildNetMaster(stack);
+      const master = await buildNetPackages(stack);
       scratch = bootScratch(`net-${stack}`);
       const profile = path.join(scratch, 'netboot.yaml');
       const inventory = path.join(scratch, 'inventory.yaml');
@@ -552,8 +587,7 @@ export function describeStack(stack: Stack): void {
       for (const b of NET_BOOTS) {
         const tree = path.join(scratch, 'trees', machineName(stack, b));
         await copyTree(master.rootfs, tree);
-        const f = RECIPES[stack].master[b.master];
-        writeFileSync(path.join(tree, f.path), f.content, { mode: f.mode });
+        await makeMaster(tree, stack, b.master);
       }
       await ghostprep(['apply', '-p', profile, '-i', inventory, '--target', `rootfs:${scratch}/trees/{name}`, '--state', path.join(scratch, 'state'), '--report', path.join(scratch, 'report.json')]);
       mkdirSync(path.join(scratch, 'images'));
@@ -564,7 +598,7 @@ export function describeStack(stack: Stack): void {
         await buildImageFromTree(tree, path.join(scratch, 'images', `${name}.qcow2`));
         if (!process.env.GHOSTPREP_BOOT_KEEP) rmSync(tree, { recursive: true, force: true });
       }
-      const timeoutMs = Number(process.env.GHOSTPREP_BOOT_TIMEOUT_S) * 1000 || 900_000;
+      const timeoutMs = Number(process.env.GHOSTPREP_BOOT_TIMEOUT_S) * 1000 || 1_200_000;
       await Promise.all(NET_BOOTS.map(async (b) => {
         const name = machineName(stack, b);
         const t0 = Date.now();
@@ -572,7 +606,7 @@ export function describeStack(stack: Stack): void {
           const report = await bootAndReport(path.join(scratch!, 'images', `${name}.qcow2`), {
             kernel: master.kernel, initrd: master.initrd, timeoutMs, consoleLog: path.join(scratch!, `${name}.console.log`),
             nics: b.cases.flatMap((c) => c.nics).sort((x, y) => x.slot - y.slot),
-            append: `ghostprep.expect=${b.cases.flatMap((c) => c.waitFor).join(',')}`,
+            append: matrixAppend(b.cases.flatMap((c) => c.waitFor)),
           });
           guests.set(b.id, new GuestNet(report.console, report.durationMs / 1000));
         } catch (e) {
