@@ -170,7 +170,7 @@ const BLACKLIST = ['floppy', 'pcspkr', 'kvm', 'kvm_amd', 'kvm_intel', 'ata_piix'
 
 /** Kernel command line of a matrix boot: longer systemd start timeouts (TCG on a busy host), fewer modules, quieter console. */
 export function matrixAppend(expectAddrs: readonly string[]): string {
-  return `ghostprep.expect=${expectAddrs.join(',')} systemd.default_timeout_start_sec=900 systemd.show_status=error modprobe.blacklist=${BLACKLIST.join(',')}`;
+  return `ghostprep.expect=${expectAddrs.join(',')} no_timer_check systemd.default_timeout_start_sec=900 systemd.show_status=error modprobe.blacklist=${BLACKLIST.join(',')}`;
 }
 
 /** Shell run in the chroot of a master tree after its network config is written. */
