@@ -157,7 +157,7 @@ rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/*.log /usr/sbin/po
  * Units a test boot does not need, masked on every network master: under TCG on a busy host
  * each of them costs minutes (e2scrub_reap ran 13 min in one boot) and can fail on a timeout.
  */
-const MASKED = ['e2scrub_reap.service', 'ssh.service', 'ssh.socket', 'getty@tty1.service', 'systemd-logind.service'];
+const MASKED = ['e2scrub_reap.service', 'ssh.service', 'ssh.socket', 'getty@tty1.service', 'systemd-logind.service', 'systemd-binfmt.service'];
 
 /**
  * Kernel modules udev would load for the emulated PC that nothing here uses (floppy, IDE,
