@@ -176,7 +176,7 @@ for m in virtio_pci virtio_blk virtio_net virtio_rng ext4 crc32c_generic; do for
 `;
 
 /** Shell run in the debootstrap tree (chroot) to make it a realistic master. */
-const CUSTOMIZE = `set -e
+export const MASTER_CUSTOMIZE = `set -e
 echo ${MASTER_HOSTNAME} > /etc/hostname
 printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\t${MASTER_HOSTNAME}\\n\\n::1\\tlocalhost ip6-localhost ip6-loopback\\nff02::1\\tip6-allnodes\\nff02::2\\tip6-allrouters\\n' > /etc/hosts
 printf 'UUID=${ROOT_FS_UUID} / ext4 errors=remount-ro 0 1\\n' > /etc/fstab
@@ -193,14 +193,14 @@ systemctl disable apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstr
 systemctl mask systemd-timesyncd.service 2>/dev/null || true
 `;
 
-const hash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
+export const hash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
 /**
  * What determines the debootstrap tree (stage 1) and the master image (stage 2); their hashes name the cache
  * entries. Not the mirror: every mirror serves the same suite.
  */
 const DEBOOTSTRAP_RECIPE = JSON.stringify({ v: 1, SUITE, PACKAGES, INITRAMFS_CONF, INITRAMFS_HOOK });
-const DEBOOTSTRAP_HASH = hash(DEBOOTSTRAP_RECIPE);
-const RECIPE = JSON.stringify({ v: 1, DEBOOTSTRAP_HASH, REPORT_SCRIPT, REPORT_UNIT, MASTER_INTERFACES, CUSTOMIZE, ROOT_FS_UUID, sizeMiB: 2048 });
+export const DEBOOTSTRAP_HASH = hash(DEBOOTSTRAP_RECIPE);
+const RECIPE = JSON.stringify({ v: 1, DEBOOTSTRAP_HASH, REPORT_SCRIPT, REPORT_UNIT, MASTER_INTERFACES, CUSTOMIZE: MASTER_CUSTOMIZE, ROOT_FS_UUID, sizeMiB: 2048 });
 export const RECIPE_HASH = hash(RECIPE);
 
 export interface DebianBase {
@@ -218,10 +218,10 @@ export interface DebianBase {
   readonly cached: boolean;
 }
 
-type Log = (msg: string) => void;
-const defaultLog: Log = (msg) => { if (process.env.GHOSTPREP_BOOT_VERBOSE !== '0') process.stderr.write(`      [boot] ${msg}\n`); };
+export type Log = (msg: string) => void;
+export const defaultLog: Log = (msg) => { if (process.env.GHOSTPREP_BOOT_VERBOSE !== '0') process.stderr.write(`      [boot] ${msg}\n`); };
 
-async function timed<T>(timings: Record<string, number>, key: string, fn: () => Promise<T>): Promise<T> {
+export async function timed<T>(timings: Record<string, number>, key: string, fn: () => Promise<T>): Promise<T> {
   const t0 = Date.now();
   try { return await fn(); } finally { timings[key] = Date.now() - t0; }
 }
@@ -243,8 +243,8 @@ export function buildDebianBase(log: Log = defaultLog): Promise<DebianBase> {
  * first takes `.cache/boot/.build-lock` (mkdir is atomic) and builds, the
  * others wait and then find the cache. A lock whose process is gone is taken over.
  */
-async function withBuildLock<T>(log: Log, fn: () => Promise<T>): Promise<T> {
-  const lock = path.join(BOOT_CACHE, '.build-lock');
+export async function withBuildLock<T>(log: Log, fn: () => Promise<T>, name = '.build-lock'): Promise<T> {
+  const lock = path.join(BOOT_CACHE, name);
   mkdirSync(BOOT_CACHE, { recursive: true });
   for (let announced = false; ; announced = true) {
     try {
@@ -273,7 +273,7 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
-const CHROOT_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' };
+export const CHROOT_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' };
 
 /**
  * Stage 1, `.cache/boot/debootstrap-HASH1/rootfs`: the pristine debootstrap
@@ -306,7 +306,7 @@ async function buildDebianBaseUncached(log: Log): Promise<DebianBase> {
       mkdirSync(path.join(root, 'usr/local/sbin'), { recursive: true });
       writeFileSync(path.join(root, 'usr/local/sbin/ghostprep-boot-report'), REPORT_SCRIPT, { mode: 0o755 });
       writeFileSync(path.join(root, 'etc/systemd/system/ghostprep-boot-report.service'), REPORT_UNIT, { mode: 0o644 });
-      await execa('chroot', [root, '/bin/sh', '-c', CUSTOMIZE], { all: true, env: CHROOT_ENV }).catch(fail('customizing the master'));
+      await execa('chroot', [root, '/bin/sh', '-c', MASTER_CUSTOMIZE], { all: true, env: CHROOT_ENV }).catch(fail('customizing the master'));
       // the initramfs must be able to mount the root on virtio-blk
       const initrd = kernelFile(root, 'initrd.img');
       const { stdout } = await execa('chroot', [root, 'lsinitramfs', `/boot/${path.basename(initrd)}`], { env: CHROOT_ENV });
@@ -331,7 +331,12 @@ async function buildDebianBaseUncached(log: Log): Promise<DebianBase> {
   return result(false);
 }
 
-const fail = (what: string) => (e: unknown): never => { throw new Error(`${what} failed:\n${tail(String((e as { all?: string }).all ?? e), 40)}`); };
+export const fail = (what: string) => (e: unknown): never => { throw new Error(`${what} failed:\n${tail(String((e as { all?: string }).all ?? e), 40)}`); };
+
+/** The pristine debootstrap tree (stage 1); exists once buildDebianBase() has resolved. Never write it: copy it. */
+export function debootstrapRootfs(): string {
+  return path.join(BOOT_CACHE, `debootstrap-${DEBOOTSTRAP_HASH}`, 'rootfs');
+}
 
 async function debootstrapTree(log: Log): Promise<{ rootfs: string; timings: Record<string, number> }> {
   const dir = path.join(BOOT_CACHE, `debootstrap-${DEBOOTSTRAP_HASH}`);
@@ -372,14 +377,14 @@ async function debootstrapTree(log: Log): Promise<{ rootfs: string; timings: Rec
  * keeping the newest other one: a second checkout or a concurrent run of an
  * older build may still be using it.
  */
-function removeOtherEntries(prefix: string): void {
+export function removeOtherEntries(prefix: string): void {
   const others = readdirSync(BOOT_CACHE).filter((n) => n.startsWith(prefix) && !n.includes('.tmp-'))
     .map((n) => ({ n, t: statSync(path.join(BOOT_CACHE, n)).mtimeMs })).sort((a, b) => b.t - a.t);
   for (const { n } of others.slice(1)) rmSync(path.join(BOOT_CACHE, n), { recursive: true, force: true });
 }
 
 /** Remove half-built cache entries (DIR.tmp-PID) whose process is gone. */
-function removeStaleBuilds(): void {
+export function removeStaleBuilds(): void {
   for (const name of readdirSync(BOOT_CACHE)) {
     const pid = Number(/\.tmp-(\d+)$/.exec(name)?.[1]);
     if (!pid) continue;
@@ -491,6 +496,12 @@ export interface BootOptions {
   readonly append?: string;
   /** Save the console log here as well. */
   readonly consoleLog?: string;
+  /**
+   * Several virtio NICs instead of the one on slot 3 (`mac` is then unused): each on its own
+   * restricted user network (DHCP 10.0.2.15, no IPv6 router advertisements) at PCI slot `slot`,
+   * so the kernel names it `ens{slot}`.
+   */
+  readonly nics?: ReadonlyArray<{ readonly mac: string; readonly slot: number }>;
   readonly log?: Log;
 }
 
@@ -529,12 +540,13 @@ export async function bootAndReport(image: string, opts: BootOptions): Promise<B
     '-append', `root=/dev/vda1 ro console=ttyS0,115200 panic=-1 systemd.mask=serial-getty@ttyS0.service ${opts.append ?? ''}`.trim(),
     '-drive', `file=${image},format=${format},if=none,id=d0,cache=unsafe`,
     '-device', 'virtio-blk-pci,drive=d0,addr=0x4',
-    '-netdev', 'user,id=n0,restrict=on',
-    '-device', `virtio-net-pci,netdev=n0,mac=${mac},addr=0x3`,
+    ...(opts.nics
+      ? opts.nics.flatMap((n, i) => ['-netdev', `user,id=n${i},restrict=on,ipv6=off`, '-device', `virtio-net-pci,netdev=n${i},mac=${n.mac},addr=0x${n.slot.toString(16)}`])
+      : ['-netdev', 'user,id=n0,restrict=on', '-device', `virtio-net-pci,netdev=n0,mac=${mac},addr=0x3`]),
     '-device', 'virtio-rng-pci,addr=0x5',
   ];
   if (opts.snapshot ?? true) args.push('-snapshot');
-  log(`booting ${path.basename(image)} (mac ${mac})`);
+  log(`booting ${path.basename(image)} (${opts.nics ? `${opts.nics.length} NICs` : `mac ${mac}`})`);
   const t0 = Date.now();
   const child = execa('qemu-system-x86_64', args, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', reject: false, buffer: false, cleanup: true, forceKillAfterDelay: 5000 });
   let out = '';
