@@ -27,6 +27,8 @@ import { checkTargets, parseTarget } from './targets.js';
 import { validateFleet } from './validate.js';
 import { parseCidr } from '../network/ip.js';
 import { addressesOf } from '../network/check.js';
+import type { DeviceChange } from '../storage/types.js';
+import { applyDeviceStage, deviceChangesText, planDeviceStage, reportDeviceChanges, verifyDeviceStage } from './storage-stage.js';
 
 export interface RunOptions {
   readonly profiles: readonly string[];
@@ -75,6 +77,8 @@ export interface MachineResult {
   readonly report: MachineReport;
   readonly changes: readonly EffectiveChange[];
   readonly publicKeys: readonly string[];
+  /** Block-device changes (storage.newUuids), shown before the file diffs. */
+  readonly deviceChanges?: readonly DeviceChange[];
 }
 
 export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
@@ -212,6 +216,7 @@ interface Planned {
   readonly identity: Awaited<ReturnType<typeof resolveIdentity>>;
   readonly machineId: string;
   readonly changes: EffectiveChange[];
+  readonly devices: DeviceChange[];
   readonly unlock: Array<() => void>;
 }
 
@@ -249,6 +254,7 @@ async function planMachine(m: PreparedMachine, guest: Guest | undefined, t: Targ
     if (r.diagnostics.some((d) => d.severity === 'error')) throw new InvalidInputError(r.diagnostics, r.diagnostics.map((d) => d.message).join('; '));
     const planned = await assemblePlan({ guest: g, distro, machine: r, profile: r.profile, identity, renderOnly, warn: (msg) => opts.onWarning?.(`${m.name}: ${msg}`) });
     const changes = await effectiveChanges(g, planned);
+    const devices = await planDeviceStage(guest, t, r.profile, m.name);
     if (guest) {
       // the whole plan, not only what differs: a path the plan names is refused even where it changes nothing yet
       // NTFS has no POSIX modes (ntfs-3g shows every file as 0777): the special-mode rule means nothing on Windows
@@ -256,7 +262,7 @@ async function planMachine(m: PreparedMachine, guest: Guest | undefined, t: Targ
       const problems = await preflightPlan(g, planned, { allowSpecialModes });
       if (problems.length) throw new GhostprepError(`${opts.mode === 'apply' ? 'refused before writing anything' : 'apply would refuse this plan'}: ${problems.join('; ')}`);
     }
-    return { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes, unlock };
+    return { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes, devices, unlock };
   } catch (err) {
     release(unlock);
     const f = failed(m, target, err);
@@ -270,16 +276,24 @@ async function planMachine(m: PreparedMachine, guest: Guest | undefined, t: Targ
  * changes and no host keys (the guest still has its old ones).
  */
 async function commitMachine(p: Planned, opts: RunOptions): Promise<MachineResult> {
-  const { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes } = p;
+  const { m, guest, t, target, started, distro, rendered: r, identity, machineId, changes, devices } = p;
   try {
     if (opts.mode === 'apply' && guest) {
-      const tx = await commitChanges(guest, changes);
+      // device changes first (the guest unmounted for them), then the files that name the new values
+      const undoDevices = await applyDeviceStage(guest, devices);
+      let tx;
+      try {
+        tx = await commitChanges(guest, changes);
+      } catch (err) {
+        throw await withDevicesUndone(err, undoDevices);
+      }
       opts.onMachineApplied?.(m.name);
       const problems = await verifyChanges(guest, changes.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || t.kind !== 'rootfs' }).catch((err: unknown) => [errorMessage(err)]);
-      if (problems.length) throw await tx.failWith(`verification failed: ${problems.join('; ')}`);
+      problems.push(...(await verifyDeviceStage(guest, devices).catch((err: unknown) => [errorMessage(err)])));
+      if (problems.length) throw await withDevicesUndone(await tx.failWith(`verification failed: ${problems.join('; ')}`), undoDevices);
       for (const left of await tx.finish()) opts.onWarning?.(`${m.name}: applied, but a deleted path's backup is left: ${left}`);
       // durable before reported: an appliance killed later must not undo an "ok" (kill -9 test)
-      if (changes.length) await (guest as Guest & { flush?: () => Promise<void> }).flush?.();
+      if (changes.length || devices.length) await (guest as Guest & { flush?: () => Promise<void> }).flush?.();
     }
     const addresses = [...new Set([...(m.entry.ip ? [parseCidr(m.entry.ip)?.ip ?? m.entry.ip] : []), ...(r.profile.network ? addressesOf(r.profile.network) : [])])];
     const report: MachineReport = {
@@ -295,15 +309,23 @@ async function commitMachine(p: Planned, opts: RunOptions): Promise<MachineResul
         mode: 'mode' in c ? describeMode(c.mode) : null,
         sha256: c.op === 'write' && !c.pending && opts.reportHashes !== false ? sha256(c.content) : null,
       })),
+      ...reportDeviceChanges(devices),
       durationMs: Date.now() - started,
     };
-    return { report, changes, publicKeys: identity.hostKeys.map((k) => k.publicKey) };
+    return { report, changes, publicKeys: identity.hostKeys.map((k) => k.publicKey), ...(devices.length && { deviceChanges: devices }) };
   } catch (err) {
     const f = failed(m, target, err);
     return { ...f, report: { ...f.report, durationMs: Date.now() - started } };
   } finally {
     release(p.unlock);
   }
+}
+
+/** `err` after the machine's device changes are undone too (their failure to undo is added to the message). */
+async function withDevicesUndone(err: unknown, undo: () => Promise<string[]>): Promise<Error> {
+  const left = await undo().catch((e: unknown) => [errorMessage(e)]);
+  if (!left.length) return err instanceof Error ? err : new GhostprepError(errorMessage(err));
+  return new GhostprepError(`${errorMessage(err)}; undoing the device changes failed: ${left.join('; ')}`, { cause: err });
 }
 
 /** `plan` of a machine without a target: rendered against an empty guest (worker threads call this too). */
@@ -339,7 +361,10 @@ export function diffText(r: MachineResult): string {
 export function planEntry(r: MachineResult, json: boolean): string {
   if (json) return JSON.stringify({ ...r.report, diff: diffText(r) });
   const head = `=== ${r.report.name} (${r.report.target})`;
-  let text = r.report.status !== 'ok' ? `${head}: FAILED: ${r.report.error}\n` : `${head}: ${r.changes.length ? `${r.changes.length} change(s)` : 'no changes'}\n`;
+  const devices = r.deviceChanges ?? [];
+  const count = r.changes.length + devices.length;
+  let text = r.report.status !== 'ok' ? `${head}: FAILED: ${r.report.error}\n` : `${head}: ${count ? `${count} change(s)` : 'no changes'}\n`;
+  text += deviceChangesText(devices);
   if (r.changes.length) {
     const diff = diffText(r);
     text += diff.endsWith('\n') || diff === '' ? diff : diff + '\n';
