@@ -90,11 +90,10 @@ async function build(): Promise<{ image: string; ids: MultiFsIds }> {
         await s.command('mount', [dev, mp]);
         await s.command('write', [`${mp}/marker`, `on ${dev}\n`]);
       }
-      await s.command('mkdir-p', ['/boot/grub']);
-      await s.command('mkdir-p', ['/boot/loader/entries']);
-      await s.command('mkdir-p', ['/etc/kernel']);
-      await s.command('mkdir-p', ['/etc/initramfs-tools/conf.d']);
-      for (const [p, text] of Object.entries(referenceFiles(ids))) await s.command('write', [p, text]);
+      for (const [p, text] of Object.entries(referenceFiles(ids))) {
+        await s.command('mkdir-p', [path.posix.dirname(p)]);
+        await s.command('write', [p, text]);
+      }
       await s.command('umount-all');
     } finally {
       await s.close();
