@@ -6,7 +6,6 @@
  * (storagePlanOf) and applied by the run before these files are written.
  */
 import type { GuestReader } from '../../backends/backend.js';
-import type { FileChange } from '../../plan/types.js';
 import { planNewUuids, NEW_UUIDS_SOURCE, type StoragePlan } from '../../storage/plan.js';
 import { matchComponent, REFERENCE_FILES, rewriteReferences } from '../../storage/references.js';
 import { blockDevicesOf, type BlockDevices } from '../../storage/types.js';
@@ -63,7 +62,7 @@ export const storageReferencesOperation: Operation = {
     const { ids, skipped } = await plan;
     for (const s of skipped) warn?.(s);
     if (!ids.size) return [];
-    const changes: FileChange[] = [];
+    const changes: Array<ReturnType<typeof write>> = [];
     for (const pattern of REFERENCE_FILES) {
       for (const path of await expand(guest, pattern)) {
         const st = await guest.lstat(path);
