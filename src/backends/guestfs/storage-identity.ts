@@ -53,7 +53,7 @@ export class GuestfsBlockDevices implements BlockDevices {
       const parts = all.filter((p) => new RegExp(`^${drive}\\d+$`).test(p));
       const volumes: BlockVolume[] = [];
       for (const device of parts.length ? parts : [drive]) volumes.push(await this.volume(device));
-      const diskGuid = table === 'gpt' ? (await this.session.text('part-get-disk-guid', [drive])).trim() : undefined;
+      const diskGuid = table === 'gpt' ? (await this.session.text('part-get-disk-guid', [drive])).trim().toLowerCase() : undefined;
       disks.push({ device: drive, table, volumes, ...(diskGuid && { diskGuid }) });
     }
     return disks;
