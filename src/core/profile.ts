@@ -37,6 +37,11 @@ export interface FileSpec {
 
 export interface FirstbootSpec { name: string; run: string }
 
+export interface StorageSpec {
+  /** New filesystem UUIDs and GPT GUIDs for each clone, every reference rewritten (default false). */
+  newUuids?: boolean;
+}
+
 export interface Profile {
   profile: string;
   extends?: string | string[];
@@ -59,6 +64,8 @@ export interface Profile {
   /** Setuid, setgid and world-writable modes under files: are wanted (refused otherwise). */
   allowSpecialModes?: boolean;
   firstboot?: FirstbootSpec[];
+  /** Block-device identity per clone (docs/storage.md). */
+  storage?: StorageSpec;
   vars?: Record<string, unknown>;
 }
 

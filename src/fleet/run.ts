@@ -34,6 +34,8 @@ import { checkTargets, parseTarget } from './targets.js';
 import { validateFleet } from './validate-fleet.js';
 import { parseCidr } from '../network/ip.js';
 import { addressesOf } from '../network/check.js';
+import type { DeviceChange } from '../storage/types.js';
+import { applyDeviceStage, deviceChangesText, planDeviceStage, reportDeviceChanges, verifyDeviceStage } from './storage-stage.js';
 
 export interface RunOptions {
   readonly profiles: readonly string[];
@@ -82,6 +84,8 @@ export interface MachineResult {
   readonly report: MachineReport;
   readonly changes: readonly EffectiveChange[];
   readonly publicKeys: readonly string[];
+  /** Block-device changes (storage.newUuids), shown before the file diffs. */
+  readonly deviceChanges?: readonly DeviceChange[];
 }
 
 export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
@@ -219,6 +223,8 @@ interface MachineRun {
   readonly started: number;
   readonly opts: RunOptions;
   readonly state: StateDir;
+  devices?: DeviceChange[];
+  undoDevices?: () => Promise<string[]>;
   readonly unlock: Array<() => void>;
   distro?: Distro;
   identity?: ResolvedIdentity;
@@ -230,7 +236,7 @@ interface MachineRun {
 }
 
 /** A machine planned and preflighted, its locks held, ready to be committed. */
-type Planned = MachineRun & Required<Pick<MachineRun, 'distro' | 'identity' | 'machineId' | 'rendered' | 'changes'>>;
+type Planned = MachineRun & Required<Pick<MachineRun, 'distro' | 'identity' | 'machineId' | 'rendered' | 'changes' | 'devices'>>;
 
 type Stage = (run: MachineRun) => Promise<void>;
 
@@ -268,6 +274,11 @@ const assemble: Stage = async (run) => {
   run.changes = await effectiveChanges(g, run.planned);
 };
 
+/** storage.newUuids: the device changes (new filesystem UUIDs, GPT GUIDs) planned from the guest's disks. */
+const planDevices: Stage = async (run) => {
+  run.devices = await planDeviceStage(run.guest, run.t, run.rendered!.profile, run.m.name);
+};
+
 /** The whole plan, not only what differs: a path the plan names is refused even where it changes nothing yet. */
 const preflight: Stage = async (run) => {
   if (!run.guest) return;
@@ -278,11 +289,18 @@ const preflight: Stage = async (run) => {
 };
 
 /** Everything up to the first write. A machine that fails here is not touched. */
-const PLAN_STAGES: readonly Stage[] = [lock, detect, resolve, render, assemble, preflight];
+const PLAN_STAGES: readonly Stage[] = [lock, detect, resolve, render, assemble, planDevices, preflight];
 
 /** The changes as one transaction (plan/transaction.ts). */
 const write: Stage = async (run) => {
-  run.tx = await commitChanges(run.guest!, run.changes!);
+  // device changes first (the guest unmounted for them), then the files that name the new values
+  const undo = await applyDeviceStage(run.guest!, run.devices!);
+  run.undoDevices = undo;
+  try {
+    run.tx = await commitChanges(run.guest!, run.changes!);
+  } catch (err) {
+    throw await withDevicesUndone(err, undo);
+  }
   run.opts.onMachineApplied?.(run.m.name);
 };
 
@@ -290,13 +308,14 @@ const write: Stage = async (run) => {
 const verify: Stage = async (run) => {
   const { guest, changes, tx, opts, m } = run;
   const problems = await verifyChanges(guest!, changes!.map((c) => c.change), { checkOwner: process.getuid?.() === 0 || run.t.kind !== 'rootfs' }).catch((err: unknown) => [errorMessage(err)]);
-  if (problems.length) throw await tx!.failWith(`verification failed: ${problems.join('; ')}`);
+  problems.push(...(await verifyDeviceStage(guest!, run.devices!).catch((err: unknown) => [errorMessage(err)])));
+  if (problems.length) throw await withDevicesUndone(await tx!.failWith(`verification failed: ${problems.join('; ')}`), run.undoDevices!);
   for (const left of await tx!.finish()) opts.onWarning?.(`${m.name}: applied, but a deleted path's backup is left: ${left}`);
 };
 
 /** Durable before reported: an appliance killed later must not undo an "ok" (kill -9 test). */
 const flush: Stage = async (run) => {
-  if (run.changes!.length) await (run.guest as Guest & { flush?: () => Promise<void> }).flush?.();
+  if (run.changes!.length || run.devices!.length) await (run.guest as Guest & { flush?: () => Promise<void> }).flush?.();
 };
 
 /** What apply does after planning, on a machine with a target. */
@@ -350,7 +369,7 @@ async function commitMachine(run: Planned): Promise<MachineResult> {
 
 /** The report of a machine that went through its stages. */
 function machineResult(run: Planned): MachineResult {
-  const { m, target, started, distro, rendered: r, identity, machineId, changes, opts } = run;
+  const { m, target, started, distro, rendered: r, identity, machineId, changes, devices, opts } = run;
   const addresses = [...new Set([...(m.entry.ip ? [parseCidr(m.entry.ip)?.ip ?? m.entry.ip] : []), ...(r.profile.network ? addressesOf(r.profile.network) : [])])];
   const report: MachineReport = {
     name: m.name, target, status: 'ok', error: null,
@@ -365,9 +384,16 @@ function machineResult(run: Planned): MachineResult {
       mode: 'mode' in c ? describeMode(c.mode) : null,
       sha256: c.op === 'write' && !c.pending && opts.reportHashes !== false ? sha256(c.content) : null,
     })),
+    ...reportDeviceChanges(devices),
     durationMs: Date.now() - started,
   };
-  return { report, changes, publicKeys: identity.hostKeys.map((k) => k.publicKey) };
+  return { report, changes, publicKeys: identity.hostKeys.map((k) => k.publicKey), ...(devices.length && { deviceChanges: devices }) };
+
+/** `err` after the machine's device changes are undone too (their failure to undo is added to the message). */
+async function withDevicesUndone(err: unknown, undo: () => Promise<string[]>): Promise<Error> {
+  const left = await undo().catch((e: unknown) => [errorMessage(e)]);
+  if (!left.length) return err instanceof Error ? err : new GhostprepError(errorMessage(err));
+  return new GhostprepError(`${errorMessage(err)}; undoing the device changes failed: ${left.join('; ')}`, { cause: err });
 }
 
 /** `plan` of a machine without a target: rendered against an empty guest (worker threads call this too). */
@@ -403,7 +429,10 @@ export function diffText(r: MachineResult): string {
 export function planEntry(r: MachineResult, json: boolean): string {
   if (json) return JSON.stringify({ ...r.report, diff: diffText(r) });
   const head = `=== ${r.report.name} (${r.report.target})`;
-  let text = r.report.status !== 'ok' ? `${head}: FAILED: ${r.report.error}\n` : `${head}: ${r.changes.length ? `${r.changes.length} change(s)` : 'no changes'}\n`;
+  const devices = r.deviceChanges ?? [];
+  const count = r.changes.length + devices.length;
+  let text = r.report.status !== 'ok' ? `${head}: FAILED: ${r.report.error}\n` : `${head}: ${count ? `${count} change(s)` : 'no changes'}\n`;
+  text += deviceChangesText(devices);
   if (r.changes.length) {
     const diff = diffText(r);
     text += diff.endsWith('\n') || diff === '' ? diff : diff + '\n';

@@ -10,6 +10,7 @@ import { hostnameOperation } from './customize/hostname.js';
 import { machineIdOperation } from './customize/machine-id.js';
 import { networkOperation } from './customize/network.js';
 import { sshHostKeysOperation } from './customize/ssh-host-keys.js';
+import { storageReferencesOperation } from './customize/storage-references.js';
 import { timezoneOperation } from './customize/timezone.js';
 import { usersOperation } from './customize/users.js';
 import { windowsComputerNameOperation } from './customize/windows-computer-name.js';
@@ -44,7 +45,7 @@ import { sealSystemdPresets } from './seal/systemd-presets.js';
 export const operations = new OperationRegistry();
 for (const op of [
   hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloudInitSeedOperation, cloneStateOperation, firstbootOperation,
-  windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, filesOperation, deleteOperation,
+  windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, storageReferencesOperation, filesOperation, deleteOperation,
   sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts, sealSystemdPresets,
 ]) operations.register(op);
 

@@ -11,6 +11,8 @@ export interface MachineReport {
   distro: { id: string; versionId: string; family: string } | null;
   identity: { hostname: string; fqdn: string; machineId: string | null; sshHostKeys: Array<{ type: string; sha256: string }>; addresses: string[] } | null;
   changes: Array<{ op: string; path: string; mode: string | null; sha256: string | null }>;
+  /** Block-device changes (storage.newUuids); absent when there are none. */
+  deviceChanges?: Array<{ op: string; device: string; from: string; to: string; fstype?: string; partnum?: number; disk?: string }>;
   durationMs: number;
 }
 

@@ -20,6 +20,7 @@ import { ApplianceLayout, mountGuest, mountLike, openDrive, type InspectedOs } f
 import { conflictKeys, probeLvm } from './lvm-probe.js';
 import { luksKeysFor } from './luks.js';
 import { GuestfsSession, type SessionOptions } from './session.js';
+import { GuestfsBlockDevices } from './storage-identity.js';
 
 import { DEFAULT_DRIVES_PER_APPLIANCE } from './defaults.js';
 
@@ -37,8 +38,11 @@ export interface GuestfsBackendOptions {
 
 /** A guest opened by the guestfs backend; `os` is what inspection found. */
 export class GuestfsImageGuest extends GuestfsGuest {
+  /** The guest's disk for device changes (storage-identity.ts). */
+  readonly blockDevices: GuestfsBlockDevices;
   constructor(session: GuestfsSession, description: string, readonly: boolean, readonly os: InspectedOs) {
     super(session, description, readonly);
+    this.blockDevices = new GuestfsBlockDevices(session, os, description);
   }
 }
 

@@ -1,0 +1,168 @@
+/**
+ * Block devices of a guest opened by the guestfs backend (storage/types.ts
+ * BlockDevices): the probe of its disk (partition table, GPT GUIDs, blkid of
+ * every partition) and the device changes, all in the appliance: no guest
+ * filesystem is ever mounted on the host.
+ *
+ * Changes are made with every filesystem of the guest unmounted (xfs_admin,
+ * btrfstune and tune2fs on a metadata_csum ext4 refuse a mounted filesystem),
+ * through libguestfs: `set-uuid` (ext2/3/4: tune2fs -U; xfs: xfs_admin -U;
+ * btrfs: btrfstune -U; swap: swaplabel, which keeps the label),
+ * `part-set-gpt-guid`, `part-set-disk-guid`; vfat's volume serial, which
+ * `set-uuid` does not know, is written into the boot sector (and FAT32's
+ * backup boot sector) with `pwrite-device`. The guest is mounted again as it
+ * was found afterwards.
+ */
+import { GuestError, errorMessage } from '../../util/errors.js';
+import { reverseDeviceChange, type BlockDevices, type BlockDisk, type BlockVolume, type DeviceChange, type FsUuidChange } from '../../storage/types.js';
+import { mountGuest, type InspectedOs } from './inspect.js';
+import { GuestfsError, type GuestfsSession } from './session.js';
+
+const DRIVE_OF = /^(\/dev\/(?:sd|vd|hd)[a-z]+)\d*$/;
+
+/** The whole disks a guest's mounts live on, in order of first use (root first). */
+export function drivesOf(os: InspectedOs): string[] {
+  const out: string[] = [];
+  for (const d of [os.root, ...os.mounts.map((m) => m.device)]) {
+    const m = DRIVE_OF.exec(d);
+    if (m && !out.includes(m[1]!)) out.push(m[1]!);
+  }
+  return out;
+}
+
+export class GuestfsBlockDevices implements BlockDevices {
+  private probed: Promise<BlockDisk[]> | undefined;
+  constructor(
+    private readonly session: GuestfsSession,
+    private readonly os: InspectedOs,
+    private readonly image: string,
+  ) {}
+
+  probe(): Promise<readonly BlockDisk[]> {
+    this.probed ??= this.readDisks();
+    return this.probed;
+  }
+
+  private async readDisks(): Promise<BlockDisk[]> {
+    const drives = drivesOf(this.os);
+    if (!drives.length) throw new GuestError(`${this.image}: the guest's root (${this.os.root}) is not on a plain partition (LVM or LUKS): its disk cannot be told, so its filesystem identities are left alone`, this.image);
+    const all = await this.session.lines('list-partitions');
+    const disks: BlockDisk[] = [];
+    for (const drive of drives) {
+      const table = await this.session.text('part-get-parttype', [drive]).then((t) => t.trim(), () => '');
+      const parts = all.filter((p) => new RegExp(`^${drive}\\d+$`).test(p));
+      const volumes: BlockVolume[] = [];
+      for (const device of parts.length ? parts : [drive]) volumes.push(await this.volume(device));
+      const diskGuid = table === 'gpt' ? (await this.session.text('part-get-disk-guid', [drive])).trim().toLowerCase() : undefined;
+      disks.push({ device: drive, table, volumes, ...(diskGuid && { diskGuid }) });
+    }
+    return disks;
+  }
+
+  private async volume(device: string): Promise<BlockVolume> {
+    let f: Record<string, string> = {};
+    try {
+      f = await this.session.fields('blkid', [device]);
+    } catch (err) {
+      if (!(err instanceof GuestfsError)) throw err; // an empty partition: no filesystem
+    }
+    const partnum = f.PART_ENTRY_NUMBER ? Number(f.PART_ENTRY_NUMBER) : undefined;
+    return {
+      device, fstype: f.TYPE ?? '', uuid: f.UUID ?? '', label: f.LABEL ?? '',
+      ...(partnum !== undefined && { partnum }),
+      ...(f.PART_ENTRY_SCHEME === 'gpt' && f.PART_ENTRY_UUID && { partGuid: f.PART_ENTRY_UUID }),
+    };
+  }
+
+  async apply(changes: readonly DeviceChange[]): Promise<void> {
+    if (!changes.length) return;
+    await this.session.command('umount-all');
+    const done: DeviceChange[] = [];
+    try {
+      for (const c of changes) {
+        try {
+          await this.change(c);
+        } catch (err) {
+          throw new GuestError(`${this.image}: ${c.op} of ${c.device} (${c.from} -> ${c.to}) failed: ${errorMessage(err)}`, c.device, { cause: err });
+        }
+        done.push(c);
+      }
+    } catch (err) {
+      const left = await this.undo(done);
+      await this.remount().catch(() => undefined);
+      if (left.length) throw new GuestError(`${(err as Error).message}; undoing the changes already made failed too: ${left.join('; ')}`, this.image, { cause: err });
+      throw err;
+    }
+    await this.remount();
+  }
+
+  /** Undo changes already made (reverse order); returns what could not be undone. */
+  async undo(done: readonly DeviceChange[]): Promise<string[]> {
+    const left: string[] = [];
+    if (!done.length || !this.session.alive) return done.map((c) => `${c.op} ${c.device}`);
+    await this.session.command('umount-all').catch(() => undefined);
+    for (const c of [...done].reverse()) {
+      try { await this.change(reverseDeviceChange(c)); } catch (err) { left.push(`${c.op} ${c.device}: ${errorMessage(err)}`); }
+    }
+    return left;
+  }
+
+  /** Undo changes already applied and mount the guest again (a machine rolled back after its device changes). */
+  async rollback(done: readonly DeviceChange[]): Promise<string[]> {
+    const left = await this.undo(done);
+    await this.remount();
+    return left;
+  }
+
+  private remount(): Promise<void> {
+    return mountGuest(this.session, this.os, false, this.image);
+  }
+
+  private async change(c: DeviceChange): Promise<void> {
+    switch (c.op) {
+      case 'fs-uuid':
+        if (c.fstype === 'vfat') return this.setVfatSerial(c);
+        try {
+          await this.session.command('set-uuid', [c.device, c.to]);
+        } catch (err) {
+          // tune2fs -U on a metadata_csum ext4 mounted since its last check wants a freshly checked filesystem
+          if (!c.fstype.startsWith('ext') || !(err instanceof GuestfsError) || !this.session.alive) throw err;
+          await this.session.command('e2fsck', [c.device, { opt: 'correct', value: true }]);
+          await this.session.command('set-uuid', [c.device, c.to]);
+        }
+        return;
+      case 'part-guid':
+        await this.session.command('part-set-gpt-guid', [c.disk, c.partnum, c.to]);
+        return;
+      case 'disk-guid':
+        await this.session.command('part-set-disk-guid', [c.device, c.to]);
+        return;
+    }
+  }
+
+  /** vfat's volume serial: 4 bytes, little-endian, at 0x27 (FAT12/16) or 0x43 (FAT32, also in the backup boot sector). */
+  private async setVfatSerial(c: FsUuidChange): Promise<void> {
+    const serial = /^([0-9a-f]{4})-([0-9a-f]{4})$/i.exec(c.to);
+    if (!serial) throw new GuestError(`not a vfat volume serial: ${c.to}`, c.device);
+    const boot = await this.session.command('pread-device', [c.device, 512, 0]);
+    if (boot.length < 512 || boot[510] !== 0x55 || boot[511] !== 0xaa) throw new GuestError(`${c.device}: no FAT boot sector`, c.device);
+    const bytes = Buffer.alloc(4);
+    bytes.writeUInt32LE(parseInt(serial[1]! + serial[2]!, 16));
+    const fat32 = boot.readUInt16LE(22) === 0;
+    const offsets = [fat32 ? 0x43 : 0x27];
+    if (fat32) {
+      const backup = boot.readUInt16LE(0x32);
+      const sector = boot.readUInt16LE(0x0b);
+      if (backup > 0 && backup !== 0xffff) offsets.push(backup * sector + 0x43);
+    }
+    for (const off of offsets) await this.session.command('pwrite-device', [c.device, bytes, off]);
+  }
+
+  async read(c: DeviceChange): Promise<string> {
+    switch (c.op) {
+      case 'fs-uuid': return (await this.session.text('vfs-uuid', [c.device])).trim();
+      case 'part-guid': return (await this.session.text('part-get-gpt-guid', [c.disk, c.partnum])).trim();
+      case 'disk-guid': return (await this.session.text('part-get-disk-guid', [c.device])).trim();
+    }
+  }
+}

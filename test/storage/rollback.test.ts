@@ -1,0 +1,53 @@
+/**
+ * Device changes are all-or-nothing on the machine: a change that fails
+ * part-way undoes the ones already made, and a machine rolled back after its
+ * device changes gets its old identities back. One appliance on an overlay
+ * of the multi-filesystem test image.
+ */
+import { expect } from 'chai';
+import { GuestfsSession } from '../../src/backends/guestfs/session.js';
+import { GuestfsBlockDevices } from '../../src/backends/guestfs/storage-identity.js';
+import type { InspectedOs } from '../../src/backends/guestfs/inspect.js';
+import { detectDistro } from '../../src/distro/detect.js';
+import type { DeviceChange } from '../../src/storage/types.js';
+import { overlayOf } from '../helpers/images.js';
+import { tempDir } from '../helpers/rootfs.js';
+import { multiFsImage } from './storage-image.js';
+
+describe('storage device changes: undone on failure and on rollback', function () {
+  this.timeout(900_000);
+
+  it('a failing change undoes the earlier ones; rollback restores every old identity; the guest is mounted again each time', async () => {
+    const { image, ids } = await multiFsImage();
+    const clone = await overlayOf(image, tempDir('ghostprep-newuuids-rb-'), 'rb');
+    const os: InspectedOs = { type: 'linux', root: '/dev/sda2', mounts: [{ mountpoint: '/', device: '/dev/sda2' }, { mountpoint: '/srv', device: '/dev/sda3' }], distro: detectDistro('ID=debian\n'), product: 'Debian', notes: [] };
+    const s = await GuestfsSession.open({ drives: [{ path: clone, format: 'qcow2', readonly: false }] });
+    try {
+      await s.command('mount', ['/dev/sda2', '/']);
+      await s.command('mount', ['/dev/sda3', '/srv']);
+      const devices = new GuestfsBlockDevices(s, os, clone);
+      const disks = await devices.probe();
+      expect(disks[0]!.volumes.map((v) => v.fstype)).to.deep.equal(['vfat', 'ext4', 'xfs', 'btrfs', 'swap']);
+      const good: DeviceChange[] = [
+        { op: 'fs-uuid', device: '/dev/sda2', fstype: 'ext4', from: ids.fs.ext4, to: '0e4e4e4e-0000-4000-8000-000000000002', source: 't' },
+        { op: 'fs-uuid', device: '/dev/sda3', fstype: 'xfs', from: ids.fs.xfs, to: '0e4e4e4e-0000-4000-8000-000000000003', source: 't' },
+        { op: 'fs-uuid', device: '/dev/sda1', fstype: 'vfat', from: ids.fs.vfat, to: '0E4E-0001', source: 't' },
+        { op: 'part-guid', device: '/dev/sda2', disk: '/dev/sda', partnum: 2, from: ids.part[2]!, to: '0e4e4e4e-0000-4000-8000-0000000000b2', source: 't' },
+      ];
+      const bad: DeviceChange = { op: 'part-guid', device: '/dev/sda9', disk: '/dev/sda', partnum: 9, from: 'x', to: '0e4e4e4e-0000-4000-8000-0000000000b9', source: 't' };
+      const err = await devices.apply([...good, bad]).then(() => null, (e: Error) => e);
+      expect(err?.message).to.contain('part-guid of /dev/sda9');
+      for (const c of good) expect((await devices.read(c)).toLowerCase(), `${c.op} ${c.device} undone`).to.equal(c.from.toLowerCase());
+      expect(await s.lines('mounts')).to.include.members(['/dev/sda2', '/dev/sda3']);
+
+      await devices.apply(good);
+      for (const c of good) expect((await devices.read(c)).toLowerCase(), `${c.op} ${c.device} applied`).to.equal(c.to.toLowerCase());
+      expect(await devices.rollback(good)).to.deep.equal([]);
+      for (const c of good) expect((await devices.read(c)).toLowerCase(), `${c.op} ${c.device} rolled back`).to.equal(c.from.toLowerCase());
+      expect(await s.lines('mounts')).to.include.members(['/dev/sda2', '/dev/sda3']);
+      expect((await s.command('read-file', ['/srv/marker'])).toString()).to.equal('on /dev/sda3\n');
+    } finally {
+      await s.close();
+    }
+  });
+});
