@@ -53,6 +53,7 @@ if [ ! -s "$TARBALL" ]; then
 fi
 
 ROOT=$(mktemp -d /tmp/ghostprep-fresh.XXXXXX)
+chmod 755 "$ROOT" # apt downloads as _apt, which must reach /var/cache/apt inside
 MOUNTS=""
 cleanup() {
   for m in $MOUNTS; do umount -l "$m" 2>/dev/null || true; done
@@ -78,11 +79,17 @@ mkdir -p "$ROOT/usr/local/lib/node_modules"
 cp -a "$NPM_DIR" "$ROOT/usr/local/lib/node_modules/npm"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$ROOT/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$ROOT/usr/local/bin/npx"
+# a host that reaches the npm registry through a TLS proxy names its CA in NODE_EXTRA_CA_CERTS: the chroot trusts it too
+CA_ENV=""
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+  cp "$NODE_EXTRA_CA_CERTS" "$ROOT/usr/local/share/host-extra-ca.crt"
+  CA_ENV="NODE_EXTRA_CA_CERTS=/usr/local/share/host-extra-ca.crt"
+fi
 git clone -q "$REPO" "$ROOT/root/ghostprep"
 echo "== chroot $ROOT: $(cat "$ROOT/etc/debian_version"), node $(chroot "$ROOT" /usr/local/bin/node --version), $(chroot "$ROOT" dpkg-query -W -f='.\n' | wc -l) packages, HEAD $(git -C "$REPO" rev-parse --short HEAD)"
 step "unpack, node, clone" "$t"
 
-inside() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+inside() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 $CA_ENV \
   LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg /bin/sh -c "cd /root/ghostprep && $1"; }
 
 chroot "$ROOT" dpkg-query -W -f='${Package}\n' | sort >"$ROOT/tmp/packages-before"
