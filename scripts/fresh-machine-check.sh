@@ -47,13 +47,12 @@ if [ ! -s "$TARBALL" ]; then
   BUILD=$(mktemp -d "$CACHE/build.XXXXXX")
   debootstrap --variant=minbase "$SUITE" "$BUILD" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
     || { tail -20 "$CACHE/debootstrap.log" >&2; rm -rf "$BUILD"; exit 1; }
-  tar -C "$BUILD" -cf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
+  tar --numeric-owner -C "$BUILD" -cf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
   rm -rf "$BUILD"
   step "debootstrap (cached afterwards)" "$t"
 fi
 
 ROOT=$(mktemp -d /tmp/ghostprep-fresh.XXXXXX)
-chmod 755 "$ROOT" # apt downloads as _apt, which must reach /var/cache/apt inside
 MOUNTS=""
 cleanup() {
   for m in $MOUNTS; do umount -l "$m" 2>/dev/null || true; done
@@ -62,7 +61,10 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 t=$(now)
-tar -C "$ROOT" -xf "$TARBALL"
+tar --numeric-owner -C "$ROOT" -xf "$TARBALL"
+# after the unpacking, which gives / the mode of the (0700) build dir: package scripts run as
+# system users (munge's postinst as munge, apt's downloads as _apt) and must reach / like on a machine
+chmod 755 "$ROOT"
 for m in proc sys dev dev/pts; do
   mount --bind "/$m" "$ROOT/$m"
   MOUNTS="$ROOT/$m $MOUNTS"
