@@ -113,11 +113,15 @@ function observe(file: string, rawArgs: unknown, options: unknown, child?: Child
   if (typeof input === 'string' || Buffer.isBuffer(input)) for (const d of script.feed(String(input))) record({ kind: 'appliance', tool, drives: d });
   const stdin = child?.stdin;
   if (stdin) {
-    const write = stdin.write.bind(stdin) as (...a: unknown[]) => boolean;
-    (stdin as unknown as { write: (...a: unknown[]) => boolean }).write = (chunk: unknown, ...rest: unknown[]) => {
+    const seen = (chunk: unknown): void => {
       if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) for (const d of script.feed(String(chunk))) record({ kind: 'appliance', tool, drives: d });
-      return write(chunk, ...rest);
     };
+    // end(chunk) writes its chunk without calling write(): both are watched
+    const s = stdin as unknown as { write: (...a: unknown[]) => boolean; end: (...a: unknown[]) => unknown };
+    const write = s.write.bind(stdin);
+    const end = s.end.bind(stdin);
+    s.write = (chunk: unknown, ...rest: unknown[]) => { seen(chunk); return write(chunk, ...rest); };
+    s.end = (chunk: unknown, ...rest: unknown[]) => { if (typeof chunk !== 'function') seen(chunk); return end(chunk, ...rest); };
   }
 }
 
