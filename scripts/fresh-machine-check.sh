@@ -87,12 +87,13 @@ if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
   cp "$NODE_EXTRA_CA_CERTS" "$ROOT/usr/local/share/host-extra-ca.crt"
   CA_ENV="NODE_EXTRA_CA_CERTS=/usr/local/share/host-extra-ca.crt"
 fi
-git clone -q "$REPO" "$ROOT/root/ghostprep"
+# under /srv, readable by every user like a CI checkout: a unit test runs a node process as nobody on it
+git clone -q "$REPO" "$ROOT/srv/ghostprep"
 echo "== chroot $ROOT: $(cat "$ROOT/etc/debian_version"), node $(chroot "$ROOT" /usr/local/bin/node --version), $(chroot "$ROOT" dpkg-query -W -f='.\n' | wc -l) packages, HEAD $(git -C "$REPO" rev-parse --short HEAD)"
 step "unpack, node, clone" "$t"
 
 inside() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 $CA_ENV \
-  LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg /bin/sh -c "cd /root/ghostprep && $1"; }
+  LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg /bin/sh -c "cd /srv/ghostprep && $1"; }
 
 chroot "$ROOT" dpkg-query -W -f='${Package}\n' | sort >"$ROOT/tmp/packages-before"
 t=$(now); echo "== npm ci"; inside 'npm ci --no-audit --no-fund'; step "npm ci" "$t"
