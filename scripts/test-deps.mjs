@@ -122,8 +122,11 @@ function debianPackages() {
   console.error(`npm test: installing the Debian packages the tests need: ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...missing]]) {
-    const r = spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+    // apt-get's output is kept, and its end printed on failure: dpkg names the package whose script failed there
+    const r = spawnSync('apt-get', args, { stdio: ['ignore', 'pipe', 'inherit'], env, encoding: 'utf8', maxBuffer: 64 << 20 });
     if (r.status !== 0) {
+      const tail = (r.stdout ?? '').trim().split('\n').slice(-25).join('\n');
+      if (tail) console.error(`apt-get ${args[0]}, last lines of its output:\n${tail}`);
       console.error(`npm test: apt-get ${args[0]} failed (exit ${r.status ?? r.signal}); the tests need: ${missing.join(' ')}`);
       return 1;
     }

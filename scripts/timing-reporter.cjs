@@ -38,7 +38,12 @@ class TimingReporter extends Mocha.reporters.Spec {
     };
     let runStart = Date.now();
     runner.once(EVENT_RUN_BEGIN, () => { runStart = Date.now(); });
-    runner.on(EVENT_SUITE_BEGIN, (suite) => { if (suite.file) row(suite.file); });
+    runner.on(EVENT_SUITE_BEGIN, (suite) => {
+      if (!suite.file) return;
+      row(suite.file);
+      // the launch count (test/helpers/launch-log.ts) names the spec that started each process
+      if (process.env.GHOSTPREP_LAUNCH_LOG) process.env.GHOSTPREP_SPEC_FILE = path.relative(process.cwd(), suite.file);
+    });
     runner.on(EVENT_SUITE_END, (suite) => { if (suite.file) row(suite.file).end = Date.now(); });
     runner.on(EVENT_TEST_PASS, (t) => { row(fileOf(t)).pass++; });
     runner.on(EVENT_TEST_FAIL, (t) => { row(fileOf(t)).fail++; });

@@ -39,8 +39,14 @@ describe('appliance scheduling (pure)', () => {
           const batches = splitBatches(Array.from({ length: n }, (_, i) => i), max, jobs);
           expect(batches.flat()).to.deep.equal(Array.from({ length: n }, (_, i) => i));
           expect(Math.max(...batches.map((b) => b.length))).to.be.at.most(max);
-          // never more rounds of `jobs` appliances than needed
-          expect(Math.ceil(batches.length / jobs)).to.equal(Math.ceil(n / (jobs * max)));
+          const rounds = Math.ceil(batches.length / jobs);
+          // never more rounds of `jobs` appliances than needed: one round fewer could not hold all n drives
+          expect((rounds - 1) * jobs * max, `${n} drives, ${jobs} jobs, max ${max}: ${rounds} rounds`).to.be.lessThan(n);
+          // spread evenly: every batch but the last the same size, the smallest that needs no more rounds
+          // (a batch of one drive fewer would take another round, leaving appliances fuller than they need be)
+          const size = batches[0]!.length;
+          expect(batches.slice(0, -1).every((b) => b.length === size), `${n}/${jobs}/${max}: equal batches`).to.equal(true);
+          if (size > 1) expect(Math.ceil(Math.ceil(n / (size - 1)) / jobs), `${n}/${jobs}/${max}: batches of ${size - 1}`).to.be.greaterThan(rounds);
         }
       }
     }

@@ -34,7 +34,12 @@ const RECIPE_VERSION = 4;
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Repository root (this file runs from dist/test/helpers/). */
 export const REPO_ROOT = path.resolve(here, '../../..');
-export const CACHE_DIR = path.join(REPO_ROOT, '.cache', 'test-images');
+/**
+ * GHOSTPREP_TEST_IMAGES=DIR: another cache directory, shared by several
+ * checkouts (the key is the inputs' hash, so checkouts of different trees
+ * never take each other's images).
+ */
+export const CACHE_DIR = process.env.GHOSTPREP_TEST_IMAGES ? path.resolve(process.env.GHOSTPREP_TEST_IMAGES) : path.join(REPO_ROOT, '.cache', 'test-images');
 export const FIXTURE = path.join(REPO_ROOT, 'fixtures', 'rootfs', 'debian12');
 
 export const EXT4_FS_UUID = '6f1c5d2a-0b7e-4c59-9a77-1d0e5e3b9a01';

@@ -3,7 +3,7 @@
  * and test/trust/summary.test.ts prints one line at the end of the run.
  * Also the outputs the trust tests kept and the secrets that must never
  * appear in them (filled through test/helpers/trust-run.ts, scanned by
- * test/trust/zz-secrets.test.ts).
+ * test/trust/secrets.test.ts).
  *
  * `npm test` runs the trust files in more than one process (the kill -9
  * test beside the others, scripts/test.mjs) and the secrets scan and the
@@ -95,4 +95,24 @@ export function mergeSharedTrustRecords(): string[] {
   const missing = expected.filter((g) => !merged!.includes(g));
   if (missing.length) throw new Error(`GHOSTPREP_TRUST_SHARE: no record of the trust group(s) ${missing.join(', ')} in ${SHARE_DIR} (records of: ${merged.join(', ') || 'none'}, ${files.length} files)`);
   return merged;
+}
+
+const endOfRun: { scans: Array<() => void>; summaries: Array<() => void> } = { scans: [], summaries: [] };
+
+/**
+ * Run `fn` once every test of this process has run, whatever the order the
+ * files were loaded in: the secrets scan (`scan`) must see the outputs of
+ * every file, and the summary (`summary`) prints the counts the scan adds.
+ * One root-level `after` hook runs every scan, then every summary. Call it at
+ * the top level of a spec file (outside any describe), so that the hook is the
+ * root suite's.
+ */
+export function atEndOfRun(kind: 'scan' | 'summary', fn: () => void): void {
+  if (!endOfRun.scans.length && !endOfRun.summaries.length) {
+    after('trust: the secrets scan and the summary, after every test of the run', () => {
+      for (const f of endOfRun.scans) f();
+      for (const f of endOfRun.summaries) f();
+    });
+  }
+  (kind === 'scan' ? endOfRun.scans : endOfRun.summaries).push(fn);
 }

@@ -1,7 +1,7 @@
 /**
  * The trust suite's way to run the CLI: asynchronously, with a hard timeout
  * (a hang is a failure, never a stuck CI job), and with every output kept
- * for the secrets scan (test/trust/zz-secrets.test.ts): stdout, stderr, the
+ * for the secrets scan (test/trust/secrets.test.ts): stdout, stderr, the
  * files a run wrote (reports, plan JSON) and the command lines of every
  * process seen while it ran (ghostprep, guestfish, qemu, qemu-img,
  * ssh-keygen), sampled from /proc.

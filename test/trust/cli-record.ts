@@ -1,7 +1,7 @@
 /**
  * Preloaded into every node process of an `npm test` group (scripts/test.mjs
  * puts `--import` of this file into NODE_OPTIONS), so that every ghostprep
- * run of every group is kept for the secrets scan (test/trust/zz-secrets.test.ts),
+ * run of every group is kept for the secrets scan (test/trust/secrets.test.ts),
  * whichever way its test started it (test/helpers/cli.ts, trust-run.ts, execa,
  * spawnSync, a Slurm job): its stdout and stderr, the report and known_hosts
  * files it wrote, and the secrets it was given or generated: private keys it

@@ -1,7 +1,8 @@
 /**
- * The trust suite's counts, printed once at the end of the run by a
- * root-level hook (whatever trust files ran, in this process or, under
- * `npm test`, in the other trust groups: helpers/trust-counts.ts): bad inputs tried, hostile fixtures,
+ * The trust suite's counts, printed once at the end of the run, after the
+ * secrets scan, by a root-level hook (helpers/trust-counts.ts atEndOfRun;
+ * whatever trust files ran, in this process or, under `npm test`, in the
+ * other trust groups): bad inputs tried, hostile fixtures,
  * interruption rounds, property runs, outputs scanned for secrets. Also runs
  * the bad-input corpus (fixtures/bad) once more through validateFleet to
  * count it: every case must be rejected with at least one error, none may
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { REPO } from '../helpers/rootfs.js';
-import { count, mergeSharedTrustRecords, outputsPerGroup, trustCounts } from '../helpers/trust-counts.js';
+import { atEndOfRun, count, mergeSharedTrustRecords, outputsPerGroup, trustCounts } from '../helpers/trust-counts.js';
 import { recordOutput } from '../helpers/trust-run.js';
 
 describe('trust: bad-input corpus', () => {
@@ -40,7 +41,8 @@ describe('trust: bad-input corpus', () => {
   });
 });
 
-after(() => {
+// after the secrets scan, whichever file mocha loaded first
+atEndOfRun('summary', () => {
   const from = mergeSharedTrustRecords(); // the trust files npm test ran in other processes (no-op in one process)
   const c = trustCounts;
   console.log(`\n  trust summary${from.length ? ` (with groups ${from.join(', ')})` : ''}: ${c.badInputs} bad inputs rejected, ${c.hostileRootfs} hostile rootfs trees + ${c.hostileImages} hostile qcow2 images, ` +

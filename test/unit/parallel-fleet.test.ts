@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { makeInventory } from '../../bench/make-inventory.js';
 import { LUKS_KEY_ENV } from '../../src/backends/guestfs/luks.js';
 import { WorkerPool } from '../../src/fleet/parallel-pool.js';
@@ -201,13 +202,11 @@ parentPort.on('message', ({ id, task }) => parentPort.postMessage({ type: 'resul
     });
   }
 
-  it('--threads and $GHOSTPREP_THREADS: positive integers; one per idle core up to 4 by default', () => {
+  it('--threads and $GHOSTPREP_THREADS: positive integers, the option before the variable', () => {
     const saved = process.env.GHOSTPREP_THREADS;
     try {
       delete process.env.GHOSTPREP_THREADS;
       expect(threadCount()).to.equal(undefined);
-      expect(defaultThreads()).to.be.within(1, Math.min(os.availableParallelism(), 4));
-      expect(idleCores()).to.be.within(0, os.availableParallelism());
       expect(threadCount('3')).to.equal(3);
       process.env.GHOSTPREP_THREADS = '1';
       expect(threadCount()).to.equal(1);
@@ -222,6 +221,22 @@ parentPort.on('message', ({ id, task }) => parentPort.postMessage({ type: 'resul
     const r = cli(['validate', '-p', PROFILES, '--threads', 'two']);
     expect(r.status).to.equal(1);
     expect(r.stderr).to.equal('error: --threads two: a positive integer\n');
+  });
+
+  it('the default follows the machine\'s load: with every core kept busy, no core is idle and one thread is the default', async function () {
+    this.timeout(60_000);
+    // one spinning thread per core: each is a runnable task in /proc/loadavg, whatever else the machine runs
+    const cores = os.availableParallelism();
+    const spin = script('spin.mjs', `const end = Date.now() + 20_000; parentPort.postMessage('spinning'); while (Date.now() < end) { /* busy */ }`);
+    const spinners = Array.from({ length: cores }, () => new Worker(spin));
+    try {
+      await Promise.all(spinners.map((w) => new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); })));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(idleCores(), `${cores} spinning threads on ${cores} cores`).to.equal(0);
+      expect(defaultThreads(), 'the default on a busy machine').to.equal(1);
+    } finally {
+      await Promise.all(spinners.map((w) => w.terminate()));
+    }
   });
 
   it('the CLI names the LUKS key variable of the guestfs backend (main.ts does not import it)', () => {
