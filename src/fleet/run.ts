@@ -388,6 +388,7 @@ function machineResult(run: Planned): MachineResult {
     durationMs: Date.now() - started,
   };
   return { report, changes, publicKeys: identity.hostKeys.map((k) => k.publicKey), ...(devices.length && { deviceChanges: devices }) };
+}
 
 /** `err` after the machine's device changes are undone too (their failure to undo is added to the message). */
 async function withDevicesUndone(err: unknown, undo: () => Promise<string[]>): Promise<Error> {

@@ -6,9 +6,9 @@
  * BlockDevices (storage/types.ts); a rootfs tree has none and is refused
  * before anything is written.
  */
-import type { Guest, TargetSpec } from '../backends/backend.js';
+import type { Guest, TargetSpec } from '../core/backend.js';
 import { ROOTFS_REFUSAL, storagePlanOf } from '../operations/customize/storage-references.js';
-import type { Profile } from '../profile/types.js';
+import type { Profile } from '../core/profile.js';
 import type { MachineReport } from '../report/report.js';
 import { blockDevicesOf, describeDeviceChange, type DeviceChange } from '../storage/types.js';
 import { sameId } from '../storage/uuids.js';

@@ -14,9 +14,9 @@ import { parse } from 'yaml';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { interpret } from '../../src/network/index.js';
 import { cloudInitSeedOperation, instanceId, SEED_DIR } from '../../src/operations/customize/cloud-init-seed.js';
-import type { OperationContext } from '../../src/operations/registry.js';
-import { validateAgainst } from '../../src/schema/validate.js';
-import type { Profile } from '../../src/profile/types.js';
+import type { OperationContext } from '../../src/core/operation.js';
+import { validateAgainst } from '../../src/schema/validate-schema.js';
+import type { Profile } from '../../src/core/profile.js';
 import { DISTROS, ROOT, caseNames, loadCase } from './helpers.js';
 
 const schema = JSON.parse(readFileSync(path.join(ROOT, 'schemas', 'network-v2.schema.json'), 'utf8'));

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { planNetwork } from '../../src/network/index.js';
 import { parseIni, parseKv } from '../../src/network/renderers/guest.js';
-import type { FileChange } from '../../src/plan/types.js';
+import type { FileChange } from '../../src/core/file-change.js';
 import { DISTROS } from './helpers.js';
 
 const NM = '/etc/NetworkManager/system-connections';

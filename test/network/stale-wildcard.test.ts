@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { findStale, interpret } from '../../src/network/index.js';
-import type { FileChange } from '../../src/plan/types.js';
+import type { FileChange } from '../../src/core/file-change.js';
 
 const summary = (changes: FileChange[]) => changes.map((c) => `${c.op} ${c.path}: ${c.reason}`);
 

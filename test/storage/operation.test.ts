@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { storageReferencesOperation } from '../../src/operations/customize/storage-references.js';
-import type { OperationContext } from '../../src/operations/index.js';
+import type { OperationContext } from '../../src/core/operation.js';
 import { planEntry, type MachineResult } from '../../src/fleet/run.js';
 import { planNewUuids } from '../../src/storage/plan.js';
 import { mentionsAny } from '../../src/storage/references.js';

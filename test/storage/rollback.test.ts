@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { GuestfsBlockDevices } from '../../src/backends/guestfs/storage-identity.js';
-import type { InspectedOs } from '../../src/backends/guestfs/inspect.js';
+import type { InspectedOs } from '../../src/backends/guestfs/os-inspect.js';
 import { detectDistro } from '../../src/distro/detect.js';
 import type { DeviceChange } from '../../src/storage/types.js';
 import { overlayOf } from '../helpers/images.js';

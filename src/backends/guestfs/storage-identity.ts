@@ -15,7 +15,7 @@
  */
 import { GuestError, errorMessage } from '../../util/errors.js';
 import { reverseDeviceChange, type BlockDevices, type BlockDisk, type BlockVolume, type DeviceChange, type FsUuidChange } from '../../storage/types.js';
-import { mountGuest, type InspectedOs } from './inspect.js';
+import { mountGuest, type InspectedOs } from './os-inspect.js';
 import { GuestfsError, type GuestfsSession } from './session.js';
 
 const DRIVE_OF = /^(\/dev\/(?:sd|vd|hd)[a-z]+)\d*$/;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { interpret, netplanBody, networkV2 } from '../../network/index.js';
 import { GuestError } from '../../util/errors.js';
-import type { CustomizeOperation as Operation } from '../registry.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import { del, exists, write } from '../util.js';
 
 export const SEED_DIR = '/var/lib/cloud/seed/nocloud';

@@ -5,12 +5,12 @@
  * The device changes themselves are planned from the same probe
  * (storagePlanOf) and applied by the run before these files are written.
  */
-import type { GuestReader } from '../../backends/backend.js';
+import type { GuestReader } from '../../core/backend.js';
 import { planNewUuids, NEW_UUIDS_SOURCE, type StoragePlan } from '../../storage/plan.js';
 import { matchComponent, REFERENCE_FILES, rewriteReferences } from '../../storage/references.js';
 import { blockDevicesOf, type BlockDevices } from '../../storage/types.js';
 import { GhostprepError } from '../../util/errors.js';
-import type { CustomizeOperation as Operation } from '../registry.js';
+import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import { write } from '../util.js';
 
 const plans = new WeakMap<BlockDevices, Promise<StoragePlan>>();
