@@ -9,6 +9,7 @@ import { hostnameOperation } from './customize/hostname.js';
 import { machineIdOperation } from './customize/machine-id.js';
 import { networkOperation } from './customize/network.js';
 import { sshHostKeysOperation } from './customize/ssh-host-keys.js';
+import { storageRefsOperation } from './customize/storage-refs.js';
 import { timezoneOperation } from './customize/timezone.js';
 import { usersOperation } from './customize/users.js';
 import { windowsComputerNameOperation } from './customize/windows-computer-name.js';
@@ -42,7 +43,7 @@ import { sealSystemdPresets } from './seal/systemd-presets.js';
  */
 export const operations = new OperationRegistry();
 for (const op of [
-  hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation,
+  storageRefsOperation, hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation,
   windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, filesOperation, deleteOperation,
   sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts, sealSystemdPresets,
 ]) operations.register(op);

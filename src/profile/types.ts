@@ -1,4 +1,5 @@
 /** Shapes of profiles and inventories after schema validation (schemas/; docs/profiles.md, docs/inventory.md). */
+import type { StorageProfile } from '../storage/lvm-identity-spec.js';
 export type MachineIdMode = 'generate' | 'derive' | 'keep';
 export type HostKeyType = 'ed25519' | 'rsa' | 'ecdsa';
 
@@ -54,6 +55,8 @@ export interface Profile {
   networkRenderer?: string;
   files?: FileSpec[];
   delete?: string[];
+  /** Identity below the filesystems: LVM and LUKS (src/storage/luks-keys.ts). */
+  storage?: StorageProfile;
   /** Setuid, setgid and world-writable modes under files: are wanted (refused otherwise). */
   allowSpecialModes?: boolean;
   firstboot?: FirstbootSpec[];

@@ -4,6 +4,12 @@
  * backend gives a clone before its files are planned.
  */
 
+/** The `storage` key of a rendered profile (schemas/profile.schema.json), as written. */
+export interface StorageProfile {
+  lvm?: { newUuids?: boolean; vgName?: string };
+  luks?: { newUuid?: boolean; key?: { file: string } | { generate: true }; removeMasterKeys?: boolean; reencrypt?: boolean };
+}
+
 /** `storage.lvm`: new PV and VG UUIDs (as `vgimportclone` gives), and optionally a VG name of the clone's own. */
 export interface LvmIdentitySpec {
   readonly newUuids: boolean;
@@ -34,6 +40,8 @@ export interface DeviceIdentitySpec {
 export interface DeviceRenames {
   /** Volume group: old name -> new name. */
   readonly vgs: ReadonlyMap<string, string>;
+  /** Physical volume: old UUID -> new UUID (known after apply only). */
+  readonly pvUuids: ReadonlyMap<string, string>;
   /** LUKS volume: old UUID -> new UUID (known after apply only: a plan cannot know the new random UUID). */
   readonly luksUuids: ReadonlyMap<string, string>;
 }

@@ -345,7 +345,7 @@ class BatchRun {
   private guestOf(session: GuestfsSession, p: Prepared, readonly: boolean, os: InspectedOs): GuestfsImageGuest {
     const guest = new GuestfsImageGuest(session, p.target.path, readonly, os);
     const id = this.identities.get(p.target.path);
-    if (id && (id.renames.vgs.size || id.renames.luksUuids.size)) guest.deviceRenames = id.renames;
+    if (id && (id.renames.vgs.size || id.renames.luksUuids.size || id.renames.pvUuids.size)) guest.deviceRenames = id.renames;
     return guest;
   }
 
@@ -364,6 +364,7 @@ class BatchRun {
       await this.visitSafely(p.target, err);
     };
     const vgRenames = new Map<number, Map<string, string>>();
+    const pvRenames = new Map<number, Map<string, string>>();
     if (this.open.readonly) {
       for (const j of lvmJobs) {
         try {
@@ -375,6 +376,7 @@ class BatchRun {
       for (const [index, r] of await renewLvmIdentities(session, lvmJobs)) {
         if (r instanceof Error) { await fail(batch[index]!, r); continue; }
         vgRenames.set(index, new Map(r.vgs.filter((v) => v.from !== v.to).map((v) => [v.from, v.to])));
+        pvRenames.set(index, new Map(r.pvs.filter((v) => v.from !== v.to).map((v) => [v.from, v.to])));
         this.backend.verbose?.(`${batch[index]!.target.path}: LVM identity renewed: ${r.vgs.map((v) => `VG ${v.from} -> ${v.to}`).join(', ')}, ${r.pvs.length} PV UUID(s)`);
       }
     }
@@ -404,7 +406,7 @@ class BatchRun {
       const luksKey = p.identity?.luks?.newKey;
       if (!p.identity) continue;
       this.identities.set(p.target.path, {
-        renames: { vgs, luksUuids },
+        renames: { vgs, luksUuids, pvUuids: pvRenames.get(index) ?? new Map<string, string>() },
         vgNames: p.vgNames.map((n) => (this.open.readonly ? n : vgs.get(n) ?? n)),
         ...(luksKey !== undefined && { luksKey }),
       });
