@@ -20,7 +20,9 @@ import { probeLvm, readImageBytes } from '../../src/backends/guestfs/lvm-probe.j
 import { luksDevicesOf, renewLuksIdentity } from '../../src/backends/guestfs/luks-identity.js';
 import { GuestfsError, GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { tempDir } from '../helpers/images.js';
-import { cloneOf, identityMasters, MASTER_LUKS_KEY, MASTER_LUKS_UUID, MASTER_VG } from './images.js';
+import { storageRefsOperation } from '../../src/operations/customize/storage-refs.js';
+import type { OperationContext } from '../../src/operations/registry.js';
+import { cloneOf, FSTAB, GRUB, identityMasters, MASTER_LUKS_KEY, MASTER_LUKS_UUID, MASTER_VG } from './images.js';
 
 process.env.LIBGUESTFS_BACKEND ??= 'direct';
 process.env.LIBGUESTFS_BACKEND_SETTINGS ??= 'force_tcg';
@@ -43,20 +45,25 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
     for (const n of names) targets.push({ kind: 'image', path: await cloneOf(masters.lvm, dir, n), format: 'qcow2', machine: n });
     const log: string[] = [];
     const backend = new GuestfsBackend({ verbose: (m) => log.push(m), drivesPerAppliance: 20 });
-    const seen = new Map<string, { renames: [string, string][]; root: string; fstab: string }>();
+    const seen = new Map<string, { renames: [string, string][]; root: string; fstab: string; grub: string }>();
     await backend.forEachGuest(targets, {
       readonly: false, jobs: 1,
       deviceIdentity: (t) => ({ lvm: { newUuids: true, vgName: `vg-${t.machine}` } }),
     }, async (t, guest) => {
       if (guest instanceof Error) throw guest;
       const g = guest as GuestfsImageGuest;
-      seen.set(t.machine!, { renames: [...(g.deviceRenames?.vgs ?? [])], root: g.os.root, fstab: (await g.readFile('/etc/fstab'))!.toString() });
+      // the storage-refs operation, planned against the real renamed guest
+      const planned = await storageRefsOperation.plan({ guest: g } as unknown as OperationContext);
+      const text = (p: string): string => (planned.find((c) => c.path === p) as { content: Buffer } | undefined)?.content.toString() ?? '';
+      seen.set(t.machine!, { renames: [...(g.deviceRenames?.vgs ?? [])], root: g.os.root, fstab: text('/etc/fstab'), grub: text('/etc/default/grub') });
     });
     expect(log.find((l) => /image\(s\) in/.test(l))).to.match(/3 image\(s\) in 1 appliance\(s\)/);
     const after = await Promise.all(targets.map((t) => probeLvm(t.path, 'qcow2')));
     for (const [i, n] of names.entries()) {
       expect(seen.get(n)!.renames).to.deep.equal([[MASTER_VG, `vg-${n}`]]);
       expect(seen.get(n)!.root).to.equal(`/dev/vg-${n}/root`);
+      expect(seen.get(n)!.fstab).to.equal(FSTAB.replace('vg--master', `vg--${n}`).replace('/dev/vg-master/', `/dev/vg-${n}/`));
+      expect(seen.get(n)!.grub).to.equal(GRUB.replaceAll('vg--master', `vg--${n}`).replaceAll('vg-master', `vg-${n}`));
       expect(after[i]!.vgNames).to.deep.equal([`vg-${n}`]);
     }
     const pv = after.map((a) => a.pvUuids[0]);
@@ -101,8 +108,8 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
         uuids.push(c.uuidTo);
         // again (first clone; each run of the clone's argon2 KDF costs seconds under TCG): its own key opens it already, nothing changes
         if (i === 0) {
-        const again = await renewLuksIdentity(session, devs[0]!, { newUuid: true, newKey: keys[i]!, removeMasterKeys: true }, [MASTER_LUKS_KEY], clones[i]!);
-        expect(again.uuidTo).to.equal(c.uuidTo);
+          const again = await renewLuksIdentity(session, devs[0]!, { newUuid: true, newKey: keys[i]!, removeMasterKeys: true }, [MASTER_LUKS_KEY], clones[i]!);
+          expect(again.uuidTo).to.equal(c.uuidTo);
         }
       }
       expect(new Set([...uuids, MASTER_LUKS_UUID]).size).to.equal(4);
