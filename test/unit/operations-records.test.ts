@@ -38,7 +38,7 @@ const registering = (...ops: Operation[]) => () => { const r = new OperationRegi
 describe('operation records', () => {
   it('run in the order the records set: the customize order ghostprep has always used', () => {
     expect(operations.runOrder().map((o) => o.name)).to.deep.equal([
-      'hostname', 'machine-id', 'ssh-host-keys', 'users', 'authorized-keys', 'timezone', 'network', 'clone-state', 'firstboot',
+      'storage-refs', 'hostname', 'machine-id', 'ssh-host-keys', 'users', 'authorized-keys', 'timezone', 'network', 'clone-state', 'firstboot',
       'windows-computer-name', 'windows-unattend', 'windows-run-once', 'files', 'delete',
     ]);
   });
@@ -144,7 +144,7 @@ describe('the assembler and the guests an operation names', () => {
       expect(await called(family), family).to.deep.equal(want);
     }
     expect(await called('windows')).to.deep.equal(['windows-computer-name', 'windows-unattend', 'windows-run-once', 'files', 'delete']);
-    expect(await called('debian', (n) => n !== 'users' && n !== 'files')).to.deep.equal(['hostname', 'machine-id', 'ssh-host-keys', 'authorized-keys', 'timezone', 'network', 'clone-state', 'firstboot', 'delete']);
+    expect(await called('debian', (n) => n !== 'users' && n !== 'files')).to.deep.equal(['storage-refs', 'hostname', 'machine-id', 'ssh-host-keys', 'authorized-keys', 'timezone', 'network', 'clone-state', 'firstboot', 'delete']);
   });
 });
 

@@ -405,9 +405,13 @@ class BatchRun {
       const luksUuids = luksRenames.get(index) ?? new Map<string, string>();
       const luksKey = p.identity?.luks?.newKey;
       if (!p.identity) continue;
+      // A relaunched appliance (the first died) finds the renames already made: keep what they were.
+      const prev = this.identities.get(p.target.path)?.renames;
+      const merged = (a: ReadonlyMap<string, string> | undefined, b: Map<string, string>): Map<string, string> => new Map([...(a ?? []), ...b]);
+      const allVgs = merged(prev?.vgs, vgs);
       this.identities.set(p.target.path, {
-        renames: { vgs, luksUuids, pvUuids: pvRenames.get(index) ?? new Map<string, string>() },
-        vgNames: p.vgNames.map((n) => (this.open.readonly ? n : vgs.get(n) ?? n)),
+        renames: { vgs: allVgs, luksUuids: merged(prev?.luksUuids, luksUuids), pvUuids: merged(prev?.pvUuids, pvRenames.get(index) ?? new Map<string, string>()) },
+        vgNames: p.vgNames.map((n) => (this.open.readonly ? n : allVgs.get(n) ?? n)),
         ...(luksKey !== undefined && { luksKey }),
       });
     }

@@ -1,6 +1,5 @@
 import type { CustomizeOperation as Operation } from '../registry.js';
 import type { Guest } from '../../backends/backend.js';
-import type { FileChange } from '../../plan/types.js';
 import { rewriteVgReferences, VG_REFERENCE_DIRS, VG_REFERENCE_FILES } from '../../storage/lvm-refs.js';
 import { LVM_DEVICES_FILE, rewriteLuksUuids, rewritePvids } from '../../storage/luks-refs.js';
 import { write, modeOr } from '../util.js';
@@ -29,7 +28,7 @@ export const storageRefsOperation: Operation = {
         if (suffixes.some((s) => name.endsWith(s))) files.push(`${dir}/${name}`);
       }
     }
-    const changes: FileChange[] = [];
+    const changes: Array<ReturnType<typeof write>> = [];
     for (const path of [...new Set(files)]) {
       const st = await guest.lstat(path);
       if (st?.type !== 'file') continue; // a symlink is rewritten where it points, if listed
