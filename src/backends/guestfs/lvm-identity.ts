@@ -8,8 +8,8 @@
  * deactivated, `pvchange-uuid` each PV, `vgchange-uuid` and `vgrename` each
  * VG. Once every clone is done the filter is cleared (LVM rescans and
  * activates everything, now unique) and the guests are inspected as usual.
- * Measured under TCG: one filter switch with its rescan costs a few seconds;
- * an appliance launch costs 12-25 s, plus the inspection of each guest.
+ * Each filter switch makes LVM rescan and activate (cost per clone: see
+ * bench/results.md, "LVM fleet").
  */
 import { errorMessage, GuestError } from '../../util/errors.js';
 import type { LvmIdentitySpec } from '../../storage/lvm-identity-spec.js';
