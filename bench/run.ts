@@ -70,6 +70,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--max-wait') a.maxWaitS = Number(v());
     else if (k === '--launch-probe') a.launchProbe = true;
     else if (k === '--drives-per-appliance') a.drives = Number(v());
+    else if (k === '--skip-lvm') continue;
     else throw new Error(`unknown argument ${k}`);
   }
   if (a.sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--sizes / BENCH_CLONES: positive integers');
@@ -435,6 +436,8 @@ async function main(): Promise<void> {
       '', `validate + plan: ${(val.wallS + plan.wallS).toFixed(1)} s (target: under 10 s), peak ${(Math.max(val.maxRssKb, plan.maxRssKb) / 1024).toFixed(0)} MiB (target: under 1 GiB).`,
     ];
   }
+  // LVM fleet: before/after storage.lvm batching (its own section of the results file)
+  if (!process.argv.includes('--skip-lvm')) await execa('node', [path.join(REPO, 'dist/bench/lvm-fleet.js'), '--out', args.out], { env: ENV, reject: false, cwd: REPO, stdout: 'inherit', stderr: 'inherit' });
   const loadEnd = await loadavg();
   const uptimeEnd = (await execa('uptime', [], { reject: false })).stdout.trim();
 

@@ -8,6 +8,8 @@
  * resolve them inside the guest as if chrooted: a symlink in the guest can
  * never make a read or a write land outside it.
  */
+import type { DeviceIdentitySpec, DeviceRenames } from './device-identity.js';
+
 export type FileType = 'file' | 'dir' | 'symlink' | 'other';
 
 export interface FileStat {
@@ -67,6 +69,8 @@ export interface Guest extends GuestReader, GuestWriter {
   /** Human-readable name of what is open ("rootfs:/srv/node01", "clones/node01.qcow2"). */
   readonly description: string;
   readonly readonly: boolean;
+  /** Volume groups and LUKS volumes renamed under the guest (OpenOptions.deviceIdentity), when any. */
+  readonly deviceRenames?: DeviceRenames;
 }
 
 export type TargetKind = 'rootfs' | 'image' | 'device';
@@ -104,6 +108,12 @@ export interface OpenOptions {
    * order on every encrypted volume; default: $GHOSTPREP_LUKS_KEY_FILE.
    */
   readonly luksKeyFiles?: readonly string[];
+  /**
+   * The LVM and LUKS identity each target's clone is to get (storage.lvm,
+   * storage.luks). A backend that can makes it before the guest is opened
+   * (read-only: it only reports in Guest.deviceRenames what it would rename).
+   */
+  readonly deviceIdentity?: (target: TargetSpec) => DeviceIdentitySpec | undefined;
 }
 
 /**

@@ -1,4 +1,5 @@
 /** Shapes of profiles and inventories after schema validation (schemas/; docs/profiles.md, docs/inventory.md). */
+import type { StorageProfile } from './device-identity.js';
 export type MachineIdMode = 'generate' | 'derive' | 'keep';
 export type HostKeyType = 'ed25519' | 'rsa' | 'ecdsa';
 
@@ -37,7 +38,8 @@ export interface FileSpec {
 
 export interface FirstbootSpec { name: string; run: string }
 
-export interface StorageSpec {
+/** Block-device identity per clone (docs/storage.md, docs/storage-lvm-luks.md). */
+export interface StorageSpec extends StorageProfile {
   /** New filesystem UUIDs and GPT GUIDs for each clone, every reference rewritten (default false). */
   newUuids?: boolean;
 }

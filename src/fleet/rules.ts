@@ -24,6 +24,7 @@ import { checkProfileUsers, fileOwnersRule, usersRule } from './rules-users.js';
 import { computerNameOf, windowsProfile } from '../windows/settings.js';
 import { specialModeProblem } from '../util/modes.js';
 import { reservedGuestPath } from '../util/guest-paths.js';
+import { storageProblems } from '../storage/lvm-rules.js';
 
 type MachineRule = (r: RenderedMachine) => Diagnostic[];
 
@@ -173,6 +174,7 @@ export const MACHINE_RULES: ReadonlyArray<{ name: string; check: MachineRule }> 
   { name: 'network', check: networkRule },
   { name: 'derive-secret', check: deriveSecretRule },
   { name: 'windows', check: windowsRule },
+  { name: 'storage', check: (r) => storageProblems(r.profile.storage).map((p) => locateProblem(r.prepared, p.pointer, p.message)) },
 ];
 
 export function checkMachine(r: RenderedMachine): Diagnostic[] {

@@ -36,6 +36,7 @@ import { parseCidr } from '../network/ip.js';
 import { addressesOf } from '../network/check.js';
 import type { DeviceChange } from '../storage/types.js';
 import { applyDeviceStage, deviceChangesText, planDeviceStage, reportDeviceChanges, verifyDeviceStage } from './storage-stage.js';
+import { deviceIdentityOf } from '../storage/luks-keys.js';
 
 export interface RunOptions {
   readonly profiles: readonly string[];
@@ -145,7 +146,7 @@ export async function runMachines(fleet: Fleet, list: readonly PreparedMachine[]
   for (const [kind, list] of byKind) {
     const backend = await backendFor(kind === 'rootfs' ? 'rootfs' : 'image', opts);
     const byPath = new Map(list.map((x) => [x.t.path, x.m]));
-    const open = { readonly: opts.mode === 'plan', jobs: opts.jobs };
+    const open = { readonly: opts.mode === 'plan', jobs: opts.jobs, ...(kind === 'image' && { deviceIdentity: (t: TargetSpec) => deviceIdentityOf(renderMachine(byPath.get(t.path)!, undefined, undefined, false).profile.storage, byPath.get(t.path)!.name, state, opts.mode === 'apply') }) };
     if (kind === 'rootfs' && opts.mode === 'apply') {
       // rootfs trees stay open: every machine's preflight runs before the first write to any of them
       const ready: Planned[] = [];

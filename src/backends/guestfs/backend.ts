@@ -17,10 +17,13 @@ import type { Backend, GuestVisitor, OpenOptions, TargetSpec } from '../../core/
 import { imageFormat } from '../image-format.js';
 import { GuestfsGuest } from './guest.js';
 import { ApplianceLayout, mountGuest, mountLike, openDrive, type InspectedOs } from './os-inspect.js';
-import { conflictKeys, probeLvm } from './lvm-probe.js';
+import { conflictKeys, conflictKeysRenewed, probeLvm } from './lvm-probe.js';
 import { luksKeysFor } from './luks.js';
-import { GuestfsSession, type SessionOptions } from './session.js';
+import { driveDevice, GuestfsSession, type SessionOptions } from './session.js';
 import { GuestfsBlockDevices } from './storage-identity.js';
+import { lvmWork, renewLvmIdentities } from './lvm-identity.js';
+import { luksDevicesOf, renewLuksIdentity } from './luks-identity.js';
+import type { DeviceIdentitySpec, DeviceRenames } from '../../core/device-identity.js';
 
 import { DEFAULT_DRIVES_PER_APPLIANCE } from './defaults.js';
 
@@ -40,10 +43,20 @@ export interface GuestfsBackendOptions {
 export class GuestfsImageGuest extends GuestfsGuest {
   /** The guest's disk for device changes (storage-identity.ts). */
   readonly blockDevices: GuestfsBlockDevices;
+  deviceRenames?: DeviceRenames;
   constructor(session: GuestfsSession, description: string, readonly: boolean, readonly os: InspectedOs) {
     super(session, description, readonly);
     this.blockDevices = new GuestfsBlockDevices(session, os, description);
   }
+}
+
+/** What the device identity pass did to one drive of a batch. */
+interface DriveIdentity {
+  readonly renames: DeviceRenames;
+  /** VG names on the drive now. */
+  readonly vgNames: readonly string[];
+  /** The clone's own LUKS passphrase, tried first when its volumes are opened. */
+  readonly luksKey?: string;
 }
 
 export interface Prepared {
@@ -55,6 +68,8 @@ export interface Prepared {
   readonly luks: boolean;
   /** Partition numbers from the host-side table read (lvm-probe.ts), when exact. */
   readonly partitions?: readonly number[];
+  /** The LVM/LUKS identity this clone is to get (OpenOptions.deviceIdentity). */
+  readonly identity?: DeviceIdentitySpec;
 }
 
 /**
@@ -136,7 +151,7 @@ export class GuestfsBackend implements Backend {
     const prepared: Prepared[] = [];
     await pool(targets, 4, async (t) => {
       try {
-        prepared.push(await prepareTarget(t));
+        prepared.push(await prepareTarget(t, { identity: options.deviceIdentity?.(t), readonly: options.readonly }));
       } catch (err) {
         await run.visitSafely(t, asError(err));
       }
@@ -152,7 +167,7 @@ export class GuestfsBackend implements Backend {
 }
 
 /** Format and conflict keys of one target; throws for targets this backend cannot open. */
-export async function prepareTarget(t: TargetSpec): Promise<Prepared> {
+export async function prepareTarget(t: TargetSpec, opts: { identity?: DeviceIdentitySpec | undefined; readonly?: boolean } = {}): Promise<Prepared> {
   if (t.kind === 'rootfs') throw new GuestError(`${t.path}: a rootfs target cannot be opened by the guestfs backend`, t.path);
   const format = t.kind === 'device' ? (t.format ?? 'raw') : imageFormat(t.path, t.format);
   let real: string;
@@ -168,7 +183,11 @@ export async function prepareTarget(t: TargetSpec): Promise<Prepared> {
   } catch (err) {
     throw inUseError(t.path, err) ?? err;
   }
-  return { target: t, format, keys: conflictKeys(real, lvm), vgNames: lvm.vgNames, luks: lvm.luksUuids.length > 0, ...(lvm.partitions && { partitions: lvm.partitions }) };
+  const spec = opts.identity?.lvm;
+  // Renewed in the appliance before anything else (lvm-identity.ts): only the new name can collide.
+  const renewed = !opts.readonly && spec?.newUuids && spec.vgName !== undefined && lvm.vgNames.length === 1 && lvm.vgNames[0] !== spec.vgName;
+  const keys = renewed ? conflictKeysRenewed(real, lvm, spec.vgName!) : conflictKeys(real, lvm);
+  return { target: t, format, keys, vgNames: lvm.vgNames, luks: lvm.luksUuids.length > 0, ...(lvm.partitions && { partitions: lvm.partitions }), ...(opts.identity && { identity: opts.identity }) };
 }
 
 /**
@@ -184,6 +203,10 @@ export function inUseError(image: string, err: unknown): GuestError | undefined 
 /** State of one forEachGuest call: visitor errors are collected and rethrown at the end. */
 class BatchRun {
   private readonly visitorErrors: Error[] = [];
+  /** Per target path: what the device identity pass did (or, read-only, would do). */
+  private readonly identities = new Map<string, DriveIdentity>();
+  /** Targets whose identity pass failed: reported, not visited. */
+  private readonly identityFailed = new Set<string>();
   constructor(
     private readonly backend: GuestfsBackendOptions,
     private readonly open: OpenOptions,
@@ -221,6 +244,7 @@ class BatchRun {
     }
     let flushed = true;
     try {
+      await this.renewIdentities(session, batch);
       const layout = new ApplianceLayout(session);
       if (this.open.prepare && !this.open.readonly) {
         flushed = await this.prepareThenVisit(session, layout, batch);
@@ -248,11 +272,12 @@ class BatchRun {
     for (let i = 0; i < batch.length; i++) {
       if (!session.alive) { await this.batch(batch.slice(i)); return true; }
       const p = batch[i]!;
+      if (this.identityFailed.has(p.target.path)) continue;
       let guest: GuestfsImageGuest;
       try {
         const os = await this.openLike(session, i, p) ?? await this.inspect(session, layout, i, p);
         for (const n of os.notes) this.backend.verbose?.(`${p.target.path}: ${n}`);
-        guest = new GuestfsImageGuest(session, p.target.path, false, os);
+        guest = this.guestOf(session, p, false, os);
       } catch (err) {
         await this.visitSafely(p.target, asError(err));
         continue;
@@ -299,11 +324,12 @@ class BatchRun {
   /** Visit one drive; false when its filesystems could not be unmounted afterwards (its writes may not be in the image yet). */
   private async visitOne(session: GuestfsSession, layout: ApplianceLayout, index: number, p: Prepared): Promise<boolean> {
     const image = p.target.path;
+    if (this.identityFailed.has(image)) return true;
     let guest: GuestfsImageGuest;
     try {
       const os = await this.openLike(session, index, p) ?? await this.inspect(session, layout, index, p);
       for (const n of os.notes) this.backend.verbose?.(`${image}: ${n}`);
-      guest = new GuestfsImageGuest(session, image, this.open.readonly, os);
+      guest = this.guestOf(session, p, this.open.readonly, os);
     } catch (err) {
       await this.visitSafely(p.target, asError(err));
       return true; // inspection only read (or failed to mount); the next drive's umount-all covers it
@@ -320,9 +346,86 @@ class BatchRun {
     }
   }
 
+  private guestOf(session: GuestfsSession, p: Prepared, readonly: boolean, os: InspectedOs): GuestfsImageGuest {
+    const guest = new GuestfsImageGuest(session, p.target.path, readonly, os);
+    const id = this.identities.get(p.target.path);
+    if (id && (id.renames.vgs.size || id.renames.luksUuids.size || id.renames.pvUuids.size)) guest.deviceRenames = id.renames;
+    return guest;
+  }
+
+  /**
+   * The device identity pass, before any guest of the batch is opened: LVM
+   * clones renewed one drive at a time behind an LVM filter (lvm-identity.ts),
+   * then each LUKS volume (luks-identity.ts). Read-only, only what would be
+   * renamed is noted. A drive that fails here fails alone.
+   */
+  private async renewIdentities(session: GuestfsSession, batch: readonly Prepared[]): Promise<void> {
+    const lvmJobs = batch.flatMap((p, index) => (p.identity?.lvm && p.vgNames.length ? [{ index, image: p.target.path, spec: p.identity.lvm, vgNames: p.vgNames }] : []));
+    const luksJobs = batch.flatMap((p, index) => (p.identity?.luks && p.luks ? [{ index, p, spec: p.identity.luks }] : []));
+    if (!lvmJobs.length && !luksJobs.length) return;
+    const fail = async (p: Prepared, err: Error): Promise<void> => {
+      this.identityFailed.add(p.target.path);
+      await this.visitSafely(p.target, err);
+    };
+    const vgRenames = new Map<number, Map<string, string>>();
+    const pvRenames = new Map<number, Map<string, string>>();
+    if (this.open.readonly) {
+      for (const j of lvmJobs) {
+        try {
+          const w = lvmWork(j.spec, j.vgNames, j.image);
+          if (w?.renames.size) vgRenames.set(j.index, w.renames);
+        } catch (err) { await fail(batch[j.index]!, asError(err)); }
+      }
+    } else if (lvmJobs.length) {
+      for (const [index, r] of await renewLvmIdentities(session, lvmJobs)) {
+        if (r instanceof Error) { await fail(batch[index]!, r); continue; }
+        vgRenames.set(index, new Map(r.vgs.filter((v) => v.from !== v.to).map((v) => [v.from, v.to])));
+        pvRenames.set(index, new Map(r.pvs.filter((v) => v.from !== v.to).map((v) => [v.from, v.to])));
+        this.backend.verbose?.(`${batch[index]!.target.path}: LVM identity renewed: ${r.vgs.map((v) => `VG ${v.from} -> ${v.to}`).join(', ')}, ${r.pvs.length} PV UUID(s)`);
+      }
+    }
+    const luksRenames = new Map<number, Map<string, string>>();
+    if (!this.open.readonly) {
+      for (const { index, p, spec } of luksJobs) {
+        if (this.identityFailed.has(p.target.path) || !session.alive) continue;
+        try {
+          const dev = driveDevice(index);
+          const parts = p.partitions ? p.partitions.map((n) => `${dev}${n}`) : (await session.lines('list-partitions')).filter((d) => new RegExp(`^${dev}\\d+$`).test(d));
+          const masterKeys = await luksKeysFor(this.open.luksKeyFiles);
+          const uuids = new Map<string, string>();
+          for (const d of await luksDevicesOf(session, dev, parts)) {
+            const c = await renewLuksIdentity(session, d, spec, masterKeys, p.target.path);
+            if (c.uuidFrom !== c.uuidTo) uuids.set(c.uuidFrom, c.uuidTo);
+            this.backend.verbose?.(`${p.target.path}: LUKS identity of ${d}: ${c.uuidFrom === c.uuidTo ? 'UUID kept' : 'new UUID'}${c.keySlot !== undefined ? `, own passphrase in slot ${c.keySlot}` : ''}${c.removedSlots.length ? `, master slot(s) ${c.removedSlots.join(', ')} removed` : ''}`);
+          }
+          luksRenames.set(index, uuids);
+        } catch (err) {
+          await fail(p, asError(err));
+        }
+      }
+    }
+    for (const [index, p] of batch.entries()) {
+      const vgs = vgRenames.get(index) ?? new Map<string, string>();
+      const luksUuids = luksRenames.get(index) ?? new Map<string, string>();
+      const luksKey = p.identity?.luks?.newKey;
+      if (!p.identity) continue;
+      // A relaunched appliance (the first died) finds the renames already made: keep what they were.
+      const prev = this.identities.get(p.target.path)?.renames;
+      const merged = (a: ReadonlyMap<string, string> | undefined, b: Map<string, string>): Map<string, string> => new Map([...(a ?? []), ...b]);
+      const allVgs = merged(prev?.vgs, vgs);
+      this.identities.set(p.target.path, {
+        renames: { vgs: allVgs, luksUuids: merged(prev?.luksUuids, luksUuids), pvUuids: merged(prev?.pvUuids, pvRenames.get(index) ?? new Map<string, string>()) },
+        vgNames: p.vgNames.map((n) => (this.open.readonly ? n : allVgs.get(n) ?? n)),
+        ...(luksKey !== undefined && { luksKey }),
+      });
+    }
+  }
+
   private async inspect(session: GuestfsSession, layout: ApplianceLayout, index: number, p: Prepared): Promise<InspectedOs> {
-    const luksKeys = p.luks ? await luksKeysFor(this.open.luksKeyFiles) : [];
-    const os = await openDrive(session, layout, index, p.target.path, { readonly: this.open.readonly, vgNames: p.vgNames, luksKeys, ...(p.partitions && { partitions: p.partitions }) });
+    const id = this.identities.get(p.target.path);
+    const given = p.luks ? await luksKeysFor(this.open.luksKeyFiles) : [];
+    const luksKeys = id?.luksKey !== undefined && p.luks ? [id.luksKey, ...given] : given;
+    const os = await openDrive(session, layout, index, p.target.path, { readonly: this.open.readonly, vgNames: id?.vgNames ?? p.vgNames, luksKeys, ...(p.partitions && { partitions: p.partitions }) });
     const key = p.target.layoutKey;
     if (key && !p.luks && !p.vgNames.length && !layoutTemplates.has(key)) layoutTemplates.set(key, { os, index });
     return os;

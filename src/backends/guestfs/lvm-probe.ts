@@ -211,3 +211,13 @@ export function conflictKeys(realPath: string, lvm: LvmInfo): string[] {
     ...(lvm.luksUuids.length ? ['luks'] : []),
   ];
 }
+
+/**
+ * Keys of a target whose LVM identity is renewed in the appliance before any
+ * guest is opened (lvm-identity.ts: new PV and VG UUIDs, VG renamed to
+ * `newVgName`): its old UUIDs and VG name are gone by then, so clones of one
+ * master share an appliance again.
+ */
+export function conflictKeysRenewed(realPath: string, lvm: LvmInfo, newVgName: string): string[] {
+  return [`file:${realPath}`, `vg-name:${newVgName}`, ...(lvm.luksUuids.length ? ['luks'] : [])];
+}

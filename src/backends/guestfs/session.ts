@@ -270,6 +270,12 @@ export class GuestfsSession {
     return this.enqueue(commandLine(name, args), options, key);
   }
 
+  /** A command with several key parameters (luks-add-key: the existing key, then the new one), one line each. */
+  commandWithKeys(name: string, args: readonly Arg[], keys: readonly string[], options: CommandOptions = {}): Promise<Buffer> {
+    if (keys.some((k) => /[\n\r\0]/.test(k))) throw new RangeError('a passphrase given to guestfish cannot contain newlines or NUL bytes');
+    return this.enqueue(commandLine(name, args), options, keys.join('\n'));
+  }
+
   /** Commands run one at a time, in call order, whatever the previous one's outcome. */
   private enqueue(line: string, options: CommandOptions, key?: string): Promise<Buffer> {
     const run = (): Promise<Buffer> => this.send(line, options.timeoutMs ?? this.commandTimeoutMs, key);

@@ -5,9 +5,12 @@
  * The device changes themselves are planned from the same probe
  * (storagePlanOf) and applied by the run before these files are written.
  */
-import type { GuestReader } from '../../core/backend.js';
+import type { Guest, GuestReader } from '../../core/backend.js';
+import type { DeviceRenames } from '../../core/device-identity.js';
+import { LVM_DEVICES_FILE, rewriteLuksUuids, rewritePvids } from '../../storage/luks-refs.js';
+import { rewriteVgReferences, VG_REFERENCE_DIRS, VG_REFERENCE_FILES } from '../../storage/lvm-refs.js';
 import { planNewUuids, NEW_UUIDS_SOURCE, type StoragePlan } from '../../storage/plan.js';
-import { matchComponent, REFERENCE_FILES, rewriteReferences } from '../../storage/references.js';
+import { matchComponent, REFERENCE_FILES, rewriteReferences, type IdMap } from '../../storage/references.js';
 import { blockDevicesOf, type BlockDevices } from '../../storage/types.js';
 import { GhostprepError } from '../../util/errors.js';
 import type { CustomizeOperation as Operation } from '../../core/operation.js';
@@ -47,30 +50,65 @@ async function expand(guest: GuestReader, pattern: string): Promise<string[]> {
   return out;
 }
 
+/** The regular files that may name a volume group, a LUKS UUID or a PV (storage/lvm-refs.ts, luks-refs.ts). */
+async function vgReferenceFiles(guest: GuestReader): Promise<string[]> {
+  const files = [...VG_REFERENCE_FILES, LVM_DEVICES_FILE];
+  for (const { dir, suffixes } of VG_REFERENCE_DIRS) {
+    for (const name of (await guest.readdir(dir).catch(() => null)) ?? []) if (suffixes.some((x) => name.endsWith(x))) files.push(`${dir}/${name}`);
+  }
+  const out: string[] = [];
+  for (const p of files) if ((await guest.lstat(p))?.type === 'file') out.push(p);
+  return out;
+}
+
+/** `text` with the clone's renamed volume groups, new LUKS UUIDs and PV UUIDs (the backend's identity pass). */
+function rewriteRenames(path: string, text: string, renames: DeviceRenames | undefined): string {
+  if (!renames) return text;
+  const next = rewriteLuksUuids(rewriteVgReferences(text, renames.vgs), renames.luksUuids);
+  return path === LVM_DEVICES_FILE ? rewritePvids(next, renames.pvUuids) : next;
+}
+
+/**
+ * One operation for every storage reference, so that each file is written
+ * once with all of its rewrites: the volume groups, LUKS UUIDs and PV UUIDs
+ * the backend renamed before inspection (storage.lvm, storage.luks), then
+ * the filesystem UUIDs and partition GUIDs of storage.newUuids.
+ */
 export const storageReferencesOperation: Operation = {
   name: 'storage-references',
   kind: 'customize',
-  description: 'storage.newUuids: rewrite references to the new filesystem UUIDs and partition GUIDs (fstab, crypttab, GRUB, BLS, kernel command line, resume)',
+  description: 'point fstab, crypttab, GRUB, BLS entries, the kernel command line and initramfs configuration at the clone\'s new filesystem UUIDs, partition GUIDs, volume group names and LUKS UUIDs',
   defaultEnabled: true,
   order: 125,
   guests: ['linux'],
   async plan({ guest, profile, machine, renderOnly, warn }) {
-    if (profile.storage?.newUuids !== true) return [];
-    if (renderOnly) { warn?.('storage.newUuids: without a target there are no devices to read; nothing planned for them'); return []; }
-    const plan = storagePlanOf(guest, machine.prepared.name);
-    if (!plan) throw new GhostprepError(ROOTFS_REFUSAL);
-    const { ids, skipped } = await plan;
-    for (const s of skipped) warn?.(s);
-    if (!ids.size) return [];
-    const changes: Array<ReturnType<typeof write>> = [];
-    for (const pattern of REFERENCE_FILES) {
-      for (const path of await expand(guest, pattern)) {
-        const st = await guest.lstat(path);
-        const text = (await guest.readFile(path))?.toString('utf8');
-        if (!st || text === undefined) continue;
-        const { text: out, count } = rewriteReferences(text, ids);
-        if (count) changes.push(write(NEW_UUIDS_SOURCE, path, out, st.mode & 0o7777, { uid: st.uid, gid: st.gid, reason: `${count} reference(s) to a changed filesystem UUID or partition GUID` }));
+    const renames = (guest as Partial<Guest>).deviceRenames;
+    let ids: IdMap = new Map();
+    if (profile.storage?.newUuids === true) {
+      if (renderOnly) warn?.('storage.newUuids: without a target there are no devices to read; nothing planned for them');
+      else {
+        const plan = storagePlanOf(guest, machine.prepared.name);
+        if (!plan) throw new GhostprepError(ROOTFS_REFUSAL);
+        const { ids: found, skipped } = await plan;
+        for (const s of skipped) warn?.(s);
+        ids = found;
       }
+    }
+    if (!ids.size && !renames) return [];
+    const paths = new Set(ids.size ? (await Promise.all(REFERENCE_FILES.map((p) => expand(guest, p)))).flat() : []);
+    if (renames) for (const p of await vgReferenceFiles(guest)) paths.add(p);
+    const changes: Array<ReturnType<typeof write>> = [];
+    for (const path of paths) {
+      const st = await guest.lstat(path);
+      const bytes = await guest.readFile(path);
+      if (!st || bytes === null) continue;
+      // latin1: every byte maps to one character and back, so bytes outside the references stay as they were
+      const text = bytes.toString('latin1');
+      const renamed = rewriteRenames(path, text, renames);
+      const { text: out, count } = ids.size ? rewriteReferences(renamed, ids) : { text: renamed, count: 0 };
+      if (out === text) continue;
+      const reason = count ? `${count} reference(s) to a changed filesystem UUID or partition GUID` : 'references to a renamed volume group, LUKS UUID or PV';
+      changes.push(write(NEW_UUIDS_SOURCE, path, Buffer.from(out, 'latin1'), st.mode & 0o7777, { uid: st.uid, gid: st.gid, reason }));
     }
     return changes;
   },

@@ -1,0 +1,135 @@
+/**
+ * LVM and LUKS identity per clone, in real appliances (TCG):
+ * - LVM: 3 clones of one LVM master through the guestfs backend with
+ *   storage.lvm {newUuids, vgName}: ONE appliance for all three (their
+ *   identities become unique before inspection), each guest opened, PV and
+ *   VG UUIDs distinct and new, VG names per clone (read back on the host
+ *   from the images' LVM metadata, not through ghostprep's appliance).
+ * - LUKS: 3 clones of one LUKS2 master in ONE appliance: each gets a new
+ *   UUID and its own passphrase, the master's slot is removed; each opens
+ *   with its own key only; the headers pass the host's `cryptsetup luksDump`
+ *   (which checks the LUKS2 checksums).
+ */
+import { expect } from 'chai';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { TargetSpec } from '../../src/core/backend.js';
+import { GuestfsBackend, type GuestfsImageGuest } from '../../src/backends/guestfs/backend.js';
+import { probeLvm, readImageBytes } from '../../src/backends/guestfs/lvm-probe.js';
+import { luksDevicesOf, renewLuksIdentity } from '../../src/backends/guestfs/luks-identity.js';
+import { GuestfsError, GuestfsSession } from '../../src/backends/guestfs/session.js';
+import { tempDir } from '../helpers/images.js';
+import { storageReferencesOperation } from '../../src/operations/customize/storage-references.js';
+import type { OperationContext } from '../../src/core/operation.js';
+import { cloneOf, FSTAB, GRUB, identityMasters, MASTER_LUKS_KEY, MASTER_LUKS_UUID, MASTER_VG } from './images.js';
+
+process.env.LIBGUESTFS_BACKEND ??= 'direct';
+process.env.LIBGUESTFS_BACKEND_SETTINGS ??= 'force_tcg';
+
+describe('LVM and LUKS identity per clone (appliance)', function () {
+  this.timeout(30 * 60_000);
+  let masters: { lvm: string; luks: string };
+  let dir: string;
+  before(async () => {
+    masters = await identityMasters();
+    dir = await tempDir('ghostprep-lvmluks-test-');
+  });
+  after(async () => { if (dir) await fs.rm(dir, { recursive: true, force: true }); });
+
+  it('3 LVM clones: one appliance, new PV/VG UUIDs, a VG name each, every guest opened', async () => {
+    const master = await probeLvm(masters.lvm, 'raw');
+    expect(master.vgNames).to.deep.equal([MASTER_VG]);
+    const names = ['node1', 'node2', 'node3'];
+    const targets: TargetSpec[] = [];
+    for (const n of names) targets.push({ kind: 'image', path: await cloneOf(masters.lvm, dir, n), format: 'qcow2', machine: n });
+    const log: string[] = [];
+    const backend = new GuestfsBackend({ verbose: (m) => log.push(m), drivesPerAppliance: 20 });
+    const seen = new Map<string, { renames: [string, string][]; root: string; fstab: string; grub: string }>();
+    await backend.forEachGuest(targets, {
+      readonly: false, jobs: 1,
+      deviceIdentity: (t) => ({ lvm: { newUuids: true, vgName: `vg-${t.machine}` } }),
+    }, async (t, guest) => {
+      if (guest instanceof Error) throw guest;
+      const g = guest as GuestfsImageGuest;
+      // the storage-references operation, planned against the real renamed guest
+      const planned = await storageReferencesOperation.plan({ guest: g, profile: {} } as unknown as OperationContext);
+      const text = (p: string): string => (planned.find((c) => c.path === p) as { content: Buffer } | undefined)?.content.toString() ?? '';
+      seen.set(t.machine!, { renames: [...(g.deviceRenames?.vgs ?? [])], root: g.os.root, fstab: text('/etc/fstab'), grub: text('/etc/default/grub') });
+    });
+    expect(log.find((l) => /image\(s\) in/.test(l))).to.match(/3 image\(s\) in 1 appliance\(s\)/);
+    const after = await Promise.all(targets.map((t) => probeLvm(t.path, 'qcow2')));
+    for (const [i, n] of names.entries()) {
+      expect(seen.get(n)!.renames).to.deep.equal([[MASTER_VG, `vg-${n}`]]);
+      expect(seen.get(n)!.root).to.equal(`/dev/vg-${n}/root`);
+      expect(seen.get(n)!.fstab).to.equal(FSTAB.replace('vg--master', `vg--${n}`).replace('/dev/vg-master/', `/dev/vg-${n}/`));
+      expect(seen.get(n)!.grub).to.equal(GRUB.replaceAll('vg--master', `vg--${n}`).replaceAll('vg-master', `vg-${n}`));
+      expect(after[i]!.vgNames).to.deep.equal([`vg-${n}`]);
+    }
+    const pv = after.map((a) => a.pvUuids[0]);
+    const vg = after.map((a) => a.vgUuids[0]);
+    expect(new Set([...pv, master.pvUuids[0]]).size).to.equal(4);
+    expect(new Set([...vg, master.vgUuids[0]]).size).to.equal(4);
+
+    // a second apply: the VG already has its name, nothing is renewed, one appliance again
+    log.length = 0;
+    await backend.forEachGuest(targets, { readonly: false, jobs: 1, deviceIdentity: (t) => ({ lvm: { newUuids: true, vgName: `vg-${t.machine}` } }) }, async (_t, guest) => {
+      if (guest instanceof Error) throw guest;
+      expect((guest as GuestfsImageGuest).deviceRenames).to.equal(undefined);
+    });
+    expect(log.find((l) => /image\(s\) in/.test(l))).to.match(/3 image\(s\) in 1 appliance\(s\)/);
+    expect((await Promise.all(targets.map((t) => probeLvm(t.path, 'qcow2')))).map((a) => a.pvUuids[0])).to.deep.equal(pv);
+  });
+
+  it('3 LUKS clones in one appliance: new UUIDs, own passphrases, master slot removed', async () => {
+    const names = ['c1', 'c2', 'c3'];
+    const keys = names.map((n) => `clone key of ${n} 93ab`);
+    const clones = await Promise.all(names.map((n) => cloneOf(masters.luks, dir, `luks-${n}`)));
+    const session = await GuestfsSession.open({ drives: clones.map((p) => ({ path: p, format: 'qcow2', readonly: false })) });
+    const opens = async (dev: string, key: string): Promise<boolean> => {
+      try {
+        await session.commandWithKey('cryptsetup-open', [dev, 'probe', { opt: 'readonly', value: true }], key);
+      } catch (err) {
+        if (err instanceof GuestfsError && session.alive) return false;
+        throw err;
+      }
+      await session.command('cryptsetup-close', ['/dev/mapper/probe']);
+      return true;
+    };
+    try {
+      const uuids: string[] = [];
+      for (const [i, letter] of ['a', 'b', 'c'].entries()) {
+        const devs = await luksDevicesOf(session, `/dev/sd${letter}`, [`/dev/sd${letter}1`]);
+        expect(devs).to.deep.equal([`/dev/sd${letter}1`]);
+        const c = await renewLuksIdentity(session, devs[0]!, { newUuid: true, newKey: keys[i]!, removeMasterKeys: true }, [MASTER_LUKS_KEY], clones[i]!);
+        expect(c.uuidFrom).to.equal(MASTER_LUKS_UUID);
+        expect(c.removedSlots).to.deep.equal([0]);
+        expect(c.keySlot).to.equal(1);
+        uuids.push(c.uuidTo);
+        // again (first clone; each run of the clone's argon2 KDF costs seconds under TCG): its own key opens it already, nothing changes
+        if (i === 0) {
+          const again = await renewLuksIdentity(session, devs[0]!, { newUuid: true, newKey: keys[i]!, removeMasterKeys: true }, [MASTER_LUKS_KEY], clones[i]!);
+          expect(again.uuidTo).to.equal(c.uuidTo);
+        }
+      }
+      expect(new Set([...uuids, MASTER_LUKS_UUID]).size).to.equal(4);
+      for (const [i, letter] of ['a', 'b', 'c'].entries()) {
+        const dev = `/dev/sd${letter}1`;
+        expect(await session.text('luks-uuid', [dev])).to.equal(uuids[i]);
+        expect(await opens(dev, keys[i]!), `${dev} with its own key`).to.equal(true);
+        expect(await opens(dev, MASTER_LUKS_KEY), `${dev} with the master's key`).to.equal(false);
+        if (i === 0) expect(await opens(dev, keys[1]!), `${dev} with another clone's key`).to.equal(false);
+      }
+    } finally {
+      await session.close();
+    }
+    // the host's cryptsetup accepts each header (LUKS2 checksums of both copies) and reads the new UUID
+    for (const [i, c] of clones.entries()) {
+      const hdr = path.join(dir, `hdr-${i}.img`);
+      await fs.writeFile(hdr, await readImageBytes(c, 'qcow2', 1024 * 1024, 16 * 1024 * 1024));
+      const dump = await execa('cryptsetup', ['luksDump', hdr]);
+      expect(dump.stdout).to.include(`UUID:          \t${(await probeLvm(c, 'qcow2')).luksUuids[0]}`);
+      expect(dump.stdout).not.to.include(MASTER_LUKS_UUID);
+    }
+  });
+});

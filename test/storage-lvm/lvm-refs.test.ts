@@ -1,0 +1,85 @@
+/**
+ * VG references in guest files (src/storage/lvm-refs.ts): the four forms,
+ * dash escaping of device-mapper names, renames in one pass, and the text
+ * around references kept byte for byte.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { dmEscape, findVgReferences, mapperName, parseMapperName, rewriteVgReferences, vgNameProblem } from '../../src/storage/lvm-refs.js';
+
+const nameChar = fc.constantFrom(...'abcz09+_.-'.split(''));
+const lvmName = fc.tuple(fc.constantFrom(...'abz09+_.'.split('')), fc.array(nameChar, { maxLength: 8 }))
+  .map(([h, t]) => h + t.join(''))
+  .filter((n) => vgNameProblem(n) === undefined);
+
+describe('LVM references (lvm-refs)', () => {
+  it('escapes dashes in device-mapper names and decodes them back', () => {
+    expect(mapperName('vg-master', 'root')).to.equal('vg--master-root');
+    expect(mapperName('ubuntu-vg', 'ubuntu-lv')).to.equal('ubuntu--vg-ubuntu--lv');
+    expect(parseMapperName('vg--master-root')).to.deep.equal({ vg: 'vg-master', lv: 'root' });
+    fc.assert(fc.property(lvmName, lvmName, (vg, lv) => {
+      expect(parseMapperName(mapperName(vg, lv))).to.deep.equal({ vg, lv });
+    }));
+  });
+
+  it('rewrites fstab, crypttab and GRUB lines of a Debian LVM guest', () => {
+    const renames = new Map([['vg-master', 'vg-node01']]);
+    const fstab = '/dev/mapper/vg--master-root / ext4 errors=remount-ro 0 1\n/dev/vg-master/var /var ext4 defaults 0 2\n# /dev/mapper/vg--masterx-root stays\n/dev/mapper/vg--master--old-data /d ext4 defaults 0 2\n';
+    expect(rewriteVgReferences(fstab, renames)).to.equal('/dev/mapper/vg--node01-root / ext4 errors=remount-ro 0 1\n/dev/vg-node01/var /var ext4 defaults 0 2\n# /dev/mapper/vg--masterx-root stays\n/dev/mapper/vg--master--old-data /d ext4 defaults 0 2\n');
+    const grub = 'GRUB_CMDLINE_LINUX="root=/dev/mapper/vg--master-root rd.lvm.vg=vg-master rd.lvm.lv=vg-master/root rd.lvm.lv=vg-master/swap resume=/dev/disk/by-id/dm-name-vg--master-swap"\n';
+    expect(rewriteVgReferences(grub, renames)).to.equal('GRUB_CMDLINE_LINUX="root=/dev/mapper/vg--node01-root rd.lvm.vg=vg-node01 rd.lvm.lv=vg-node01/root rd.lvm.lv=vg-node01/swap resume=/dev/disk/by-id/dm-name-vg--node01-swap"\n');
+    const crypttab = 'cswap /dev/vg-master/swap /dev/urandom swap\n';
+    expect(rewriteVgReferences(crypttab, renames)).to.equal('cswap /dev/vg-node01/swap /dev/urandom swap\n');
+    // a longer name that starts like the old one is another VG
+    expect(rewriteVgReferences('rd.lvm.vg=vg-master2 /dev/vg-master2/x', renames)).to.equal('rd.lvm.vg=vg-master2 /dev/vg-master2/x');
+    // a path that merely contains /dev/ is not a reference
+    expect(rewriteVgReferences('/srv/dev/vg-master/x', renames)).to.equal('/srv/dev/vg-master/x');
+  });
+
+  it('swaps two names in one pass (renames never chain)', () => {
+    const renames = new Map([['a', 'b'], ['b', 'a']]);
+    expect(rewriteVgReferences('/dev/a/x /dev/mapper/b-y rd.lvm.vg=a', renames)).to.equal('/dev/b/x /dev/mapper/a-y rd.lvm.vg=b');
+  });
+
+  it('property: every reference of every form points at the new name; nothing else changes', () => {
+    const form = fc.constantFrom('dev', 'mapper', 'dmname', 'lv', 'vg');
+    const ref = (f: string, vg: string, lv: string): string => ({
+      dev: `/dev/${vg}/${lv}`, mapper: `/dev/mapper/${mapperName(vg, lv)}`, dmname: `/dev/disk/by-id/dm-name-${mapperName(vg, lv)}`,
+      lv: `rd.lvm.lv=${vg}/${lv}`, vg: `rd.lvm.vg=${vg}`,
+    })[f]!;
+    const filler = fc.constantFrom(' ', '\n', ' ro quiet ', '"', ' UUID=1234 / ext4 ', '\t');
+    fc.assert(fc.property(
+      fc.uniqueArray(lvmName, { minLength: 2, maxLength: 4 }), lvmName,
+      fc.array(fc.tuple(fc.nat(), form, lvmName, filler), { minLength: 1, maxLength: 10 }),
+      (vgs, fresh, parts) => {
+        const [old, other] = vgs as [string, string];
+        const renamed = vgs.includes(fresh) ? `${fresh}x` : fresh;
+        const pick = (i: number): string => (i % 2 ? old : other);
+        const before = parts.map(([i, f, lv, fill]) => ref(f, pick(i), lv) + fill).join('');
+        const expected = parts.map(([i, f, lv, fill]) => ref(f, pick(i) === old ? renamed : pick(i), lv) + fill).join('');
+        const after = rewriteVgReferences(before, new Map([[old, renamed]]));
+        expect(after).to.equal(expected);
+        expect(findVgReferences(after).map((r) => r.vg)).to.deep.equal(parts.map(([i]) => (pick(i) === old ? renamed : pick(i))));
+        // applying the same rename again changes nothing more
+        expect(rewriteVgReferences(after, new Map([[old, renamed]]))).to.equal(after);
+      },
+    ), { numRuns: 300 });
+  });
+
+  it('leaves text without references byte for byte', () => {
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), lvmName, (text, vg) => {
+      const refs = findVgReferences(text).map((r) => r.vg);
+      const out = rewriteVgReferences(text, new Map([[vg, `${vg}-new`]]));
+      if (!refs.includes(vg)) expect(out).to.equal(text);
+    }), { numRuns: 300 });
+  });
+
+  it('names what is wrong with a VG name', () => {
+    expect(vgNameProblem('vg-node01')).to.equal(undefined);
+    expect(vgNameProblem('-vg')).to.match(/may not start/);
+    expect(vgNameProblem('vg node')).to.match(/may hold only/);
+    expect(vgNameProblem('mapper')).to.match(/taken/);
+    expect(vgNameProblem('')).to.match(/empty/);
+    expect(dmEscape('a-b-')).to.equal('a--b--');
+  });
+});
