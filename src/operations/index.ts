@@ -11,7 +11,9 @@ import { networkOperation } from './customize/network.js';
 import { sshHostKeysOperation } from './customize/ssh-host-keys.js';
 import { timezoneOperation } from './customize/timezone.js';
 import { usersOperation } from './customize/users.js';
+import { windowsActivationOperation } from './customize/windows-activation.js';
 import { windowsComputerNameOperation } from './customize/windows-computer-name.js';
+import { windowsIdsOperation } from './customize/windows-ids.js';
 import { windowsRunOnceOperation } from './customize/windows-run-once.js';
 import { windowsUnattendOperation } from './customize/windows-unattend.js';
 
@@ -43,7 +45,7 @@ import { sealSystemdPresets } from './seal/systemd-presets.js';
 export const operations = new OperationRegistry();
 for (const op of [
   hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloneStateOperation, firstbootOperation,
-  windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, filesOperation, deleteOperation,
+  windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, windowsIdsOperation, windowsActivationOperation, filesOperation, deleteOperation,
   sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts, sealSystemdPresets,
 ]) operations.register(op);
 

@@ -124,7 +124,7 @@ export async function findNoCase(guest: GuestReader, dir: string, name: string):
   return hit === undefined ? undefined : posix.join(dir, hit);
 }
 
-async function findPathNoCase(guest: GuestReader, parts: readonly string[], from = '/'): Promise<string | undefined> {
+export async function findPathNoCase(guest: GuestReader, parts: readonly string[], from = '/'): Promise<string | undefined> {
   let cur = from;
   for (const p of parts) {
     const next = await findNoCase(guest, cur, p);
