@@ -75,6 +75,8 @@ export interface MachineResult {
   readonly report: MachineReport;
   readonly changes: readonly EffectiveChange[];
   readonly publicKeys: readonly string[];
+  /** Failed before anything was written to the target (while planning: bad input, a refused plan). */
+  readonly failedBeforeWrite?: boolean;
 }
 
 export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
@@ -260,7 +262,7 @@ async function planMachine(m: PreparedMachine, guest: Guest | undefined, t: Targ
   } catch (err) {
     release(unlock);
     const f = failed(m, target, err);
-    return { ...f, report: { ...f.report, durationMs: Date.now() - started } };
+    return { ...f, report: { ...f.report, durationMs: Date.now() - started }, failedBeforeWrite: true };
   }
 }
 

@@ -21,6 +21,7 @@ import { windowsComputerNameOperation } from '../../src/operations/customize/win
 import { windowsIdsOperation } from '../../src/operations/customize/windows-ids.js';
 import { windowsUnattendOperation } from '../../src/operations/customize/windows-unattend.js';
 import type { CustomizeOperation, ResolvedIdentity } from '../../src/operations/registry.js';
+import { assemblePlan } from '../../src/plan/assemble.js';
 import { renderDiff, effectiveChanges } from '../../src/plan/diff.js';
 import { detectWindows, windowsDistro } from '../../src/windows/detect.js';
 import { machineGuidFor } from '../../src/windows/ids.js';
@@ -247,6 +248,19 @@ windows:
     expect(lineOf(/never taken from the profile text/), JSON.stringify(errors)).to.deep.equal([6, 8, 9, 11]);
     expect(JSON.stringify(diagnostics)).to.not.include('Hunter2');
     expect(() => renderUnattendFile(machines[0]!, 'amd64', identity(undefined))).to.throw(/deprecated since Windows 8|never taken from the profile/);
+    // whatever the password and wherever it is written: refused at its line, never echoed, nothing rendered
+    const where = [
+      (pw: string) => `  oobe: {administratorPassword: {password: ${JSON.stringify(pw)}}}\n`,
+      (pw: string) => `  oobe: {accounts: [{name: ops, password: ${JSON.stringify(pw)}}]}\n`,
+      (pw: string) => `  domainJoin: {credentials: {domain: corp, username: j, passwordFile: pw.txt, password: ${JSON.stringify(pw)}}}\n`,
+    ];
+    fc.assert(fc.property(fc.string({ minLength: 6, maxLength: 24 }).filter((pw) => pw.trim().length >= 6 && !/^[0-9. ]+$/.test(pw)), fc.integer({ min: 0, max: where.length - 1 }), (pw, k) => {
+      const r = renderFleet(`profile: win\nwindows:\n${where[k]!(pw)}`, INV1, { 'pw.txt': 'x' });
+      const refused = r.diagnostics.filter((d) => d.severity === 'error' && /never taken from the profile text/.test(d.message));
+      expect(refused.map((d) => d.line), JSON.stringify(r.diagnostics)).to.deep.equal([3]);
+      expect(JSON.stringify(r.diagnostics)).to.not.include(JSON.stringify(pw).slice(1, -1));
+      expect(() => renderUnattendFile(r.machines[0]!, 'amd64', identity(undefined))).to.throw(/never taken from the profile text/);
+    }), { numRuns: 30 });
   });
 
   it('validate: missing secret files, a provisioning file that is not djoin output, an unknown AutoLogon user: located errors; credentials: a warning', () => {
@@ -314,6 +328,18 @@ windows:
     expect(warnings).to.deep.equal([]);
     const keep = await planOp(windowsIdsOperation, guest, machines[0]!, identity(undefined));
     expect(keep.warnings.join()).to.match(/machineId: keep: the clone keeps the master's MachineGuid/);
+  });
+
+  it('several operations editing one hive make one registry change with all their edits (RunOnce, MachineGuid, WSUS IDs, KMS)', async () => {
+    const { machines } = renderFleet('profile: win\nwindows: {kms: {host: kms.corp.example}, firstLogonCommands: [{run: "cmd /c ver"}]}\n', INV1);
+    const guest = windowsGuest('specialized');
+    const r = machines[0]!;
+    const changes = await assemblePlan({ guest, distro: windowsDistro((await detectWindows(guest))!), machine: r, profile: r.profile, identity: identity('0123456789abcdef0123456789abcdef') });
+    const sw = changes.filter((c) => c.path === '/Windows/System32/config/SOFTWARE');
+    expect(sw).to.have.length(1);
+    const edits = (sw[0] as unknown as { edits: Array<{ key: string; name: string }> }).edits.map((e) => e.name);
+    expect(edits).to.include.members(['ghostprep-01', 'MachineGuid', 'SusClientId', 'KeyManagementServiceName']);
+    expect(sw[0]!.source).to.equal('windows-run-once, windows-ids, windows-activation');
   });
 
   it('plan refuses a dirty hive with a readable message, before anything is written', async () => {
@@ -393,7 +419,9 @@ describe('windows unattended: deploy of generalized and specialized clones, read
   const work = tempDir('ghostprep-win-unattended-e2e-');
   const MACHINES = ['ua01', 'ua02', 'ua03'];
   const SPEC = ['us01', 'us02', 'us03'];
-  const blobs = Object.fromEntries([...MACHINES, ...SPEC].map((m) => [m, fakeBlob(m)]));
+  /** A machine whose plan fails on Windows (a bond: unattend.xml has no settings for it), after its clone was restored. */
+  const BONDED = 'ua04';
+  const blobs = Object.fromEntries([...MACHINES, ...SPEC, BONDED].map((m) => [m, fakeBlob(m)]));
   const passwords = Object.fromEntries(MACHINES.map((m) => [m, `Adm-${m}-${Math.random().toString(36).slice(2, 10)}!`]));
   const PRODUCT_KEY = 'VK7JG-NPHTM-C97JM-9MPGT-3V66T';
   const outputs: string[] = [];
@@ -422,12 +450,12 @@ windows:
     mkdirSync(path.join(work, 'secrets'), { recursive: true });
     mkdirSync(path.join(work, 'djoin'), { recursive: true });
     writeFileSync(path.join(work, 'win.yaml'), profile);
-    for (const m of [...MACHINES, ...SPEC]) {
+    for (const m of [...MACHINES, ...SPEC, BONDED]) {
       writeFileSync(path.join(work, 'secrets', `${m}.admin`), (passwords[m] ?? `Spec-${m}-pw`) + '\n');
       writeFileSync(path.join(work, 'djoin', `${m}.txt`), djoinFile(blobs[m]!));
     }
     const inv = (names: string[]) => 'defaults: {profile: win}\nmachines:\n' + names.map((n) => `  - {name: ${n}}\n`).join('');
-    writeFileSync(path.join(work, 'gen.yaml'), inv(MACHINES));
+    writeFileSync(path.join(work, 'gen.yaml'), inv(MACHINES) + `  - {name: ${BONDED}, network: {version: 2, ethernets: {e1: {match: {macaddress: "52:54:00:00:00:41"}}}, bonds: {bond0: {interfaces: [e1], dhcp4: true}}}}\n`);
     writeFileSync(path.join(work, 'spec.yaml'), inv(SPEC));
   });
 
@@ -437,15 +465,21 @@ windows:
     return r;
   }
 
-  it('deploy of 3 clones from a generalized image with windows.oobe and windows.domainJoin.provisioningFile', () => {
+  it('deploy of 3 clones from a generalized image with windows.oobe and windows.domainJoin.provisioningFile; a 4th whose plan fails leaves no clone behind', () => {
     const base = path.join(work, 'gen-base.qcow2');
     copyFileSync(images.generalized, base);
     const plan = run(['plan', '-p', path.join(work, 'win.yaml'), '-i', path.join(work, 'gen.yaml'), '--state', path.join(work, 'state'), '--target', base, '--machine', 'ua01']);
     expect(plan.status, plan.stderr + plan.stdout).to.equal(0);
     expect(plan.stdout).to.match(/unattend\.xml[\s\S]*secret/);
     const r = run(['deploy', '-p', path.join(work, 'win.yaml'), '-i', path.join(work, 'gen.yaml'), '--base', base, '--out', path.join(work, 'gen'), '--state', path.join(work, 'state'), '--jobs', '1', '--report', path.join(work, 'gen-report.json')]);
-    expect(r.status, r.stderr + r.stdout).to.equal(0);
-    outputs.push(readFileSync(path.join(work, 'gen-report.json'), 'utf8'));
+    expect(r.status, r.stderr + r.stdout).to.equal(3);
+    const report = readFileSync(path.join(work, 'gen-report.json'), 'utf8');
+    outputs.push(report);
+    const machines = (JSON.parse(report) as { machines: Array<{ name: string; status: string; error: string | null }> }).machines;
+    expect(machines.filter((m) => m.status === 'ok').map((m) => m.name)).to.deep.equal(MACHINES);
+    const bonded = machines.find((m) => m.name === BONDED)!;
+    expect(bonded.status).to.equal('failed');
+    expect(bonded.error).to.match(/bonds\/bond0: Windows unattend\.xml has no settings for a bond.*its clone, a bare copy of the base, was removed from the output directory/);
   });
 
   it('deploy of 3 clones from a specialized image', () => {
