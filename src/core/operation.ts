@@ -27,6 +27,12 @@ export interface ResolvedIdentity {
   /** True when values are generated at apply time (plan with no state yet). */
   readonly pending: boolean;
   readonly hostKeys: readonly HostKeyPair[];
+  /**
+   * A per-machine secret kept in the state dir (a generated Windows password):
+   * the kept one, else `make()`'s, kept unless the run is read-only (`pending`).
+   * Absent where there is no state dir (unit tests): nothing can be generated.
+   */
+  readonly stateSecret?: (file: string, make: () => string) => { value: string; pending: boolean };
 }
 
 export interface OperationContext {

@@ -13,7 +13,7 @@
  * workers, so restore of batch k+1 overlaps customization of batch k.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { cachedSha256, restoreBatch, type RestoreMode } from '../image/restore.js';
 import { DEFAULT_DRIVES_PER_APPLIANCE, defaultJobs, splitBatches } from '../backends/guestfs/backend.js';
@@ -106,8 +106,23 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
       const list = batches[k]!.filter((m) => ok.has(m.name));
       if (!list.length) continue;
       batchEvent(k, 'customize', 'start');
+      // a clone restored by this run whose plan failed (nothing written to it) is a bare copy of the base:
+      // it is removed once the batch's appliance is closed, so the output directory holds only customized clones
+      const fresh = new Set(events.filter((e) => e.action === 'restored').map((e) => e.machine));
+      const discard: MachineResult[] = [];
+      const onDone = (r: MachineResult): void => {
+        if (r.report.status === 'failed' && r.failedBeforeWrite && fresh.has(r.report.name)) discard.push(r);
+        else finish(r);
+      };
       // one appliance per batch: this worker is one of the `jobs`
-      await runMachines(fleet, list, { ...opts, jobs: 1, shard: undefined, target: path.join(opts.out, '{name}.qcow2'), mode: 'apply', layoutKeys }, finish);
+      try {
+        await runMachines(fleet, list, { ...opts, jobs: 1, shard: undefined, target: path.join(opts.out, '{name}.qcow2'), mode: 'apply', layoutKeys }, onDone);
+      } finally {
+        for (const r of discard) {
+          const removed = await rm(r.report.target, { force: true }).then(() => true, () => false);
+          finish({ ...r, report: { ...r.report, error: `${r.report.error}${removed ? ' (its clone, a bare copy of the base, was removed from the output directory)' : ''}` } });
+        }
+      }
       batchEvent(k, 'customize', 'end');
     }
   };

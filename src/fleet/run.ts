@@ -87,6 +87,8 @@ export interface MachineResult {
   readonly publicKeys: readonly string[];
   /** Block-device changes (storage.newUuids), shown before the file diffs. */
   readonly deviceChanges?: readonly DeviceChange[];
+  /** Failed before anything was written to the target (while planning: bad input, a refused plan). */
+  readonly failedBeforeWrite?: boolean;
 }
 
 export async function runFleet(opts: RunOptions): Promise<MachineResult[]> {
@@ -348,7 +350,7 @@ async function planMachine(m: PreparedMachine, guest: Guest | undefined, t: Targ
     return run as Planned;
   } catch (err) {
     release(run.unlock);
-    return failedRun(run, err);
+    return { ...failedRun(run, err), failedBeforeWrite: true };
   }
 }
 

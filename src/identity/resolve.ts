@@ -78,7 +78,15 @@ export async function resolveIdentity(r: RenderedMachine, opts: ResolveOptions):
   } else if (types.length) {
     hostKeys = await hostKeysFor(opts.state, name, types, `root@${r.fqdn}`);
   }
-  return { machineId, pending, hostKeys };
+  const stateSecret = (file: string, make: () => string): { value: string; pending: boolean } => {
+    const kept = (opts.readOnly ? known() : true) ? opts.state.read(name, file)?.toString('utf8') : undefined;
+    if (kept) return { value: kept, pending: false };
+    const value = make();
+    if (opts.readOnly) return { value, pending: true };
+    opts.state.write(name, file, value, 0o600);
+    return { value, pending: false };
+  };
+  return { machineId, pending, hostKeys, stateSecret };
 }
 
 function readStoredKeys(state: StateDir, name: string, types: readonly string[]): HostKeyPair[] {

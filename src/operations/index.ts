@@ -13,7 +13,9 @@ import { sshHostKeysOperation } from './customize/ssh-host-keys.js';
 import { storageReferencesOperation } from './customize/storage-references.js';
 import { timezoneOperation } from './customize/timezone.js';
 import { usersOperation } from './customize/users.js';
+import { windowsActivationOperation } from './customize/windows-activation.js';
 import { windowsComputerNameOperation } from './customize/windows-computer-name.js';
+import { windowsIdsOperation } from './customize/windows-ids.js';
 import { windowsRunOnceOperation } from './customize/windows-run-once.js';
 import { windowsUnattendOperation } from './customize/windows-unattend.js';
 
@@ -45,7 +47,7 @@ import { sealSystemdPresets } from './seal/systemd-presets.js';
 export const operations = new OperationRegistry();
 for (const op of [
   hostnameOperation, machineIdOperation, sshHostKeysOperation, usersOperation, authorizedKeysOperation, timezoneOperation, networkOperation, cloudInitSeedOperation, cloneStateOperation, firstbootOperation,
-  windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, storageReferencesOperation, filesOperation, deleteOperation,
+  windowsComputerNameOperation, windowsUnattendOperation, windowsRunOnceOperation, windowsIdsOperation, storageReferencesOperation, windowsActivationOperation, filesOperation, deleteOperation,
   sealMachineId, sealDbusMachineId, sealSshHostKeys, sealRandomSeed, sealCredentialSecret, sealDhcp, sealNetworkManager, sealUdevNet, sealCloudInit, sealIscsiInitiator, sealLvmDevices, sealLogs, sealShellHistory, sealTmp, sealPackageCache, sealUserAccounts, sealSystemdPresets,
 ]) operations.register(op);
 

@@ -27,8 +27,30 @@ export async function assemblePlan(ctx: OperationContext, enabled: (name: string
   return dedupe(changes);
 }
 
-/** Keep the last change per path; a repeated mkdir keeps the first (it carries the owner). */
-function dedupe(changes: FileChange[]): FileChange[] {
+/**
+ * Keep the last change per path; a repeated mkdir keeps the first (it carries the owner).
+ * Registry changes of one hive by several operations (a Windows SOFTWARE hive: RunOnce,
+ * MachineGuid, KMS) add up instead: one change with the edits of all, the later operation's
+ * edit winning for the same value.
+ */
+function dedupe(input: FileChange[]): FileChange[] {
+  const changes = [...input];
+  const registry = new Map<string, number>();
+  changes.forEach((c, i) => {
+    if (c.op !== 'registry') return;
+    const prior = registry.get(c.path);
+    registry.set(c.path, i);
+    const p = prior === undefined ? undefined : changes[prior];
+    if (p?.op !== 'registry') return;
+    const id = (e: { key: string; name: string }) => `${e.key.toUpperCase()}\\${e.name.toUpperCase()}`;
+    const later = new Set(c.edits.map(id));
+    changes[i] = {
+      ...c,
+      source: `${p.source}, ${c.source}`,
+      reason: [p.reason, c.reason].filter(Boolean).join('; ') || undefined,
+      edits: [...p.edits.filter((e) => !later.has(id(e))), ...c.edits],
+    };
+  });
   const last = new Map<string, number>();
   changes.forEach((c, i) => {
     const prior = last.get(c.path);

@@ -13,7 +13,11 @@ import { type RenderedMachine } from '../core/machine.js';
 import { isObj } from '../network/interpret.js';
 import { MAC_RE, parseCidr, parseIp } from '../network/ip.js';
 import { computerNameProblem } from './computer-name.js';
+import { placeIn } from '../profile/source.js';
+import { GhostprepError } from '../util/errors.js';
+import { provisioningBlob, PROVISIONING_FILE_MAX_BYTES, readSecretFile, secretPath } from './secrets.js';
 import { computerNameOf, timeZoneUnmapped, windowsProfile, windowsTimeZone, windowsTimeZoneProblem } from './settings.js';
+import { refusedWindowsKeys } from './unattend.js';
 
 export function windowsChecks(r: RenderedMachine): Diagnostic[] {
   if (!(r.profile as { windows?: unknown }).windows) return [];
@@ -22,7 +26,41 @@ export function windowsChecks(r: RenderedMachine): Diagnostic[] {
   const at = (pointer: string, message: string, severity: 'error' | 'warning' = 'error') => out.push(locateProblem(r.prepared, pointer, message, severity));
 
   const problem = computerNameProblem(computerNameOf(r));
-  if (problem) at(w.computerName !== undefined ? '/windows/computerName' : '/hostname', problem);
+  if (problem) {
+    const pointer = w.computerName !== undefined ? '/windows/computerName' : '/hostname';
+    const before = out.length;
+    at(pointer, problem);
+    // a name made from the machine's own name or host name: the inventory entry is where it is fixed
+    const placed = out[before]!;
+    const entry = r.prepared.entry as unknown as Record<string, unknown>;
+    const template = (r.prepared.traced.value.windows as { computerName?: unknown } | undefined)?.computerName;
+    const fromMachine = w.computerName === undefined || (typeof template === 'string' && /\bmachine\.(name|hostname)\b/.test(template));
+    if (fromMachine && placed.file !== r.prepared.inventory.file) {
+      const key = Object.hasOwn(entry, 'hostname') && !(typeof template === 'string' && /\bmachine\.name\b/.test(template)) ? 'hostname' : 'name';
+      out.push(placeIn(r.prepared.inventory, { severity: 'error', path: `/machines/${r.prepared.index}/${key}`, message: `machine ${r.prepared.name}: ${problem} (the computer name comes from this entry's ${key} through ${placed.file ?? 'the profile'}:${placed.line ?? '?'}, ${pointer})` }));
+    }
+  }
+
+  for (const { pointer, message } of refusedWindowsKeys(w)) out.push(locateProblem(r.prepared, pointer, message, 'error', true));
+  secretFileChecks(r, at);
+  const o = w.oobe;
+  if (o?.autoLogon && typeof o.autoLogon.user === 'string') {
+    const user = o.autoLogon.user;
+    const known = (o.accounts ?? []).some((a) => a?.name === user) || (user.toLowerCase() === 'administrator' && !!o.administratorPassword);
+    if (!known) at('/windows/oobe/autoLogon/user', `AutoLogon user "${user}" is not one of windows.oobe.accounts${o.administratorPassword ? ' nor Administrator' : ' (nor Administrator with windows.oobe.administratorPassword)'}: its password would be unknown`);
+  }
+  const names = new Set<string>();
+  (o?.accounts ?? []).forEach((a, i) => {
+    if (!a || typeof a.name !== 'string') return;
+    if (names.has(a.name.toLowerCase())) at(`/windows/oobe/accounts/${i}/name`, `account "${a.name}" is listed twice (Windows account names are case-insensitive)`);
+    names.add(a.name.toLowerCase());
+    if (a.passwordFile === undefined && a.generate === undefined && !Object.hasOwn(a, 'password')) at(`/windows/oobe/accounts/${i}`, `account "${a.name}" has no password: give passwordFile: or generate: true (Windows Setup refuses to create an account without one)`);
+    if (a.passwordFile !== undefined && a.generate) at(`/windows/oobe/accounts/${i}/generate`, 'give passwordFile or generate, not both');
+  });
+  const dj = w.domainJoin;
+  if (dj?.provisioningFile && dj.credentials) at('/windows/domainJoin/credentials', 'with provisioningFile, Windows Setup ignores credentials (Provisioning wins); leave credentials out so no password lands in the image', 'warning');
+  else if (dj?.credentials) at('/windows/domainJoin/credentials', 'the join account\'s password sits in the clone\'s unattend.xml in clear until the specialize pass removes it; prefer provisioningFile (djoin /provision: no credentials in the image)', 'warning');
+  if (w.productKey !== undefined && w.productKeyFile !== undefined) at('/windows/productKeyFile', 'give productKey or productKeyFile, not both');
 
   w.network?.interfaces?.forEach((i, n) => {
     const p = `/windows/network/interfaces/${n}`;
@@ -55,4 +93,25 @@ export function windowsChecks(r: RenderedMachine): Diagnostic[] {
     }
   }
   return out;
+}
+
+/** The secret files a machine names must be readable (their contents are never echoed). */
+function secretFileChecks(r: RenderedMachine, at: (pointer: string, message: string) => void): void {
+  const w = windowsProfile(r.profile);
+  const check = (pointer: string, pattern: unknown, what: string, blob = false): void => {
+    if (typeof pattern !== 'string' || !pattern) return;
+    try {
+      const text = readSecretFile(r, pointer, pattern, what, blob ? PROVISIONING_FILE_MAX_BYTES : undefined);
+      if (blob) provisioningBlob(text, secretPath(r, pointer, pattern));
+    } catch (err) {
+      if (!(err instanceof GhostprepError)) throw err;
+      at(pointer, err.message.replace(/^machine [^:]+: /, ''));
+    }
+  };
+  const o = w.oobe;
+  check('/windows/oobe/administratorPassword/passwordFile', o?.administratorPassword?.passwordFile, 'password file of Administrator');
+  (o?.accounts ?? []).forEach((a, i) => check(`/windows/oobe/accounts/${i}/passwordFile`, a?.passwordFile, `password file of ${a?.name}`));
+  check('/windows/domainJoin/provisioningFile', w.domainJoin?.provisioningFile, 'djoin provisioning file', true);
+  check('/windows/domainJoin/credentials/passwordFile', w.domainJoin?.credentials?.passwordFile, 'domain join password file');
+  check('/windows/productKeyFile', w.productKeyFile, 'product key file');
 }

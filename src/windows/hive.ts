@@ -27,6 +27,28 @@ export const HIVEXSH_INSTALL = 'install it: apt-get install libhivex-bin (Debian
 export const MAX_HIVE_BYTES = 512 * 1024 * 1024;
 
 const readers = new WeakMap<GuestReader, Map<string, Promise<HiveReader | null>>>();
+const dirtyHives = new WeakSet<HiveReader>();
+
+/** A hive whose base-block sequence numbers differ: Windows did not finish writing it (its logs hold the rest). */
+export function hiveBytesDirty(bytes: Buffer): boolean {
+  return bytes.length >= 12 && bytes.readUInt32LE(4) !== bytes.readUInt32LE(8);
+}
+
+/** Why a dirty hive is refused, the same for plan and apply. */
+export function dirtyHiveMessage(hivePath: string): string {
+  return `${hivePath}: the registry hive is dirty (its sequence numbers differ: Windows was not shut down cleanly, or it hibernated / used fast startup); boot the master and shut it down fully (shutdown /s /t 0, not a fast-startup shutdown) first, or its transaction logs could undo these edits`;
+}
+
+/** Whether the hive read by readHive was dirty. */
+export function isDirtyHive(hive: HiveReader): boolean {
+  return dirtyHives.has(hive);
+}
+
+/** Refuse, in the plan already, to edit a dirty hive (readHive's parse of `hivePath`). */
+export async function assertCleanHive(guest: GuestReader, hivePath: string): Promise<void> {
+  const hive = await readHive(guest, hivePath);
+  if (hive && isDirtyHive(hive)) throw new GuestError(dirtyHiveMessage(hivePath), hivePath);
+}
 
 /** The hive at `hivePath`, parsed once per guest object; null when the file is absent. */
 export function readHive(guest: GuestReader, hivePath: string): Promise<HiveReader | null> {
@@ -38,7 +60,9 @@ export function readHive(guest: GuestReader, hivePath: string): Promise<HiveRead
       const bytes = await guest.readFile(hivePath, { maxBytes: MAX_HIVE_BYTES });
       if (!bytes) return null;
       try {
-        return new HiveReader(bytes);
+        const hive = new HiveReader(bytes);
+        if (hiveBytesDirty(bytes)) dirtyHives.add(hive);
+        return hive;
       } catch (err) {
         throw new GuestError(`${hivePath}: cannot read the registry hive: ${(err as Error).message}`, hivePath, { cause: err });
       }
@@ -162,9 +186,7 @@ export async function applyRegistryChange(guest: Guest, c: RegistryChange): Prom
   const bytes = await guest.readFile(c.path, { maxBytes: MAX_HIVE_BYTES });
   if (!bytes) throw new GuestError(`${c.path}: registry hive not found`, c.path);
   const hive = new HiveReader(bytes);
-  if (bytes.readUInt32LE(4) !== bytes.readUInt32LE(8)) {
-    throw new GuestError(`${c.path}: the hive is dirty (sequence numbers differ: Windows was not shut down cleanly, or hibernated/fast startup); boot and shut it down cleanly first, or its transaction logs could undo these edits`, c.path);
-  }
+  if (hiveBytesDirty(bytes)) throw new GuestError(dirtyHiveMessage(c.path), c.path);
   const edits = pendingEdits(hive, c.edits);
   if (!edits.length) return;
   const st = await guest.stat(c.path);

@@ -32,12 +32,72 @@ export interface WindowsProfile {
   /** Overrides the profile's `network:` for Windows guests (network.ts). */
   network?: { interfaces: WindowsInterface[] };
   firstLogonCommands?: FirstLogonCommand[];
-  oobe?: { hideEula?: boolean; skipMachineOOBE?: boolean; skipUserOOBE?: boolean; protectYourPC?: 1 | 2 | 3; networkLocation?: 'Home' | 'Work' | 'Other' };
+  oobe?: WindowsOobe;
+  /** Offline domain join (djoin /provision output per machine), or credentials (warned about). */
+  domainJoin?: WindowsDomainJoin;
+  /** Product key for the specialize pass (secret: never shown in plans or logs). */
+  productKey?: string;
+  /** A file holding the product key ({{machine.name}} / {name} patterns). */
+  productKeyFile?: string;
+  /** KMS host the clone activates against (registry SoftwareProtectionPlatform). */
+  kms?: { host: string; port?: number };
   locale?: { input?: string; system?: string; ui?: string; user?: string };
-  /** Write C:\Windows\Panther\unattend.xml: auto (only when the image is generalized), always, never. */
-  unattend?: 'auto' | 'always' | 'never';
+  /**
+   * Write C:\Windows\Panther\unattend.xml: auto (only when the image is generalized), always, never;
+   * merge / replace: as auto, and a master's own unattend.xml is merged into (its settings kept where
+   * the profile sets nothing) or replaced (what auto does).
+   */
+  unattend?: 'auto' | 'always' | 'never' | 'merge' | 'replace';
   /** Own unattend template (under templates/), instead of windows/unattend.xml.hbs. */
   template?: string;
+}
+
+/**
+ * A secret of a Windows account: read from a host file (a {{machine.name}} or
+ * {name} pattern, relative to the profile that names it) or generated into
+ * the state dir. Never a literal in the profile (`password:` is refused).
+ */
+export interface WindowsSecretSource {
+  passwordFile?: string;
+  generate?: boolean;
+}
+
+export interface WindowsAccount extends WindowsSecretSource {
+  name: string;
+  /** Local groups, joined by ";" (default Administrators). */
+  group?: string;
+  displayName?: string;
+  description?: string;
+}
+
+export interface WindowsOobe {
+  hideEula?: boolean;
+  hideOEMRegistrationScreen?: boolean;
+  hideOnlineAccountScreens?: boolean;
+  hideLocalAccountScreen?: boolean;
+  hideWirelessSetupInOOBE?: boolean;
+  /** Refused: deprecated since Windows 8, Setup may stop. */
+  skipMachineOOBE?: boolean;
+  /** Refused: deprecated since Windows 8, Setup may stop. */
+  skipUserOOBE?: boolean;
+  protectYourPC?: 1 | 2 | 3;
+  networkLocation?: 'Home' | 'Work' | 'Other';
+  /** The built-in Administrator's password (UserAccounts/AdministratorPassword). */
+  administratorPassword?: WindowsSecretSource;
+  /** Local accounts created in oobeSystem (UserAccounts/LocalAccounts). */
+  accounts?: WindowsAccount[];
+  /** Log on automatically as one of the accounts (or Administrator), `count` times. */
+  autoLogon?: { user: string; count?: number };
+}
+
+export interface WindowsDomainJoin {
+  /** djoin /provision /savefile output, one per machine: a {{machine.name}} or {name} pattern. */
+  provisioningFile?: string;
+  /** Online join with credentials: they sit in the image until specialize removes them (warned). */
+  credentials?: { domain: string; username: string; passwordFile: string };
+  /** The domain to join with credentials (default credentials.domain). */
+  joinDomain?: string;
+  machineObjectOU?: string;
 }
 
 export function windowsProfile(profile: Profile): WindowsProfile {

@@ -40,7 +40,7 @@ describe('operation records', () => {
   it('run in the order the records set: the customize order ghostprep has always used', () => {
     expect(operations.runOrder().map((o) => o.name)).to.deep.equal([
       'hostname', 'machine-id', 'ssh-host-keys', 'users', 'authorized-keys', 'timezone', 'network', 'cloud-init-seed', 'clone-state', 'firstboot',
-      'windows-computer-name', 'windows-unattend', 'windows-run-once', 'storage-references', 'files', 'delete',
+      'windows-computer-name', 'windows-unattend', 'windows-run-once', 'windows-ids', 'storage-references', 'windows-activation', 'files', 'delete',
     ]);
   });
 
@@ -144,7 +144,7 @@ describe('the assembler and the guests an operation names', () => {
       const want = operations.runOrder().filter((o) => appliesTo(o, distroOf(family))).map((o) => o.name);
       expect(await called(family), family).to.deep.equal(want);
     }
-    expect(await called('windows')).to.deep.equal(['windows-computer-name', 'windows-unattend', 'windows-run-once', 'files', 'delete']);
+    expect(await called('windows')).to.deep.equal(['windows-computer-name', 'windows-unattend', 'windows-run-once', 'windows-ids', 'windows-activation', 'files', 'delete']);
     expect(await called('debian', (n) => n !== 'users' && n !== 'files')).to.deep.equal(['hostname', 'machine-id', 'ssh-host-keys', 'authorized-keys', 'timezone', 'network', 'cloud-init-seed', 'clone-state', 'firstboot', 'storage-references', 'delete']);
   });
 });

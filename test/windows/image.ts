@@ -20,9 +20,12 @@ import { buildHive, type KeySpec } from '../helpers/hive-writer.js';
 import { CACHE_DIR, tempDir } from '../helpers/images.js';
 
 export type WindowsFlavour = 'generalized' | 'specialized';
-const RECIPE_VERSION = 2;
+const RECIPE_VERSION = 3;
 const MiB = 1024 * 1024;
 export const MASTER_NAME = 'WIN-MASTER';
+/** The master's per-installation IDs every clone must stop sharing (src/windows/ids.ts). */
+export const MASTER_MACHINE_GUID = '0f1e2d3c-4b5a-4697-8877-665544332211';
+export const MASTER_WSUS_IDS = { SusClientId: '6b1f0c2e-7d4a-4c55-9e3b-2a1d0f9e8c7b', SusClientIdValidation: '0601', PingID: '5f2c3b4a-1111-4222-8333-944455566677', AccountDomainSid: 'S-1-5-21-1111111111-2222222222-3333333333' };
 
 const sz = (value: string) => ({ type: 'sz' as const, value });
 const dword = (value: number) => ({ type: 'dword' as const, value });
@@ -37,6 +40,8 @@ export interface SystemSetupOptions {
   generalizationState?: number | null;
   /** SYSTEM\Setup SystemSetupInProgress; null: value absent. */
   setupInProgress?: number | null;
+  /** SYSTEM\Setup UnattendFile: an answer file Setup reads before Panther\unattend.xml. */
+  unattendFile?: string;
 }
 
 export function systemHive(flavour: WindowsFlavour = 'specialized', opts: SystemSetupOptions = {}): Buffer {
@@ -62,6 +67,7 @@ export function systemHive(flavour: WindowsFlavour = 'specialized', opts: System
       Setup: {
         values: {
           ...(setupInProgress !== null && { SystemSetupInProgress: dword(setupInProgress) }),
+          ...(opts.unattendFile !== undefined && { UnattendFile: sz(opts.unattendFile) }),
           OOBEInProgress: dword(0), SetupType: dword(generalized ? 2 : 0), CmdLine: sz(generalized ? 'oobe\\windeploy.exe' : ''),
         },
         subkeys: generalizationState === null ? {} : { Status: { subkeys: { SysprepStatus: { values: { GeneralizationState: dword(generalizationState), CleanupState: dword(2) } } } } },
@@ -84,7 +90,12 @@ export function softwareHive(flavour: WindowsFlavour, imageState: string | null 
           Windows: { subkeys: { CurrentVersion: { subkeys: {
             Setup: { subkeys: { State: { values: imageState === null ? {} : { ImageState: sz(imageState) } } } },
             RunOnce: {},
+            WindowsUpdate: { values: {
+              SusClientId: sz(MASTER_WSUS_IDS.SusClientId), SusClientIdValidation: { type: 3, data: Buffer.from(MASTER_WSUS_IDS.SusClientIdValidation, 'hex') },
+              PingID: sz(MASTER_WSUS_IDS.PingID), AccountDomainSid: sz(MASTER_WSUS_IDS.AccountDomainSid), LastWaitTimeout: sz('2026-01-01 00:00:00'),
+            } },
           } } } },
+          Cryptography: { values: { MachineGuid: sz(MASTER_MACHINE_GUID) } },
         },
       },
     },
@@ -115,6 +126,8 @@ async function stage(flavour: WindowsFlavour, dir: string): Promise<void> {
   await fs.writeFile(path.join(w, 'System32/drivers/etc/hosts'), '127.0.0.1 localhost\r\n');
   const state = flavour === 'generalized' ? 'IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE' : 'IMAGE_STATE_COMPLETE';
   await fs.writeFile(path.join(w, 'Setup/State/State.ini'), `[State]\r\nImageState=${state}\r\n`);
+  // the Configuration Manager client's identity file (windows-ids deletes it)
+  await fs.writeFile(path.join(w, 'SMSCFG.INI'), '[Configuration - Client Properties]\r\nSMS Unique Identifier=GUID:01234567-89AB-CDEF-0123-456789ABCDEF\r\n');
 }
 
 async function exists(p: string): Promise<boolean> {

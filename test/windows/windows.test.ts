@@ -252,11 +252,11 @@ describe('windows: unattend rendering, network, time zones, setup state (no appl
   });
 
   it('oobeSystem: OOBE and International-Core settings as the profile asks, none when it does not', () => {
-    const profile = 'profile: win\nwindows:\n  oobe: {hideEula: true, skipMachineOOBE: true, skipUserOOBE: true, protectYourPC: 2, networkLocation: Work}\n  locale: {input: "0407:00000407", system: de-DE, ui: en-US, user: de-DE}\n';
+    const profile = 'profile: win\nwindows:\n  oobe: {hideEula: true, hideOEMRegistrationScreen: true, protectYourPC: 2, networkLocation: Work}\n  locale: {input: "0407:00000407", system: de-DE, ui: en-US, user: de-DE}\n';
     const { machines } = renderFleet(profile, 'defaults: {profile: win}\nmachines:\n  - {name: office01}\n');
     const els = parseXml(renderUnattend(machines[0]!, 'amd64'));
     const oobe = els.filter((e) => e.path.startsWith('/unattend/settings/component/OOBE/'));
-    expect(Object.fromEntries(oobe.map((e) => [e.tag, e.text]))).to.deep.equal({ HideEULAPage: 'true', SkipMachineOOBE: 'true', SkipUserOOBE: 'true', ProtectYourPC: '2', NetworkLocation: 'Work' });
+    expect(Object.fromEntries(oobe.map((e) => [e.tag, e.text]))).to.deep.equal({ HideEULAPage: 'true', HideOEMRegistrationScreen: 'true', ProtectYourPC: '2', NetworkLocation: 'Work' });
     const intl = els.find((e) => e.attrs.name === 'Microsoft-Windows-International-Core')!;
     expect(intl.children).to.deep.equal(['InputLocale', 'SystemLocale', 'UILanguage', 'UserLocale']);
     expect(texts(els, '/InputLocale')).to.deep.equal(['0407:00000407']);

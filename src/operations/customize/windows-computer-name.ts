@@ -1,6 +1,7 @@
 import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import type { FileChange } from '../../core/file-change.js';
 import { detectWindows, NOT_GENERALIZED_RISK } from '../../windows/detect.js';
+import { assertCleanHive } from '../../windows/hive.js';
 import { computerNameOf } from '../../windows/settings.js';
 import { computerNameProblem, netbiosName } from '../../windows/computer-name.js';
 
@@ -23,6 +24,7 @@ export const windowsComputerNameOperation: Operation = {
   async plan({ guest, machine, warn }) {
     const info = await detectWindows(guest);
     if (!info) return [];
+    await assertCleanHive(guest, info.systemHive);
     if (!info.generalized) warn?.(NOT_GENERALIZED_RISK);
     for (const w of info.stateWarnings) warn?.(w);
     const name = computerNameOf(machine);

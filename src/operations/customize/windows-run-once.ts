@@ -1,6 +1,7 @@
 import type { CustomizeOperation as Operation } from '../../core/operation.js';
 import type { FileChange } from '../../core/file-change.js';
 import { detectWindows } from '../../windows/detect.js';
+import { assertCleanHive } from '../../windows/hive.js';
 import { windowsProfile } from '../../windows/settings.js';
 
 export const RUN_ONCE_KEY = 'Microsoft\\Windows\\CurrentVersion\\RunOnce';
@@ -23,6 +24,7 @@ export const windowsRunOnceOperation: Operation = {
     const commands = windowsProfile(machine.profile).firstLogonCommands ?? [];
     const info = await detectWindows(guest);
     if (!info || info.generalized || !commands.length) return [];
+    await assertCleanHive(guest, info.softwareHive);
     const change: FileChange = {
       op: 'registry', source: 'windows-run-once', path: info.softwareHive, root: 'HKEY_LOCAL_MACHINE\\SOFTWARE',
       edits: commands.map((c, i) => ({ key: RUN_ONCE_KEY, name: `ghostprep-${String(i + 1).padStart(2, '0')}`, value: { type: 'sz' as const, value: c.run } })),
