@@ -8,11 +8,16 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path/posix';
 import type { GuestReader } from '../backends/backend.js';
-import { parseDhclientDuids, systemdDhcpIdentity, type SystemdDhcpIdentity } from './dhcp.js';
+import { parseDhclientDuids, systemdClientId, systemdDhcpIdentity, type SystemdDhcpIdentity } from './dhcp.js';
 
 export interface DhcpIdentity {
   /** What systemd-networkd sends (derived from the machine-id unless networkd.conf fixes it). */
   readonly systemd: SystemdDhcpIdentity | null;
+  /**
+   * DHCPv4 client identifiers networkd sends (ff, IAID, DUID) on the interfaces the guest's
+   * networkd files name literally ([Match] Name= without wildcards).
+   */
+  readonly clientIds: ReadonlyArray<{ readonly interface: string; readonly clientId: string }>;
   /** `default-duid` values found in dhclient/NetworkManager lease files, by file. */
   readonly leaseDuids: ReadonlyArray<{ readonly path: string; readonly duid: string }>;
   /** NetworkManager's secret_key (seeds its generated DUIDs and stable-privacy addresses): a fingerprint, never the key. */
@@ -89,15 +94,22 @@ export async function readFileIdentities(g: GuestReader, machineId: string | nul
       for (const duid of parseDhclientDuids((await text(g, p)) ?? '')) leaseDuids.push({ path: p, duid });
     }
   }
+  const ifnames = new Set<string>();
+  for (const p of (await files(g, '/etc/systemd/network')).filter((x) => x.endsWith('.network'))) {
+    for (const m of ((await text(g, p)) ?? '').matchAll(/^\s*Name\s*=\s*(.+)$/gm)) for (const n of m[1]!.trim().split(/\s+/)) if (/^[A-Za-z0-9_.:-]{1,15}$/.test(n)) ifnames.add(n);
+  }
   const secret = await g.readFile('/var/lib/NetworkManager/secret_key', { maxBytes: 64 * 1024 }).catch(() => null);
   const confs = [await text(g, '/etc/systemd/networkd.conf')];
   for (const p of (await files(g, '/etc/systemd/networkd.conf.d')).filter((x) => x.endsWith('.conf')).sort()) confs.push(await text(g, p));
+  const systemd = systemdDhcpIdentity(machineId, confs.filter((c) => c !== null).join('\n'));
+  const duid = systemd?.duid;
   return {
     nmConnections,
     iscsiInitiatorName: initiator,
     cloudInitInstanceIds,
     dhcp: {
-      systemd: systemdDhcpIdentity(machineId, confs.filter((c) => c !== null).join('\n')),
+      systemd,
+      clientIds: duid ? [...ifnames].sort().map((i) => ({ interface: i, clientId: systemdClientId(Buffer.from(duid.replace(/:/g, ''), 'hex'), i) })) : [],
       leaseDuids,
       nmSecretKey: secret?.length ? `sha256:${createHash('sha256').update(secret).digest('hex').slice(0, 32)}` : null,
       leaseFiles: leaseFiles.sort(),
