@@ -7,13 +7,13 @@
  * bytes host-side costs milliseconds per image; an appliance costs seconds.
  *
  * How: pure parsers over Buffers (unit-tested on images made by mkfs, mkswap,
- * pvcreate and cryptsetup), and one reader per image: a raw image is read
- * with plain file reads, any other format through `qemu-img dd` (which
- * follows qcow2 backing chains). Each volume start gets one 128 KiB read.
+ * and cryptsetup), and one reader per image: raw and qcow2 images (backing
+ * chains included) are read in process (qcow2.ts), any other format through
+ * `qemu-img dd`. Each volume start gets one 128 KiB read.
  */
 import { createHash } from 'node:crypto';
-import fs from 'node:fs/promises';
 import { parsePvLabel, readImageBytes, readPartitionTable } from '../backends/guestfs/lvm-probe.js';
+import { openImageBytes, Qcow2Unsupported, type ImageBytes } from './qcow2.js';
 
 const SECTOR = 512;
 /** One read per volume start: covers the btrfs superblock (64 KiB + 4 KiB) and a default LUKS2 header. */
@@ -221,21 +221,21 @@ export async function readDiskIdentity(read: Reader): Promise<DiskIdentity> {
 }
 
 /**
- * A byte reader over the guest-visible disk of an image. Raw images are read
- * directly; other formats through qemu-img dd. Reads are cached in 128 KiB
+ * A byte reader over the guest-visible disk of an image. Raw and qcow2 images
+ * are read in process; other formats (and qcow2 features the in-process
+ * reader does not follow) through qemu-img dd. Reads are cached in 128 KiB
  * aligned chunks so that the partition table, superblocks and LVM metadata
  * near one another cost one read.
  */
 export function imageReader(image: string, format: string): { read: Reader; close: () => Promise<void> } {
-  let handle: Promise<fs.FileHandle> | undefined;
+  let bytes: Promise<ImageBytes | null> | undefined;
   const chunks = new Map<number, Promise<Buffer>>();
   const CHUNK = VOLUME_HEAD;
   const fetch = async (offset: number, length: number): Promise<Buffer> => {
-    if (format !== 'raw') return readImageBytes(image, format, offset, length);
-    handle ??= fs.open(image, 'r');
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await (await handle).read(buf, 0, length, offset);
-    return buf.subarray(0, bytesRead);
+    bytes ??= openImageBytes(image, format).catch((err: unknown) => { if (err instanceof Qcow2Unsupported) return null; throw err; });
+    const b = await bytes;
+    if (!b) return readImageBytes(image, format, offset, length);
+    return b.read(offset, Math.max(0, Math.min(length, b.size - offset)));
   };
   const read: Reader = async (offset, length) => {
     const first = Math.floor(offset / CHUNK);
@@ -256,7 +256,7 @@ export function imageReader(image: string, format: string): { read: Reader; clos
     const start = offset - first * CHUNK;
     return all.subarray(start, start + length);
   };
-  return { read, close: async () => { if (handle) await (await handle).close(); } };
+  return { read, close: async () => { await (await bytes?.catch(() => null))?.close(); } };
 }
 
 /** Header identities of an image file. */
