@@ -13,19 +13,20 @@ export function register(program: Command, run: (fn: (g: GlobalOptions) => Promi
     .requiredOption('-t, --target <TARGET>', "image, rootfs:DIR or a glob like 'clones/*.qcow2' (repeatable)", collect)
     .option('-j, --jobs <n>', 'appliances in parallel for images (default: one per core, ~2 GiB of RAM each)')
     .option('--drives-per-appliance <n>', `most images in one appliance (default ${DEFAULT_DRIVES_PER_APPLIANCE})`)
+    .option('--no-host-read', 'read every image in an appliance, none host-side')
     .addHelpText('after', `
 Exit 0 when every identity is unique, 5 when any is shared, 3 when some targets could not be read.
-Disk headers (partition table, filesystem, LVM and LUKS identities) are read host-side without
-an appliance; the guest files of many images are read in one appliance.
+Disk headers (partition table, filesystem, LVM and LUKS identities) are read host-side, and so
+are the files of guests on plain ext partitions; the other images are read many per appliance.
 
 Examples:
   ghostprep audit --target 'rootfs:/srv/nodes/*'
   ghostprep audit --target 'clones/*.qcow2' --json`)
-    .action((o: { target: string[]; jobs?: string; drivesPerAppliance?: string }) => run(async (g) => {
+    .action((o: { target: string[]; jobs?: string; drivesPerAppliance?: string; hostRead: boolean }) => run(async (g) => {
       const visit = { jobs: positiveInt(o.jobs, '--jobs'), drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance') };
       const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
       if (!targets.length) throw new GhostprepError(`no target matched ${o.target.join(' ')}`);
-      const { identities: found, errors, duplicates } = await auditTargets(targets, visit);
+      const { identities: found, errors, duplicates } = await auditTargets(targets, { ...visit, hostFiles: o.hostRead });
       if (g.json) {
         out(JSON.stringify({ targets: found.length, unique: duplicates.length === 0, duplicates, errors, identities: found }, null, 2));
       } else {
