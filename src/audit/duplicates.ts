@@ -8,7 +8,7 @@ import type { FileIdentities } from './guest-files.js';
 
 export const IDENTITY_KINDS = [
   'machine-id', 'dbus-machine-id', 'ssh-host-key', 'hostname', 'computer-name',
-  'filesystem-uuid', 'gpt-disk-guid', 'gpt-partition-guid', 'mbr-disk-id',
+  'filesystem-uuid', 'gpt-disk-guid', 'gpt-partition-guid',
   'lvm-pv-uuid', 'lvm-vg-uuid', 'lvm-vg-name', 'luks-uuid', 'luks-volume-key',
   'nm-connection-uuid', 'iscsi-initiator-name', 'cloud-init-instance-id',
   'dhcp-duid', 'nm-secret-key',
@@ -48,12 +48,14 @@ export function identityValues(id: ComparableIdentity): Array<[IdentityKind, str
   }
   const d = id.disk;
   if (d) {
-    out.push(['gpt-disk-guid', d.gptDiskGuid], ['mbr-disk-id', d.mbrDiskId]);
+    // the MBR disk identifier and an NTFS volume serial are shown, not compared: Windows
+    // clones keep both through sysprep, and nothing resolves them across machines
+    out.push(['gpt-disk-guid', d.gptDiskGuid]);
     for (const p of d.gptPartitionGuids) out.push(['gpt-partition-guid', p.guid]);
     for (const v of d.volumes) {
       if (v.kind === 'lvm2-pv') out.push(['lvm-pv-uuid', v.uuid], ['lvm-vg-uuid', v.vgUuid], ['lvm-vg-name', v.vgName]);
       else if (v.kind === 'luks1' || v.kind === 'luks2') out.push(['luks-uuid', v.uuid], ['luks-volume-key', v.volumeKey]);
-      else out.push(['filesystem-uuid', `${v.kind} ${v.uuid}`]);
+      else if (v.kind !== 'ntfs') out.push(['filesystem-uuid', `${v.kind} ${v.uuid}`]);
     }
   }
   // one value counts once per target (a DUID in two lease files of one guest is not a collision)
