@@ -7,6 +7,10 @@ import { detectDistro } from '../distro/detect.js';
 import { parseMachineId } from '../identity/machine-id.js';
 import { fingerprint, keyTypeOf } from '../identity/ssh-keys.js';
 import { detectWindows } from '../windows/detect.js';
+import { readFileIdentities, type FileIdentities } from '../audit/guest-files.js';
+import type { DiskIdentity } from '../audit/headers.js';
+
+export { findDuplicates, type Duplicate } from '../audit/duplicates.js';
 
 export interface GuestIdentity {
   distro: { id: string; versionId: string; family: string; name: string };
@@ -17,6 +21,10 @@ export interface GuestIdentity {
   dbusMachineId: string | null;
   sshHostKeys: Array<{ type: string; sha256: string; comment: string }>;
   networkFiles: string[];
+  /** NetworkManager connection UUIDs, iSCSI initiator name, cloud-init instance ids, DHCP identity (Linux). */
+  files?: FileIdentities;
+  /** Identities in the disk's headers (partition table, filesystems, LVM, LUKS), images only; read host-side. */
+  disk?: DiskIdentity;
   /** Windows guests: what the registry says (null for Linux). */
   windows?: { productName: string; version: string; systemRoot: string; computerName: string | null; hostname: string | null; generalized: boolean; imageState: string | null } | null;
 }
@@ -54,34 +62,15 @@ export async function inspectGuest(g: GuestReader): Promise<GuestIdentity> {
     }
   }
   if (await g.lstat('/etc/network/interfaces')) networkFiles.push('/etc/network/interfaces');
+  const machineId = parseMachineId(mid) ?? null;
   return {
     distro: { id: d.id, versionId: d.versionId, family: d.family, name: d.name },
     hostname: (await text(g, '/etc/hostname'))?.trim().split('\n')[0] ?? null,
-    machineId: parseMachineId(mid) ?? null,
+    machineId,
     machineIdRaw: mid === null ? null : mid.trim(),
     dbusMachineId: parseMachineId(await text(g, '/var/lib/dbus/machine-id')) ?? null,
     sshHostKeys: keys,
     networkFiles: networkFiles.sort(),
+    files: await readFileIdentities(g, machineId),
   };
-}
-
-export interface Duplicate { kind: 'machine-id' | 'ssh-host-key' | 'hostname' | 'computer-name'; value: string; targets: string[] }
-
-/** Every identity value shared by two or more targets. */
-export function findDuplicates(found: ReadonlyArray<{ target: string; identity: GuestIdentity }>): Duplicate[] {
-  const groups = new Map<string, Duplicate>();
-  const add = (kind: Duplicate['kind'], value: string | null, target: string) => {
-    if (!value) return;
-    const key = `${kind}\0${value}`;
-    const g = groups.get(key) ?? { kind, value, targets: [] };
-    if (!g.targets.includes(target)) g.targets.push(target);
-    groups.set(key, g);
-  };
-  for (const { target, identity } of found) {
-    add('machine-id', identity.machineId, target);
-    for (const k of identity.sshHostKeys) add('ssh-host-key', `${k.type} ${k.sha256}`, target);
-    add('hostname', identity.hostname, target);
-    add('computer-name', identity.windows?.computerName?.toUpperCase() ?? null, target);
-  }
-  return [...groups.values()].filter((g) => g.targets.length > 1);
 }

@@ -5,8 +5,7 @@ import { capture } from '../../image/capture.js';
 import { takeKeyFromEnv } from '../../image/decrypt.js';
 import { defaultLibraryDir, findImage, imagePath, readLibrary } from '../../image/library.js';
 import { parseTarget } from '../../fleet/targets.js';
-import { planSeal, selectSealOperations } from '../../fleet/seal.js';
-import { detectWindows, NOT_GENERALIZED_RISK } from '../../windows/detect.js';
+import { checkSeal } from '../../fleet/seal-check.js';
 import { backendFor } from '../../fleet/open.js';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
 import { Logger, out, type GlobalOptions } from '../common.js';
@@ -24,15 +23,17 @@ export function register(program: Command, run: Run): void {
     .option('--encrypt-key-env <var>', 'encrypt with the key in this environment variable')
     .option('--notes <text>', 'free text for the catalog')
     .option('--force', 'capture an unsealed master, or replace an image of the same name')
+    .option('--no-seal-check', 'skip the seal check (no appliance; the catalog then records the image as not sealed)')
     .addHelpText('after', `
-The master must be sealed (ghostprep seal): capture refuses otherwise and says what still
-identifies it. Keys are read from a file or a variable, never from the command line.
+The master must be sealed (ghostprep seal): capture refuses otherwise and lists what still
+identifies it, as ghostprep seal --check does (--no-seal-check skips the check). Keys are read
+from a file or a variable, never from the command line.
 qcow2 cannot compress and encrypt at once: encrypted images are stored uncompressed.
 
 Examples:
   ghostprep capture --target master.qcow2 --library images/ --name debian12-2026.11
   ghostprep capture --target master.qcow2 --name secure --encrypt-key-file /root/image.key`)
-    .action((o: { target: string; name: string; library: string; compress: string; encryptKeyFile?: string; encryptKeyEnv?: string; notes?: string; force?: boolean }) => run(async (g) => {
+    .action((o: { target: string; name: string; library: string; compress: string; encryptKeyFile?: string; encryptKeyEnv?: string; notes?: string; force?: boolean; sealCheck: boolean }) => run(async (g) => {
       if (!['zstd', 'zlib', 'none'].includes(o.compress)) throw new GhostprepError(`--compress ${o.compress}: use zstd, zlib or none`);
       if (!existsSync(o.target)) throw new GhostprepError(`${o.target} not found`);
       const log = new Logger(g);
@@ -41,19 +42,19 @@ Examples:
       const t = parseTarget(o.target);
       if (t.kind !== 'image') throw new GhostprepError('capture takes a disk image (seal a rootfs tree, then build an image from it)');
       let identifying: string[] = [];
-      await (await backendFor('image')).forEachGuest([t], { readonly: true }, async (_t, guest) => {
-        if (guest instanceof Error) throw guest;
-        const windows = await detectWindows(guest);
-        if (windows) identifying = windows.generalized ? [] : [`Windows image state ${windows.imageState ?? 'unknown'}: ${NOT_GENERALIZED_RISK}`];
-        else identifying = (await planSeal(guest, selectSealOperations(undefined))).map((c) => `${c.change.path} (${c.change.source})`);
-      });
+      if (o.sealCheck) {
+        await (await backendFor('image')).forEachGuest([t], { readonly: true }, async (_t, guest) => {
+          if (guest instanceof Error) throw guest;
+          identifying = (await checkSeal(guest)).map((f) => f.item === 'Windows image state' ? `Windows ${f.path}: ${f.reason}` : `${f.path} (${f.operation ?? `no seal op: ${f.reason}`})`);
+        });
+      }
       if (identifying.length && !o.force) {
         throw new GhostprepError(`${o.target} is not sealed; still identifying:\n  ${identifying.join('\n  ')}\nrun: ghostprep seal --target ${o.target}   (or capture with --force)`);
       }
       let last = -1;
       const entry = await capture({
         source: o.target, library: o.library, name: o.name, compress: o.compress as 'zstd', notes: o.notes, force: o.force,
-        sealed: identifying.length === 0,
+        sealed: o.sealCheck && identifying.length === 0,
         key: o.encryptKeyFile || o.encryptKeyEnv ? { file: o.encryptKeyFile, env: o.encryptKeyEnv } : undefined,
         onProgress: (f) => { const p = Math.floor(f * 10) * 10; if (p !== last) { last = p; log.progress(`capture: ${p}%`); } },
       });

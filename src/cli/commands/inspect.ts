@@ -52,6 +52,7 @@ export function formatIdentity(target: string, id: GuestIdentity | undefined, er
     ...id.sshHostKeys.map((k) => `  ssh ${k.type.padEnd(8)} ${k.sha256} ${k.comment}`),
     ...(id.sshHostKeys.length ? [] : ['  ssh:         (no host keys)']),
     `  network:     ${id.networkFiles.join(', ') || '(none)'}`,
+    ...formatFileIdentities(id),
   ];
   if (id.windows) {
     const w = id.windows;
@@ -61,6 +62,25 @@ export function formatIdentity(target: string, id: GuestIdentity | undefined, er
       `  generalized: ${w.generalized ? 'yes' : 'NO: cloning it as is is unsupported by Microsoft (duplicate SIDs)'} (image state ${w.imageState ?? 'unknown'})`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** DHCP identity as the guest will send it, and the other file-level identities audit compares. */
+function formatFileIdentities(id: GuestIdentity): string[] {
+  const f = id.files;
+  if (!f) return [];
+  const d = f.dhcp;
+  const lines = [
+    `  dhcp duid:   ${d.systemd ? `${d.systemd.duid ?? '(per interface, from its MAC)'} (systemd-networkd, ${d.systemd.source})` : '(none: no machine-id to derive it from)'}`,
+    `  dhcp v4 id:  ${d.systemd?.duid ? `ff:<IAID of the interface>:${d.systemd.duid}` : '-'}`,
+    ...d.clientIds.map((c) => `    ${c.interface}: ${c.clientId}`),
+    ...d.leaseDuids.map((l) => `  dhcp duid:   ${l.duid} (${l.path})`),
+  ];
+  if (d.nmSecretKey) lines.push(`  nm secret:   ${d.nmSecretKey} (/var/lib/NetworkManager/secret_key: seeds NetworkManager's DUIDs; a clone should have its own)`);
+  if (d.leaseFiles.length) lines.push(`  dhcp files:  ${d.leaseFiles.join(', ')} (a clone should have none)`);
+  for (const c of f.nmConnections) lines.push(`  connection:  ${c.uuid} (${c.path})`);
+  if (f.iscsiInitiatorName) lines.push(`  iscsi:       ${f.iscsiInitiatorName}`);
+  for (const c of f.cloudInitInstanceIds) lines.push(`  cloud-init:  instance-id ${c.id} (${c.path})`);
+  return lines;
 }
 
 export interface SealState { sealed: boolean; identifying: Array<{ path: string; operation: string; reason: string | null }> }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseTarget } from '../../fleet/targets.js';
 import { sealTargets, selectSealOperations } from '../../fleet/seal.js';
+import { checkSealTargets } from '../../fleet/seal-check.js';
 import { operations, summarize } from '../../operations/index.js';
 import { expandTargetGlob } from '../../util/glob.js';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
@@ -13,15 +14,19 @@ export function register(program: Command, run: (fn: (g: GlobalOptions) => Promi
     .option('--ops <list>', 'operations: names, "default", +name to add, -name to remove (e.g. "+package-cache,-logs")')
     .option('--dry-run', 'list what would be removed or changed, change nothing')
     .option('--list', 'list the seal operations and exit')
+    .option('--check', 'change nothing; list the identity clones would inherit and the operation that removes each (exit 5 when any)')
     .addHelpText('after', `
 machine-id becomes "uninitialized" (systemd's first-boot marker); SSH host keys are removed and a
 run-once unit regenerates them at first boot. Sealing twice changes nothing the second time.
 
+--check exits 0 when the master carries no identity a clone would inherit, 5 when it does.
+
 Examples:
   ghostprep seal --list
+  ghostprep seal --target master.qcow2 --check
   ghostprep seal --target master.qcow2 --dry-run
   ghostprep seal --target rootfs:/srv/golden --ops default,+package-cache,-logs`)
-    .action((o: { target?: string[]; ops?: string; dryRun?: boolean; list?: boolean }) => run(async (g) => {
+    .action((o: { target?: string[]; ops?: string; dryRun?: boolean; list?: boolean; check?: boolean }) => run(async (g) => {
       if (o.list) {
         const list = operations.list('seal');
         // the same record as `ghostprep operations --json`, without the kind every entry shares
@@ -30,8 +35,23 @@ Examples:
         return ExitCode.ok;
       }
       if (!o.target?.length) throw new GhostprepError('seal needs --target (or --list)');
-      const ops = selectSealOperations(o.ops);
       const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
+      if (o.check) {
+        if (o.ops || o.dryRun) throw new GhostprepError('--check takes neither --ops nor --dry-run: it checks every identity seal operation and changes nothing');
+        const checked = await checkSealTargets(targets);
+        if (g.json) out(JSON.stringify(checked, null, 2));
+        else {
+          for (const r of checked) {
+            if (r.error) { out(`${r.target}: ERROR: ${r.error}`); continue; }
+            out(`${r.target}: ${r.findings.length ? `NOT sealed, ${r.findings.length} identit${r.findings.length === 1 ? 'y' : 'ies'} a clone would inherit` : 'sealed (no identity a clone would inherit)'}`);
+            for (const f of r.findings) out(`  ${f.item}: ${f.path}  (${f.operation ? `seal op ${f.operation}` : 'no seal op'}: ${f.reason})`);
+          }
+        }
+        if (checked.some((r) => r.findings.length)) return ExitCode.duplicates;
+        const failed = checked.filter((r) => r.error).length;
+        return fleetExitCode({ ok: checked.length - failed, failed });
+      }
+      const ops = selectSealOperations(o.ops);
       const log = new Logger(g);
       const results = await sealTargets(targets, { ops, dryRun: !!o.dryRun });
       if (g.json) {
