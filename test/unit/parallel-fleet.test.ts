@@ -187,11 +187,12 @@ parentPort.on('message', ({ id, task }) => parentPort.postMessage({ type: 'resul
   ] as const) {
     it(`a worker that ${what}: the run fails with a GhostprepError, no hang`, async () => {
       const pool = new WorkerPool<number>(script(`${what.replace(/ /g, '-')}.mjs`, body), 1, null, (info) => (info === 1 ? undefined : 'other machines'));
-      // the main thread is slow, so that the worker gets tasks (or fails) while there are some left
+      // workers only: the run cannot end without the worker, whatever the machine's load (a main thread
+      // that merely ran slowly could finish every task before a worker slow to start had failed)
       const slow = async (t: number): Promise<number> => { await new Promise((r) => setTimeout(r, 20)); return t; };
       let err: unknown;
       try {
-        await pool.run({ tasks, local: slow, deliver: () => undefined });
+        await pool.run({ tasks, local: slow, deliver: () => undefined, workersOnly: true });
       } catch (e) {
         err = e;
       } finally {
