@@ -2,8 +2,8 @@
  * The layer order of src/ (CONTRIBUTING.md, "Layer order"): modules import
  * downward only, top first,
  *
- *   cli -> fleet -> plan -> operations -> windows, image
- *       -> network, identity, backends, template -> profile, distro, report
+ *   cli -> fleet -> plan -> operations -> windows, image, audit
+ *       -> network, identity, backends, template -> profile, distro, report, storage
  *       -> schema -> util -> core
  *
  * Folders named together form one layer and do not import each other. An
