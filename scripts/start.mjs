@@ -87,12 +87,18 @@ async function imageDemo() {
   const { testImage } = await import(path.join(repo, 'dist/test/helpers/images.js'));
   say('building the bundled base image from fixtures/rootfs/debian12 (sfdisk + mkfs.ext4 -d + qemu-img; cached in .cache/)');
   const base = await testImage('ext4-gpt');
-  const { mkdirSync, copyFileSync } = await import('node:fs');
+  const { mkdirSync, copyFileSync, appendFileSync } = await import('node:fs');
   mkdirSync(out, { recursive: true });
   copyFileSync(base, path.join(out, 'base.qcow2'));
+  // disk images get their own filesystem UUIDs and GPT GUIDs too (a rootfs tree has none): the bundled
+  // profiles plus `storage: {newUuids: true}` in the site profile every node profile extends
+  const profiles = path.join(out, 'profiles');
+  mkdirSync(profiles, { recursive: true });
+  for (const f of readdirSync(path.join(repo, 'profiles'))) copyFileSync(path.join(repo, 'profiles', f), path.join(profiles, f));
+  appendFileSync(path.join(profiles, 'base.yaml'), 'storage:\n  newUuids: true\n');
   say('validate, then deploy one overlay clone per machine and apply (one libguestfs appliance, TCG: about a minute)');
-  cli(['validate', '-p', 'profiles/', '-i', 'examples/inventory.yaml']);
-  cli(['deploy', '-p', 'profiles/', '-i', 'examples/inventory.yaml', '--base', 'out/demo-images/base.qcow2', '--out', 'out/demo-images/clones', '--state', 'out/demo-images/state', '--report', 'out/demo-images/report.json']);
+  cli(['validate', '-p', profiles, '-i', 'examples/inventory.yaml']);
+  cli(['deploy', '-p', profiles, '-i', 'examples/inventory.yaml', '--base', 'out/demo-images/base.qcow2', '--out', 'out/demo-images/clones', '--state', 'out/demo-images/state', '--report', 'out/demo-images/report.json']);
   say('audit of the clones: every identity unique');
   cli(['audit', '--target', 'out/demo-images/clones/*.qcow2']);
   say('done: clones in out/demo-images/clones/, report in out/demo-images/report.json');

@@ -24,6 +24,7 @@ const PROFILE = `
 profile: img
 site: {domain: img.example.org, gateway: 10.2.0.1, dns: [10.2.0.2]}
 ssh: {hostKeys: [ed25519, ecdsa]}
+storage: {newUuids: true}
 network:
   version: 2
   ethernets:
@@ -161,7 +162,7 @@ describe('e2e: seal, capture, library, deploy 20 clones on qcow2 images', functi
     expect(report.base.sha256).to.equal(baseSha);
   });
 
-  it('audit of the clones is clean and plan on every clone shows no changes', () => {
+  it('audit of the clones (storage.newUuids) finds no shared identity of any kind, and plan on every clone shows no changes', () => {
     const audit = ghostprep(['audit', '--target', path.join(work, 'clones', '*.qcow2'), '--json', '--jobs', '1']);
     expect(audit.status, audit.stderr).to.equal(0);
     expect(JSON.parse(audit.stdout).targets).to.equal(N);
