@@ -64,7 +64,17 @@ const GROUPS = [
   // the first boot file builds the debootstrap master (cached under .cache/boot); the others wait for it
   { name: 'boot-harness', files: ['dist/test/boot/harness.test.js'], minutes: 4.0 },
   { name: 'boot-library', files: ['dist/test/boot/library.test.js'], minutes: 3.0, after: ['boot-harness'] },
+  // the network boot matrix: one master per stack, two boots each (several NICs per boot)
+  { name: 'boot-net-netplan', files: ['dist/test/boot/network/netplan.test.js'], minutes: 4.0, after: ['boot-harness'] },
+  { name: 'boot-net-networkd', files: ['dist/test/boot/network/networkd.test.js'], minutes: 3.5, after: ['boot-harness'] },
+  { name: 'boot-net-nm', files: ['dist/test/boot/network/network-manager.test.js'], minutes: 4.0, after: ['boot-harness'] },
+  { name: 'boot-net-eni', files: ['dist/test/boot/network/eni.test.js'], minutes: 3.5, after: ['boot-harness'] },
+  { name: 'boot-net-summary', files: ['dist/test/boot/network/summary.test.js'], minutes: 0.1, after: ['boot-net-netplan', 'boot-net-networkd', 'boot-net-nm', 'boot-net-eni'] },
+  { name: 'boot-storage', files: ['dist/test/storage/boot-new-uuids.test.js'], minutes: 2.5, after: ['boot-harness'] },
   { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 5.1, after: ['boot-harness'] },
+  { name: 'storage', files: ['dist/test/storage/new-uuids.test.js', 'dist/test/storage/rollback.test.js', 'dist/test/storage/twenty-clones.test.js'], minutes: 4.0 },
+  { name: 'storage-lvm', files: ['dist/test/storage-lvm/identity-appliance.test.js'], minutes: 4.0 },
+  { name: 'audit-images', files: ['dist/test/audit/audit-images.test.js'], minutes: 1.5 },
   { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 4.8 },
   { name: 'slurm-cluster', files: ['dist/test/export/slurm-cluster.test.js'], minutes: 2.9 },
   { name: 'windows', files: ['dist/test/windows/'], minutes: 3.6 },
