@@ -36,7 +36,7 @@ describe('storage device changes: undone on failure and on rollback', function (
       ];
       const bad: DeviceChange = { op: 'part-guid', device: '/dev/sda9', disk: '/dev/sda', partnum: 9, from: 'x', to: '0e4e4e4e-0000-4000-8000-0000000000b9', source: 't' };
       const err = await devices.apply([...good, bad]).then(() => null, (e: Error) => e);
-      expect(err?.message).to.contain('part-guid of /dev/sda9');
+      expect(err?.message, err?.message).to.contain('part-guid of /dev/sda9');
       for (const c of good) expect((await devices.read(c)).toLowerCase(), `${c.op} ${c.device} undone`).to.equal(c.from.toLowerCase());
       expect(await s.lines('mounts')).to.include.members(['/dev/sda2', '/dev/sda3']);
 
