@@ -10,9 +10,12 @@
  * btrfs: btrfstune -U; swap: swaplabel, which keeps the label),
  * `part-set-gpt-guid`, `part-set-disk-guid`; vfat's volume serial, which
  * `set-uuid` does not know, is written into the boot sector (and FAT32's
- * backup boot sector) with `pwrite-device`. The guest is mounted again as it
+ * backup boot sector) with `upload-offset` from a host file. The guest is mounted again as it
  * was found afterwards.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { GuestError, errorMessage } from '../../util/errors.js';
 import { reverseDeviceChange, type BlockDevices, type BlockDisk, type BlockVolume, type DeviceChange, type FsUuidChange } from '../../storage/types.js';
 import { mountGuest, type InspectedOs } from './os-inspect.js';
@@ -155,7 +158,15 @@ export class GuestfsBlockDevices implements BlockDevices {
       const sector = boot.readUInt16LE(0x0b);
       if (backup > 0 && backup !== 0xffff) offsets.push(backup * sector + 0x43);
     }
-    for (const off of offsets) await this.session.command('pwrite-device', [c.device, bytes, off]);
+    // from a host file: the serial's bytes may be NUL, which no guestfish argument can carry
+    const dir = await mkdtemp(path.join(tmpdir(), 'ghostprep-vfat-'));
+    try {
+      const file = path.join(dir, 'serial');
+      await writeFile(file, bytes, { mode: 0o600 });
+      for (const off of offsets) await this.session.command('upload-offset', [file, c.device, off]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   async read(c: DeviceChange): Promise<string> {
