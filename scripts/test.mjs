@@ -72,7 +72,7 @@ const GROUPS = [
   { name: 'boot-net-summary', files: ['dist/test/boot/network/summary.test.js'], minutes: 0.1, after: ['boot-net-netplan', 'boot-net-networkd', 'boot-net-nm', 'boot-net-eni'] },
   { name: 'boot-storage', files: ['dist/test/storage/boot-new-uuids.test.js'], minutes: 2.5, after: ['boot-harness'] },
   { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 5.1, after: ['boot-harness'] },
-  { name: 'storage', files: ['dist/test/storage/new-uuids.test.js', 'dist/test/storage/rollback.test.js', 'dist/test/storage/twenty-clones.test.js'], minutes: 4.0 },
+  { name: 'storage', files: ['dist/test/storage/new-uuids.test.js', 'dist/test/storage/rollback.test.js'], minutes: 4.0 },
   { name: 'storage-lvm', files: ['dist/test/storage-lvm/identity-appliance.test.js'], minutes: 4.0 },
   { name: 'audit-images', files: ['dist/test/audit/audit-images.test.js'], minutes: 1.5 },
   { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 4.8 },
