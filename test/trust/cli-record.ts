@@ -25,6 +25,8 @@ const GROUP = process.env.GHOSTPREP_TEST_LANE ?? 'unknown';
 const MAX_OUTPUT = 8 * 1024 * 1024;
 /** Private keys kept per run: a run of 10,000 machines writes 20,000; a leak is a code path, not one machine. */
 const MAX_KEYS = 64;
+/** The generated LUKS passphrase's name in a machine's state dir (storage/luks-keys.ts LUKS_KEY_STATE_FILE). */
+const LUKS_KEY_NAME = 'luks.key';
 
 const isCli = /dist\/src\/cli\/main\.js$/.test(process.argv[1] ?? '');
 
@@ -112,7 +114,7 @@ function filesOf(p: string): string[] {
   } catch { return []; }
 }
 
-/** Private keys this run wrote to its state dir (mtime since it started), each base64 line of the PEM body a needle. */
+/** Private keys and generated passwords this run wrote to its state dir (mtime since it started), each base64 line of a PEM body a needle. */
 function stateKeys(root: string, since: number, addSecret: (what: string, v: string) => void): void {
   let kept = 0;
   const walk = (d: string, depth: number): void => {
@@ -123,7 +125,16 @@ function stateKeys(root: string, since: number, addSecret: (what: string, v: str
       if (kept >= MAX_KEYS) return;
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p, depth + 1);
-      else if (e.isFile() && e.name.endsWith('_key')) {
+      else if (e.isFile() && (e.name.startsWith('password-') || e.name === LUKS_KEY_NAME)) {
+        // a generated Windows password or LUKS passphrase: the value, and the Windows one as unattend.xml encodes it
+        try {
+          if (statSync(p).mtimeMs < since - 2000) continue;
+          const value = readFileSync(p, 'utf8').split('\n')[0];
+          addSecret(`generated secret ${path.relative(root, p)}`, value);
+          for (const element of ['Password', 'AdministratorPassword']) addSecret(`encoded ${path.relative(root, p)}`, Buffer.from(value + element, 'utf16le').toString('base64'));
+          kept++;
+        } catch { /* removed meanwhile */ }
+      } else if (e.isFile() && e.name.endsWith('_key')) {
         try {
           if (statSync(p).mtimeMs < since - 2000) continue;
           const pub = existsSync(p + '.pub') ? readFileSync(p + '.pub', 'utf8') : '';
