@@ -152,6 +152,8 @@ const cliRecord = path.join(root, 'dist/test/trust/cli-record.js');
 const env = (g) => withLaunchLog({
   ...process.env, GHOSTPREP_TEST_LANE: g.name, GHOSTPREP_TEST_TIMINGS: timings,
   GHOSTPREP_TRUST_SHARE: trustShare, GHOSTPREP_TRUST_SHARE_FROM: g.name === 'trust-secrets' ? trustFrom.join(',') : '',
+  // the network boot matrix's results of this run only (test/helpers/boot-network.ts prints them as one table)
+  GHOSTPREP_BOOT_MATRIX: process.env.GHOSTPREP_BOOT_MATRIX ?? path.join(trustShare, 'boot-matrix.jsonl'),
   NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${cliRecord}`].filter(Boolean).join(' '),
 });
 
