@@ -21,6 +21,7 @@ const PROFILE = `
 profile: hpc
 site: {domain: hpc.example.org, gateway: 10.3.0.1, dns: [10.3.0.2]}
 ssh: {hostKeys: [ed25519]}
+storage: {newUuids: true}
 network:
   version: 2
   ethernets:

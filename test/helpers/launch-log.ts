@@ -21,6 +21,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import childProcess, { type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
 
@@ -128,7 +129,7 @@ function observe(file: string, rawArgs: unknown, options: unknown, child?: Child
 if (LOG) {
   const cp = createRequire(import.meta.url)('node:child_process') as typeof childProcess;
   const wrap = <F extends (...a: never[]) => unknown>(name: keyof typeof childProcess, fn: F, shell: boolean): void => {
-    (cp as unknown as Record<string, unknown>)[name] = function (this: unknown, ...a: unknown[]) {
+    const wrapped = function (this: unknown, ...a: unknown[]) {
       const out = (fn as unknown as (...x: unknown[]) => unknown).apply(this, a);
       try {
         if (shell) observe('sh', ['-c', String(a[0])], undefined, out as ChildProcess);
@@ -136,6 +137,21 @@ if (LOG) {
       } catch { /* never break the spawn */ }
       return out;
     };
+    // util.promisify(execFile / exec) resolves {stdout, stderr} through this symbol: keep it, counted too
+    const custom = (fn as unknown as Record<symbol, unknown>)[promisify.custom] as ((...x: unknown[]) => Promise<unknown>) | undefined;
+    if (custom) {
+      Object.defineProperty(wrapped, promisify.custom, {
+        value(...a: unknown[]) {
+          const p = custom(...a) as Promise<unknown> & { child?: ChildProcess };
+          try {
+            if (shell) observe('sh', ['-c', String(a[0])], undefined, p.child);
+            else observe(String(a[0]), Array.isArray(a[1]) ? a[1] : [], Array.isArray(a[1]) ? a[2] : a[1], p.child?.stdin ? p.child : undefined);
+          } catch { /* never break the spawn */ }
+          return p;
+        },
+      });
+    }
+    (cp as unknown as Record<string, unknown>)[name] = wrapped;
   };
   wrap('spawn', cp.spawn, false);
   wrap('spawnSync', cp.spawnSync, false);
