@@ -7,6 +7,7 @@ import { sortDiagnostics } from '../report/diagnostics.js';
 import { type Diagnostic } from '../core/diagnostic.js';
 import { checkMachine, checkReferencedFiles, checkUniqueness, uniquenessFacts, type UniquenessFacts } from './rules.js';
 import { siteSecret } from '../identity/resolve.js';
+import { windowsRefusals } from '../windows/check.js';
 import { checkTargets } from './rules-targets.js';
 import { prepareFleet, renderMachine } from './prepare.js';
 import { locateProblem } from '../template/locate.js';
@@ -72,7 +73,7 @@ export function checkSlice(machines: readonly PreparedMachine[], start: number, 
   for (let i = start; i < end; i++) {
     const r = renderMachine(machines[i]!, undefined, undefined, false);
     // a value whose template failed is still its raw text: checking it would only repeat the error
-    if (r.diagnostics.length) diagnostics.push(...r.diagnostics);
+    if (r.diagnostics.length) diagnostics.push(...r.diagnostics, ...windowsRefusals(r.prepared));
     else {
       diagnostics.push(...checkMachine(r), ...checkFiles(r));
       facts.push(uniquenessFacts(r, i, siteSecret));

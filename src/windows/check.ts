@@ -9,7 +9,8 @@
  */
 import type { Diagnostic } from '../core/diagnostic.js';
 import { locateProblem } from '../template/locate.js';
-import { type RenderedMachine } from '../core/machine.js';
+import { type PreparedMachine, type RenderedMachine } from '../core/machine.js';
+import type { Profile } from '../core/profile.js';
 import { isObj } from '../network/interpret.js';
 import { MAC_RE, parseCidr, parseIp } from '../network/ip.js';
 import { computerNameProblem } from './computer-name.js';
@@ -18,6 +19,17 @@ import { GhostprepError } from '../util/errors.js';
 import { provisioningBlob, PROVISIONING_FILE_MAX_BYTES, readSecretFile, secretPath } from './secrets.js';
 import { computerNameOf, timeZoneUnmapped, windowsProfile, windowsTimeZone, windowsTimeZoneProblem } from './settings.js';
 import { refusedWindowsKeys } from './unattend.js';
+
+/**
+ * Literal passwords and deprecated OOBE settings, refused by key whatever
+ * their values: read from the profile as written, so that they are reported
+ * even where a value's template fails to render (validate then skips the
+ * rules that read rendered values).
+ */
+export function windowsRefusals(m: PreparedMachine): Diagnostic[] {
+  const w = windowsProfile(m.traced.value as unknown as Profile);
+  return refusedWindowsKeys(w).map(({ pointer, message }) => locateProblem(m, pointer, message, 'error', true));
+}
 
 export function windowsChecks(r: RenderedMachine): Diagnostic[] {
   if (!(r.profile as { windows?: unknown }).windows) return [];
@@ -41,7 +53,7 @@ export function windowsChecks(r: RenderedMachine): Diagnostic[] {
     }
   }
 
-  for (const { pointer, message } of refusedWindowsKeys(w)) out.push(locateProblem(r.prepared, pointer, message, 'error', true));
+  out.push(...windowsRefusals(r.prepared));
   secretFileChecks(r, at);
   const o = w.oobe;
   if (o?.autoLogon && typeof o.autoLogon.user === 'string') {
