@@ -17,14 +17,14 @@
 # Environment:
 #   GHOSTPREP_FRESH_CACHE   where the minbase tarball is kept (default .cache/fresh-chroot);
 #                           the chroot itself is unpacked fresh from it on every run
-#   GHOSTPREP_DEBIAN_MIRROR the Debian mirror (default http://deb.debian.org/debian)
+#   GHOSTPREP_DEBIAN_MIRROR the Debian mirror (default: debootstrap's own default for the suite)
 #   GHOSTPREP_FRESH_KEEP=1  keep the chroot directory afterwards (its path is printed)
 #   GHOSTPREP_FRESH_SPECS   the specs run inside (default dist/test/unit/)
 set -eu
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${GHOSTPREP_FRESH_CACHE:-$REPO/.cache/fresh-chroot}
-MIRROR=${GHOSTPREP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+MIRROR=${GHOSTPREP_DEBIAN_MIRROR:-}
 SPECS=${GHOSTPREP_FRESH_SPECS:-dist/test/unit/}
 SUITE=bookworm
 TARBALL=$CACHE/$SUITE-minbase.tar
@@ -43,9 +43,9 @@ step() { STEPS="$STEPS
 mkdir -p "$CACHE"
 if [ ! -s "$TARBALL" ]; then
   t=$(now)
-  echo "== debootstrap --variant=minbase $SUITE from $MIRROR (once; kept in $TARBALL)"
+  echo "== debootstrap --variant=minbase $SUITE from ${MIRROR:-debootstrap's default mirror} (once; kept in $TARBALL)"
   BUILD=$(mktemp -d "$CACHE/build.XXXXXX")
-  debootstrap --variant=minbase "$SUITE" "$BUILD" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
+  debootstrap --variant=minbase "$SUITE" "$BUILD" ${MIRROR:+"$MIRROR"} >"$CACHE/debootstrap.log" 2>&1 \
     || { tail -20 "$CACHE/debootstrap.log" >&2; rm -rf "$BUILD"; exit 1; }
   tar --numeric-owner -C "$BUILD" -cf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
   rm -rf "$BUILD"
@@ -70,6 +70,8 @@ for m in proc sys dev dev/pts; do
   MOUNTS="$ROOT/$m $MOUNTS"
 done
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# the mirror debootstrap used (its sources.list) unless one was given, plus the suite's updates
+[ -n "$MIRROR" ] || MIRROR=$(awk '$1 == "deb" { print $2; exit }' "$ROOT/etc/apt/sources.list")
 printf 'deb %s %s main\ndeb %s %s-updates main\n' "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$ROOT/etc/apt/sources.list"
 # as in a container image: package scripts do not start services (munge, slurmd) in the chroot
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d" && chmod 755 "$ROOT/usr/sbin/policy-rc.d"
