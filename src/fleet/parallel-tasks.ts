@@ -5,7 +5,8 @@
  * in it, and its result is plain data (structured-cloned between threads).
  */
 import { StateDir } from '../identity/state.js';
-import { planEntry, planRenderOnly, type RunOptions } from './run.js';
+import { planEntry } from './plan-text.js';
+import { planRenderOnly, type RunOptions } from './run.js';
 import { checkSlice, type LoadedFleet, type SliceResult } from './validate-fleet.js';
 
 /** Render and check machines [start, end). */

@@ -19,7 +19,7 @@ import { assemblePlan } from '../plan/assemble.js';
 import { detectWindows, windowsDistro } from '../windows/detect.js';
 import { commitChanges, verifyChanges } from '../plan/apply.js';
 import { preflightPlan } from '../plan/preflight.js';
-import { effectiveChanges, renderDiff, type EffectiveChange } from '../plan/diff.js';
+import { effectiveChanges, type EffectiveChange } from '../plan/diff.js';
 import { describeMode, type FileChange } from '../core/file-change.js';
 import type { MachineReport } from '../report/report.js';
 import { GhostprepError, InvalidInputError, errorMessage } from '../util/errors.js';
@@ -35,7 +35,7 @@ import { validateFleet } from './validate-fleet.js';
 import { parseCidr } from '../network/ip.js';
 import { addressesOf } from '../network/check.js';
 import type { DeviceChange } from '../storage/types.js';
-import { applyDeviceStage, deviceChangesText, planDeviceStage, reportDeviceChanges, verifyDeviceStage } from './storage-stage.js';
+import { applyDeviceStage, planDeviceStage, reportDeviceChanges, verifyDeviceStage } from './storage-stage.js';
 import { deviceIdentityOf } from '../storage/luks-keys.js';
 
 export interface RunOptions {
@@ -419,27 +419,4 @@ async function readDistro(g: Guest): Promise<Distro> {
     throw new GhostprepError('no /etc/os-release or /usr/lib/os-release in the guest (and no Windows system root): cannot tell its distribution');
   }
   return detectDistro(text.toString('utf8'));
-}
-
-export function diffText(r: MachineResult): string {
-  return r.changes.map(renderDiff).join('');
-}
-
-/**
- * What `plan` prints for one machine: with --json its entry of the machines
- * array (one line, no separator), else its header line and diff. The
- * single-threaded and the parallel plan (fleet/parallel.ts) both print this.
- */
-export function planEntry(r: MachineResult, json: boolean): string {
-  if (json) return JSON.stringify({ ...r.report, diff: diffText(r) });
-  const head = `=== ${r.report.name} (${r.report.target})`;
-  const devices = r.deviceChanges ?? [];
-  const count = r.changes.length + devices.length;
-  let text = r.report.status !== 'ok' ? `${head}: FAILED: ${r.report.error}\n` : `${head}: ${count ? `${count} change(s)` : 'no changes'}\n`;
-  text += deviceChangesText(devices);
-  if (r.changes.length) {
-    const diff = diffText(r);
-    text += diff.endsWith('\n') || diff === '' ? diff : diff + '\n';
-  }
-  return text;
 }

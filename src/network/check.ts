@@ -15,8 +15,8 @@
  */
 import { isObj, toBool, toList } from './interpret.js';
 import { MAC_RE, contains, ifnameProblem, macProblem, networkOf, parseCidr, parseIp, reservedInSubnet } from './ip.js';
-import type { Address, IfaceKind } from './model.js';
-import { KIND_ORDER, SECTION_OF } from './model.js';
+import type { Address, IfaceKind } from '../core/network.js';
+import { KIND_ORDER, SECTION_OF } from '../core/network.js';
 
 export interface NetworkProblem {
   readonly path: string;

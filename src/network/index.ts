@@ -13,8 +13,7 @@ import type { Distro } from '../core/distro.js';
 import type { FileChange, WriteChange } from '../core/file-change.js';
 import { GhostprepError, GuestError } from '../util/errors.js';
 import { interpret } from './interpret.js';
-import type { EditedFile, NetworkModel, RenderedFile } from './model.js';
-import type { RenderOptions } from './renderers/common.js';
+import type { EditedFile, NetworkModel, RenderedFile, RenderOptions } from '../core/network.js';
 import { RENDERERS } from './renderers/index.js';
 import { selectRenderer } from './select.js';
 import { SOURCE } from './renderers/guest.js';
@@ -28,9 +27,6 @@ export type { Selection } from './select.js';
 export { findStale } from './stale.js';
 export { RENDERERS } from './renderers/index.js';
 export { networkV2, netplanBody } from './renderers/netplan.js';
-export type { Renderer, RendererDoc } from './renderers/index.js';
-export type { RenderOptions } from './renderers/common.js';
-export type { NetworkModel, RenderedFile } from './model.js';
 export { NetworkRenderError } from './model.js';
 
 export interface NetworkPlan {

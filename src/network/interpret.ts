@@ -4,8 +4,9 @@
  * throws with the JSON path instead of guessing.
  */
 import { parseCidr, parseIp } from './ip.js';
-import type { Address, BondParams, BridgeParams, Iface, IfaceKind, Match, NetworkModel, Route } from './model.js';
-import { KIND_ORDER, NetworkRenderError, SECTION_OF } from './model.js';
+import type { Address, BondParams, BridgeParams, Iface, IfaceKind, Match, NetworkModel, Route } from '../core/network.js';
+import { NetworkRenderError } from './model.js';
+import { KIND_ORDER, SECTION_OF } from '../core/network.js';
 
 type Obj = Record<string, unknown>;
 

@@ -4,7 +4,7 @@
  * so IPv4 must be four decimal parts and IPv6 must carry no zone.
  */
 import ipaddr from 'ipaddr.js';
-import type { Address, IpFamily } from './model.js';
+import type { Address, IpFamily } from '../core/network.js';
 
 export type Ip = ipaddr.IPv4 | ipaddr.IPv6;
 

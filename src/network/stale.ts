@@ -11,9 +11,10 @@
  */
 import type { GuestReader } from '../core/backend.js';
 import type { FileChange } from '../core/file-change.js';
-import type { NetworkModel } from './model.js';
+import type { NetworkModel } from '../core/network.js';
 import { HEADER, UDEV_DIR } from './renderers/common.js';
-import { type Claims, claimsOf, del, isOurs, listFiles, write } from './renderers/guest.js';
+import { claimsOf, del, isOurs, listFiles, write } from './renderers/guest.js';
+import { type Claims } from '../core/network.js';
 import { RENDERERS } from './renderers/index.js';
 
 export const PERSISTENT_NET = `${UDEV_DIR}/70-persistent-net.rules`;

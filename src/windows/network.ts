@@ -6,7 +6,7 @@
  *   settings, kept as before; it overrides the profile's `network:` for
  *   Windows guests (one Windows profile can then extend a Linux one);
  * - else the profile's `network:` (netplan v2), through the one network
- *   model every Linux renderer reads (src/network/model.ts). Windows
+ *   model every Linux renderer reads (src/core/network.ts). Windows
  *   identifies an adapter by MAC (or by its connection name, which a clone
  *   cannot know offline), so every ethernet needs match.macaddress; bonds,
  *   bridges and VLANs have no unattend settings and are refused.
@@ -17,8 +17,8 @@
  */
 import { interpret } from '../network/interpret.js';
 import { parseCidr, parseIp } from '../network/ip.js';
-import type { Iface, NetworkModel } from '../network/model.js';
-import { SECTION_OF } from '../network/model.js';
+import type { Iface, NetworkModel } from '../core/network.js';
+import { SECTION_OF } from '../core/network.js';
 import { GhostprepError } from '../util/errors.js';
 import type { WindowsInterface } from './settings.js';
 

@@ -5,7 +5,8 @@
  * change, this file is the one to adapt.
  */
 import { validateFleet } from '../../src/fleet/validate-fleet.js';
-import { planEntry, runFleet, type MachineResult } from '../../src/fleet/run.js';
+import { planEntry } from '../../src/fleet/plan-text.js';
+import { runFleet, type MachineResult } from '../../src/fleet/run.js';
 import { buildReport, writeKnownHosts } from '../../src/cli/commands/apply.js';
 import type { Diagnostic } from '../../src/core/diagnostic.js';
 import { errorMessage } from '../../src/util/errors.js';

@@ -14,7 +14,8 @@ import { MemoryGuest } from '../../src/backends/memory.js';
 import { findStale, interpret, renderWith, selectRenderer } from '../../src/network/index.js';
 import { renameFiles } from '../../src/network/renderers/common.js';
 import { claimsOf } from '../../src/network/renderers/guest.js';
-import { type Renderer, RendererTable, RENDERERS } from '../../src/network/renderers/index.js';
+import type { Renderer } from '../../src/core/network.js';
+import { RendererTable, RENDERERS } from '../../src/network/renderers/index.js';
 import type { FileChange } from '../../src/core/file-change.js';
 import { DISTROS, ROOT, VARIANTS, caseNames, loadCase } from '../network/helpers.js';
 

@@ -89,7 +89,7 @@ class PlanPrinter {
 
 async function plan(o: PlanCliOptions, g: GlobalOptions): Promise<number> {
   // loaded here, not at the top: `ghostprep validate` and --help need none of it
-  const { planEntry } = await import('../../fleet/run.js');
+  const { planEntry } = await import('../../fleet/plan-text.js');
   const { threadCount } = await import('../../fleet/parallel.js');
   const log = new Logger(g);
   const json = g.json === true;

@@ -1,78 +1,13 @@
 /**
- * Helpers shared by the renderers: the renderer record, file headers,
+ * Helpers shared by the renderers (their record type is in src/core/network.ts): file headers,
  * deterministic UUIDs, and interface renames for renderers that cannot
  * rename by themselves (NetworkManager, ifcfg, ENI).
  */
 import { createHash } from 'node:crypto';
-import type { GuestReader } from '../../core/backend.js';
 import type { Distro } from '../../core/distro.js';
-import type { FileChange } from '../../core/file-change.js';
-import type { Iface, NetworkModel, RenderedFile, WholeFile } from '../model.js';
-import { byId, NetworkRenderError, SECTION_OF } from '../model.js';
-import type { Claims, Detection } from './guest.js';
-
-/** One row of the manual's renderer table (docs/network.md is generated from these). */
-export interface RendererDoc {
-  /** A flavour of the format, when the record renders more than one ("RHEL", "SUSE"). */
-  readonly flavour?: string;
-  /** The files it writes; NAME stands for an interface's kernel name (or ID). */
-  readonly files: readonly string[];
-  readonly mode: number;
-  readonly notes: string;
-}
-
-/**
- * A network renderer: everything ghostprep knows about one configuration
- * format, in one place.
- */
-export interface Renderer {
-  readonly name: string;
-  readonly description: string;
-  /**
-   * Place in the detection walk, lowest first: the first record whose
-   * `detect` gives a reason wins (netplan before NetworkManager because
-   * netplan drives NetworkManager or networkd itself).
-   */
-  readonly priority: number;
-  /**
-   * Directories whose files belong to this format: its own stale rules read
-   * them, and files an earlier ghostprep run left there are removed.
-   */
-  readonly dirs: readonly string[];
-  /** Files outside `dirs` that belong to this format and that its stale rules may rewrite (the ENI main file). */
-  readonly files?: readonly string[];
-  /** Which names in `dirs` ghostprep may have written (default: names holding "ghostprep"). */
-  readonly ownNames?: (name: string) => boolean;
-  readonly docs: readonly RendererDoc[];
-  /** Whether the guest reads this format, and why; with every path looked at. */
-  detect(guest: GuestReader): Promise<Detection>;
-  /** The files for the model (pure: no guest access). */
-  render(model: NetworkModel, distro: Distro, opts?: RenderOptions): RenderedFile[];
-  /**
-   * The master's files in this format that would fight the new configuration,
-   * deleted or rewritten. Runs whichever renderer was chosen: a master file
-   * of any format the guest still reads can take a card. Changes only paths
-   * under `dirs` or in `files`, which no two records share, so the records'
-   * rules never name one path twice and their order does not matter.
-   */
-  stale(guest: GuestReader, claims: Claims): Promise<FileChange[]>;
-  /**
-   * What the guest lacks to apply the rendered model (a package the format
-   * needs for bonds, bridges or VLANs), as one message naming the fix;
-   * undefined when nothing is missing. Not run by `plan` without a target.
-   */
-  missing?(guest: GuestReader, model: NetworkModel, distro: Distro): Promise<string | undefined>;
-}
-
-/** What a rendering may depend on beyond the model and the distro. */
-export interface RenderOptions {
-  /**
-   * The clone's machine-id: connection UUIDs are derived from it, so every
-   * clone's connections have UUIDs of their own. Without it (machineId: keep,
-   * or no machine), UUIDs are derived from the model alone.
-   */
-  readonly machineId?: string | undefined;
-}
+import type { Iface, NetworkModel, WholeFile } from '../../core/network.js';
+import { SECTION_OF } from '../../core/network.js';
+import { byId, NetworkRenderError } from '../model.js';
 
 /** The UUID of a NetworkManager connection profile named `name` on the clone with `machineId`. */
 export function cloneConnectionUuid(machineId: string, name: string): string {

@@ -14,11 +14,9 @@
 import type { GuestReader } from '../../core/backend.js';
 import type { Distro } from '../../core/distro.js';
 import type { FileChange } from '../../core/file-change.js';
-import type { EditedFile, Iface, IpFamily, NetworkModel, RenderedFile, Route } from '../model.js';
+import type { Claims, EditedFile, Iface, IpFamily, NetworkModel, RenderedFile, Renderer, Route } from '../../core/network.js';
 import { NetworkRenderError, requireName } from '../model.js';
-import type { Renderer } from './common.js';
 import { HEADER, file, ref, renameFiles } from './common.js';
-import type { Claims } from './guest.js';
 import { Probe, del, isOurs, listFiles, namesTaken, readText, write } from './guest.js';
 
 export const ENI_MAIN = '/etc/network/interfaces';

@@ -8,7 +8,7 @@ import path from 'node:path/posix';
 import type { GuestReader } from '../../core/backend.js';
 import type { DeleteChange, WriteChange } from '../../core/file-change.js';
 import { globMatcher, hasGlobMagic } from '../../util/glob.js';
-import type { NetworkModel } from '../model.js';
+import type { Claims, Detection, NetworkModel } from '../../core/network.js';
 import { HEADER } from './common.js';
 
 /** The `source` of every change the network module plans. */
@@ -17,13 +17,6 @@ export const SOURCE = 'network';
 // ------------------------------------------------------------ detection
 
 export const SYSTEMD_DIR = '/etc/systemd/system';
-
-/** What one record's detection found (reason) and every path it looked at. */
-export interface Detection {
-  /** Why the guest reads this format; undefined when it does not. */
-  readonly reason: string | undefined;
-  readonly searched: readonly string[];
-}
 
 /** Records the paths a detection looks at, so a failed selection can list them all. */
 export class Probe {
@@ -66,18 +59,6 @@ export class Probe {
 }
 
 // ------------------------------------------------------------ claims
-
-/** What the new configuration claims: kernel names and MAC addresses. */
-export interface Claims {
-  readonly names: ReadonlySet<string>;
-  readonly macs: ReadonlySet<string>;
-  /** Paths the renderer writes: never deleted, they are replaced. */
-  readonly ours: ReadonlySet<string>;
-  /** Ethernets matched by MAC and renamed (set-name): the master's kernel names for them are gone. */
-  readonly renamedByMac?: number;
-  /** The clone's machine-id, when known: the master's connection UUIDs kept on the clone are re-derived from it. */
-  readonly machineId?: string | undefined;
-}
 
 /**
  * The one rule every format's stale check applies to a master's name match

@@ -14,12 +14,10 @@ import path from 'node:path/posix';
 import type { GuestReader } from '../../core/backend.js';
 import type { Distro } from '../../core/distro.js';
 import type { FileChange } from '../../core/file-change.js';
-import type { Iface, NetworkModel, Route, RenderedFile, EditedFile } from '../model.js';
-import { NetworkRenderError, requireName, SECTION_OF } from '../model.js';
-import type { Renderer } from './common.js';
-import type { RenderOptions } from './common.js';
+import type { Claims, EditedFile, Iface, NetworkModel, RenderedFile, Renderer, RenderOptions, Route } from '../../core/network.js';
+import { NetworkRenderError, requireName } from '../model.js';
+import { SECTION_OF } from '../../core/network.js';
 import { HEADER, cloneConnectionUuid, file, ref, renameFiles, shq } from './common.js';
-import type { Claims } from './guest.js';
 import { Probe, del, listFiles, nameConflict, parseKv, write } from './guest.js';
 
 export const RHEL_DIR = '/etc/sysconfig/network-scripts';

@@ -5,15 +5,13 @@
  * priorities, lists names sorted (so `--help`, the schema enum and the
  * manual come from one place) and walks detection in priority order.
  */
-import type { Renderer } from './common.js';
+import type { Renderer } from '../../core/network.js';
 import { eni } from './eni.js';
 import { ifcfg } from './ifcfg.js';
 import { netplan } from './netplan.js';
 import { networkManager } from './network-manager.js';
 import { networkd } from './networkd.js';
 
-export type { Renderer, RendererDoc } from './common.js';
-export type { Claims, Detection } from './guest.js';
 
 export class RendererTable {
   private readonly byName = new Map<string, Renderer>();

@@ -9,11 +9,9 @@ import { isMap as isYamlMap, parseDocument, stringify } from 'yaml';
 import type { GuestReader } from '../../core/backend.js';
 import type { FileChange } from '../../core/file-change.js';
 import { GuestError } from '../../util/errors.js';
-import type { BondParams, BridgeParams, Iface, NetworkModel, Route } from '../model.js';
-import { SECTION_OF } from '../model.js';
-import type { Renderer } from './common.js';
+import type { BondParams, BridgeParams, Claims, Iface, NetworkModel, Renderer, Route } from '../../core/network.js';
+import { SECTION_OF } from '../../core/network.js';
 import { HEADER, file } from './common.js';
-import type { Claims } from './guest.js';
 import { Probe, del, isOurs, listFiles, nameConflict, write } from './guest.js';
 
 export const NETPLAN_DIR = '/etc/netplan';

@@ -11,11 +11,8 @@
 import type { GuestReader } from '../../core/backend.js';
 import type { Distro } from '../../core/distro.js';
 import type { FileChange } from '../../core/file-change.js';
-import type { Iface, IpFamily, NetworkModel, Route, WholeFile } from '../model.js';
-import type { Renderer } from './common.js';
-import type { RenderOptions } from './common.js';
+import type { Claims, Iface, IpFamily, NetworkModel, Renderer, RenderOptions, Route, WholeFile } from '../../core/network.js';
 import { HEADER, cloneConnectionUuid, file, ref, renameFiles, stableUuid, stem } from './common.js';
-import type { Claims } from './guest.js';
 import { Probe, del, iniGet, listFiles, nameConflict, parseIni, write } from './guest.js';
 
 export const NM_DIR = '/etc/NetworkManager/system-connections';

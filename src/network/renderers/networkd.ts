@@ -8,11 +8,8 @@
 import path from 'node:path/posix';
 import type { GuestReader } from '../../core/backend.js';
 import type { FileChange } from '../../core/file-change.js';
-import type { BondParams, BridgeParams, Iface, NetworkModel, Route } from '../model.js';
-import type { Renderer } from './common.js';
+import type { BondParams, BridgeParams, Claims, Iface, NetworkModel, Renderer, Route, WholeFile } from '../../core/network.js';
 import { HEADER, file, linkFile, ref, stem, vlansOn } from './common.js';
-import type { WholeFile } from '../model.js';
-import type { Claims } from './guest.js';
 import { Probe, del, iniGet, isOurs, listFiles, namesTaken, parseIni } from './guest.js';
 
 export const NETWORKD_DIR = '/etc/systemd/network';
