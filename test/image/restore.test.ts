@@ -3,12 +3,15 @@
  * sha256 unchanged after writes to clones), no overwrite without force,
  * checksum mismatch refused, sha256 cache, and --size growing ext4 and xfs
  * (disk, last partition, filesystem: checked with statvfs in the guest).
+ * Two appliances: restore --size's own, and one for the rest.
  */
 import { expect } from 'chai';
 import { execa } from 'execa';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { GuestfsBackend } from '../../src/backends/guestfs/backend.js';
+import { GuestfsImageGuest } from '../../src/backends/guestfs/backend.js';
+import { probeLvm } from '../../src/backends/guestfs/lvm-probe.js';
+import { ApplianceLayout, openDrive } from '../../src/backends/guestfs/os-inspect.js';
 import { GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { cachedSha256, growDrive, restore, sha256File, virtualSize, type RestoreProgress } from '../../src/image/restore.js';
 import { LVM_VG, tempDir, testImage } from '../helpers/images.js';
@@ -32,7 +35,12 @@ describe('restore (real qemu-img and guestfish)', function () {
     baseSha = await sha256File(base);
   });
 
+  /** The appliance of the last two tests (grow, then writes to the clones). */
+  let shared: GuestfsSession | undefined;
+  let clonePartitions: Array<readonly number[] | undefined> = [];
+
   after(async () => {
+    await shared?.close();
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 
@@ -64,18 +72,6 @@ describe('restore (real qemu-img and guestfish)', function () {
     expect((await fs.readdir(dir)).filter((n) => n.includes('ghostprep') || n.startsWith('bad') || n.startsWith('x.'))).to.deep.equal([]);
   });
 
-  it('never writes the base: its sha256 is unchanged after writes to the clones', async () => {
-    await new GuestfsBackend().forEachGuest(
-      ['ov.qcow2', 'cp.qcow2'].map((n) => ({ kind: 'image' as const, path: path.join(dir, n) })),
-      { readonly: false, jobs: 1 }, // both in one appliance (the default, one per core, launches two)
-      async (_t, g) => {
-        if (g instanceof Error) throw g;
-        await g.writeFile('/etc/machine-id', Buffer.from('f'.repeat(32) + '\n'), { mode: 0o444, uid: 0, gid: 0 });
-      },
-    );
-    expect(await sha256File(base)).to.equal(baseSha);
-  });
-
   /** Filesystem size in bytes of `dev`, mounted read-only at / of `s`. */
   async function fsBytes(s: GuestfsSession, dev: string): Promise<number> {
     await s.command('mount-ro', [dev, '/']);
@@ -100,17 +96,35 @@ describe('restore (real qemu-img and guestfish)', function () {
     // the size given to the overlay (qemu-img create … 1G), grown below: restore's `size` would grow it in an appliance of its own first
     const lvm = await restore({ base: await testImage('lvm'), to: path.join(dir, 'big-lvm.qcow2'), mode: 'overlay' });
     await execa('qemu-img', ['resize', '-q', '-f', 'qcow2', lvm.path, '1G']);
-    const drives = [path.join(dir, 'big-ext4.qcow2'), xfs.path, lvm.path].map((p, i) => ({ path: p, format: 'qcow2', readonly: i === 0 }));
-    const s = await GuestfsSession.open({ drives });
-    try {
-      expect(await growDrive(s, 1, xfs.path)).to.deep.equal({ partition: '/dev/sdb1', filesystem: 'xfs', grown: '/dev/sdb1' });
-      expect(await growDrive(s, 2, lvm.path)).to.deep.equal({ partition: '/dev/sdc1', filesystem: 'ext4', grown: `/dev/${LVM_VG}/root` });
-      // were 256 MiB (ext4), 512 MiB (xfs), a 200 MiB root LV in a 512 MiB disk (LVM)
-      expect(await fsBytes(s, '/dev/sda1')).to.be.above(0.85 * GiB);
-      expect(await fsBytes(s, '/dev/sdb1')).to.be.above(0.85 * GiB);
-      expect(await fsBytes(s, `/dev/${LVM_VG}/root`)).to.be.above(0.6 * GiB);
-    } finally {
-      await s.close();
+    // ov and cp (the first test's clones) ride along for the next test: one appliance for both
+    const drives = [path.join(dir, 'big-ext4.qcow2'), xfs.path, lvm.path, path.join(dir, 'ov.qcow2'), path.join(dir, 'cp.qcow2')]
+      .map((p, i) => ({ path: p, format: 'qcow2', readonly: i === 0 }));
+    // read on the host before the launch, as GuestfsBackend does (qemu-img cannot read a drive the appliance writes)
+    clonePartitions = await Promise.all([3, 4].map(async (i) => (await probeLvm(drives[i]!.path, 'qcow2')).partitions));
+    const s = (shared = await GuestfsSession.open({ drives }));
+    expect(await growDrive(s, 1, xfs.path)).to.deep.equal({ partition: '/dev/sdb1', filesystem: 'xfs', grown: '/dev/sdb1' });
+    expect(await growDrive(s, 2, lvm.path)).to.deep.equal({ partition: '/dev/sdc1', filesystem: 'ext4', grown: `/dev/${LVM_VG}/root` });
+    // were 256 MiB (ext4), 512 MiB (xfs), a 200 MiB root LV in a 512 MiB disk (LVM)
+    expect(await fsBytes(s, '/dev/sda1')).to.be.above(0.85 * GiB);
+    expect(await fsBytes(s, '/dev/sdb1')).to.be.above(0.85 * GiB);
+    expect(await fsBytes(s, `/dev/${LVM_VG}/root`)).to.be.above(0.6 * GiB);
+  });
+
+  it('never writes the base: its sha256 is unchanged after writes to the clones', async () => {
+    // the clones ov (an overlay of the base) and cp (a copy), drives 3 and 4 of the previous test's
+    // appliance, opened and written as GuestfsBackend does (inspection, then GuestfsImageGuest)
+    const s = shared!;
+    for (const [k, index] of [3, 4].entries()) {
+      const image = s.drives[index]!.path;
+      const partitions = clonePartitions[k];
+      const os = await openDrive(s, new ApplianceLayout(s), index, image, { readonly: false, ...(partitions && { partitions }) });
+      const g = new GuestfsImageGuest(s, image, false, os);
+      await g.writeFile('/etc/machine-id', Buffer.from('f'.repeat(32) + '\n'), { mode: 0o444, uid: 0, gid: 0 });
+      expect((await g.readFile('/etc/machine-id'))?.toString(), image).to.equal('f'.repeat(32) + '\n');
+      await s.command('umount-all');
     }
+    shared = undefined;
+    await s.close();
+    expect(await sha256File(base)).to.equal(baseSha);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * GuestfsBackend batching on real images: ext4 on GPT, two overlays of ONE
  * LVM guest (they must never share an appliance), xfs, and a broken image
- * that must fail alone; then a read-only pass that sees the writes.
+ * that must fail alone; then a read-only pass that sees the writes; then
+ * fresh copies with a layout hint and apply's preflight in one appliance.
  */
 import { expect } from 'chai';
 import { execa } from 'execa';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import type { Guest, TargetSpec } from '../../../src/core/backend.js';
 import { GuestfsBackend, prepareTarget, scheduleBatches, type GuestfsImageGuest } from '../../../src/backends/guestfs/backend.js';
 import { probeLvm } from '../../../src/backends/guestfs/lvm-probe.js';
+import { driveDevice } from '../../../src/backends/guestfs/session.js';
 import { LVM_VG, overlayOf, stageTree, tempDir, testImage } from '../../helpers/images.js';
 
 describe('GuestfsBackend batching (real appliances)', function () {
@@ -80,51 +82,60 @@ describe('GuestfsBackend batching (real appliances)', function () {
     expect(found.sort()).to.deep.equal(['ext4=ext4/ext4', 'lvm-a=lvm-a/lvm-a', 'xfs=xfs/xfs']);
   });
 
-  it('mounts fresh copies of one image like the first (layoutKey: one blkid), and inspects in full when that hint is wrong', async () => {
-    const base = await testImage('ext4-gpt');
-    // the wrong hint: the same key on an image whose filesystem fills the whole disk (no /dev/sdX1)
-    const tree = await stageTree('ext4-gpt');
-    const raw = path.join(dir, 'whole.raw');
-    await execa('mkfs.ext4', ['-F', '-q', '-d', tree, raw, '200M']);
-    const whole = path.join(dir, 'whole.qcow2');
-    await execa('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, whole]);
-    await fs.rm(path.dirname(tree), { recursive: true, force: true });
-    const layoutKey = `test:${Date.now()}:${Math.random()}`;
-    const copies: TargetSpec[] = [
-      ...await Promise.all(['c1', 'c2'].map(async (n) => ({ kind: 'image' as const, path: await overlayOf(base, dir, n), machine: n, layoutKey }))),
-      { kind: 'image', path: whole, machine: 'whole', layoutKey },
-      { kind: 'image', path: await overlayOf(base, dir, 'c3'), machine: 'c3', layoutKey },
-    ];
+  // Apply's preflight (prepare) and fresh copies of one image (layoutKey) are what deploy's batches use together:
+  // one appliance takes the copies of both cases, and each `it` checks its own part of that one run.
+  describe('one appliance: copies with a layout hint, and apply\'s preflight', () => {
     const commands: string[] = [];
     const seen: string[] = [];
-    await new GuestfsBackend({ trace: (line) => commands.push(line.split(' ')[0]!) }).forEachGuest(copies, { readonly: false, jobs: 1 }, async (t, g) => {
-      if (g instanceof Error) throw g;
-      const guest = g as GuestfsImageGuest;
-      await guest.writeFile('/etc/hostname', Buffer.from(`${t.machine}\n`), { mode: 0o644, uid: 0, gid: 0 });
-      seen.push(`${t.machine} ${guest.os.root} ${(await guest.readFile('/etc/hostname'))?.toString().trim()} ${(await guest.stat('/etc/hostname'))?.mode.toString(8)}`);
-    });
-    expect(seen).to.deep.equal(['c1 /dev/sda1 c1 644', 'c2 /dev/sdb1 c2 644', 'whole /dev/sdc whole 644', 'c3 /dev/sdd1 c3 644']);
-    // c1 inspected (its one partition), whole inspected after the hinted mount failed; c2 and c3 not
-    expect(commands.filter((c) => c === 'blkid')).to.have.length(2);
-  });
-
-  it('with prepare (apply\'s preflight), checks every guest of a batch before the first visit, and visits only those it keeps', async () => {
-    const base = await testImage('ext4-gpt');
-    const copies: TargetSpec[] = await Promise.all(['p1', 'p2', 'p3'].map(async (n) => ({ kind: 'image' as const, path: await overlayOf(base, dir, n), machine: n })));
     const events: string[] = [];
     const prepared = new Map<string, unknown>();
-    const prepare = async (t: TargetSpec, g: Guest) => {
-      events.push(`prepare ${t.machine} ${(await g.readFile('/etc/hostname'))?.toString().trim()}`);
-      prepared.set(t.machine!, g);
-      return t.machine !== 'p2';
-    };
-    await new GuestfsBackend().forEachGuest(copies, { readonly: false, jobs: 1, prepare }, async (t, g) => {
-      if (g instanceof Error) throw g;
-      expect(g, 'the prepared guest object').to.equal(prepared.get(t.machine!));
-      await g.writeFile('/etc/hostname', Buffer.from(`${t.machine}\n`), { mode: 0o644, uid: 0, gid: 0 });
-      events.push(`visit ${t.machine} ${(await g.readFile('/etc/hostname'))?.toString().trim()}`);
+    let hinted: string[];
+
+    before(async () => {
+      const base = await testImage('ext4-gpt');
+      // the wrong hint: the same key on an image whose filesystem fills the whole disk (no /dev/sdX1)
+      const tree = await stageTree('ext4-gpt');
+      const raw = path.join(dir, 'whole.raw');
+      await execa('mkfs.ext4', ['-F', '-q', '-d', tree, raw, '200M']);
+      const whole = path.join(dir, 'whole.qcow2');
+      await execa('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, whole]);
+      await fs.rm(path.dirname(tree), { recursive: true, force: true });
+      const layoutKey = `test:${Date.now()}:${Math.random()}`;
+      const copies: TargetSpec[] = [
+        ...await Promise.all(['c1', 'c2'].map(async (n) => ({ kind: 'image' as const, path: await overlayOf(base, dir, n), machine: n, layoutKey }))),
+        { kind: 'image', path: whole, machine: 'whole', layoutKey },
+        { kind: 'image', path: await overlayOf(base, dir, 'c3'), machine: 'c3', layoutKey },
+        ...await Promise.all(['p1', 'p2', 'p3'].map(async (n) => ({ kind: 'image' as const, path: await overlayOf(base, dir, n), machine: n }))),
+      ];
+      hinted = copies.slice(0, 4).map((_, i) => driveDevice(i));
+      const prepare = async (t: TargetSpec, g: Guest) => {
+        if (t.machine!.startsWith('p')) events.push(`prepare ${t.machine} ${(await g.readFile('/etc/hostname'))?.toString().trim()}`);
+        prepared.set(t.machine!, g);
+        return t.machine !== 'p2';
+      };
+      await new GuestfsBackend({ trace: (line) => commands.push(line) }).forEachGuest(copies, { readonly: false, jobs: 1, prepare }, async (t, g) => {
+        if (g instanceof Error) throw g;
+        expect(g, 'the prepared guest object').to.equal(prepared.get(t.machine!));
+        const guest = g as GuestfsImageGuest;
+        await guest.writeFile('/etc/hostname', Buffer.from(`${t.machine}\n`), { mode: 0o644, uid: 0, gid: 0 });
+        const hostname = (await guest.readFile('/etc/hostname'))?.toString().trim();
+        if (t.machine!.startsWith('p')) events.push(`visit ${t.machine} ${hostname}`);
+        else seen.push(`${t.machine} ${guest.os.root} ${hostname} ${(await guest.stat('/etc/hostname'))?.mode.toString(8)}`);
+      });
     });
-    expect(events).to.deep.equal(['prepare p1 master', 'prepare p2 master', 'prepare p3 master', 'visit p1 p1', 'visit p3 p3']);
+
+    it('mounts fresh copies of one image like the first (layoutKey: one blkid), and inspects in full when that hint is wrong', () => {
+      expect(seen).to.deep.equal(['c1 /dev/sda1 c1 644', 'c2 /dev/sdb1 c2 644', 'whole /dev/sdc whole 644', 'c3 /dev/sdd1 c3 644']);
+      // c1 inspected (its one partition), whole inspected after the hinted mount failed; c2 and c3 not
+      const onHinted = (line: string) => hinted.some((d) => new RegExp(`^blkid "${d}\\d*"$`).test(line));
+      expect(commands.filter((c) => c.startsWith('blkid ') && onHinted(c))).to.have.length(2);
+    });
+
+    it('with prepare (apply\'s preflight), checks every guest of a batch before the first visit, and visits only those it keeps', () => {
+      expect(events).to.deep.equal(['prepare p1 master', 'prepare p2 master', 'prepare p3 master', 'visit p1 p1', 'visit p3 p3']);
+      // the copies were prepared too: every guest of the batch before the first visit
+      expect([...prepared.keys()]).to.deep.equal(['c1', 'c2', 'whole', 'c3', 'p1', 'p2', 'p3']);
+    });
   });
 
   it('reports a visitor failure after visiting every target', async () => {

@@ -2,17 +2,21 @@
  * GuestfsGuest on a real ext4 image: reads, atomic writes of any bytes,
  * metadata, and symlink safety against a hostile guest (links that point at
  * `/../../etc/shadow`, appliance paths, loops): everything stays inside the
- * guest. One appliance for the whole file.
+ * guest. No appliance of its own: the guest is a drive of the appliance
+ * shared with partition-table.test and session.test (helpers/ext4-appliance.ts),
+ * inspected and mounted as GuestfsBackend does (openDrive, GuestfsImageGuest).
  */
 import { expect } from 'chai';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Guest } from '../../../src/core/backend.js';
-import { GuestfsBackend, type GuestfsImageGuest } from '../../../src/backends/guestfs/backend.js';
+import { GuestfsBackend, GuestfsImageGuest } from '../../../src/backends/guestfs/backend.js';
 import { GuestfsGuest } from '../../../src/backends/guestfs/guest.js';
 import type { GuestfsSession } from '../../../src/backends/guestfs/session.js';
+import { ApplianceLayout, openDrive } from '../../../src/backends/guestfs/os-inspect.js';
 import { GuestError } from '../../../src/util/errors.js';
-import { FIXTURE, overlayOf, tempDir, testImage } from '../../helpers/images.js';
+import { FIXTURE } from '../../helpers/images.js';
+import { sharedExt4Appliance, type SharedAppliance } from '../../helpers/ext4-appliance.js';
 import { buildGuestTree, faultyGuest, planUnder, snapshotGuest } from '../../helpers/faulty-guest.js';
 import { snapshotDiff } from '../../helpers/hostile-tree.js';
 import { commitChanges, verifyChanges } from '../../../src/plan/apply.js';
@@ -21,7 +25,10 @@ import { RolledBackError } from '../../../src/plan/transaction.js';
 
 const root = { mode: 0o644, uid: 0, gid: 0 };
 
-/** Hold one guest open across many `it`s: the visitor waits until `after`. */
+/**
+ * Hold one guest opened by GuestfsBackend across many `it`s: the visitor waits
+ * until `after`. (This file's guest is a drive of the shared appliance instead.)
+ */
 export function holdGuest(backend: GuestfsBackend, target: string, readonly: boolean) {
   let release!: () => void;
   let running!: Promise<void>;
@@ -42,20 +49,21 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 
 describe('GuestfsGuest on a real image', function () {
   this.timeout(300_000);
-  let dir: string;
+  let shared: SharedAppliance;
   let g: Guest;
-  let held: ReturnType<typeof holdGuest>;
 
   before(async () => {
-    dir = await tempDir();
-    const img = await overlayOf(await testImage('ext4-gpt'), dir, 'guest');
-    held = holdGuest(new GuestfsBackend(), img, false);
-    g = await held.guest;
+    shared = await sharedExt4Appliance();
+    const img = shared.path('guest');
+    // what GuestfsBackend does for one image: partition numbers read on the host, inspection, the guest object
+    const partitions = shared.partitions('guest');
+    const os = await openDrive(shared.session, new ApplianceLayout(shared.session), shared.index('guest'), img, { readonly: false, ...(partitions && { partitions }) });
+    g = new GuestfsImageGuest(shared.session, img, false, os);
   });
 
   after(async () => {
-    await held?.done();
-    if (dir) await fs.rm(dir, { recursive: true, force: true });
+    // unmounting writes the guest's changes to its overlay; the next spec mounts its own drive
+    if (shared?.session.alive) await shared.session.command('umount-all');
   });
 
   it('reads files, following symlinks inside the guest', async () => {

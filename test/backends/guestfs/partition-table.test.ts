@@ -5,11 +5,9 @@
  * then openDrive in a real appliance with right and wrong numbers.
  */
 import { expect } from 'chai';
-import fs from 'node:fs/promises';
 import { ApplianceLayout, openDrive } from '../../../src/backends/guestfs/os-inspect.js';
 import { probeLvm, readPartitionTable } from '../../../src/backends/guestfs/lvm-probe.js';
-import { GuestfsSession } from '../../../src/backends/guestfs/session.js';
-import { overlayOf, tempDir, testImage } from '../../helpers/images.js';
+import { sharedExt4Appliance, type SharedAppliance } from '../../helpers/ext4-appliance.js';
 
 const SECTOR = 512;
 const reader = (disk: Buffer) => async (o: number, l: number): Promise<Buffer> => disk.subarray(o, o + l);
@@ -97,31 +95,31 @@ describe('host-side partition table (guestfs inspection without list-partitions)
 });
 
 describe('openDrive with host-read partition numbers (real appliance)', function () {
+  // two read-only drives of the appliance shared with guest.test and session.test (helpers/ext4-appliance.ts)
   this.timeout(600_000);
-  let dir: string;
-  let session: GuestfsSession | undefined;
-  const commands: string[] = [];
+  let shared: SharedAppliance;
 
   before(async () => {
-    dir = await tempDir();
-    const base = await testImage('ext4-gpt');
-    const drives = await Promise.all(['a', 'b'].map(async (n) => ({ path: await overlayOf(base, dir, n), format: 'qcow2', readonly: true })));
-    session = await GuestfsSession.open({ drives, trace: (line) => commands.push(line.split(' ')[0]!) });
+    shared = await sharedExt4Appliance();
   });
 
   after(async () => {
-    await session?.close();
-    if (dir) await fs.rm(dir, { recursive: true, force: true });
+    if (shared?.session.alive) await shared.session.command('umount-all');
   });
 
   it('finds the root from the host-read numbers without list-partitions, and falls back to it when they are wrong', async () => {
-    const layout = new ApplianceLayout(session!);
-    const hinted = await openDrive(session!, layout, 0, 'a.qcow2', { readonly: true, partitions: (await probeLvm(session!.drives[0]!.path, 'qcow2')).partitions! });
-    expect(hinted.root).to.equal('/dev/sda1');
-    expect(commands).to.not.include('list-partitions');
+    const session = shared.session;
+    const from = shared.commands.length; // the commands of this test only
+    const commands = () => shared.commands.slice(from).map((line) => line.split(' ')[0]!);
+    const layout = new ApplianceLayout(session);
+    const a = shared.index('hint-a');
+    const b = shared.index('hint-b');
+    const hinted = await openDrive(session, layout, a, 'a.qcow2', { readonly: true, partitions: (await probeLvm(session.drives[a]!.path, 'qcow2')).partitions! });
+    expect(hinted.root).to.equal(`${shared.device('hint-a')}1`);
+    expect(commands()).to.not.include('list-partitions');
     // a hint naming a partition the kernel does not show: no OS there, so the appliance is asked
-    const wrong = await openDrive(session!, layout, 1, 'b.qcow2', { readonly: true, partitions: [7] });
-    expect(wrong.root).to.equal('/dev/sdb1');
-    expect(commands.filter((c) => c === 'list-partitions')).to.have.length(1);
+    const wrong = await openDrive(session, layout, b, 'b.qcow2', { readonly: true, partitions: [7] });
+    expect(wrong.root).to.equal(`${shared.device('hint-b')}1`);
+    expect(commands().filter((c) => c === 'list-partitions')).to.have.length(1);
   });
 });

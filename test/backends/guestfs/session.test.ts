@@ -12,6 +12,7 @@ import path from 'node:path';
 import { GuestfsError, GuestfsSession } from '../../../src/backends/guestfs/session.js';
 import { MissingToolError } from '../../../src/util/errors.js';
 import { overlayOf, REPO_ROOT, tempDir, testImage } from '../../helpers/images.js';
+import { sharedExt4Appliance } from '../../helpers/ext4-appliance.js';
 
 /** True while any process of the group lives. */
 function groupAlive(pgid: number): boolean {
@@ -39,13 +40,16 @@ describe('GuestfsSession (real guestfish)', function () {
 
   before(async () => {
     dir = await tempDir();
-    const img = await overlayOf(await testImage('ext4-gpt'), dir, 'session');
-    session = await GuestfsSession.open({ drives: [{ path: img, format: 'qcow2', readonly: false }] });
-    await session.command('mount', ['/dev/sda1', '/']);
+    // One drive of the appliance shared with guest.test and partition-table.test (helpers/ext4-appliance.ts),
+    // which the timeout case below kills: the last use of it in the group. The SIGTERM case needs an
+    // appliance of its own, in a child process that gets the signal.
+    const shared = await sharedExt4Appliance();
+    session = shared.session;
+    await session.command('mount', [`${shared.device('session')}1`, '/']);
   });
 
   after(async () => {
-    await session?.close();
+    if (session?.alive) await session.command('umount-all');
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 

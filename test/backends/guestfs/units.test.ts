@@ -1,12 +1,13 @@
 /**
  * Pure parts of the guestfs backend: quoting, device names, fstab mapping,
- * batching, partition-table and LVM label parsing. No appliance.
+ * batching, partition-table and LVM label parsing, the header reads' prefetch. No appliance.
  */
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { scheduleBatches } from '../../../src/backends/guestfs/backend.js';
 import { inlineChunks } from '../../../src/backends/guestfs/guest.js';
 import { findVolume, fstabMounts, layoutOnDrive, safeMountpoint, type InspectedOs } from '../../../src/backends/guestfs/os-inspect.js';
-import { conflictKeys, parsePvLabel, readPartitionTable } from '../../../src/backends/guestfs/lvm-probe.js';
+import { conflictKeys, parsePvLabel, prefetchingReader, PREFETCH_BYTES, readPartitionTable } from '../../../src/backends/guestfs/lvm-probe.js';
 import { cleanStderr, commandLine, driveDevice, MAX_LINE, quoteArg } from '../../../src/backends/guestfs/session.js';
 import { imageFormat } from '../../../src/backends/image-format.js';
 
@@ -143,5 +144,25 @@ describe('guestfs units', () => {
     expect(parsePvLabel(b)).to.deep.equal({ pvUuid: 'A'.repeat(32), mdaOffset: 4096 });
     expect(parsePvLabel(Buffer.alloc(2048))).to.equal(undefined);
     expect(conflictKeys('/x', { pvUuids: ['p'], vgNames: ['vg'], vgUuids: ['u'], luksUuids: [] })).to.deep.equal(['file:/x', 'pv-uuid:p', 'vg-name:vg', 'vg-uuid:u']);
+  });
+
+  it('reads image headers through one prefetch: the same bytes as direct reads, and one read for all inside it (fast-check)', async () => {
+    const MAX = PREFETCH_BYTES + 128 * 1024;
+    await fc.assert(fc.asyncProperty(
+      fc.integer({ min: 0, max: MAX }),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: MAX }), fc.integer({ min: 0, max: 80 * 1024 })), { minLength: 1, maxLength: 8 }),
+      async (size, reads) => {
+        const disk = Buffer.alloc(size);
+        for (let i = 0; i < size; i += 997) disk[i] = (i / 997) & 0xff;
+        // what readImageBytes gives: the bytes there, short past the end of the image
+        const direct = async (o: number, l: number): Promise<Buffer> => disk.subarray(o, o + l);
+        const calls: Array<[number, number]> = [];
+        const read = prefetchingReader('img.qcow2', 'qcow2', async (_image, _format, o, l) => { calls.push([o, l]); return direct(o, l); });
+        for (const [o, l] of reads) expect(Buffer.compare(await read(o, l), await direct(o, l)), `${o}+${l} of ${size}`).to.equal(0);
+        const inside = reads.filter(([o, l]) => o + l <= Math.min(size, PREFETCH_BYTES)).length;
+        expect(calls[0]).to.deep.equal([0, PREFETCH_BYTES]);
+        expect(calls.length).to.equal(1 + reads.length - inside);
+      },
+    ), { numRuns: 200, seed: 20261207 });
   });
 });
