@@ -102,7 +102,10 @@ export async function startSlurm(opts: { cpus?: number } = {}): Promise<SlurmClu
     'SchedulerType=sched/backfill',
     'MpiDefault=none',
     'ReturnToService=2',
-    'MinJobAge=3600',
+    // `sbatch --wait` polls the job every 2 s only while that is under MinJobAge/2, else every 8 then
+    // 32 s (up to half a minute lost after the merge job ends); 4 s keeps a finished job's record
+    // for two polls, and the merge job's dependency holds either way (a purged job counts as ended)
+    'MinJobAge=4',
     'SlurmdParameters=config_overrides',
     `NodeName=${NODE_NAME} NodeHostname=${host} NodeAddr=127.0.0.1 CPUs=${opts.cpus ?? 2} RealMemory=${memMb} State=UNKNOWN`,
     `PartitionName=${PARTITION} Nodes=${NODE_NAME} Default=YES MaxTime=INFINITE State=UP`,

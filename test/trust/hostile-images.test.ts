@@ -1,6 +1,7 @@
 /**
  * Hostile qcow2 images (overlays of the cached test image made hostile in
- * ONE setup appliance), applied in ONE ghostprep run (--jobs 1: one
+ * ONE setup appliance, kept in the test image cache: test/helpers/cached-layers.ts;
+ * each run applies to fresh overlays of them), applied in ONE ghostprep run (--jobs 1: one
  * appliance for all) together with two good images and one image held open
  * by a running (paused) qemu: symlinked /etc, /etc/hostname -> /etc/shadow
  * or an absolute path, `..` chains, a FIFO and a device node where files are
@@ -11,11 +12,12 @@
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GuestfsSession, driveDevice, type Arg } from '../../src/backends/guestfs/session.js';
 import { sha256File } from '../../src/image/checksum.js';
-import { LUKS_PASSPHRASE, overlayOf, testImage } from '../helpers/images.js';
+import { CACHE_DIR, LUKS_PASSPHRASE, overlayOf, testImage } from '../helpers/images.js';
+import { cachedLayers } from '../helpers/cached-layers.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { treeDigest } from '../helpers/cli.js';
 import { count } from '../helpers/trust-counts.js';
@@ -102,7 +104,8 @@ describe('trust: hostile qcow2 images in one appliance', function () {
   this.timeout(900_000);
   const work = tempDir('ghostprep-trust-img-');
   const imgs = path.join(work, 'imgs');
-  const outside = path.join(work, 'outside');
+  // the host file a guest symlink points to: at a fixed path, since the cached hostile layers hold the link
+  const outside = path.join(CACHE_DIR, 'trust-host-canary');
   const canary = path.join(outside, 'canary');
   const state = path.join(work, 'state');
   const good = ['good-a', 'good-b'];
@@ -118,25 +121,31 @@ describe('trust: hostile qcow2 images in one appliance', function () {
 
   before(async () => {
     mkdirSync(imgs, { recursive: true });
-    mkdirSync(outside);
-    writeFileSync(canary, 'host file\n');
+    mkdirSync(outside, { recursive: true });
+    if (!existsSync(canary)) writeFileSync(canary, 'host file\n');
     const base = await testImage('ext4-gpt');
-    for (const n of [...good, 'in-use', ...CASES.map((c) => c.name)]) await overlayOf(base, imgs, n);
+    for (const n of [...good, 'in-use']) await overlayOf(base, imgs, n);
+    // the hostile layers: made in one appliance on the first run (the recipe, each case's steps as
+    // written, is the cache key), then each run applies to an overlay of its own on each layer
+    const recipe = JSON.stringify(CASES.map((c) => [c.name, String(c.steps)])) + `\0${canary}`;
+    const layers = await cachedLayers(base, recipe, CASES.map((c) => c.name), async (fresh) => {
+      const session = await GuestfsSession.open({ drives: CASES.map((c) => ({ path: fresh.get(c.name)!, format: 'qcow2', readonly: false })) });
+      try {
+        for (const [i, c] of CASES.entries()) {
+          await session.command('mount', [`${driveDevice(i)}1`, '/']);
+          const steps = c.steps(canary, `${driveDevice(i)}1`);
+          if (typeof steps === 'function') await steps(session);
+          else for (const [cmd, ...a] of steps) await session.command(cmd, a);
+          await session.command('umount-all');
+        }
+      } finally {
+        await session.close();
+      }
+    });
+    for (const c of CASES) await overlayOf(layers.get(c.name)!, imgs, c.name);
     await overlayOf(await testImage('luks'), imgs, luks);
     writeFileSync(path.join(work, 'luks.key'), LUKS_PASSPHRASE + '\n', { mode: 0o600 });
     addSecret('LUKS passphrase of the guest (--luks-key-file)', LUKS_PASSPHRASE);
-    const session = await GuestfsSession.open({ drives: CASES.map((c) => ({ path: path.join(imgs, `${c.name}.qcow2`), format: 'qcow2', readonly: false })) });
-    try {
-      for (const [i, c] of CASES.entries()) {
-        await session.command('mount', [`${driveDevice(i)}1`, '/']);
-        const steps = c.steps(canary, `${driveDevice(i)}1`);
-        if (typeof steps === 'function') await steps(session);
-        else for (const [cmd, ...a] of steps) await session.command(cmd, a);
-        await session.command('umount-all');
-      }
-    } finally {
-      await session.close();
-    }
     if (process.env.TRUST_VERBOSE) console.log(`      setup done at ${new Date().toISOString()}`);
     count('hostileImages', CASES.length + 1);
     args = [...writeInputs(work, [...good, luks, 'in-use', ...CASES.map((c) => c.name)]), '--target', `${imgs}/{name}.qcow2`, '--state', state];
