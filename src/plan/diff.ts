@@ -10,6 +10,7 @@ import type { FileStat, GuestReader } from '../core/backend.js';
 import { sha256 } from '../identity/state.js';
 import { describeMode, type FileChange } from '../core/file-change.js';
 import { pendingEdits, readHive, regText } from '../windows/hive.js';
+import { leftoverTrashDeletes, trashPath } from './trash.js';
 
 export type Action = 'create' | 'modify' | 'delete' | 'chmod' | 'chown' | 'symlink';
 
@@ -27,20 +28,16 @@ export interface EffectiveChange {
 
 const TEXT_LIMIT = 256 * 1024;
 
-/**
- * Where a deleted path waits until its machine is committed (plan/transaction.ts).
- * Only ghostprep makes such names: one found beside a path the plan deletes was
- * left by a run killed mid-commit, and is removed by the next.
- */
-export function trashPath(p: string): string {
-  return path.join(path.dirname(p), `.${path.basename(p)}.ghostprep-trash`);
-}
-
 export async function effectiveChanges(guest: GuestReader, changes: readonly FileChange[]): Promise<EffectiveChange[]> {
   const out: EffectiveChange[] = [];
   for (const change of changes) {
     const e = await compare(guest, change);
     if (e) out.push(e);
+  }
+  // what a run killed mid-commit left, whether or not this plan still reaches it
+  const makesTrash = out.some((e) => e.change.op === 'delete' && e.before);
+  for (const change of await leftoverTrashDeletes(guest, new Set(out.map((e) => e.change.path)), makesTrash)) {
+    out.push({ change, action: 'delete', before: await guest.lstat(change.path), notes: [] });
   }
   return out;
 }

@@ -14,14 +14,17 @@
  * - a path about to be deleted is renamed to `.NAME.ghostprep-trash` beside
  *   it instead (one rename), and removed only once the whole machine is
  *   committed and verified: whole directory trees, special files and hard
- *   links come back exactly;
+ *   links come back exactly. Before the first rename the trash paths are
+ *   written to the journal (plan/trash.ts, one write), so that the next run
+ *   removes what a run killed before the end left;
  * - a path that did not exist: the topmost parent the write creates is
  *   noted, and removed on rollback.
  */
 import path from 'node:path/posix';
 import type { FileStat, Guest } from '../core/backend.js';
 import { errorMessage, GuestError } from '../util/errors.js';
-import { trashPath, type EffectiveChange } from './diff.js';
+import type { EffectiveChange } from './diff.js';
+import { journalText, trashPath, TRASH_JOURNAL } from './trash.js';
 import { realGuestPath } from './preflight.js';
 import type { FileChange } from '../core/file-change.js';
 
@@ -39,11 +42,16 @@ export class RolledBackError extends GuestError {}
 export class Transaction {
   private readonly undo: Undo[] = [];
   private finished = false;
+  /** The trash paths the guest's journal names, once written (before the first rename). */
+  private journal: Set<string> | undefined;
+  private journalSaved = false;
+  private pending: readonly EffectiveChange[] = [];
   constructor(private readonly guest: Guest, private readonly apply: (guest: Guest, c: FileChange) => Promise<void>) {}
 
   /** Commit the changes in order; on the first failure roll back and throw RolledBackError. */
   async commit(changes: readonly EffectiveChange[]): Promise<void> {
-    for (const e of changes) {
+    for (const [i, e] of changes.entries()) {
+      this.pending = changes.slice(i);
       const c = e.change;
       try {
         await this.one(e);
@@ -71,7 +79,15 @@ export class Transaction {
     const before = await g.lstat(at);
     if (c.op === 'delete') {
       if (!before) return;
+      // the journal of an interrupted run: rewritten by this run's first rename anyway, else removed as it is
+      if (at === TRASH_JOURNAL) {
+        if (this.journal) return;
+        await this.saveJournal();
+        await g.remove(at);
+        return;
+      }
       const trash = trashPath(at);
+      await this.journalBefore(trash);
       await g.remove(trash, { recursive: true });
       await g.rename(at, trash);
       this.undo.push({ kind: 'trash', path: at, trash });
@@ -95,6 +111,33 @@ export class Transaction {
       throw new GuestError(`${c.path} is a ${before.type}; not replacing it`, c.path);
     }
     await this.apply(g, c);
+  }
+
+  /**
+   * Make sure the journal names `trash` before it is made. The first time, it names the
+   * trash of every delete still to come (one write for the machine); a path it missed
+   * (a link on the way replaced by an earlier change) is added with one more write.
+   */
+  private async journalBefore(trash: string): Promise<void> {
+    if (this.journal?.has(trash)) return;
+    if (!this.journal) {
+      await this.saveJournal();
+      this.journal = new Set([trash]);
+      for (const e of this.pending) {
+        if (e.change.op === 'delete' && e.before && e.change.path !== TRASH_JOURNAL) this.journal.add(trashPath(await this.landing(e.change.path)));
+      }
+    }
+    this.journal.add(trash);
+    await this.guest.writeFile(TRASH_JOURNAL, Buffer.from(journalText([...this.journal])), { mode: 0o600, uid: 0, gid: 0 });
+  }
+
+  /** The journal as it was before this run's first write of it (an interrupted run's, or none), for rollback. */
+  private async saveJournal(): Promise<void> {
+    if (this.journalSaved) return;
+    this.journalSaved = true;
+    const st = await this.guest.lstat(TRASH_JOURNAL);
+    if (!st) this.undo.push({ kind: 'absent', path: TRASH_JOURNAL, created: TRASH_JOURNAL });
+    else if (st.type === 'file') this.undo.push({ kind: 'file', path: TRASH_JOURNAL, content: (await this.guest.readFile(TRASH_JOURNAL)) ?? Buffer.alloc(0), st });
   }
 
   /** Where a change of `p` lands: its parent resolved inside the guest, its own name kept. */
@@ -176,6 +219,10 @@ export class Transaction {
       }
     }
     this.undo.length = 0;
+    // trash that could not be removed stays named in the journal, for the next run to remove
+    if (!left.length && this.journal) {
+      try { await this.guest.remove(TRASH_JOURNAL); } catch (err) { left.push(`${TRASH_JOURNAL}: ${errorMessage(err)}`); }
+    }
     return left;
   }
 }

@@ -74,3 +74,22 @@ export function planUnder(prefix: string): FileChange[] {
     w('/etc/passwd', 'root:x:0:0:root:/root:/bin/sh\nops:x:1000:1000::/home/ops:/bin/sh\n', 0o644),
   ];
 }
+
+/**
+ * A guest as a process killed at its `dieAt`-th write call (1-based) leaves it: that
+ * call and every later write fail without doing anything (a rollback cannot run either).
+ */
+export function dyingGuest<G extends Guest>(inner: G, dieAt: number): G {
+  let calls = 0;
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      if (!(WRITERS as readonly (string | symbol)[]).includes(prop)) return (value as (...a: unknown[]) => unknown).bind(target);
+      return async (...args: unknown[]) => {
+        if (++calls >= dieAt) throw new Error(`killed before ${String(prop)} ${String(args[0])}`);
+        return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+      };
+    },
+  }) as G;
+}

@@ -77,7 +77,7 @@ const CASES: Case[] = [
     name: 'fs-read-only', why: 'a guest filesystem that cannot be written (ext4 read-only feature, tune2fs -O read-only)',
     // on the unmounted filesystem: an umount first would let the partition's node lag behind on a loaded host
     unmounted: true,
-    steps: (_canary, device) => [['debug', 'sh', `udevadm settle; tune2fs -O read-only ${device}`]],
+    steps: (_canary, device) => [['debug', 'sh', `udevadm settle; for i in $(seq 300); do [ -b ${device} ] && break; sleep 0.1; done; tune2fs -O read-only ${device}`]],
     expect: READ_ONLY_FAILURE,
   },
 ];
@@ -131,7 +131,9 @@ describe('trust: hostile qcow2 images in one appliance', function () {
     const layers = await cachedLayers(base, recipe, CASES.map((c) => c.name), async (fresh) => {
       const session = await GuestfsSession.open({ drives: CASES.map((c) => ({ path: fresh.get(c.name)!, format: 'qcow2', readonly: false })) });
       try {
-        for (const [i, c] of CASES.entries()) {
+        // the unmounted cases first, before any mount or umount has made udev redo a partition's node
+        const order = [...CASES.entries()].sort(([, a], [, b]) => Number(!a.unmounted) - Number(!b.unmounted));
+        for (const [i, c] of order) {
           if (!c.unmounted) await session.command('mount', [`${driveDevice(i)}1`, '/']);
           const steps = c.steps(canary, `${driveDevice(i)}1`);
           if (typeof steps === 'function') await steps(session);

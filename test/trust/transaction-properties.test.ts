@@ -5,7 +5,8 @@
  * (writes, directories, deletes, symlinks, odd modes and owners), with a
  * fault injected at a generated write: apply either succeeds and verifies,
  * or leaves the tree byte-identical; on disk, nothing beside the tree
- * changes. The seed is printed on failure and replayed with TRUST_SEED=N.
+ * changes. A run killed at any write is finished by the next one: the same
+ * tree as one uninterrupted run, no trash, no journal. The seed is printed on failure and replayed with TRUST_SEED=N.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
@@ -23,7 +24,7 @@ import type { FileChange } from '../../src/core/file-change.js';
 import { hostPathInside, removeEntry, snapshotDiff, snapshotMemory, snapshotTree } from '../helpers/hostile-tree.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { count } from '../helpers/trust-counts.js';
-import { faultyGuest } from '../helpers/faulty-guest.js';
+import { dyingGuest, faultyGuest } from '../helpers/faulty-guest.js';
 
 const SEED = process.env.TRUST_SEED ? Number(process.env.TRUST_SEED) : Date.now() % 2 ** 31;
 /** Longer runs: TRUST_PROPERTY_RUNS=N multiplies the budget. */
@@ -146,6 +147,36 @@ describe('trust: preflight + transaction properties over hostile trees', functio
       const o = await applyOnce(g, plan, k, allow, () => snapshotMemory(g));
       outcomes[o.kind]++;
     }), { seed: SEED, numRuns: 400 * SCALE });
+  });
+
+  it('MemoryGuest: a run killed at any write, then run again, leaves the tree of one uninterrupted run (no trash, no journal)', async () => {
+    count('propertyRuns', 300 * SCALE);
+    let resumed = 0;
+    await fc.assert(fc.asyncProperty(fc.array(treeEntry, { maxLength: 10 }), fc.array(change, { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 14 }), async (tree, plan, dieAt) => {
+      const changes = dedupe(plan);
+      // planned again as operations plan: a delete only of what exists (the killed run may have moved it to its trash)
+      const replan = async (g: MemoryGuest): Promise<FileChange[]> => {
+        const out: FileChange[] = [];
+        for (const c of changes) if (c.op !== 'delete' || (await g.lstat(c.path).catch(() => true))) out.push(c);
+        return out;
+      };
+      const once = memoryFrom(tree.filter((e) => e.kind !== 'fifo'));
+      if ((await applyOnce(once, changes, 0, true, () => snapshotMemory(once))).kind !== 'applied') return;
+      const g = memoryFrom(tree.filter((e) => e.kind !== 'fifo'));
+      // the killed run: whatever it wrote before the kill stays
+      await commitChanges(dyingGuest(g, dieAt), await effectiveChanges(g, changes)).then((tx) => tx.finish()).catch(() => undefined);
+      // only plans that one run brings to their fixpoint (a second changes nothing) say what the tree must be;
+      // others delete what they create through a link, and each run leaves another tree
+      if ((await effectiveChanges(once, await replan(once)).catch(() => [null])).length) return;
+      // the next run after the kill applies, and leaves the tree of the uninterrupted runs
+      const again = await applyOnce(g, await replan(g), 0, true, () => snapshotMemory(g));
+      expect(again.kind, 'the run after the kill').to.equal('applied');
+      resumed++;
+      const left = [...snapshotMemory(g).keys()].filter((p) => p.includes('.ghostprep-'));
+      expect(left, 'trash or journal left').to.deep.equal([]);
+      expect(snapshotDiff(snapshotMemory(once), snapshotMemory(g))).to.deep.equal([]);
+    }), { seed: SEED, numRuns: 300 * SCALE });
+    console.log(`      ${resumed} killed runs finished by the next one`);
   });
 
   it('rootfs: the same on disk (FIFOs included), and nothing beside the tree changes', async () => {
