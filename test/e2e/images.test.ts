@@ -10,9 +10,10 @@
  * clones host-side too (the zstd base's blocks once for all of them). Six
  * appliances: the seal, the restore's grow, the deploy of 20, the plan of
  * 20, the deploy again of 2, the encrypted deploy. The plan of 20 and the
- * deploy again of 2 stay two runs: a deploy again of all 20 clones (one
- * launch less) took four times their wall time, an apply with nothing to
- * change costing far more per clone than a plan.
+ * deploy again of 2 stay two runs: one deploy again of all 20 clones in
+ * their place saves a launch but took the same CPU time (an apply with
+ * nothing to change costs more per clone than a plan) and would test plan
+ * on the clones only through apply.
  *
  * The runs on several clones (deploy, audit, plan of 20, deploy again of 2)
  * take --jobs 1: one appliance instead of the default one per core, the
