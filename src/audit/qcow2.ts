@@ -9,10 +9,18 @@
  * files, extended L2 entries, zstd clusters, a backing file without a named
  * format, which qemu would probe) throws Qcow2Unsupported: the caller then
  * reads through qemu-img or an appliance instead.
+ *
+ * A backing file it does not follow (a zstd-compressed library image under
+ * deploy's overlay clones) is read through `qemu-img dd`, a block at a time,
+ * and its blocks are kept for the process: the clones of one base share it,
+ * so the audit of N clones reads each block of the base once, not N times,
+ * and each clone's own clusters are read in process.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { inflateRawSync, constants as zc } from 'node:zlib';
+import { execa } from 'execa';
+import { readImageBytes } from '../backends/guestfs/lvm-probe.js';
 
 export class Qcow2Unsupported extends Error {}
 
@@ -42,6 +50,55 @@ async function openRaw(file: string): Promise<ImageBytes> {
       return n === length ? b : Buffer.concat([b, Buffer.alloc(length - n)]);
     },
     close: () => fh.close(),
+  };
+}
+
+/** Blocks of backing files read through qemu-img; at most QEMU_BLOCKS kept, the oldest dropped first. */
+const QEMU_BLOCK = 256 * 1024;
+const QEMU_BLOCKS = 256;
+const qemuBlocks = new Map<string, Promise<Buffer>>();
+const qemuSizes = new Map<string, Promise<number>>();
+/** qemu-img runs made for backing blocks in this process (tests count them). */
+export let qemuBlockReads = 0;
+
+/** A backing file this reader does not follow, read through qemu-img in cached blocks (keyed by path, size and mtime). */
+async function openThroughQemu(file: string, format: string): Promise<ImageBytes> {
+  const st = await fs.stat(file);
+  const id = `${file}\0${format}\0${st.size}\0${st.mtimeMs}`;
+  let sizeOf = qemuSizes.get(id);
+  if (!sizeOf) {
+    sizeOf = execa('qemu-img', ['info', '--output=json', '-f', format, file]).then((r) => Number((JSON.parse(r.stdout) as { 'virtual-size': number })['virtual-size']));
+    qemuSizes.set(id, sizeOf);
+    sizeOf.catch(() => qemuSizes.delete(id));
+  }
+  const size = await sizeOf;
+  const block = (i: number): Promise<Buffer> => {
+    const key = `${id}\0${i}`;
+    let b = qemuBlocks.get(key);
+    if (b) { qemuBlocks.delete(key); qemuBlocks.set(key, b); return b; }
+    qemuBlockReads++;
+    b = readImageBytes(file, format, i * QEMU_BLOCK, Math.min(QEMU_BLOCK, size - i * QEMU_BLOCK));
+    qemuBlocks.set(key, b);
+    b.catch(() => qemuBlocks.delete(key));
+    while (qemuBlocks.size > QEMU_BLOCKS) qemuBlocks.delete(qemuBlocks.keys().next().value!);
+    return b;
+  };
+  return {
+    size,
+    read: async (offset, length) => {
+      const parts: Buffer[] = [];
+      for (let at = offset; at < offset + length;) {
+        const i = Math.floor(at / QEMU_BLOCK);
+        const within = at - i * QEMU_BLOCK;
+        const n = Math.min(QEMU_BLOCK - within, offset + length - at);
+        const data = at < size ? await block(i) : Buffer.alloc(0);
+        const part = data.subarray(within, within + n);
+        parts.push(part.length === n ? part : Buffer.concat([part, Buffer.alloc(n - part.length)]));
+        at += n;
+      }
+      return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    },
+    close: async () => undefined,
   };
 }
 
@@ -85,7 +142,11 @@ export async function openImageBytes(file: string, format: string, depth = 0): P
       const name = (await readAt(fh, backingOffset, h.readUInt32BE(16))).toString('utf8');
       if (backingFormat !== 'qcow2' && backingFormat !== 'raw') throw new Qcow2Unsupported(`${file}: backing file without a named format`);
       if (/^[a-z]+:/i.test(name) && !name.startsWith('/')) throw new Qcow2Unsupported(`${file}: backing file is a protocol URL`);
-      backing = await openImageBytes(path.resolve(path.dirname(file), name), backingFormat, depth + 1);
+      const backingFile = path.resolve(path.dirname(file), name);
+      backing = await openImageBytes(backingFile, backingFormat, depth + 1).catch((err: unknown) => {
+        if (err instanceof Qcow2Unsupported) return openThroughQemu(backingFile, backingFormat!);
+        throw err;
+      });
     }
     const clusterSize = 2 ** clusterBits;
     const l2Entries = clusterSize / 8;

@@ -13,6 +13,7 @@
 import type { GuestReader, TargetSpec } from '../core/backend.js';
 import { errorMessage } from '../util/errors.js';
 import { visitTargets, type VisitOptions } from './open.js';
+import { readHostSideGuest } from './host-read.js';
 import { readFileIdentities } from '../audit/guest-files.js';
 import { parseMachineId } from '../identity/machine-id.js';
 import { operations, type SealOperation } from '../operations/index.js';
@@ -74,10 +75,19 @@ export async function checkSeal(guest: GuestReader): Promise<SealFinding[]> {
 
 export interface SealCheckResult { target: string; findings: SealFinding[]; error: string | null }
 
-/** checkSeal on each target, opened read-only. */
-export async function checkSealTargets(targets: readonly TargetSpec[], visit: VisitOptions = {}): Promise<SealCheckResult[]> {
+/**
+ * checkSeal on each target, opened read-only: an image host-side when it
+ * opens exactly that way (host-read.ts; unless `hostRead` is false), else in an appliance.
+ */
+export async function checkSealTargets(targets: readonly TargetSpec[], visit: VisitOptions & { hostRead?: boolean } = {}): Promise<SealCheckResult[]> {
   const results: SealCheckResult[] = [];
-  await visitTargets(targets, visit, async (t, guest) => {
+  const rest: TargetSpec[] = [];
+  for (const t of targets) {
+    const host = visit.hostRead === false ? undefined : await readHostSideGuest(t, checkSeal);
+    if (host) results.push({ target: t.path, findings: host.value, error: null });
+    else rest.push(t);
+  }
+  await visitTargets(rest, visit, async (t, guest) => {
     const target = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
     if (guest instanceof Error) { results.push({ target, findings: [], error: guest.message }); return; }
     try { results.push({ target, findings: await checkSeal(guest), error: null }); } catch (err) { results.push({ target, findings: [], error: errorMessage(err) }); }

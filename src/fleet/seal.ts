@@ -10,6 +10,7 @@ import { effectiveChanges, type EffectiveChange } from '../plan/diff.js';
 import { GhostprepError, errorMessage } from '../util/errors.js';
 import { lockTarget } from '../util/file-lock.js';
 import { backendFor } from './open.js';
+import { readHostSideGuest } from './host-read.js';
 import { detectWindows } from '../windows/detect.js';
 
 /**
@@ -58,23 +59,64 @@ export async function planSeal(guest: GuestReader, ops: readonly SealOperation[]
 
 export interface SealResult { target: string; status: 'ok' | 'failed'; error: string | null; changes: EffectiveChange[] }
 
-export async function sealTargets(targets: readonly TargetSpec[], opts: { ops: readonly SealOperation[]; dryRun: boolean; onDone?: (r: SealResult) => void }): Promise<SealResult[]> {
+export interface SealOptions {
+  readonly ops: readonly SealOperation[];
+  readonly dryRun: boolean;
+  /**
+   * Plan each image host-side first (default true; host-read.ts): a dry run,
+   * or a seal with nothing left to change (a master sealed already), then
+   * needs no appliance. Only images with changes to write go to one.
+   */
+  readonly hostRead?: boolean;
+  readonly onDone?: (r: SealResult) => void;
+}
+
+export async function sealTargets(targets: readonly TargetSpec[], opts: SealOptions): Promise<SealResult[]> {
   const results: SealResult[] = [];
-  const groups = [targets.filter((t) => t.kind === 'rootfs'), targets.filter((t) => t.kind !== 'rootfs')];
+  const images: TargetSpec[] = [];
+  for (const t of targets.filter((x) => x.kind !== 'rootfs')) {
+    const r = opts.hostRead === false ? undefined : await sealHostSide(t, opts);
+    if (!r) { images.push(t); continue; }
+    results.push(r);
+    opts.onDone?.(r);
+  }
+  const groups = [targets.filter((t) => t.kind === 'rootfs'), images];
   for (const group of groups) {
     if (!group.length) continue;
     const backend = await backendFor(group[0]!.kind);
     await backend.forEachGuest(group, { readonly: opts.dryRun }, async (t, guest) => {
-      const name = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
+      const name = targetLabel(t);
       const r = guest instanceof Error ? { target: name, status: 'failed' as const, error: guest.message, changes: [] } : await sealOne(name, t, guest, opts);
       results.push(r);
       opts.onDone?.(r);
     });
   }
-  return results;
+  // the caller's order, whichever way each target was read
+  return results.sort((a, b) => targets.findIndex((t) => targetLabel(t) === a.target) - targets.findIndex((t) => targetLabel(t) === b.target));
 }
 
-async function sealOne(name: string, t: TargetSpec, guest: Guest, opts: { ops: readonly SealOperation[]; dryRun: boolean }): Promise<SealResult> {
+const targetLabel = (t: TargetSpec): string => (t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path);
+
+/**
+ * The seal of an image planned host-side: its result when that plan is all
+ * there is to do (a dry run, or no change to make), else undefined and the
+ * image goes to an appliance. The target lock is held while the plan is read.
+ */
+async function sealHostSide(t: TargetSpec, opts: SealOptions): Promise<SealResult | undefined> {
+  let unlock: (() => void) | undefined;
+  try {
+    if (!opts.dryRun) unlock = lockTarget(t.kind, t.path);
+    const planned = await readHostSideGuest(t, (guest) => planSeal(guest, opts.ops));
+    if (!planned || (!opts.dryRun && planned.value.length)) return undefined;
+    return { target: targetLabel(t), status: 'ok', error: null, changes: planned.value };
+  } catch {
+    return undefined; // a lock held by another run, or anything else: the appliance path reports it
+  } finally {
+    unlock?.();
+  }
+}
+
+async function sealOne(name: string, t: TargetSpec, guest: Guest, opts: SealOptions): Promise<SealResult> {
   // a seal and an apply (or two seals) writing one master at once would interleave
   let unlock: (() => void) | undefined;
   try {

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { openImageBytes, Qcow2Unsupported } from '../../src/audit/qcow2.js';
+import { openImageBytes, Qcow2Unsupported, qemuBlockReads } from '../../src/audit/qcow2.js';
 import { tempDir } from '../helpers/images.js';
 
 const MiB = 1024 * 1024;
@@ -43,6 +43,47 @@ describe('audit: qcow2 reader', function () {
         expect((await img.read(offset, n)).equals(expected.subarray(offset, offset + n))).to.equal(true);
       }), { numRuns: 150 });
     } finally { await img.close(); }
+  });
+
+  it('property: overlays of a zstd base read as qemu reads them; the base\'s blocks come through qemu-img once for all overlays', async () => {
+    const raw = path.join(dir, 'zb.raw');
+    const data = Buffer.alloc(3 * MiB);
+    randomBytes(MiB).copy(data, 0);
+    data.fill(0x77, 2 * MiB, 2 * MiB + 300_000);
+    await fs.writeFile(raw, data);
+    const base = path.join(dir, 'zb.qcow2');
+    await execa('qemu-img', ['convert', '-q', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'compression_type=zstd', raw, base]);
+    const clones: Array<{ file: string; expected: Buffer }> = [];
+    for (const [i, at] of [[1, 500_000], [2, 2_100_000]] as const) {
+      const file = path.join(dir, `zc${i}.qcow2`);
+      await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', file]);
+      await execa('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x${i}${i} ${at} 70000`, file]);
+      const full = path.join(dir, `zc${i}.raw`);
+      await execa('qemu-img', ['convert', '-q', '-f', 'qcow2', '-O', 'raw', file, full]);
+      clones.push({ file, expected: await fs.readFile(full) });
+    }
+    const ranges = fc.sample(fc.tuple(fc.nat(3 * MiB - 1), fc.integer({ min: 1, max: 300_000 })), { numRuns: 60, seed: 7 });
+    const start = qemuBlockReads;
+    const readsAfter: number[] = [];
+    for (const { file, expected } of clones) {
+      const img = await openImageBytes(file, 'qcow2');
+      try {
+        expect(img.size).to.equal(3 * MiB);
+        await fc.assert(fc.asyncProperty(fc.nat(3 * MiB - 1), fc.integer({ min: 1, max: 300_000 }), async (offset, len) => {
+          const n = Math.min(len, 3 * MiB - offset);
+          expect((await img.read(offset, n)).equals(expected.subarray(offset, offset + n))).to.equal(true);
+        }), { numRuns: 60 });
+        // the same ranges on each overlay: the second reads the base from the blocks the first fetched
+        for (const [offset, len] of ranges) {
+          const n = Math.min(len, 3 * MiB - offset);
+          expect((await img.read(offset, n)).equals(expected.subarray(offset, offset + n))).to.equal(true);
+        }
+        readsAfter.push(qemuBlockReads - start);
+      } finally { await img.close(); }
+    }
+    // 3 MiB of base: at most 12 blocks of 256 KiB, however many reads of however many overlays
+    expect(readsAfter[0]).to.be.greaterThan(0);
+    expect(readsAfter[1]).to.be.at.most(12);
   });
 
   it('refuses what it does not follow: zstd clusters, a backing file without a named format', async () => {

@@ -1,27 +1,25 @@
 /**
  * Device changes are all-or-nothing on the machine: a change that fails
  * part-way undoes the ones already made, and a machine rolled back after its
- * device changes gets its old identities back. One appliance on an overlay
- * of the multi-filesystem test image.
+ * device changes gets its old identities back. On an overlay of the
+ * multi-filesystem test image, in the appliance new-uuids.test.ts shares.
  */
 import { expect } from 'chai';
-import { GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { GuestfsBlockDevices } from '../../src/backends/guestfs/storage-identity.js';
 import type { InspectedOs } from '../../src/backends/guestfs/os-inspect.js';
 import { detectDistro } from '../../src/distro/detect.js';
 import type { DeviceChange } from '../../src/storage/types.js';
-import { overlayOf } from '../helpers/images.js';
-import { tempDir } from '../helpers/rootfs.js';
 import { multiFsImage } from './storage-image.js';
+import { storageAppliance } from './storage-appliance.js';
 
 describe('storage device changes: undone on failure and on rollback', function () {
   this.timeout(900_000);
 
   it('a failing change undoes the earlier ones; rollback restores every old identity; the guest is mounted again each time', async () => {
-    const { image, ids } = await multiFsImage();
-    const clone = await overlayOf(image, tempDir('ghostprep-newuuids-rb-'), 'rb');
+    const { ids } = await multiFsImage();
+    // the writable overlay at /dev/sda of the appliance new-uuids.test.ts shares (storage-appliance.ts)
+    const { session: s, scratch: clone } = await storageAppliance();
     const os: InspectedOs = { type: 'linux', root: '/dev/sda2', mounts: [{ mountpoint: '/', device: '/dev/sda2' }, { mountpoint: '/srv', device: '/dev/sda3' }], distro: detectDistro('ID=debian\n'), product: 'Debian', notes: [] };
-    const s = await GuestfsSession.open({ drives: [{ path: clone, format: 'qcow2', readonly: false }] });
     try {
       await s.command('mount', ['/dev/sda2', '/']);
       await s.command('mount', ['/dev/sda3', '/srv']);
@@ -48,7 +46,7 @@ describe('storage device changes: undone on failure and on rollback', function (
       expect(await s.lines('mounts')).to.include.members(['/dev/sda2', '/dev/sda3']);
       expect((await s.command('read-file', ['/srv/marker'])).toString()).to.equal('on /dev/sda3\n');
     } finally {
-      await s.close();
+      await s.command('umount-all');
     }
   });
 });

@@ -1,6 +1,7 @@
 /**
  * A test disk with one filesystem of every type storage.newUuids changes,
- * built in ONE appliance and cached under .cache/test-images by recipe:
+ * built in ONE appliance and cached under .cache/test-images by recipe and
+ * fixture (its names, modes and contents):
  * GPT; p1 vfat (label EFI, /boot/efi), p2 ext4 root (the debian12 fixture),
  * p3 xfs (label srv, /srv), p4 btrfs (label data, /data), p5 swap (label
  * swap). The root's fstab, GRUB config, BLS entry, kernel command line,
@@ -59,7 +60,10 @@ async function build(): Promise<{ image: string; ids: MultiFsIds }> {
   try {
     const tarball = path.join(work, 'tree.tar');
     await execa('tar', ['--numeric-owner', '-C', tree, '-cf', tarball, '.']);
-    const treeHash = createHash('sha256').update(await fs.readFile(tarball)).digest('hex');
+    // the key hashes the tree's names, modes, owners and contents, not the times of its staging
+    // (stageTree writes files now): the same fixture finds the same cached image in every run
+    const stable = await execa('tar', ['--sort=name', '--mtime=@0', '--numeric-owner', '--format=gnu', '-C', tree, '-cf', '-', '.'], { encoding: 'buffer', maxBuffer: 1 << 30 });
+    const treeHash = createHash('sha256').update(stable.stdout).digest('hex');
     const key = createHash('sha256').update(`${RECIPE}\0${treeHash}`).digest('hex').slice(0, 16);
     const out = path.join(CACHE_DIR, `storage-multi-${key}.qcow2`);
     const idsFile = `${out}.ids.json`;

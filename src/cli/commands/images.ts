@@ -5,7 +5,8 @@ import { capture } from '../../image/capture.js';
 import { takeKeyFromEnv } from '../../image/decrypt.js';
 import { defaultLibraryDir, findImage, imagePath, readLibrary } from '../../image/library.js';
 import { parseTarget } from '../../fleet/targets.js';
-import { checkSeal } from '../../fleet/seal-check.js';
+import { checkSeal, type SealFinding } from '../../fleet/seal-check.js';
+import { readHostSideGuest } from '../../fleet/host-read.js';
 import { backendFor } from '../../fleet/open.js';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
 import { Logger, out, type GlobalOptions } from '../common.js';
@@ -23,17 +24,19 @@ export function register(program: Command, run: Run): void {
     .option('--encrypt-key-env <var>', 'encrypt with the key in this environment variable')
     .option('--notes <text>', 'free text for the catalog')
     .option('--force', 'capture an unsealed master, or replace an image of the same name')
-    .option('--no-seal-check', 'skip the seal check (no appliance; the catalog then records the image as not sealed)')
+    .option('--no-seal-check', 'skip the seal check (the catalog then records the image as not sealed)')
+    .option('--no-host-read', 'run the seal check in an appliance even when the master can be read host-side')
     .addHelpText('after', `
 The master must be sealed (ghostprep seal): capture refuses otherwise and lists what still
-identifies it, as ghostprep seal --check does (--no-seal-check skips the check). Keys are read
+identifies it, as ghostprep seal --check does (--no-seal-check skips the check). A master whose
+root is ext on a partition is checked host-side, without an appliance. Keys are read
 from a file or a variable, never from the command line.
 qcow2 cannot compress and encrypt at once: encrypted images are stored uncompressed.
 
 Examples:
   ghostprep capture --target master.qcow2 --library images/ --name debian12-2026.11
   ghostprep capture --target master.qcow2 --name secure --encrypt-key-file /root/image.key`)
-    .action((o: { target: string; name: string; library: string; compress: string; encryptKeyFile?: string; encryptKeyEnv?: string; notes?: string; force?: boolean; sealCheck: boolean }) => run(async (g) => {
+    .action((o: { target: string; name: string; library: string; compress: string; encryptKeyFile?: string; encryptKeyEnv?: string; notes?: string; force?: boolean; sealCheck: boolean; hostRead: boolean }) => run(async (g) => {
       if (!['zstd', 'zlib', 'none'].includes(o.compress)) throw new GhostprepError(`--compress ${o.compress}: use zstd, zlib or none`);
       if (!existsSync(o.target)) throw new GhostprepError(`${o.target} not found`);
       const log = new Logger(g);
@@ -43,10 +46,14 @@ Examples:
       if (t.kind !== 'image') throw new GhostprepError('capture takes a disk image (seal a rootfs tree, then build an image from it)');
       let identifying: string[] = [];
       if (o.sealCheck) {
-        await (await backendFor('image')).forEachGuest([t], { readonly: true }, async (_t, guest) => {
-          if (guest instanceof Error) throw guest;
-          identifying = (await checkSeal(guest)).map((f) => f.item === 'Windows image state' ? `Windows ${f.path}: ${f.reason}` : `${f.path} (${f.operation ?? `no seal op: ${f.reason}`})`);
-        });
+        let findings = o.hostRead ? (await readHostSideGuest(t, checkSeal))?.value : undefined;
+        if (!findings) {
+          await (await backendFor('image')).forEachGuest([t], { readonly: true }, async (_t, guest) => {
+            if (guest instanceof Error) throw guest;
+            findings = await checkSeal(guest);
+          });
+        }
+        identifying = (findings as SealFinding[]).map((f) => f.item === 'Windows image state' ? `Windows ${f.path}: ${f.reason}` : `${f.path} (${f.operation ?? `no seal op: ${f.reason}`})`);
       }
       if (identifying.length && !o.force) {
         throw new GhostprepError(`${o.target} is not sealed; still identifying:\n  ${identifying.join('\n  ')}\nrun: ghostprep seal --target ${o.target}   (or capture with --force)`);

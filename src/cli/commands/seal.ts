@@ -15,9 +15,14 @@ export function register(program: Command, run: (fn: (g: GlobalOptions) => Promi
     .option('--dry-run', 'list what would be removed or changed, change nothing')
     .option('--list', 'list the seal operations and exit')
     .option('--check', 'change nothing; list the identity clones would inherit and the operation that removes each (exit 5 when any)')
+    .option('--no-host-read', 'open every image in an appliance, none host-side')
     .addHelpText('after', `
 machine-id becomes "uninitialized" (systemd's first-boot marker); SSH host keys are removed and a
 run-once unit regenerates them at first boot. Sealing twice changes nothing the second time.
+
+An image whose root is ext on a partition is planned host-side first: --check, --dry-run and a
+seal with nothing left to change then need no appliance; only images with changes to write are
+opened in one.
 
 --check exits 0 when the master carries no identity a clone would inherit, 5 when it does.
 
@@ -26,7 +31,7 @@ Examples:
   ghostprep seal --target master.qcow2 --check
   ghostprep seal --target master.qcow2 --dry-run
   ghostprep seal --target rootfs:/srv/golden --ops default,+package-cache,-logs`)
-    .action((o: { target?: string[]; ops?: string; dryRun?: boolean; list?: boolean; check?: boolean }) => run(async (g) => {
+    .action((o: { target?: string[]; ops?: string; dryRun?: boolean; list?: boolean; check?: boolean; hostRead: boolean }) => run(async (g) => {
       if (o.list) {
         const list = operations.list('seal');
         // the same record as `ghostprep operations --json`, without the kind every entry shares
@@ -38,7 +43,7 @@ Examples:
       const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
       if (o.check) {
         if (o.ops || o.dryRun) throw new GhostprepError('--check takes neither --ops nor --dry-run: it checks every identity seal operation and changes nothing');
-        const checked = await checkSealTargets(targets);
+        const checked = await checkSealTargets(targets, { hostRead: o.hostRead });
         if (g.json) out(JSON.stringify(checked, null, 2));
         else {
           for (const r of checked) {
@@ -53,7 +58,7 @@ Examples:
       }
       const ops = selectSealOperations(o.ops);
       const log = new Logger(g);
-      const results = await sealTargets(targets, { ops, dryRun: !!o.dryRun });
+      const results = await sealTargets(targets, { ops, dryRun: !!o.dryRun, hostRead: o.hostRead });
       if (g.json) {
         out(JSON.stringify(results.map((r) => ({ ...r, changes: r.changes.map((c) => ({ op: c.change.op, action: c.action, path: c.change.path, operation: c.change.source, reason: c.change.reason ?? null })) })), null, 2));
       } else {
