@@ -24,6 +24,12 @@ export interface LuksIdentitySpec {
   readonly newKey?: string;
   /** Remove every key slot the master had, so that only `newKey` opens the clone (needs `newKey`). */
   readonly removeMasterKeys: boolean;
+  /**
+   * A volume key of the clone's own: `cryptsetup reencrypt` of the whole volume in the
+   * appliance, with `newKey` (needs `newKey`; LUKS2 only). The master's slots go with
+   * the old volume key.
+   */
+  readonly reencrypt?: boolean;
 }
 
 /** Device-level identity of one target. */

@@ -396,7 +396,7 @@ class BatchRun {
           for (const d of await luksDevicesOf(session, dev, parts)) {
             const c = await renewLuksIdentity(session, d, spec, masterKeys, p.target.path);
             if (c.uuidFrom !== c.uuidTo) uuids.set(c.uuidFrom, c.uuidTo);
-            this.backend.verbose?.(`${p.target.path}: LUKS identity of ${d}: ${c.uuidFrom === c.uuidTo ? 'UUID kept' : 'new UUID'}${c.keySlot !== undefined ? `, own passphrase in slot ${c.keySlot}` : ''}${c.removedSlots.length ? `, master slot(s) ${c.removedSlots.join(', ')} removed` : ''}`);
+            this.backend.verbose?.(`${p.target.path}: LUKS identity of ${d}: ${c.uuidFrom === c.uuidTo ? 'UUID kept' : 'new UUID'}${c.keySlot !== undefined ? `, own passphrase in slot ${c.keySlot}` : ''}${c.removedSlots.length ? `, master slot(s) ${c.removedSlots.join(', ')} removed` : ''}${c.reencryptedBytes !== undefined ? `, re-encrypted with a volume key of its own (${Math.round(c.reencryptedBytes / 1048576)} MiB)` : ''}`);
           }
           luksRenames.set(index, uuids);
         } catch (err) {
