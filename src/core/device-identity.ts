@@ -50,4 +50,6 @@ export interface DeviceRenames {
   readonly pvUuids: ReadonlyMap<string, string>;
   /** LUKS volume: old UUID -> new UUID (known after apply only: a plan cannot know the new random UUID). */
   readonly luksUuids: ReadonlyMap<string, string>;
+  /** What a plan says of device changes that rewrite no file (a LUKS re-encryption and its cost). */
+  readonly notes?: readonly string[];
 }

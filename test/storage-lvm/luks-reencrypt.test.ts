@@ -11,13 +11,14 @@
  *   `cryptsetup luksDump`, and the audit finds no shared volume key or UUID;
  * - a second pass leaves a re-encrypted clone alone; a LUKS1 volume is
  *   refused before anything is written;
+ * - what a plan says (plannedReencrypt) before, during and after;
  * - no passphrase appears in any guestfish command line or error.
  */
 import { expect } from 'chai';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { applianceScript, luksDevicesOf, parseLuksHeader, reencryptEstimate, renewLuksIdentity } from '../../src/backends/guestfs/luks-identity.js';
+import { applianceScript, luksDevicesOf, parseLuksHeader, plannedReencrypt, reencryptEstimate, renewLuksIdentity } from '../../src/backends/guestfs/luks-identity.js';
 import { readImageBytes } from '../../src/backends/guestfs/lvm-probe.js';
 import { GuestfsError, GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { probeDiskIdentity } from '../../src/audit/headers.js';
@@ -86,6 +87,11 @@ describe('LUKS volume key per clone: storage.luks.reencrypt (appliance)', functi
     const uuids: string[] = [];
     const spec = (i: number) => ({ newUuid: true, newKey: keys[i]!, removeMasterKeys: true, reencrypt: true });
     try {
+      // what a plan says: the size and time of each re-encryption, or why apply will refuse it
+      expect(await plannedReencrypt(session, '/dev/sda1', spec(0), clones[0]!)).to.match(/^storage\.luks\.reencrypt: \/dev\/sda1 will be re-encrypted with a volume key of its own \(0\.1\d GiB, about \d+ s under TCG\)$/);
+      expect(await plannedReencrypt(session, '/dev/sdd', { ...spec(0), newKey: 'luks1 clone key' }, luks1)).to.equal('storage.luks.reencrypt: /dev/sdd is LUKS1: apply will refuse it (convert the master to LUKS2 first)');
+      expect(await plannedReencrypt(session, '/dev/sda1', { ...spec(0), reencrypt: false }, clones[0]!)).to.equal(undefined);
+
       // the third clone as an interrupted run leaves it: its key added, the re-encryption started, not done
       await session.commandWithKeys('luks-add-key', ['/dev/sdc1', 1], [MASTER_LUKS_KEY, keys[2]!], { timeoutMs: 15 * 60_000 });
       const keyFile = path.join(dir, 'k3');
@@ -95,6 +101,7 @@ describe('LUKS volume key per clone: storage.luks.reencrypt (appliance)', functi
       await session.command('debug', ['sh', applianceScript('/dev/sdc1', MASTER_LUKS_UUID, ['cryptsetup reencrypt --init-only --batch-mode --key-slot 1 --key-file /run/k3 $dev 2>&1', 'rm -f /run/k3'])], { timeoutMs: 15 * 60_000 });
       await session.command('blockdev-flushbufs', ['/dev/sdc1']);
       expect((await header('/dev/sdc1')).reencrypting, 'marked as being re-encrypted').to.equal(true);
+      expect(await plannedReencrypt(session, '/dev/sdc1', spec(2), clones[2]!)).to.match(/^storage\.luks\.reencrypt: \/dev\/sdc1 has an unfinished re-encryption, which apply finishes \(/);
 
       for (const [i, letter] of ['a', 'b', 'c'].entries()) {
         const devs = await luksDevicesOf(session, `/dev/sd${letter}`, [`/dev/sd${letter}1`]);
@@ -115,6 +122,7 @@ describe('LUKS volume key per clone: storage.luks.reencrypt (appliance)', functi
       // a second pass: the clone's own key opens it, nothing else does, nothing is pending: left alone
       const again = await renewLuksIdentity(session, '/dev/sda1', spec(0), [MASTER_LUKS_KEY], clones[0]!);
       expect(again).to.deep.equal({ device: '/dev/sda1', uuidFrom: uuids[0], uuidTo: uuids[0], removedSlots: [] });
+      expect(await plannedReencrypt(session, '/dev/sda1', spec(0), clones[0]!)).to.equal(undefined);
 
       // LUKS1: refused before anything is written
       const refused = await renewLuksIdentity(session, '/dev/sdd', { newUuid: true, newKey: 'luks1 clone key', removeMasterKeys: true, reencrypt: true }, [LUKS1_KEY], luks1).then(() => undefined, (e: Error) => e);

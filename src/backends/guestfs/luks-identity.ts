@@ -198,7 +198,7 @@ export async function setLuksUuid(session: GuestfsSession, device: string, uuid:
  * as measured on a loaded 2-core host (docs/storage-lvm-luks.md); used for
  * the plan's estimate and, with a wide margin, for the command's timeout.
  */
-export const REENCRYPT_SECONDS_PER_GIB_TCG = 360;
+export const REENCRYPT_SECONDS_PER_GIB_TCG = 420;
 const GiB = 1024 * 1024 * 1024;
 
 /** The plan's words for a re-encryption of `bytes` under TCG. */
@@ -318,6 +318,21 @@ async function reencrypt(session: GuestfsSession, device: string, header: LuksHe
     }
   });
   return bytes;
+}
+
+/**
+ * What a plan says of storage.luks.reencrypt on `device`: the volume's size and
+ * the time it takes under TCG, or why apply will refuse it; nothing when an
+ * earlier apply did it already (only the clone's passphrase opens it, one
+ * slot, no re-encryption pending).
+ */
+export async function plannedReencrypt(session: GuestfsSession, device: string, spec: LuksIdentitySpec, image: string): Promise<string | undefined> {
+  if (!spec.reencrypt || spec.newKey === undefined) return undefined;
+  const h = (await readHeader(session, device, 0, image)).header;
+  if (h.version === 1) return `storage.luks.reencrypt: ${device} is LUKS1: apply will refuse it (convert the master to LUKS2 first)`;
+  if (!h.reencrypting && h.activeSlots.length === 1 && await opensWith(session, device, spec.newKey)) return undefined;
+  const bytes = Number(await session.text('blockdev-getsize64', [device]));
+  return `storage.luks.reencrypt: ${device} ${h.reencrypting ? 'has an unfinished re-encryption, which apply finishes' : 'will be re-encrypted with a volume key of its own'} (${reencryptEstimate(bytes)})`;
 }
 
 /** Whether `key` opens `device` (opened read-only under a scratch name, then closed). */
