@@ -11,7 +11,10 @@
  *   `cryptsetup luksDump`, and the audit finds no shared volume key or UUID;
  * - a second pass leaves a re-encrypted clone alone; a LUKS1 volume is
  *   refused before anything is written;
- * - what a plan says (plannedReencrypt) before, during and after;
+ * - what a plan says (plannedReencrypt) before, during and after; and
+ *   through the backend in plan mode (a read-only appliance of its own: a
+ *   plan never shares an appliance with writes), as a warning of the
+ *   storage-references step;
  * - no passphrase appears in any guestfish command line or error.
  */
 import { expect } from 'chai';
@@ -24,6 +27,9 @@ import { GuestfsError, GuestfsSession } from '../../src/backends/guestfs/session
 import { probeDiskIdentity } from '../../src/audit/headers.js';
 import { findDuplicates } from '../../src/audit/duplicates.js';
 import { tempDir } from '../helpers/images.js';
+import { GuestfsBackend, type GuestfsImageGuest } from '../../src/backends/guestfs/backend.js';
+import { storageReferencesOperation } from '../../src/operations/customize/storage-references.js';
+import type { OperationContext } from '../../src/core/operation.js';
 import { cloneOf, identityMasters, MASTER_LUKS_KEY, MASTER_LUKS_UUID } from './images.js';
 
 process.env.LIBGUESTFS_BACKEND ??= 'direct';
@@ -164,8 +170,27 @@ describe('LUKS volume key per clone: storage.luks.reencrypt (appliance)', functi
     expect(await shared(clones, 'luks-volume-key')).to.deep.equal([]);
     expect(await shared(clones, 'luks-uuid')).to.deep.equal([]);
 
+    // plan through the backend, read-only: a fresh clone is to be re-encrypted (size, time), nothing written
+    const fresh = await cloneOf(masters.luks, dir, 'reenc-plan');
+    await fs.writeFile(path.join(dir, 'master.key'), MASTER_LUKS_KEY + '\n', { mode: 0o600 });
+    const warnings: string[] = [];
+    let visited = 0;
+    await new GuestfsBackend({ trace: (line) => lines.push(line) }).forEachGuest([{ kind: 'image', path: fresh, format: 'qcow2', machine: 'p1' }], {
+      readonly: true, jobs: 1, luksKeyFiles: [path.join(dir, 'master.key')],
+      deviceIdentity: () => ({ luks: { newUuid: true, newKey: 'plan clone key', removeMasterKeys: true, reencrypt: true } }),
+    }, async (_t, guest) => {
+      if (guest instanceof Error) throw guest;
+      visited++;
+      expect((guest as GuestfsImageGuest).os.root).to.match(/^\/dev\/mapper\//);
+      await storageReferencesOperation.plan({ guest, profile: {}, warn: (m: string) => warnings.push(m) } as unknown as OperationContext);
+    });
+    expect(visited).to.equal(1);
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]).to.match(/^storage\.luks\.reencrypt: \/dev\/sda1 will be re-encrypted with a volume key of its own \(0\.1\d GiB, about \d+ s under TCG\)$/);
+    expect((await probeDiskIdentity(fresh, 'qcow2')).volumes.find((v) => v.kind === 'luks2')!.uuid).to.equal(MASTER_LUKS_UUID);
+
     // no passphrase in any command line guestfish was given, nor in an error
-    const secrets = [MASTER_LUKS_KEY, LUKS1_KEY, 'luks1 clone key', ...keys];
+    const secrets = [MASTER_LUKS_KEY, LUKS1_KEY, 'luks1 clone key', 'plan clone key', ...keys];
     expect(lines.length).to.be.greaterThan(20);
     for (const text of [...lines, ...errors]) for (const s of secrets) expect(text).not.to.contain(s);
   });
