@@ -24,6 +24,12 @@ export interface LuksIdentitySpec {
   readonly newKey?: string;
   /** Remove every key slot the master had, so that only `newKey` opens the clone (needs `newKey`). */
   readonly removeMasterKeys: boolean;
+  /**
+   * A volume key of the clone's own: `cryptsetup reencrypt` of the whole volume in the
+   * appliance, with `newKey` (needs `newKey`; LUKS2 only). The master's slots go with
+   * the old volume key.
+   */
+  readonly reencrypt?: boolean;
 }
 
 /** Device-level identity of one target. */
@@ -44,4 +50,6 @@ export interface DeviceRenames {
   readonly pvUuids: ReadonlyMap<string, string>;
   /** LUKS volume: old UUID -> new UUID (known after apply only: a plan cannot know the new random UUID). */
   readonly luksUuids: ReadonlyMap<string, string>;
+  /** What a plan says of device changes that rewrite no file (a LUKS re-encryption and its cost). */
+  readonly notes?: readonly string[];
 }

@@ -37,12 +37,12 @@ export function deviceIdentityOf(storage: StorageProfile | undefined, machine: s
   if (storage.lvm) out.lvm = { newUuids: storage.lvm.newUuids ?? true, ...(storage.lvm.vgName !== undefined && { vgName: storage.lvm.vgName }) };
   const l = storage.luks;
   if (l) {
-    if (l.reencrypt) throw new GhostprepError(`${machine}: storage.luks.reencrypt: a volume key of the clone's own needs cryptsetup reencrypt, which ghostprep cannot run offline`);
     let newKey: string | undefined;
     if (l.key && 'file' in l.key) newKey = keyFromFile(l.key.file);
     else if (l.key && 'generate' in l.key) newKey = generatedKey(machine, state, write);
     if (l.removeMasterKeys && !l.key) throw new GhostprepError(`${machine}: storage.luks.removeMasterKeys needs storage.luks.key: without a passphrase of its own the clone could not be opened at all`);
-    out.luks = { newUuid: l.newUuid ?? true, removeMasterKeys: !!l.removeMasterKeys && newKey !== undefined, ...(newKey !== undefined && { newKey }) };
+    if (l.reencrypt && !l.key) throw new GhostprepError(`${machine}: storage.luks.reencrypt needs storage.luks.key: the re-encrypted volume opens with the clone's own passphrase only`);
+    out.luks = { newUuid: l.newUuid ?? true, removeMasterKeys: !!l.removeMasterKeys && newKey !== undefined, ...(newKey !== undefined && { newKey }), ...(l.reencrypt && { reencrypt: true }) };
   }
   return out;
 }

@@ -15,7 +15,7 @@ export function storageProblems(storage: StorageProfile | undefined): Array<{ po
     if (p) out.push({ pointer: '/storage/lvm/vgName', message: `volume group name "${vg}" ${p}` });
   }
   const l = storage?.luks;
-  if (l?.reencrypt) out.push({ pointer: '/storage/luks/reencrypt', message: 'a volume key of each clone\'s own needs cryptsetup reencrypt, which ghostprep cannot run offline (libguestfs has no call for it); only false is accepted' });
+  if (l?.reencrypt && !l.key) out.push({ pointer: '/storage/luks/reencrypt', message: 'reencrypt needs key: the re-encrypted volume opens with the clone\'s own passphrase only (the master\'s key slots wrap the old volume key and are dropped)' });
   if (l?.removeMasterKeys && !l.key) out.push({ pointer: '/storage/luks/removeMasterKeys', message: 'removeMasterKeys needs key: without a passphrase of its own the clone could not be opened at all' });
   if (l?.key && 'file' in l.key && typeof l.key.file === 'string' && !existsSync(l.key.file)) out.push({ pointer: '/storage/luks/key/file', message: `key file ${l.key.file} not found` });
   return out;

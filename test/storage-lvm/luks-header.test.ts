@@ -120,10 +120,38 @@ describe('LUKS headers and references (luks-identity, luks-refs)', function () {
     expect(() => deviceIdentityOf({ luks: { key: { file: path.join(dir, 'empty.key') } } }, 'n4', state, true)).to.throw(/empty.key: the first line/);
   });
 
-  it('rules: a bad VG name, reencrypt, removeMasterKeys without a key, a missing key file', () => {
+  it('rules: a bad VG name, reencrypt or removeMasterKeys without a key, a missing key file', () => {
     expect(storageProblems({ lvm: { vgName: 'vg-node01' } })).to.deep.equal([]);
     expect(storageProblems({ lvm: { vgName: 'bad name' } }).map((p) => p.pointer)).to.deep.equal(['/storage/lvm/vgName']);
-    expect(storageProblems({ luks: { reencrypt: true, removeMasterKeys: true, key: { file: '/nonexistent/k' } } }).map((p) => p.pointer)).to.deep.equal(['/storage/luks/reencrypt', '/storage/luks/key/file']);
+    expect(storageProblems({ luks: { reencrypt: true, removeMasterKeys: true, key: { file: '/nonexistent/k' } } }).map((p) => p.pointer)).to.deep.equal(['/storage/luks/key/file']);
+    expect(storageProblems({ luks: { reencrypt: true, key: { generate: true } } })).to.deep.equal([]);
+    expect(storageProblems({ luks: { reencrypt: true } }).map((p) => p.pointer)).to.deep.equal(['/storage/luks/reencrypt']);
     expect(storageProblems({ luks: { removeMasterKeys: true } }).map((p) => p.pointer)).to.deep.equal(['/storage/luks/removeMasterKeys']);
+  });
+
+  it('keys: reencrypt reaches the backend with the clone\'s key, and is refused without one', async () => {
+    const state = new StateDir(path.join(dir, 'state-re'));
+    state.ensure();
+    const luks = deviceIdentityOf({ luks: { key: { generate: true }, reencrypt: true } }, 'r1', state, true)!.luks!;
+    expect(luks.reencrypt).to.equal(true);
+    expect(luks.newKey).to.match(/^[A-Za-z0-9_-]{43}$/);
+    expect(deviceIdentityOf({ luks: { key: { generate: true } } }, 'r1', state, true)!.luks!.reencrypt).to.equal(undefined);
+    expect(() => deviceIdentityOf({ luks: { reencrypt: true } }, 'r2', state, true)).to.throw(/r2: storage\.luks\.reencrypt needs storage\.luks\.key/);
+  });
+
+  it('a LUKS2 header in re-encryption: its reencrypt keyslot is not a passphrase slot, and the header says so', async () => {
+    const file = await header(dir, 'luks2', 'reenc.img');
+    expect(parseLuksHeader(await fs.readFile(file))!.reencrypting).to.equal(false);
+    // the host's cryptsetup marks the volume (a header file of its own: no device, nothing re-encrypted)
+    const hdr = path.join(dir, 'reenc.hdr');
+    await fs.truncate(file, 20 * MiB);
+    await execa('cryptsetup', ['luksHeaderBackup', file, '--header-backup-file', hdr]);
+    await execa('cryptsetup', ['reencrypt', '--init-only', '--batch-mode', '--header', hdr, '--key-slot', '0', '--key-file', path.join(dir, 'key'), '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', file]);
+    const h = parseLuksHeader(await fs.readFile(hdr))!;
+    expect(h.reencrypting).to.equal(true);
+    const dump = (await execa('cryptsetup', ['luksDump', hdr])).stdout;
+    const slots = [...dump.matchAll(/^\s+(\d+): (luks2|reencrypt)/gm)].map((m) => [Number(m[1]), m[2]]);
+    expect(slots.some(([, t]) => t === 'reencrypt')).to.equal(true);
+    expect(h.activeSlots).to.deep.equal(slots.filter(([, t]) => t === 'luks2').map(([n]) => n));
   });
 });

@@ -1,7 +1,7 @@
 /**
  * `storage.lvm` / `storage.luks` through validate: accepted when right;
  * located errors (file, line, JSON path) for an unknown key, a bad VG name
- * rendered from a template, reencrypt, and removeMasterKeys without a key.
+ * rendered from a template, reencrypt and removeMasterKeys without a key.
  */
 import { expect } from 'chai';
 import fs from 'node:fs/promises';
@@ -37,5 +37,8 @@ describe('storage keys in validate', () => {
     const luks = await check('  luks:\n    reencrypt: true\n    removeMasterKeys: true\n');
     expect(luks.map((d) => d.path)).to.include.members(['/storage/luks/reencrypt', '/storage/luks/removeMasterKeys']);
     expect(luks.find((d) => d.path === '/storage/luks/reencrypt')!.line).to.equal(4);
+    expect(luks.find((d) => d.path === '/storage/luks/reencrypt')!.message).to.match(/reencrypt needs key/);
+    // with a key of the clone's own, reencrypt is accepted
+    expect(await check('  luks:\n    key: {generate: true}\n    reencrypt: true\n')).to.deep.equal([]);
   });
 });

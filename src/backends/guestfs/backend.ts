@@ -22,7 +22,7 @@ import { luksKeysFor } from './luks.js';
 import { driveDevice, GuestfsSession, type SessionOptions } from './session.js';
 import { GuestfsBlockDevices } from './storage-identity.js';
 import { lvmWork, renewLvmIdentities } from './lvm-identity.js';
-import { luksDevicesOf, renewLuksIdentity } from './luks-identity.js';
+import { luksDevicesOf, plannedReencrypt, renewLuksIdentity } from './luks-identity.js';
 import type { DeviceIdentitySpec, DeviceRenames } from '../../core/device-identity.js';
 
 import { DEFAULT_DRIVES_PER_APPLIANCE } from './defaults.js';
@@ -349,7 +349,7 @@ class BatchRun {
   private guestOf(session: GuestfsSession, p: Prepared, readonly: boolean, os: InspectedOs): GuestfsImageGuest {
     const guest = new GuestfsImageGuest(session, p.target.path, readonly, os);
     const id = this.identities.get(p.target.path);
-    if (id && (id.renames.vgs.size || id.renames.luksUuids.size || id.renames.pvUuids.size)) guest.deviceRenames = id.renames;
+    if (id && (id.renames.vgs.size || id.renames.luksUuids.size || id.renames.pvUuids.size || id.renames.notes?.length)) guest.deviceRenames = id.renames;
     return guest;
   }
 
@@ -385,7 +385,25 @@ class BatchRun {
       }
     }
     const luksRenames = new Map<number, Map<string, string>>();
-    if (!this.open.readonly) {
+    const notes = new Map<number, string[]>();
+    if (this.open.readonly) {
+      // the plan's words for a re-encryption (its size and time under TCG): no file shows it
+      for (const { index, p, spec } of luksJobs) {
+        if (!spec.reencrypt || !session.alive) continue;
+        try {
+          const dev = driveDevice(index);
+          const parts = p.partitions ? p.partitions.map((n) => `${dev}${n}`) : (await session.lines('list-partitions')).filter((d) => new RegExp(`^${dev}\\d+$`).test(d));
+          const said: string[] = [];
+          for (const d of await luksDevicesOf(session, dev, parts)) {
+            const note = await plannedReencrypt(session, d, spec, p.target.path);
+            if (note) said.push(note);
+          }
+          if (said.length) notes.set(index, said);
+        } catch (err) {
+          await fail(p, asError(err));
+        }
+      }
+    } else {
       for (const { index, p, spec } of luksJobs) {
         if (this.identityFailed.has(p.target.path) || !session.alive) continue;
         try {
@@ -396,7 +414,7 @@ class BatchRun {
           for (const d of await luksDevicesOf(session, dev, parts)) {
             const c = await renewLuksIdentity(session, d, spec, masterKeys, p.target.path);
             if (c.uuidFrom !== c.uuidTo) uuids.set(c.uuidFrom, c.uuidTo);
-            this.backend.verbose?.(`${p.target.path}: LUKS identity of ${d}: ${c.uuidFrom === c.uuidTo ? 'UUID kept' : 'new UUID'}${c.keySlot !== undefined ? `, own passphrase in slot ${c.keySlot}` : ''}${c.removedSlots.length ? `, master slot(s) ${c.removedSlots.join(', ')} removed` : ''}`);
+            this.backend.verbose?.(`${p.target.path}: LUKS identity of ${d}: ${c.uuidFrom === c.uuidTo ? 'UUID kept' : 'new UUID'}${c.keySlot !== undefined ? `, own passphrase in slot ${c.keySlot}` : ''}${c.removedSlots.length ? `, master slot(s) ${c.removedSlots.join(', ')} removed` : ''}${c.reencryptedBytes !== undefined ? `, re-encrypted with a volume key of its own (${Math.round(c.reencryptedBytes / 1048576)} MiB)` : ''}`);
           }
           luksRenames.set(index, uuids);
         } catch (err) {
@@ -414,7 +432,7 @@ class BatchRun {
       const merged = (a: ReadonlyMap<string, string> | undefined, b: Map<string, string>): Map<string, string> => new Map([...(a ?? []), ...b]);
       const allVgs = merged(prev?.vgs, vgs);
       this.identities.set(p.target.path, {
-        renames: { vgs: allVgs, luksUuids: merged(prev?.luksUuids, luksUuids), pvUuids: merged(prev?.pvUuids, pvRenames.get(index) ?? new Map<string, string>()) },
+        renames: { vgs: allVgs, luksUuids: merged(prev?.luksUuids, luksUuids), pvUuids: merged(prev?.pvUuids, pvRenames.get(index) ?? new Map<string, string>()), ...(notes.has(index) && { notes: notes.get(index)! }) },
         vgNames: p.vgNames.map((n) => (this.open.readonly ? n : allVgs.get(n) ?? n)),
         ...(luksKey !== undefined && { luksKey }),
       });

@@ -11,15 +11,21 @@
  * primary and the secondary header; written back with `pwrite-device` (only
  * the changed bytes), then read back with `luks-uuid`.
  *
- * The volume key stays the master's: every clone's data is encrypted with
- * the same key, and the key slots only wrap it. Giving each clone its own
- * volume key is `cryptsetup reencrypt`, which libguestfs has no call for
- * (docs/storage-lvm-luks.md).
+ * Without `reencrypt` the volume key stays the master's: every clone's data
+ * is encrypted with the same key, and the key slots only wrap it. With
+ * `reencrypt`, `cryptsetup reencrypt` runs in the appliance (libguestfs has
+ * no call for it: guestfish's `debug sh` runs it there), keeping only the
+ * clone's key slot (docs/storage-lvm-luks.md, "Volume key").
  *
  * Passphrases reach guestfish on its stdin (session.commandWithKey), never
- * in an argument, an error or a trace.
+ * in an argument, an error or a trace. For `cryptsetup reencrypt` the
+ * clone's passphrase goes to a file of the appliance's tmpfs (/run) through
+ * `debug-upload` of a host file that only this process can read (in
+ * /dev/shm when there is one) and that is removed as soon as it is copied;
+ * the command line names the file, never its content.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,6 +55,8 @@ export interface LuksHeader {
   readonly activeSlots: readonly number[];
   /** Slots the format has room for (LUKS1: 8; LUKS2: 32). */
   readonly slotCount: number;
+  /** LUKS2: a `cryptsetup reencrypt` was started and not finished (the header requires `online-reencrypt`). */
+  readonly reencrypting: boolean;
 }
 
 function cString(buf: Buffer, at: number, len: number): string {
@@ -63,17 +71,21 @@ export function parseLuksHeader(buf: Buffer): LuksHeader | undefined {
   if (version === 1) {
     const activeSlots: number[] = [];
     for (let i = 0; i < LUKS1_SLOTS; i++) if (buf.readUInt32BE(208 + 48 * i) === LUKS1_SLOT_ACTIVE) activeSlots.push(i);
-    return { version: 1, uuid, hdrSize: BINARY_HEADER, checksumAlg: '', activeSlots, slotCount: LUKS1_SLOTS };
+    return { version: 1, uuid, hdrSize: BINARY_HEADER, checksumAlg: '', activeSlots, slotCount: LUKS1_SLOTS, reencrypting: false };
   }
   if (version !== 2) return undefined;
   const hdrSize = Number(buf.readBigUInt64BE(8));
   const checksumAlg = cString(buf, 72, 32);
   let activeSlots: number[] = [];
+  let reencrypting = false;
   if (buf.length >= hdrSize) {
-    const json = JSON.parse(cString(buf, BINARY_HEADER, hdrSize - BINARY_HEADER)) as { keyslots?: Record<string, unknown> };
-    activeSlots = Object.keys(json.keyslots ?? {}).map(Number).sort((a, b) => a - b);
+    const json = JSON.parse(cString(buf, BINARY_HEADER, hdrSize - BINARY_HEADER)) as { keyslots?: Record<string, { type?: string }>; config?: { requirements?: { mandatory?: unknown } } };
+    // cryptsetup's reencryption keeps its state in a keyslot of type "reencrypt": not a passphrase slot
+    activeSlots = Object.entries(json.keyslots ?? {}).filter(([, k]) => k?.type !== 'reencrypt').map(([n]) => Number(n)).sort((a, b) => a - b);
+    const required = json.config?.requirements?.mandatory;
+    reencrypting = Array.isArray(required) && required.some((r) => typeof r === 'string' && r.startsWith('online-reencrypt'));
   }
-  return { version: 2, uuid, hdrSize, checksumAlg, activeSlots, slotCount: 32 };
+  return { version: 2, uuid, hdrSize, checksumAlg, activeSlots, slotCount: 32, reencrypting };
 }
 
 /** LUKS2 header checksum: hash of the copy (binary header with its checksum field zeroed, then the JSON area). */
@@ -106,6 +118,8 @@ export interface LuksIdentityChange {
   readonly keySlot?: number;
   /** The master's slots removed. */
   readonly removedSlots: readonly number[];
+  /** Bytes of the volume re-encrypted with a volume key of the clone's own (storage.luks.reencrypt). */
+  readonly reencryptedBytes?: number;
 }
 
 async function readDevice(session: GuestfsSession, device: string, size: number, offset: number): Promise<Buffer> {
@@ -179,6 +193,148 @@ export async function setLuksUuid(session: GuestfsSession, device: string, uuid:
   return { from: primary.header.uuid, to };
 }
 
+/**
+ * Seconds of `cryptsetup reencrypt` per GiB of volume in a TCG appliance,
+ * as measured on a loaded 2-core host (docs/storage-lvm-luks.md); used for
+ * the plan's estimate and, with a wide margin, for the command's timeout.
+ */
+export const REENCRYPT_SECONDS_PER_GIB_TCG = 420;
+const GiB = 1024 * 1024 * 1024;
+
+/** The plan's words for a re-encryption of `bytes` under TCG. */
+export function reencryptEstimate(bytes: number): string {
+  const s = Math.max(1, Math.round((bytes / GiB) * REENCRYPT_SECONDS_PER_GIB_TCG));
+  return `${(bytes / GiB).toFixed(2)} GiB, about ${s < 120 ? `${s} s` : `${Math.round(s / 60)} min`} under TCG`;
+}
+
+/** Index of the drive behind a guestfs device name (/dev/sdb3 -> 1) and its partition number. */
+export function driveOf(device: string): { index: number; partition?: number } {
+  const m = /^\/dev\/sd([a-z]+)(\d*)$/.exec(device);
+  if (!m) throw new RangeError(`not a drive or partition name: ${device}`);
+  let index = 0;
+  for (const c of m[1]!) index = index * 26 + (c.charCodeAt(0) - 96);
+  return { index: index - 1, ...(m[2] && { partition: Number(m[2]) }) };
+}
+
+/**
+ * A `debug sh` script that finds `device` in the appliance and runs cryptsetup
+ * on it. The kernel may name the appliance's disks in another order than
+ * guestfs's API does (the daemon translates /dev/sdX), so the script finds the
+ * drive by the serial libguestfs gives it (`hdN`) and checks the LUKS UUID
+ * before touching it. Only plain words: guestfish would read `|` as a pipe to a
+ * host command and splits its string lists on spaces.
+ */
+export function applianceScript(device: string, uuid: string, commands: readonly string[]): string {
+  const { index, partition } = driveOf(device);
+  const script = [
+    `d=$(readlink -f /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_hd${index})`,
+    // braces: $d1 would be a variable of its own
+    `dev=\${d}${partition ?? ''}`,
+    `if ! test -b $dev; then echo drive ${index} not found in the appliance; exit 90; fi`,
+    `if ! test $(cryptsetup luksUUID $dev) = ${uuid}; then echo $dev is not the LUKS volume ${uuid}; exit 91; fi`,
+    ...commands,
+  ].join('; ');
+  if (/[|"'\\\n]/.test(script)) throw new RangeError(`unsafe appliance script: ${script}`);
+  return script;
+}
+
+const cryptsetupChecked = new WeakMap<GuestfsSession, Promise<string>>();
+
+/**
+ * cryptsetup's version in the appliance, through `debug sh`; a GuestError
+ * when this libguestfs has no debug commands (checked before anything is written).
+ */
+export function applianceCryptsetup(session: GuestfsSession, image: string): Promise<string> {
+  let p = cryptsetupChecked.get(session);
+  if (!p) {
+    p = session.text('debug', ['sh', 'cryptsetup --version']).then((v) => v.trim(), (err: unknown) => {
+      cryptsetupChecked.delete(session);
+      if (!(err instanceof GuestfsError) || !session.alive) throw err;
+      throw new GuestError(`${image}: storage.luks.reencrypt runs cryptsetup in the appliance through guestfish's debug commands (debug sh), which this libguestfs does not offer (${err.stderr.split('\n')[0]}); nothing was changed`, image, { cause: err });
+    });
+    cryptsetupChecked.set(session, p);
+  }
+  return p;
+}
+
+/**
+ * Run `fn` with `key` in a file of the appliance's tmpfs (/run), removed
+ * afterwards. The host copy lives in a directory only this process can read
+ * (under /dev/shm when there is one: never on a disk) and is removed as soon
+ * as guestfish has copied it.
+ */
+async function withKeyInAppliance<T>(session: GuestfsSession, key: string, fn: (file: string) => Promise<T>): Promise<T> {
+  const inside = `/run/gpkey-${randomBytes(8).toString('hex')}`;
+  const dir = await fs.mkdtemp(path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'ghostprep-key-'));
+  try {
+    const file = path.join(dir, 'key');
+    await fs.writeFile(file, key, { mode: 0o600 });
+    await session.command('debug-upload', [file, inside, 0o600]);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  try {
+    return await fn(inside);
+  } finally {
+    if (session.alive) await session.command('debug', ['sh', `rm -f ${inside}`]).catch(() => undefined);
+  }
+}
+
+/**
+ * `cryptsetup reencrypt` of `device` with the passphrase `key`: a new volume
+ * key, every byte of the volume re-encrypted, only `key`'s slot kept (its
+ * other slots wrapped the old volume key). `resume`: finish one that was
+ * interrupted (LUKS2 keeps its progress in the header).
+ */
+async function reencrypt(session: GuestfsSession, device: string, header: LuksHeader, key: string, resume: boolean, image: string): Promise<number> {
+  const bytes = Number(await session.text('blockdev-getsize64', [device]));
+  // a wide margin over the measured rate: a loaded host is slower, never a reason to kill the appliance mid-way
+  const timeoutMs = Math.max(20 * 60_000, Math.ceil((bytes / GiB) * REENCRYPT_SECONDS_PER_GIB_TCG * 4) * 1000);
+  await withKeyInAppliance(session, key, async (file) => {
+    // which slot the clone's passphrase opens: the one kept
+    let slot: number | undefined;
+    if (!resume) {
+      const test = await session.text('debug', ['sh', applianceScript(device, header.uuid, [`cryptsetup open --test-passphrase -v --key-file ${file} $dev 2>&1`])]);
+      const m = /Key slot (\d+) unlocked/.exec(test);
+      if (!m) throw new GuestError(`${image}: ${device}: cannot tell which key slot the clone's passphrase opens`, image);
+      slot = Number(m[1]);
+    }
+    const args = ['--batch-mode', resume ? '--resume-only' : `--key-slot ${slot}`, `--key-file ${file}`];
+    try {
+      await session.command('debug', ['sh', applianceScript(device, header.uuid, [`cryptsetup reencrypt ${args.join(' ')} $dev 2>&1`])], { timeoutMs });
+      // cryptsetup writes the header with O_DIRECT: drop the page cache before it is read again
+      await session.command('blockdev-flushbufs', [device]);
+    } catch (err) {
+      if (!(err instanceof GuestfsError)) throw err;
+      let state = 'the appliance died';
+      if (session.alive) {
+        await session.command('blockdev-flushbufs', [device]).catch(() => undefined);
+        const after = (await readHeader(session, device, 0, image)).header;
+        state = after.reencrypting ? 'the volume is left marked as being re-encrypted: the clone\'s passphrase opens it and the next apply finishes it' : 'nothing was re-encrypted';
+      } else {
+        state = 'the appliance is gone: the volume is left marked as being re-encrypted (the clone\'s passphrase opens it) and the next apply finishes it';
+      }
+      throw new GuestError(`${image}: ${device}: cryptsetup reencrypt failed (${state}): ${errorMessage(err.stderr || err.message)}`, image, { cause: err });
+    }
+  });
+  return bytes;
+}
+
+/**
+ * What a plan says of storage.luks.reencrypt on `device`: the volume's size and
+ * the time it takes under TCG, or why apply will refuse it; nothing when an
+ * earlier apply did it already (only the clone's passphrase opens it, one
+ * slot, no re-encryption pending).
+ */
+export async function plannedReencrypt(session: GuestfsSession, device: string, spec: LuksIdentitySpec, image: string): Promise<string | undefined> {
+  if (!spec.reencrypt || spec.newKey === undefined) return undefined;
+  const h = (await readHeader(session, device, 0, image)).header;
+  if (h.version === 1) return `storage.luks.reencrypt: ${device} is LUKS1: apply will refuse it (convert the master to LUKS2 first)`;
+  if (!h.reencrypting && h.activeSlots.length === 1 && await opensWith(session, device, spec.newKey)) return undefined;
+  const bytes = Number(await session.text('blockdev-getsize64', [device]));
+  return `storage.luks.reencrypt: ${device} ${h.reencrypting ? 'has an unfinished re-encryption, which apply finishes' : 'will be re-encrypted with a volume key of its own'} (${reencryptEstimate(bytes)})`;
+}
+
 /** Whether `key` opens `device` (opened read-only under a scratch name, then closed). */
 async function opensWith(session: GuestfsSession, device: string, key: string): Promise<boolean> {
   const name = `gpcheck_${randomUUID().slice(0, 8)}`;
@@ -212,30 +368,12 @@ export async function luksDevicesOf(session: GuestfsSession, device: string, par
  */
 export async function renewLuksIdentity(session: GuestfsSession, device: string, spec: LuksIdentitySpec, masterKeys: readonly string[], image: string): Promise<LuksIdentityChange> {
   const before = (await readHeader(session, device, 0, image)).header;
+  if (spec.reencrypt) return renewWithVolumeKey(session, device, spec, masterKeys, image, before);
   // A clone its own passphrase opens already has its identity (a second apply): leave it.
   if (spec.newKey !== undefined && await opensWith(session, device, spec.newKey)) return { device, uuidFrom: before.uuid, uuidTo: before.uuid, removedSlots: [] };
-  let keySlot: number | undefined;
+  const keySlot = spec.newKey !== undefined ? await addKey(session, device, spec.newKey, masterKeys, image, before) : undefined;
   const removedSlots: number[] = [];
   if (spec.newKey !== undefined) {
-    const free = Array.from({ length: before.slotCount }, (_, i) => i).find((i) => !before.activeSlots.includes(i));
-    let added = false;
-    let last = '';
-    if (free === undefined) throw new GuestError(`${image}: ${device}: every LUKS key slot is in use; no room for the clone's passphrase`, image);
-    for (const key of masterKeys) {
-      try {
-        // The slow part: the new slot's KDF runs under TCG.
-        await session.commandWithKeys('luks-add-key', [device, free], [key, spec.newKey], { timeoutMs: 15 * 60_000 });
-        added = true;
-        break;
-      } catch (err) {
-        if (!(err instanceof GuestfsError) || !session.alive) throw err;
-        last = err.stderr;
-      }
-    }
-    if (!added) {
-      throw new GuestError(`${image}: ${device}: cannot add the clone's LUKS passphrase: ${masterKeys.length ? 'no key file given opens the volume' : 'no key file given (--luks-key-file)'}${last && !/No key available/i.test(last) ? ` (${last.replace(/^luks_add_key: /, '')})` : ''}`, image);
-    }
-    keySlot = free;
     if (spec.removeMasterKeys) {
       for (const slot of before.activeSlots) {
         try {
@@ -251,4 +389,59 @@ export async function renewLuksIdentity(session: GuestfsSession, device: string,
   let uuidTo = before.uuid;
   if (spec.newUuid) uuidTo = (await setLuksUuid(session, device, randomUUID(), image)).to;
   return { device, uuidFrom: before.uuid, uuidTo, ...(keySlot !== undefined && { keySlot }), removedSlots };
+}
+
+/** Add `newKey` in the lowest free slot with the first master key that opens the volume; returns the slot. */
+async function addKey(session: GuestfsSession, device: string, newKey: string, masterKeys: readonly string[], image: string, before: LuksHeader): Promise<number> {
+  const free = Array.from({ length: before.slotCount }, (_, i) => i).find((i) => !before.activeSlots.includes(i));
+  let last = '';
+  if (free === undefined) throw new GuestError(`${image}: ${device}: every LUKS key slot is in use; no room for the clone's passphrase`, image);
+  for (const key of masterKeys) {
+    try {
+      // The slow part: the new slot's KDF runs under TCG.
+      await session.commandWithKeys('luks-add-key', [device, free], [key, newKey], { timeoutMs: 15 * 60_000 });
+      return free;
+    } catch (err) {
+      if (!(err instanceof GuestfsError) || !session.alive) throw err;
+      last = err.stderr;
+    }
+  }
+  throw new GuestError(`${image}: ${device}: cannot add the clone's LUKS passphrase: ${masterKeys.length ? 'no key file given opens the volume' : 'no key file given (--luks-key-file)'}${last && !/No key available/i.test(last) ? ` (${last.replace(/^luks_add_key: /, '')})` : ''}`, image);
+}
+
+/**
+ * storage.luks.reencrypt: the clone's passphrase added (unless it opens the
+ * volume already), then `cryptsetup reencrypt` keeping only its slot, then
+ * the new UUID. Each step leaves a volume that opens: before the re-encryption
+ * with the master's and the clone's passphrase, during and after it with the
+ * clone's (an interrupted one is finished by the next apply). Refused before
+ * anything is written: LUKS1, no passphrase of the clone's own, no `debug sh`.
+ * A clone its own passphrase opens, with no other slot left and no
+ * re-encryption pending, was done by an earlier apply and is left alone.
+ */
+async function renewWithVolumeKey(session: GuestfsSession, device: string, spec: LuksIdentitySpec, masterKeys: readonly string[], image: string, before: LuksHeader): Promise<LuksIdentityChange> {
+  const newKey = spec.newKey;
+  if (newKey === undefined) throw new GuestError(`${image}: ${device}: storage.luks.reencrypt needs storage.luks.key: the re-encrypted volume opens with the clone's passphrase only`, image);
+  if (before.version === 1) {
+    throw new GuestError(`${image}: ${device}: storage.luks.reencrypt: this volume is LUKS1, which cryptsetup re-encrypts offline with a progress log kept outside the volume (lost with the appliance, so an interruption would lose data); convert the master to LUKS2 first (cryptsetup convert --type luks2)`, image);
+  }
+  await applianceCryptsetup(session, image);
+  const unchanged = { device, uuidFrom: before.uuid, uuidTo: before.uuid, removedSlots: [] };
+  let reencryptedBytes: number;
+  if (before.reencrypting) {
+    reencryptedBytes = await reencrypt(session, device, before, newKey, true, image);
+  } else {
+    const opens = await opensWith(session, device, newKey);
+    if (opens && before.activeSlots.length === 1) return unchanged;
+    if (!opens) await addKey(session, device, newKey, masterKeys, image, before);
+    reencryptedBytes = await reencrypt(session, device, before, newKey, false, image);
+  }
+  const after = (await readHeader(session, device, 0, image)).header;
+  if (after.reencrypting) throw new GuestError(`${image}: ${device}: cryptsetup reencrypt returned with the re-encryption unfinished; the next apply finishes it`, image);
+  if (after.activeSlots.length !== 1) throw new GuestError(`${image}: ${device}: after cryptsetup reencrypt the volume has key slots ${after.activeSlots.join(', ')}, not only the clone's`, image);
+  const removedSlots = before.activeSlots.filter((n) => !after.activeSlots.includes(n));
+  let uuidTo = before.uuid;
+  if (spec.newUuid) uuidTo = (await setLuksUuid(session, device, randomUUID(), image)).to;
+  // the slot the passphrase ends in: cryptsetup wraps the new volume key in a slot of its choosing
+  return { device, uuidFrom: before.uuid, uuidTo, keySlot: after.activeSlots[0]!, removedSlots, reencryptedBytes };
 }

@@ -94,6 +94,7 @@ export const storageReferencesOperation: Operation = {
         ids = found;
       }
     }
+    for (const note of renames?.notes ?? []) warn?.(note);
     if (!ids.size && !renames) return [];
     const paths = new Set(ids.size ? (await Promise.all(REFERENCE_FILES.map((p) => expand(guest, p)))).flat() : []);
     if (renames) for (const p of await vgReferenceFiles(guest)) paths.add(p);

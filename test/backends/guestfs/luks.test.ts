@@ -1,7 +1,10 @@
 /**
  * Guest roots on LUKS: a plain LUKS root and LVM on LUKS (the Debian
  * installer's "encrypted LVM"), opened with --luks-key-file through the real
- * CLI and libguestfs. Each LUKS guest gets an appliance of its own.
+ * CLI and libguestfs; apply re-keys each clone (storage.luks: its own
+ * passphrase, the master's slot removed, a new UUID), and the clones then
+ * open with their own keys, the master's not given. Each LUKS guest gets an
+ * appliance of its own.
  */
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
@@ -12,7 +15,11 @@ import { ghostprep } from '../../helpers/cli.js';
 import { luksKeyFilesFromEnv, mapperName, parseCrypttab, readLuksKeys } from '../../../src/backends/guestfs/luks.js';
 import { parseLuksUuid, conflictKeys } from '../../../src/backends/guestfs/lvm-probe.js';
 import { cryptAliases } from '../../../src/backends/guestfs/os-inspect.js';
+import { parseLuksHeader } from '../../../src/backends/guestfs/luks-identity.js';
+import { readPartitionTable } from '../../../src/backends/guestfs/lvm-probe.js';
+import { imageReader } from '../../../src/audit/headers.js';
 
+const CLONE_KEY = 'luks clone passphrase 2b9d';
 const vol = (device: string, type: string, uuid = '') => ({ device, type, uuid, label: '', partUuid: '', partLabel: '' });
 
 describe('guestfs: LUKS helpers (pure)', () => {
@@ -71,7 +78,9 @@ describe('guestfs: guest roots on LUKS (real images)', function () {
     wrong = path.join(dir, 'wrong.key');
     writeFileSync(key, LUKS_PASSPHRASE + '\n', { mode: 0o600 });
     writeFileSync(wrong, 'not the passphrase\n', { mode: 0o600 });
-    writeFileSync(path.join(dir, 'p.yaml'), 'profile: sec\nsite: {domain: sec.example.org}\n');
+    // each clone re-keyed (storage.luks): its own passphrase, the master's slot removed, a new LUKS UUID
+    for (const n of ['plain', 'lvm']) writeFileSync(path.join(dir, `${n}.clone.key`), `${CLONE_KEY} ${n}\n`, { mode: 0o600 });
+    writeFileSync(path.join(dir, 'p.yaml'), `profile: sec\nsite: {domain: sec.example.org}\nstorage:\n  luks: {key: {file: "${dir}/{{machine.name}}.clone.key"}, removeMasterKeys: true}\n`);
     writeFileSync(path.join(dir, 'inv.yaml'), 'defaults: {profile: sec}\nmachines:\n  - {name: plain}\n  - {name: lvm}\n');
   });
 
@@ -93,13 +102,28 @@ describe('guestfs: guest roots on LUKS (real images)', function () {
     expect(r.stderr).to.contain(`LUKS key file ${path.join(dir, 'missing.key')}: not found`);
   });
 
-  it('apply customizes a LUKS root and LVM on LUKS (keys tried in order), and inspect reads them back', async () => {
+  it('apply customizes a LUKS root and LVM on LUKS (keys tried in order), re-keys each clone, and inspect reads them back with the clones\' keys', async () => {
     const common = ['-p', path.join(dir, 'p.yaml'), '-i', path.join(dir, 'inv.yaml'), '--state', path.join(dir, 'state')];
     const a = run(['--luks-key-file', wrong, '--luks-key-file', key, 'apply', ...common, '--target', path.join(dir, '{name}.qcow2'), '--report', path.join(dir, 'report.json')]);
     expect(a.status, a.stderr).to.equal(0);
     const report = JSON.parse(await fs.readFile(path.join(dir, 'report.json'), 'utf8')) as { machines: { name: string; status: string }[] };
     expect(report.machines.map((m) => [m.name, m.status])).to.deep.equal([['plain', 'ok'], ['lvm', 'ok']]);
-    const i = run(['--luks-key-file', key, 'inspect', '--json', '--target', plain, '--target', lvm]);
+    // re-keyed: on the disk, each LUKS header has one key slot (not the master's slot 0) and a UUID of its own
+    const headers = await Promise.all([plain, lvm].map(async (image) => {
+      const r = imageReader(image, 'qcow2');
+      try {
+        const part = (await readPartitionTable(r.read)).entries[0]!;
+        return parseLuksHeader(await r.read(part.offset, 16 * 1024 * 1024))!;
+      } finally { await r.close(); }
+    }));
+    for (const h of headers) {
+      expect(h.activeSlots).to.have.length(1);
+      expect(h.activeSlots).not.to.include(0);
+      expect(h.uuid).not.to.equal(LUKS_UUID);
+    }
+    expect(headers[0]!.uuid).not.to.equal(headers[1]!.uuid);
+    // the clones open with their own keys, the master's not given
+    const i = run(['--luks-key-file', path.join(dir, 'plain.clone.key'), '--luks-key-file', path.join(dir, 'lvm.clone.key'), 'inspect', '--json', '--target', plain, '--target', lvm]);
     expect(i.status, i.stderr).to.equal(0);
     const seen = JSON.parse(i.stdout) as { target: string; identity: { hostname: string; machineId: string } }[];
     expect(seen.map((s) => [s.target, s.identity.hostname])).to.deep.equal([[plain, 'plain'], [lvm, 'lvm']]);
@@ -107,6 +131,6 @@ describe('guestfs: guest roots on LUKS (real images)', function () {
   });
 
   after(() => {
-    for (const out of outputs) expect(out).to.not.contain(LUKS_PASSPHRASE).and.not.contain('not the passphrase');
+    for (const out of outputs) expect(out).to.not.contain(LUKS_PASSPHRASE).and.not.contain('not the passphrase').and.not.contain(CLONE_KEY);
   });
 });

@@ -1,0 +1,198 @@
+/**
+ * storage.luks.reencrypt: a volume key of each clone's own, by `cryptsetup
+ * reencrypt` run in the appliance (luks-identity.ts), on 3 clones of one
+ * LUKS2 master and a LUKS1 volume in ONE appliance:
+ * - before: the host-side audit finds the 3 clones sharing the master's
+ *   volume key (and LUKS UUID);
+ * - one clone is left as an interrupted re-encryption leaves it (its key
+ *   added, `cryptsetup reencrypt --init-only`): the pass finishes it;
+ * - after: each clone opens with its own passphrase only (not the master's,
+ *   not another clone's), its files are intact, its header passes the host's
+ *   `cryptsetup luksDump`, and the audit finds no shared volume key or UUID;
+ * - a second pass leaves a re-encrypted clone alone; a LUKS1 volume is
+ *   refused before anything is written;
+ * - what a plan says (plannedReencrypt) before, during and after; and
+ *   through the backend in plan mode (a read-only appliance of its own: a
+ *   plan never shares an appliance with writes), as a warning of the
+ *   storage-references step;
+ * - no passphrase appears in any guestfish command line or error.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { applianceScript, luksDevicesOf, parseLuksHeader, plannedReencrypt, reencryptEstimate, renewLuksIdentity } from '../../src/backends/guestfs/luks-identity.js';
+import { readImageBytes } from '../../src/backends/guestfs/lvm-probe.js';
+import { GuestfsError, GuestfsSession } from '../../src/backends/guestfs/session.js';
+import { probeDiskIdentity } from '../../src/audit/headers.js';
+import { findDuplicates } from '../../src/audit/duplicates.js';
+import { tempDir } from '../helpers/images.js';
+import { GuestfsBackend, type GuestfsImageGuest } from '../../src/backends/guestfs/backend.js';
+import { storageReferencesOperation } from '../../src/operations/customize/storage-references.js';
+import type { OperationContext } from '../../src/core/operation.js';
+import { cloneOf, identityMasters, MASTER_LUKS_KEY, MASTER_LUKS_UUID } from './images.js';
+
+process.env.LIBGUESTFS_BACKEND ??= 'direct';
+process.env.LIBGUESTFS_BACKEND_SETTINGS ??= 'force_tcg';
+
+const MiB = 1024 * 1024;
+const LUKS1_KEY = 'luks1 volume passphrase 7c0e';
+
+/** The duplicates of `kind` among `images` (qcow2), as `ghostprep audit` reads them host-side. */
+async function shared(images: readonly string[], kind: string): Promise<string[][]> {
+  const found = await Promise.all(images.map(async (target) => ({ target, identity: { hostname: null, machineId: null, dbusMachineId: null, sshHostKeys: [], disk: await probeDiskIdentity(target, 'qcow2') } })));
+  return findDuplicates(found).filter((d) => d.kind === kind).map((d) => d.targets);
+}
+
+describe('LUKS volume key per clone: storage.luks.reencrypt (appliance)', function () {
+  this.timeout(60 * 60_000);
+  let dir: string;
+  before(async () => { dir = await tempDir('ghostprep-reencrypt-test-'); });
+  after(async () => { if (dir) await fs.rm(dir, { recursive: true, force: true }); });
+
+  it('plan words: size and time under TCG', () => {
+    expect(reencryptEstimate(111 * MiB)).to.match(/^0\.11 GiB, about \d+ s under TCG$/);
+    expect(reencryptEstimate(20 * 1024 * MiB)).to.match(/^20\.00 GiB, about \d+ min under TCG$/);
+  });
+
+  it('3 clones and a LUKS1 volume in one appliance: own volume keys, own passphrases only, data intact, resumed after an interruption', async () => {
+    const masters = await identityMasters();
+    const names = ['r1', 'r2', 'r3'];
+    const keys = names.map((n) => `reencrypt key of ${n} 5e1f`);
+    const clones = await Promise.all(names.map((n) => cloneOf(masters.luks, dir, `reenc-${n}`)));
+    // a whole-disk LUKS1 volume (host cryptsetup, cheap PBKDF)
+    const luks1 = path.join(dir, 'luks1.raw');
+    await fs.writeFile(luks1, '');
+    await fs.truncate(luks1, 16 * MiB);
+    await fs.writeFile(path.join(dir, 'k1'), LUKS1_KEY, { mode: 0o600 });
+    await execa('cryptsetup', ['luksFormat', '--batch-mode', '--type', 'luks1', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--key-file', path.join(dir, 'k1'), luks1]);
+    const luks1Uuid = (await execa('cryptsetup', ['luksUUID', luks1])).stdout;
+
+    // before: the master's volume key and UUID on every clone
+    expect(await shared(clones, 'luks-volume-key')).to.deep.equal([clones]);
+    expect(await shared(clones, 'luks-uuid')).to.deep.equal([clones]);
+
+    const lines: string[] = [];
+    const errors: string[] = [];
+    const session = await GuestfsSession.open({ drives: [...clones.map((p) => ({ path: p, format: 'qcow2', readonly: false })), { path: luks1, format: 'raw', readonly: false }], trace: (line, ms) => {
+      lines.push(line);
+      // the cost, for the docs (never asserted)
+      if (/cryptsetup reencrypt/.test(line)) console.log(`      cryptsetup reencrypt ${/--init-only/.test(line) ? '--init-only' : ''}: ${(ms / 1000).toFixed(1)} s`);
+    } });
+    const opens = async (dev: string, key: string): Promise<boolean> => {
+      try {
+        await session.commandWithKey('cryptsetup-open', [dev, 'probe', { opt: 'readonly', value: true }], key);
+      } catch (err) {
+        if (err instanceof GuestfsError && session.alive) return false;
+        throw err;
+      }
+      await session.command('cryptsetup-close', ['/dev/mapper/probe']);
+      return true;
+    };
+    const header = async (dev: string) => parseLuksHeader(Buffer.concat([await session.command('pread-device', [dev, 1024 * 1024, 0]), await session.command('pread-device', [dev, 1024 * 1024, 1024 * 1024]), await session.command('pread-device', [dev, 1024 * 1024, 2 * 1024 * 1024]), await session.command('pread-device', [dev, 1024 * 1024, 3 * 1024 * 1024])]))!;
+    const uuids: string[] = [];
+    const spec = (i: number) => ({ newUuid: true, newKey: keys[i]!, removeMasterKeys: true, reencrypt: true });
+    try {
+      // what a plan says: the size and time of each re-encryption, or why apply will refuse it
+      expect(await plannedReencrypt(session, '/dev/sda1', spec(0), clones[0]!)).to.match(/^storage\.luks\.reencrypt: \/dev\/sda1 will be re-encrypted with a volume key of its own \(0\.1\d GiB, about \d+ s under TCG\)$/);
+      expect(await plannedReencrypt(session, '/dev/sdd', { ...spec(0), newKey: 'luks1 clone key' }, luks1)).to.equal('storage.luks.reencrypt: /dev/sdd is LUKS1: apply will refuse it (convert the master to LUKS2 first)');
+      expect(await plannedReencrypt(session, '/dev/sda1', { ...spec(0), reencrypt: false }, clones[0]!)).to.equal(undefined);
+
+      // the third clone as an interrupted run leaves it: its key added, the re-encryption started, not done
+      await session.commandWithKeys('luks-add-key', ['/dev/sdc1', 1], [MASTER_LUKS_KEY, keys[2]!], { timeoutMs: 15 * 60_000 });
+      const keyFile = path.join(dir, 'k3');
+      await fs.writeFile(keyFile, keys[2]!, { mode: 0o600 });
+      await session.command('debug-upload', [keyFile, '/run/k3', 0o600]);
+      await fs.rm(keyFile);
+      await session.command('debug', ['sh', applianceScript('/dev/sdc1', MASTER_LUKS_UUID, ['cryptsetup reencrypt --init-only --batch-mode --key-slot 1 --key-file /run/k3 $dev 2>&1', 'rm -f /run/k3'])], { timeoutMs: 15 * 60_000 });
+      await session.command('blockdev-flushbufs', ['/dev/sdc1']);
+      expect((await header('/dev/sdc1')).reencrypting, 'marked as being re-encrypted').to.equal(true);
+      expect(await plannedReencrypt(session, '/dev/sdc1', spec(2), clones[2]!)).to.match(/^storage\.luks\.reencrypt: \/dev\/sdc1 has an unfinished re-encryption, which apply finishes \(/);
+
+      for (const [i, letter] of ['a', 'b', 'c'].entries()) {
+        const devs = await luksDevicesOf(session, `/dev/sd${letter}`, [`/dev/sd${letter}1`]);
+        expect(devs).to.deep.equal([`/dev/sd${letter}1`]);
+        const c = await renewLuksIdentity(session, devs[0]!, spec(i), [MASTER_LUKS_KEY], clones[i]!);
+        expect(c.uuidFrom).to.equal(MASTER_LUKS_UUID);
+        expect(c.reencryptedBytes, 'the whole partition').to.be.greaterThan(100 * MiB);
+        // the master's slot is gone; the clone's passphrase wraps the new volume key in a slot cryptsetup chose
+        if (i < 2) expect(c.removedSlots).to.deep.equal([0]);
+        expect(c.removedSlots).not.to.include(c.keySlot);
+        uuids.push(c.uuidTo);
+        const h = await header(devs[0]!);
+        expect(h.reencrypting).to.equal(false);
+        expect(h.activeSlots).to.deep.equal([c.keySlot]);
+      }
+      expect(new Set([...uuids, MASTER_LUKS_UUID]).size).to.equal(4);
+
+      // a second pass: the clone's own key opens it, nothing else does, nothing is pending: left alone
+      const again = await renewLuksIdentity(session, '/dev/sda1', spec(0), [MASTER_LUKS_KEY], clones[0]!);
+      expect(again).to.deep.equal({ device: '/dev/sda1', uuidFrom: uuids[0], uuidTo: uuids[0], removedSlots: [] });
+      expect(await plannedReencrypt(session, '/dev/sda1', spec(0), clones[0]!)).to.equal(undefined);
+
+      // LUKS1: refused before anything is written
+      const refused = await renewLuksIdentity(session, '/dev/sdd', { newUuid: true, newKey: 'luks1 clone key', removeMasterKeys: true, reencrypt: true }, [LUKS1_KEY], luks1).then(() => undefined, (e: Error) => e);
+      expect(refused?.message).to.match(/\/dev\/sdd: storage\.luks\.reencrypt: this volume is LUKS1, .*convert the master to LUKS2 first/);
+      errors.push(refused!.message);
+      expect(await session.text('luks-uuid', ['/dev/sdd'])).to.equal(luks1Uuid);
+      expect(await opens('/dev/sdd', LUKS1_KEY)).to.equal(true);
+      expect(await opens('/dev/sdd', 'luks1 clone key')).to.equal(false);
+
+      for (const [i, letter] of ['a', 'b', 'c'].entries()) {
+        const dev = `/dev/sd${letter}1`;
+        expect(await session.text('luks-uuid', [dev])).to.equal(uuids[i]);
+        expect(await opens(dev, keys[i]!), `${dev} with its own key`).to.equal(true);
+        expect(await opens(dev, MASTER_LUKS_KEY), `${dev} with the master's key`).to.equal(false);
+        expect(await opens(dev, keys[(i + 1) % 3]!), `${dev} with another clone's key`).to.equal(false);
+        // the data came through: the master's files, read through the new volume key
+        await session.commandWithKey('cryptsetup-open', [dev, 'data', { opt: 'readonly', value: true }], keys[i]!);
+        await session.command('mount-ro', ['/dev/mapper/data', '/']);
+        expect(await session.text('cat', ['/etc/hostname'])).to.equal('master\n');
+        expect(await session.text('cat', ['/etc/crypttab'])).to.equal(`crmaster UUID=${MASTER_LUKS_UUID} none luks\n`);
+        await session.command('umount-all');
+        await session.command('cryptsetup-close', ['/dev/mapper/data']);
+      }
+    } finally {
+      await session.close();
+    }
+
+    // the host's cryptsetup accepts every header (LUKS2 checksums), sees one key slot and no pending re-encryption
+    for (const [i, c] of clones.entries()) {
+      const hdr = path.join(dir, `hdr-${i}.img`);
+      await fs.writeFile(hdr, await readImageBytes(c, 'qcow2', MiB, 16 * MiB));
+      const dump = (await execa('cryptsetup', ['luksDump', hdr])).stdout;
+      expect(dump).to.include(`UUID:          \t${uuids[i]}`);
+      expect(dump).not.to.include(MASTER_LUKS_UUID);
+      expect(dump).not.to.match(/reencrypt/i);
+      expect(dump.match(/^\s+\d+: luks2$/gm)).to.have.length(1);
+    }
+    // after: no volume key and no LUKS UUID shared any more
+    expect(await shared(clones, 'luks-volume-key')).to.deep.equal([]);
+    expect(await shared(clones, 'luks-uuid')).to.deep.equal([]);
+
+    // plan through the backend, read-only: a fresh clone is to be re-encrypted (size, time), nothing written
+    const fresh = await cloneOf(masters.luks, dir, 'reenc-plan');
+    await fs.writeFile(path.join(dir, 'master.key'), MASTER_LUKS_KEY + '\n', { mode: 0o600 });
+    const warnings: string[] = [];
+    let visited = 0;
+    await new GuestfsBackend({ trace: (line) => lines.push(line) }).forEachGuest([{ kind: 'image', path: fresh, format: 'qcow2', machine: 'p1' }], {
+      readonly: true, jobs: 1, luksKeyFiles: [path.join(dir, 'master.key')],
+      deviceIdentity: () => ({ luks: { newUuid: true, newKey: 'plan clone key', removeMasterKeys: true, reencrypt: true } }),
+    }, async (_t, guest) => {
+      if (guest instanceof Error) throw guest;
+      visited++;
+      expect((guest as GuestfsImageGuest).os.root).to.match(/^\/dev\/mapper\//);
+      await storageReferencesOperation.plan({ guest, profile: {}, warn: (m: string) => warnings.push(m) } as unknown as OperationContext);
+    });
+    expect(visited).to.equal(1);
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]).to.match(/^storage\.luks\.reencrypt: \/dev\/sda1 will be re-encrypted with a volume key of its own \(0\.1\d GiB, about \d+ s under TCG\)$/);
+    expect((await probeDiskIdentity(fresh, 'qcow2')).volumes.find((v) => v.kind === 'luks2')!.uuid).to.equal(MASTER_LUKS_UUID);
+
+    // no passphrase in any command line guestfish was given, nor in an error
+    const secrets = [MASTER_LUKS_KEY, LUKS1_KEY, 'luks1 clone key', 'plan clone key', ...keys];
+    expect(lines.length).to.be.greaterThan(20);
+    for (const text of [...lines, ...errors]) for (const s of secrets) expect(text).not.to.contain(s);
+  });
+});
+
