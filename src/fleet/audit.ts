@@ -4,13 +4,15 @@
  * Every image is first read host-side: its disk headers (partition table
  * GUIDs, filesystem UUIDs, LVM, LUKS), then, when its root and the mounts
  * under /etc, /usr and /var are ext filesystems on partitions, its files too
- * (host-guest.ts). Only the images that cannot be read that way (LVM, LUKS,
- * xfs, btrfs roots, Windows, other formats) go to appliances, many per
+ * (host-guest.ts), and so are those of a Windows guest whose system volume is
+ * NTFS on a partition (ntfs.ts). Only the images that cannot be read that way
+ * (LVM, LUKS, xfs, btrfs roots, other formats) go to appliances, many per
  * appliance; rootfs targets are read in place.
  */
 import type { TargetSpec } from '../core/backend.js';
-import { imageReader, readDiskIdentity, type DiskIdentity } from '../audit/headers.js';
+import { imageReader, readDiskIdentity, type DiskIdentity, type Reader } from '../audit/headers.js';
 import { HostGuest } from '../audit/host-guest.js';
+import { NtfsGuest } from '../audit/ntfs.js';
 import { findDuplicates, type Duplicate } from '../audit/duplicates.js';
 import { errorMessage } from '../util/errors.js';
 import { inspectGuest, type GuestIdentity } from './guest-identity.js';
@@ -41,6 +43,7 @@ export async function readHostSide(targets: readonly TargetSpec[], files: boolea
         res.disk = await readDiskIdentity(r.read);
         const guest = files ? await HostGuest.open(r.read, res.disk) : undefined;
         if (guest) res.identity = await inspectGuest(guest);
+        else if (files) res.identity = await windowsHostSide(r.read, res.disk);
       } catch (err) {
         res.error = err instanceof Error ? err : new Error(errorMessage(err));
       } finally {
@@ -51,6 +54,21 @@ export async function readHostSide(targets: readonly TargetSpec[], files: boolea
   };
   await Promise.all(Array.from({ length: parallel }, worker));
   return out;
+}
+
+/**
+ * A Windows guest's identity read host-side from its NTFS system volume (audit/ntfs.ts); undefined, to be
+ * read in an appliance, for anything that reader cannot read exactly or that is not Windows.
+ */
+async function windowsHostSide(read: Reader, disk: DiskIdentity): Promise<GuestIdentity | undefined> {
+  try {
+    const guest = await NtfsGuest.open(read, disk);
+    if (!guest) return undefined;
+    const identity = await inspectGuest(guest);
+    return identity.windows && !guest.unsupported ? identity : undefined;
+  } catch {
+    return undefined; // the appliance reads it, and says what is wrong with it if anything is
+  }
 }
 
 export interface AuditOptions extends VisitOptions {

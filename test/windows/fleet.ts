@@ -14,8 +14,10 @@
  *   audit     text over the five win/spec clones, --json over win01-03
  *   plan      win01-03 and solo after deploy and apply (--detailed-exitcode)
  *
- * Nine appliance launches for what was fifteen when each spec ran its own.
- * The clones are then read back host-side (ntfs-read.ts: no appliance).
+ * Eight appliance launches (the audits read the NTFS clones host-side, no
+ * appliance) for what was fifteen when each spec ran its own and read its
+ * clones back in an appliance of its own. The clones are then read back
+ * host-side with ntfs-3g's tools (ntfs-read.ts: no appliance).
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';

@@ -43,7 +43,7 @@ export async function readNtfsClone(image: string, dir: string): Promise<RootfsG
   for (const d of dirs) await fs.mkdir(path.join(root, d), { recursive: true });
   await fs.mkdir(root, { recursive: true });
   for (const f of files) {
-    const { stdout } = await execa('ntfscat', [part, f], { encoding: 'buffer' });
+    const { stdout } = await execa('ntfscat', [part, f], { encoding: 'buffer', stripFinalNewline: false });
     await fs.writeFile(path.join(root, f), stdout);
   }
   await fs.rm(part);
