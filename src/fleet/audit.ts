@@ -71,6 +71,22 @@ async function windowsHostSide(read: Reader, disk: DiskIdentity): Promise<GuestI
   }
 }
 
+/**
+ * The identity of a Windows guest in an image, read host-side as audit reads it (what `inspect`
+ * prints for it); undefined for any other target, and for one that must be read in an appliance.
+ */
+export async function readWindowsHostSide(t: TargetSpec): Promise<GuestIdentity | undefined> {
+  if (t.kind !== 'image') return undefined;
+  const r = imageReader(t.path, t.format ?? 'raw');
+  try {
+    return await windowsHostSide(r.read, await readDiskIdentity(r.read));
+  } catch {
+    return undefined;
+  } finally {
+    await r.close().catch(() => undefined);
+  }
+}
+
 export interface AuditOptions extends VisitOptions {
   /** Read guest files host-side where possible (default true); false sends every image to an appliance. */
   readonly hostFiles?: boolean;

@@ -3,8 +3,9 @@
  * tools: every directory listing and every file of the test images, and of
  * a volume with hundreds of files in one directory (a multi-level $I30
  * B-tree), read by both must agree byte for byte; the Windows identity
- * read through it equals the one read from ntfs-3g's copy. No appliance
- * (the Windows test images come from image.ts's cache).
+ * read through it (by audit and by inspect) equals the one read from
+ * ntfs-3g's copy. No appliance (the Windows test images come from
+ * image.ts's cache).
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
@@ -17,6 +18,7 @@ import { NtfsFs, NtfsGuest, NtfsUnsupported } from '../../src/audit/ntfs.js';
 import type { GuestReader } from '../../src/core/backend.js';
 import { inspectGuest } from '../../src/fleet/guest-identity.js';
 import { readHostSide } from '../../src/fleet/audit.js';
+import { ghostprep } from '../helpers/cli.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { windowsImages, type WindowsImages } from './image.js';
 import { readNtfsClone } from './ntfs-read.js';
@@ -133,5 +135,28 @@ describe('audit: the host-side NTFS reader agrees with ntfs-3g (no appliance)', 
     }
     // without host reads (--no-host-read) nothing is read host-side but the disk headers
     expect([...(await readHostSide(targets, false)).values()].map((h) => h.identity)).to.deep.equal([undefined, undefined]);
+  });
+
+  it('inspect reads Windows images host-side too: it succeeds where no appliance can start, and --no-host-read then fails', async () => {
+    const saved = process.env.LIBGUESTFS_BACKEND;
+    process.env.LIBGUESTFS_BACKEND = 'ghostprep-test-no-such-backend'; // any appliance launch fails at once
+    try {
+      const targets = ['--target', images.generalized, '--target', images.specialized, '--jobs', '1'];
+      const json = ghostprep(['--json', 'inspect', ...targets]);
+      expect(json.status, json.stderr).to.equal(0);
+      const found = JSON.parse(json.stdout) as Array<{ target: string; identity: Record<string, unknown> }>;
+      expect(found.map((f) => f.target)).to.deep.equal([images.generalized, images.specialized]);
+      for (const [i, flavour] of (['generalized', 'specialized'] as const).entries()) {
+        expect(found[i]!.identity).to.deep.equal(JSON.parse(JSON.stringify(await inspectGuest(await readNtfsClone(images[flavour], path.join(work, `inspect-${flavour}`))))));
+      }
+      const text = ghostprep(['inspect', ...targets]);
+      expect(text.status, text.stderr).to.equal(0);
+      expect(text.stdout).to.match(/generalized: yes \(image state IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE\)[\s\S]*generalized: NO/);
+      const appliance = ghostprep(['inspect', '--no-host-read', ...targets]);
+      expect(appliance.status, 'an appliance was needed and could not start').to.not.equal(0);
+      expect(appliance.stdout + appliance.stderr).to.match(/invalid backend: ghostprep-test-no-such-backend/);
+    } finally {
+      if (saved === undefined) delete process.env.LIBGUESTFS_BACKEND; else process.env.LIBGUESTFS_BACKEND = saved;
+    }
   });
 });
