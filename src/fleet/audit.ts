@@ -9,12 +9,13 @@
  * (LVM, LUKS, xfs, btrfs roots, other formats) go to appliances, many per
  * appliance; rootfs targets are read in place.
  */
-import type { TargetSpec } from '../core/backend.js';
+import type { GuestReader, TargetSpec } from '../core/backend.js';
 import { imageReader, readDiskIdentity, type DiskIdentity, type Reader } from '../audit/headers.js';
 import { HostGuest } from '../audit/host-guest.js';
 import { NtfsGuest } from '../audit/ntfs.js';
 import { findDuplicates, type Duplicate } from '../audit/duplicates.js';
 import { errorMessage } from '../util/errors.js';
+import { detectWindows } from '../windows/detect.js';
 import { inspectGuest, type GuestIdentity } from './guest-identity.js';
 import { visitTargets, type VisitOptions } from './open.js';
 
@@ -57,34 +58,52 @@ export async function readHostSide(targets: readonly TargetSpec[], files: boolea
 }
 
 /**
- * A Windows guest's identity read host-side from its NTFS system volume (audit/ntfs.ts); undefined, to be
- * read in an appliance, for anything that reader cannot read exactly or that is not Windows.
+ * `fn` on the Windows guest of a disk, opened host-side on its NTFS system volume (audit/ntfs.ts);
+ * undefined, to be read in an appliance, when there is none, when `fn` says undefined, and for
+ * anything that reader cannot read exactly (the appliance then says what is wrong, if anything is).
  */
-async function windowsHostSide(read: Reader, disk: DiskIdentity): Promise<GuestIdentity | undefined> {
+async function onWindowsHostSide<T>(read: Reader, disk: DiskIdentity, fn: (g: GuestReader) => Promise<T | undefined>): Promise<T | undefined> {
   try {
     const guest = await NtfsGuest.open(read, disk);
     if (!guest) return undefined;
-    const identity = await inspectGuest(guest);
-    return identity.windows && !guest.unsupported ? identity : undefined;
+    const result = await fn(guest);
+    return guest.unsupported ? undefined : result;
   } catch {
-    return undefined; // the appliance reads it, and says what is wrong with it if anything is
+    return undefined;
   }
 }
 
+/** A Windows guest's identity read host-side; undefined to read it in an appliance. */
+function windowsHostSide(read: Reader, disk: DiskIdentity): Promise<GuestIdentity | undefined> {
+  return onWindowsHostSide(read, disk, async (g) => {
+    const identity = await inspectGuest(g);
+    return identity.windows ? identity : undefined;
+  });
+}
+
 /**
- * The identity of a Windows guest in an image, read host-side as audit reads it (what `inspect`
- * prints for it); undefined for any other target, and for one that must be read in an appliance.
+ * `fn` on the Windows guest of an image target, read host-side as audit reads it (inspect's
+ * identity, the seal check's findings); undefined for any other target, for a guest that is not
+ * Windows, and for one that must be read in an appliance.
  */
-export async function readWindowsHostSide(t: TargetSpec): Promise<GuestIdentity | undefined> {
+export async function onWindowsImageHostSide<T>(t: TargetSpec, fn: (g: GuestReader) => Promise<T | undefined>): Promise<T | undefined> {
   if (t.kind !== 'image') return undefined;
   const r = imageReader(t.path, t.format ?? 'raw');
   try {
-    return await windowsHostSide(r.read, await readDiskIdentity(r.read));
+    return await onWindowsHostSide(r.read, await readDiskIdentity(r.read), async (g) => ((await detectWindows(g)) ? fn(g) : undefined));
   } catch {
     return undefined;
   } finally {
     await r.close().catch(() => undefined);
   }
+}
+
+/** The identity of a Windows guest in an image, read host-side (what `inspect` prints for it). */
+export function readWindowsHostSide(t: TargetSpec): Promise<GuestIdentity | undefined> {
+  return onWindowsImageHostSide(t, async (g) => {
+    const identity = await inspectGuest(g);
+    return identity.windows ? identity : undefined;
+  });
 }
 
 export interface AuditOptions extends VisitOptions {

@@ -18,6 +18,7 @@ import { parseMachineId } from '../identity/machine-id.js';
 import { operations, type SealOperation } from '../operations/index.js';
 import { detectWindows, NOT_GENERALIZED_RISK } from '../windows/detect.js';
 import { planSeal } from './seal.js';
+import { onWindowsImageHostSide } from './audit.js';
 
 export interface SealFinding {
   /** What identifies the master ("machine-id", "SSH host key", "DHCP lease or DUID"…). */
@@ -74,10 +75,16 @@ export async function checkSeal(guest: GuestReader): Promise<SealFinding[]> {
 
 export interface SealCheckResult { target: string; findings: SealFinding[]; error: string | null }
 
-/** checkSeal on each target, opened read-only. */
+/** checkSeal on each target, opened read-only: Windows images host-side (as audit reads them), the rest in appliances. */
 export async function checkSealTargets(targets: readonly TargetSpec[], visit: VisitOptions = {}): Promise<SealCheckResult[]> {
   const results: SealCheckResult[] = [];
-  await visitTargets(targets, visit, async (t, guest) => {
+  const rest: TargetSpec[] = [];
+  for (const t of targets) {
+    const findings = await onWindowsImageHostSide(t, checkSeal);
+    if (findings) results.push({ target: t.path, findings, error: null });
+    else rest.push(t);
+  }
+  await visitTargets(rest, visit, async (t, guest) => {
     const target = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
     if (guest instanceof Error) { results.push({ target, findings: [], error: guest.message }); return; }
     try { results.push({ target, findings: await checkSeal(guest), error: null }); } catch (err) { results.push({ target, findings: [], error: errorMessage(err) }); }

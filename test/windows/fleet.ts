@@ -14,8 +14,8 @@
  *   audit     text over the five win/spec clones, --json over win01-03
  *   plan      win01-03 and solo after deploy and apply (--detailed-exitcode)
  *
- * Six appliance launches (inspect and audit read the NTFS clones host-side,
- * no appliance) for what was fifteen when each spec ran its own and read its
+ * Five appliance launches (capture's seal check, inspect and audit read the
+ * NTFS images host-side, no appliance) for what was fifteen when each spec ran its own and read its
  * clones back in an appliance of its own. The clones are then read back
  * host-side with ntfs-3g's tools (ntfs-read.ts: no appliance).
  */

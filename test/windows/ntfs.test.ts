@@ -137,7 +137,7 @@ describe('audit: the host-side NTFS reader agrees with ntfs-3g (no appliance)', 
     expect([...(await readHostSide(targets, false)).values()].map((h) => h.identity)).to.deep.equal([undefined, undefined]);
   });
 
-  it('inspect reads Windows images host-side too: it succeeds where no appliance can start, and --no-host-read then fails', async () => {
+  it('inspect, seal --check and capture read Windows images host-side too: they succeed where no appliance can start, and inspect --no-host-read then fails', async () => {
     const saved = process.env.LIBGUESTFS_BACKEND;
     process.env.LIBGUESTFS_BACKEND = 'ghostprep-test-no-such-backend'; // any appliance launch fails at once
     try {
@@ -152,6 +152,17 @@ describe('audit: the host-side NTFS reader agrees with ntfs-3g (no appliance)', 
       const text = ghostprep(['inspect', ...targets]);
       expect(text.status, text.stderr).to.equal(0);
       expect(text.stdout).to.match(/generalized: yes \(image state IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE\)[\s\S]*generalized: NO/);
+      // the seal check of seal --check and capture reads a Windows master host-side too
+      const check = ghostprep(['seal', '--check', '--target', images.generalized, '--target', images.specialized]);
+      expect(check.status, check.stdout + check.stderr).to.equal(5);
+      expect(check.stdout).to.include(`${images.generalized}: sealed (no identity a clone would inherit)`);
+      expect(check.stdout).to.include(`${images.specialized}: NOT sealed, 1 identity a clone would inherit\n  Windows image state: image state IMAGE_STATE_COMPLETE`);
+      const refused = ghostprep(['capture', '--target', images.specialized, '--library', path.join(work, 'lib'), '--name', 'spec']);
+      expect(refused.status, refused.stderr).to.equal(1);
+      expect(refused.stderr).to.match(/is not sealed; still identifying:\n {2}Windows image state IMAGE_STATE_COMPLETE: the master Windows installation is not generalized/);
+      const captured = ghostprep(['capture', '--target', images.generalized, '--library', path.join(work, 'lib'), '--name', 'gen']);
+      expect(captured.status, captured.stderr).to.equal(0);
+      expect(captured.stdout).to.match(/captured gen: .* sha256 [0-9a-f]{64}/).and.not.match(/UNSEALED/);
       const appliance = ghostprep(['inspect', '--no-host-read', ...targets]);
       expect(appliance.status, 'an appliance was needed and could not start').to.not.equal(0);
       expect(appliance.stdout + appliance.stderr).to.match(/invalid backend: ghostprep-test-no-such-backend/);

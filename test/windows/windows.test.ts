@@ -419,10 +419,10 @@ windows:
 });
 
 describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestfs)', function () {
-  // The ghostprep runs are the scenario of fleet.ts, shared with unattended.test.ts (six appliance launches for
-  // both specs: plan, capture, apply, two deploys, plan after, --jobs 1 wherever several images are opened;
-  // inspect and audit, text and --json, read the NTFS clones host-side); the clones are read back host-side with
-  // ntfs-3g's tools.
+  // The ghostprep runs are the scenario of fleet.ts, shared with unattended.test.ts (five appliance launches for
+  // both specs: plan, apply, two deploys, plan after, --jobs 1 wherever several images are opened; capture's seal
+  // check, inspect and audit, text and --json, read the NTFS images host-side); the clones are read back
+  // host-side with ntfs-3g's tools.
   this.timeout(1_200_000);
   let fleet: WindowsFleet;
   let images: WindowsImages;

@@ -5,7 +5,8 @@ import { capture } from '../../image/capture.js';
 import { takeKeyFromEnv } from '../../image/decrypt.js';
 import { defaultLibraryDir, findImage, imagePath, readLibrary } from '../../image/library.js';
 import { parseTarget } from '../../fleet/targets.js';
-import { checkSeal } from '../../fleet/seal-check.js';
+import { checkSeal, type SealFinding } from '../../fleet/seal-check.js';
+import { onWindowsImageHostSide } from '../../fleet/audit.js';
 import { backendFor } from '../../fleet/open.js';
 import { ExitCode, GhostprepError } from '../../util/errors.js';
 import { Logger, out, type GlobalOptions } from '../common.js';
@@ -43,10 +44,16 @@ Examples:
       if (t.kind !== 'image') throw new GhostprepError('capture takes a disk image (seal a rootfs tree, then build an image from it)');
       let identifying: string[] = [];
       if (o.sealCheck) {
-        await (await backendFor('image')).forEachGuest([t], { readonly: true }, async (_t, guest) => {
-          if (guest instanceof Error) throw guest;
-          identifying = (await checkSeal(guest)).map((f) => f.item === 'Windows image state' ? `Windows ${f.path}: ${f.reason}` : `${f.path} (${f.operation ?? `no seal op: ${f.reason}`})`);
-        });
+        const describe = (findings: SealFinding[]) => findings.map((f) => f.item === 'Windows image state' ? `Windows ${f.path}: ${f.reason}` : `${f.path} (${f.operation ?? `no seal op: ${f.reason}`})`);
+        // a Windows master is checked host-side (its registry, as audit reads it); anything else in an appliance
+        const windows = await onWindowsImageHostSide(t, checkSeal);
+        if (windows) identifying = describe(windows);
+        else {
+          await (await backendFor('image')).forEachGuest([t], { readonly: true }, async (_t, guest) => {
+            if (guest instanceof Error) throw guest;
+            identifying = describe(await checkSeal(guest));
+          });
+        }
       }
       if (identifying.length && !o.force) {
         throw new GhostprepError(`${o.target} is not sealed; still identifying:\n  ${identifying.join('\n  ')}\nrun: ghostprep seal --target ${o.target}   (or capture with --force)`);
