@@ -95,7 +95,7 @@ describe('audit: the host-side NTFS reader agrees with ntfs-3g (no appliance)', 
     expect(await guest.lstat('/file-000-.txt/below')).to.equal(null);
   });
 
-  it('random damage to the volume: the reader answers or refuses (NtfsUnsupported), never hangs or reads out of bounds; audit then reads the image in an appliance', async () => {
+  it('random damage to the volume: the reader answers or refuses (NtfsUnsupported), never hangs or reads out of bounds', async () => {
     const vol = path.join(work, 'damage.raw');
     writeFileSync(vol, '');
     await fs.truncate(vol, 8 * 1024 * 1024);
