@@ -4,16 +4,17 @@
  * Every image is first read host-side: its disk headers (partition table
  * GUIDs, filesystem UUIDs, LVM, LUKS), then, when its root and the mounts
  * under /etc, /usr and /var are ext filesystems on partitions, its files too
- * (host-guest.ts). Only the images that cannot be read that way (LVM, LUKS,
- * xfs, btrfs roots, Windows, other formats) go to appliances, many per
+ * (host-guest.ts), and so are those of a Windows guest whose system volume is
+ * NTFS on a partition (ntfs.ts). Only the images that cannot be read that way
+ * (LVM, LUKS, xfs, btrfs roots, other formats) go to appliances, many per
  * appliance; rootfs targets are read in place.
  */
 import type { TargetSpec } from '../core/backend.js';
 import { imageReader, readDiskIdentity, type DiskIdentity } from '../audit/headers.js';
-import { HostGuest } from '../audit/host-guest.js';
 import { findDuplicates, type Duplicate } from '../audit/duplicates.js';
 import { errorMessage } from '../util/errors.js';
 import { inspectGuest, type GuestIdentity } from './guest-identity.js';
+import { onHostSideGuest } from './host-read.js';
 import { visitTargets, type VisitOptions } from './open.js';
 
 export interface AuditResult {
@@ -39,8 +40,7 @@ export async function readHostSide(targets: readonly TargetSpec[], files: boolea
       const res: HostRead = {};
       try {
         res.disk = await readDiskIdentity(r.read);
-        const guest = files ? await HostGuest.open(r.read, res.disk) : undefined;
-        if (guest) res.identity = await inspectGuest(guest);
+        if (files) res.identity = (await onHostSideGuest(r.read, res.disk, inspectGuest, { windows: true }))?.value;
       } catch (err) {
         res.error = err instanceof Error ? err : new Error(errorMessage(err));
       } finally {

@@ -76,14 +76,15 @@ export async function checkSeal(guest: GuestReader): Promise<SealFinding[]> {
 export interface SealCheckResult { target: string; findings: SealFinding[]; error: string | null }
 
 /**
- * checkSeal on each target, opened read-only: an image host-side when it
- * opens exactly that way (host-read.ts; unless `hostRead` is false), else in an appliance.
+ * checkSeal on each target, opened read-only: an image host-side (an ext Linux root or a
+ * Windows system volume, host-read.ts; unless `hostRead` is false) when it opens exactly
+ * that way, else in an appliance.
  */
 export async function checkSealTargets(targets: readonly TargetSpec[], visit: VisitOptions & { hostRead?: boolean } = {}): Promise<SealCheckResult[]> {
   const results: SealCheckResult[] = [];
   const rest: TargetSpec[] = [];
   for (const t of targets) {
-    const host = visit.hostRead === false ? undefined : await readHostSideGuest(t, checkSeal);
+    const host = visit.hostRead === false ? undefined : await readHostSideGuest(t, checkSeal, { windows: true });
     if (host) results.push({ target: t.path, findings: host.value, error: null });
     else rest.push(t);
   }

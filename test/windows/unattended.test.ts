@@ -3,16 +3,15 @@
  * files or generated, offline domain join from djoin provisioning files,
  * product key and KMS, per-clone MachineGuid and no WSUS client IDs,
  * answer-file precedence, honest plans. Unit parts against MemoryGuest
- * (no appliance); the end-to-end parts deploy real NTFS images and read
- * them back with hivex (hivexget / hivexregedit) and xmllint.
+ * (no appliance); the end-to-end parts deploy real NTFS images (the
+ * scenario of fleet.ts, shared with windows.test.ts) and read them back
+ * with ntfs-3g's tools, hivex (hivexget / hivexregedit) and xmllint.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import fs from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { GuestfsBackend } from '../../src/backends/guestfs/backend.js';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { renderMachine } from '../../src/fleet/prepare.js';
 import type { RenderedMachine } from '../../src/core/machine.js';
@@ -29,9 +28,9 @@ import { machineGuidFor } from '../../src/windows/ids.js';
 import { decodeSecretText, encodeUnattendPassword, generateWindowsPassword } from '../../src/windows/secrets.js';
 import { mergeUnattend } from '../../src/windows/unattend-merge.js';
 import { renderUnattendFile } from '../../src/windows/unattend.js';
-import { ghostprep } from '../helpers/cli.js';
 import { tempDir } from '../helpers/rootfs.js';
-import { MASTER_MACHINE_GUID, MASTER_WSUS_IDS, softwareHive, systemHive, windowsImages, type WindowsImages } from './image.js';
+import { MASTER_MACHINE_GUID, MASTER_WSUS_IDS, softwareHive, systemHive } from './image.js';
+import { BONDED, djoinFile, fakeBlob, MACHINES as WIN_MACHINES, planSection, PRODUCT_KEY, UA_MACHINES, UA_SPEC, windowsFleet, type WindowsFleet } from './fleet.js';
 
 /**
  * The unattend reference (Microsoft's "Unattended Windows Setup Reference"):
@@ -120,14 +119,6 @@ const at = (s: Setting[], p: string): Array<string | null> => s.filter((x) => x.
 /** The reference's own examples (password "pw"), and the encoding computed by iconv + base64, not by our code. */
 function iconvBase64(text: string): string {
   return execFileSync('sh', ['-c', 'printf %s "$1" | iconv -f UTF-8 -t UTF-16LE | base64 -w0', 'sh', text], { encoding: 'utf8' }).trim();
-}
-
-/** A djoin-like provisioning blob for a machine (base64 of a fake payload naming it), as djoin /savefile writes it: UTF-16LE with a BOM. */
-function fakeBlob(machine: string): string {
-  return Buffer.from(`ghostprep test ODJ blob for ${machine} `.repeat(8)).toString('base64');
-}
-function djoinFile(blob: string): Buffer {
-  return Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(blob + '\r\n', 'utf16le')]);
 }
 
 function renderFleet(profileYaml: string, inventoryYaml: string, extra: Record<string, string | Buffer> = {}): { machines: RenderedMachine[]; diagnostics: ReturnType<typeof validateFleet>['diagnostics']; dir: string } {
@@ -415,101 +406,55 @@ windows:
 });
 
 describe('windows unattended: deploy of generalized and specialized clones, read back with hivex and xmllint (guestfs)', function () {
-  // two deploys (one appliance each, --jobs 1) and one read-back of the six clones
+  // The ghostprep runs are the scenario of fleet.ts, shared with windows.test.ts: this spec's plan and deploys are
+  // the same runs as that spec's (one appliance each, --jobs 1), its clones are read back host-side (ntfs-3g).
   this.timeout(1_200_000);
-  const work = tempDir('ghostprep-win-unattended-e2e-');
-  const MACHINES = ['ua01', 'ua02', 'ua03'];
-  const SPEC = ['us01', 'us02', 'us03'];
-  /** A machine whose plan fails on Windows (a bond: unattend.xml has no settings for it), after its clone was restored. */
-  const BONDED = 'ua04';
-  const blobs = Object.fromEntries([...MACHINES, ...SPEC, BONDED].map((m) => [m, fakeBlob(m)]));
-  const passwords = Object.fromEntries(MACHINES.map((m) => [m, `Adm-${m}-${Math.random().toString(36).slice(2, 10)}!`]));
-  const PRODUCT_KEY = 'VK7JG-NPHTM-C97JM-9MPGT-3V66T';
-  const outputs: string[] = [];
-  let images: WindowsImages;
-
-  const profile = `profile: win
-machineId: generate
-site: {timezone: Europe/Berlin}
-windows:
-  computerName: "{{upper machine.name}}"
-  productKey: ${PRODUCT_KEY}
-  kms: {host: kms.corp.example, port: 1689}
-  oobe:
-    hideEula: true
-    hideOnlineAccountScreens: true
-    hideWirelessSetupInOOBE: true
-    protectYourPC: 3
-    administratorPassword: {passwordFile: "secrets/{{machine.name}}.admin"}
-    accounts: [{name: ops, generate: true}]
-    autoLogon: {user: ops, count: 1}
-  domainJoin: {provisioningFile: "djoin/{name}.txt"}
-`;
+  const MACHINES = UA_MACHINES;
+  const SPEC = UA_SPEC;
+  let fleet: WindowsFleet;
 
   before(async () => {
-    images = await windowsImages();
-    mkdirSync(path.join(work, 'secrets'), { recursive: true });
-    mkdirSync(path.join(work, 'djoin'), { recursive: true });
-    writeFileSync(path.join(work, 'win.yaml'), profile);
-    for (const m of [...MACHINES, ...SPEC, BONDED]) {
-      writeFileSync(path.join(work, 'secrets', `${m}.admin`), (passwords[m] ?? `Spec-${m}-pw`) + '\n');
-      writeFileSync(path.join(work, 'djoin', `${m}.txt`), djoinFile(blobs[m]!));
-    }
-    const inv = (names: string[]) => 'defaults: {profile: win}\nmachines:\n' + names.map((n) => `  - {name: ${n}}\n`).join('');
-    writeFileSync(path.join(work, 'gen.yaml'), inv(MACHINES) + `  - {name: ${BONDED}, network: {version: 2, ethernets: {e1: {match: {macaddress: "52:54:00:00:00:41"}}}, bonds: {bond0: {interfaces: [e1], dhcp4: true}}}}\n`);
-    writeFileSync(path.join(work, 'spec.yaml'), inv(SPEC));
+    fleet = await windowsFleet();
   });
 
-  function run(args: string[]): ReturnType<typeof ghostprep> {
-    const r = ghostprep(args);
-    outputs.push(r.stdout, r.stderr);
-    return r;
-  }
-
   it('deploy of 3 clones from a generalized image with windows.oobe and windows.domainJoin.provisioningFile; a 4th whose plan fails leaves no clone behind', () => {
-    const base = path.join(work, 'gen-base.qcow2');
-    copyFileSync(images.generalized, base);
-    const plan = run(['plan', '-p', path.join(work, 'win.yaml'), '-i', path.join(work, 'gen.yaml'), '--state', path.join(work, 'state'), '--target', base, '--machine', 'ua01']);
+    const plan = fleet.planBefore;
     expect(plan.status, plan.stderr + plan.stdout).to.equal(0);
-    expect(plan.stdout).to.match(/unattend\.xml[\s\S]*secret/);
-    const r = run(['deploy', '-p', path.join(work, 'win.yaml'), '-i', path.join(work, 'gen.yaml'), '--base', base, '--out', path.join(work, 'gen'), '--state', path.join(work, 'state'), '--jobs', '1', '--report', path.join(work, 'gen-report.json')]);
+    expect(planSection(plan.stdout, 'ua01')).to.match(/unattend\.xml[\s\S]*secret/);
+    const r = fleet.deployGen;
     expect(r.status, r.stderr + r.stdout).to.equal(3);
-    const report = readFileSync(path.join(work, 'gen-report.json'), 'utf8');
-    outputs.push(report);
-    const machines = (JSON.parse(report) as { machines: Array<{ name: string; status: string; error: string | null }> }).machines;
-    expect(machines.filter((m) => m.status === 'ok').map((m) => m.name)).to.deep.equal(MACHINES);
+    const machines = (JSON.parse(r.report) as { machines: Array<{ name: string; status: string; error: string | null }> }).machines;
+    // the same deploy restores windows.test.ts's clones (win*): ok too
+    expect(machines.filter((m) => m.status === 'ok' && !WIN_MACHINES.includes(m.name)).map((m) => m.name)).to.deep.equal(MACHINES);
     const bonded = machines.find((m) => m.name === BONDED)!;
     expect(bonded.status).to.equal('failed');
     expect(bonded.error).to.match(/bonds\/bond0: Windows unattend\.xml has no settings for a bond.*its clone, a bare copy of the base, was removed from the output directory/);
   });
 
   it('deploy of 3 clones from a specialized image', () => {
-    const base = path.join(work, 'spec-base.qcow2');
-    copyFileSync(images.specialized, base);
-    const r = run(['deploy', '-p', path.join(work, 'win.yaml'), '-i', path.join(work, 'spec.yaml'), '--base', base, '--out', path.join(work, 'spec'), '--state', path.join(work, 'state'), '--jobs', '1', '--report', path.join(work, 'spec-report.json')]);
+    const r = fleet.deploySpec;
     expect(r.status, r.stderr + r.stdout).to.equal(0);
-    outputs.push(readFileSync(path.join(work, 'spec-report.json'), 'utf8'));
+    expect(r.report).to.not.equal('');
     expect(r.stderr).to.match(/us01: the time zone reaches Windows only through unattend\.xml/);
   });
 
-  it('reads the six clones back: valid unattend.xml with own name and blob each; distinct MachineGuid and no WSUS IDs (hivex); no secret in any output', async () => {
-    const host = path.join(work, 'hives');
-    mkdirSync(host, { recursive: true });
+  it('reads the six clones back: valid unattend.xml with own name and blob each; distinct MachineGuid and no WSUS IDs (hivex); no secret in any output', () => {
+    const { blobs, passwords, state } = fleet;
     const seen: Record<string, { unattend: string | null; guid: string; update: string; kms: string; smscfg: boolean }> = {};
-    const targets = [...MACHINES.map((m) => ({ kind: 'image' as const, path: path.join(work, 'gen', `${m}.qcow2`), machine: m })), ...SPEC.map((m) => ({ kind: 'image' as const, path: path.join(work, 'spec', `${m}.qcow2`), machine: m }))];
-    await new GuestfsBackend().forEachGuest(targets, { readonly: true, jobs: 1 }, async (t, g) => {
-      if (g instanceof Error) throw g;
-      const sw = path.join(host, `${t.machine}-SOFTWARE`);
-      await fs.writeFile(sw, (await g.readFile('/Windows/System32/config/SOFTWARE', { maxBytes: 1 << 26 }))!);
-      seen[t.machine!] = {
-        unattend: (await g.readFile('/Windows/Panther/unattend.xml'))?.toString('utf8') ?? null,
+    for (const m of [...MACHINES, ...SPEC]) {
+      const c = fleet.clones[m];
+      expect(c, `${m}: ${fleet.readErrors[m]}`).to.not.equal(undefined);
+      const sw = c!.software;
+      seen[m] = {
+        unattend: c!.unattend,
         guid: execFileSync('hivexget', [sw, '\\Microsoft\\Cryptography', 'MachineGuid'], { encoding: 'utf8' }).trim(),
         update: execFileSync('hivexregedit', ['--export', sw, '\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate'], { encoding: 'utf8' }),
         kms: ['KeyManagementServiceName', 'KeyManagementServicePort'].map((v) => execFileSync('hivexget', [sw, '\\Microsoft\\Windows NT\\CurrentVersion\\SoftwareProtectionPlatform', v], { encoding: 'utf8' }).trim()).join(':'),
-        smscfg: (await g.lstat('/Windows/SMSCFG.INI')) !== null,
+        smscfg: c!.smscfg,
       };
-    });
-    const state = path.join(work, 'state');
+    }
+    const host = path.join(fleet.work, 'hives');
+    mkdirSync(host, { recursive: true });
     for (const m of MACHINES) {
       const s = seen[m]!;
       const file = path.join(host, `${m}-unattend.xml`);
@@ -538,14 +483,15 @@ windows:
       expect(s.kms).to.equal('kms.corp.example:1689');
       expect(s.smscfg).to.equal(false);
     }
-    // no password, encoded password, provisioning blob or product key in any plan, report or log of these runs
-    const text = outputs.join('\n');
+    // no password, encoded password, provisioning blob or product key in any plan, report or log of the scenario's runs
+    const text = fleet.outputs.join('\n');
     expect(text.length).to.be.greaterThan(1000);
     const secrets = [
       ...Object.values(passwords), ...Object.values(passwords).map((p) => encodeUnattendPassword(p, 'AdministratorPassword')), ...Object.values(blobs).map((b) => b.slice(0, 40)), PRODUCT_KEY,
       ...MACHINES.map((m) => readFileSync(path.join(state, m, 'windows/password-ops'), 'utf8')),
     ];
     for (const secret of secrets) expect(text.includes(secret), `a secret (${secret.length} chars) in the outputs`).to.equal(false);
-    expect(readdirSync(path.join(work, 'gen')).sort()).to.deep.equal(MACHINES.map((m) => `${m}.qcow2`));
+    // ua04's clone was removed; the others of this deploy are windows.test.ts's
+    expect(readdirSync(fleet.gen).sort()).to.deep.equal([...MACHINES, ...WIN_MACHINES].map((m) => `${m}.qcow2`).sort());
   });
 });

@@ -2,14 +2,14 @@
  * Windows clones, end to end on real NTFS images through libguestfs: the
  * hives and the image are made by the tests (regf generator, host mkntfs),
  * edits go through the real hivexsh, checks read the hives back with the
- * host's hivexget (not our own reader).
+ * host's hivexget (not our own reader). The ghostprep runs are the scenario
+ * of fleet.ts, shared with unattended.test.ts; the clones are copied out
+ * host-side with ntfs-3g's tools (ntfs-read.ts), not through libguestfs.
  */
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import fs from 'node:fs/promises';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { GuestfsBackend } from '../../src/backends/guestfs/backend.js';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { validateFleet } from '../../src/fleet/validate-fleet.js';
 import { renderDiff, effectiveChanges } from '../../src/plan/diff.js';
@@ -21,9 +21,8 @@ import { decodeValue, HiveReader } from '../../src/windows/regf.js';
 import { buildHive } from '../helpers/hive-writer.js';
 import { ghostprep } from '../helpers/cli.js';
 import { tempDir } from '../helpers/rootfs.js';
-import { MASTER_NAME, softwareHive, systemHive, windowsImages, type WindowsImages } from './image.js';
-import { formatIdentity } from '../../src/cli/commands/inspect.js';
-import { inspectGuest } from '../../src/fleet/guest-identity.js';
+import { MASTER_NAME, softwareHive, systemHive, type WindowsImages } from './image.js';
+import { BONDED, MACHINES, planSection, SPECIALIZED, windowsFleet, type WindowsFleet } from './fleet.js';
 import { planSeal, selectSealOperations } from '../../src/fleet/seal.js';
 import { renderMachine } from '../../src/fleet/prepare.js';
 import { type RenderedMachine } from '../../src/core/machine.js';
@@ -35,25 +34,6 @@ import { judgeGeneralized, windowsDistro } from '../../src/windows/detect.js';
 import { windowsTimeZone, windowsTimeZoneProblem } from '../../src/windows/settings.js';
 import { renderUnattend } from '../../src/windows/unattend.js';
 import { WINDOWS_ZONE_IDS } from '../../src/windows/zones.js';
-
-const PROFILE = `profile: win
-site: {domain: win.example.org, timezone: Europe/Berlin, gateway: 10.3.0.1, dns: [10.3.0.2]}
-machineId: keep
-windows:
-  computerName: "{{upper machine.name}}"
-  registeredOwner: "Ops & Co <ops>"
-  registeredOrganization: Example
-  network:
-    interfaces:
-      - {mac: "{{machine.mac}}", addresses: ["{{machine.ip}}"], gateway: "{{site.gateway}}", dns: "{{site.dns}}"}
-  firstLogonCommands:
-    - {run: "cmd /c echo first > C:\\\\first.txt", description: first logon}
-  oobe: {hideEula: true, protectYourPC: 3}
-`;
-const MACHINES = ['win01', 'win02', 'win03'];
-/** Cloned from the master that is not generalized. */
-const SPECIALIZED = ['spec01', 'spec02'];
-const INVENTORY = 'defaults: {profile: win}\nmachines:\n' + MACHINES.map((n, i) => `  - {name: ${n}, mac: "52:54:00:30:00:0${i + 1}", ip: 10.3.0.${i + 11}/24}\n`).join('');
 
 function hivexget(file: string, key: string, value: string): string {
   return execFileSync('hivexget', [file, key, value], { encoding: 'utf8' }).trim();
@@ -439,25 +419,21 @@ windows:
 });
 
 describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestfs)', function () {
-  // Eleven appliance launches in all: deploy, plan, capture, apply, deploy from the specialized master, inspect (text, JSON),
-  // audit (JSON, text), one read-back and one plan of the four clones
-  // (--jobs 1 where several images are opened: the default, one appliance per core, launches two for nothing asserted here).
+  // The ghostprep runs are the scenario of fleet.ts, shared with unattended.test.ts (five appliance launches for
+  // both specs: plan, apply, two deploys, plan after, --jobs 1 wherever several images are opened; capture's seal
+  // check, inspect and audit, text and --json, read the NTFS images host-side); the clones are read back
+  // host-side with ntfs-3g's tools.
   this.timeout(1_200_000);
-  const work = tempDir('ghostprep-win-e2e-');
-  const out = path.join(work, 'clones');
-  const outSpecialized = path.join(work, 'clones-specialized');
-  const prof = path.join(work, 'win.yaml');
-  const inv = path.join(work, 'inv.yaml');
-  const single = path.join(work, 'single.yaml');
-  const solo = path.join(work, 'solo.qcow2');
+  let fleet: WindowsFleet;
   let images: WindowsImages;
-  let applyStderr = '';
+  let out: string;
+  let outSpecialized: string;
 
   before(async () => {
-    images = await windowsImages();
-    writeFileSync(prof, PROFILE);
-    writeFileSync(inv, INVENTORY);
-    writeFileSync(single, 'defaults: {profile: win}\nmachines:\n  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24}\n');
+    fleet = await windowsFleet();
+    images = fleet.images;
+    out = fleet.gen;
+    outSpecialized = fleet.spec;
   });
 
   it("libguestfs's own inspection (inspect-os) sees the test images as Windows", () => {
@@ -474,57 +450,53 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
   });
 
   it('deploy of 3 clones from a generalized master succeeds without the not-generalized warning', () => {
-    const base = path.join(work, 'base-generalized.qcow2');
-    copyFileSync(images.generalized, base);
-    const r = ghostprep(['deploy', '-p', prof, '-i', inv, '--base', base, '--out', out, '--state', path.join(work, 'state'), '--jobs', '1']);
-    expect(r.status, r.stderr + r.stdout).to.equal(0);
+    // the same deploy restores unattended.test.ts's clones, one of which (ua04) fails by design: exit 3
+    const r = fleet.deployGen;
+    expect(r.status, r.stderr + r.stdout).to.equal(3);
+    const machines = (JSON.parse(r.report) as { machines: Array<{ name: string; status: string }> }).machines;
+    for (const m of MACHINES) expect(machines.find((x) => x.name === m)?.status, `${m}: ${r.stderr}`).to.equal('ok');
+    expect(machines.filter((x) => x.status !== 'ok').map((x) => x.name), r.stderr).to.deep.equal([BONDED]);
     expect(r.stderr).to.not.match(/not generalized/);
   });
 
   it('a non-generalized master: plan warns about the risk and shows the registry changes as a .reg diff', () => {
-    const base = path.join(work, 'base-specialized.qcow2');
-    copyFileSync(images.specialized, base);
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, solo]);
-    const plan = ghostprep(['plan', '-p', prof, '-i', single, '--state', path.join(work, 'state'), '--target', solo]);
+    const plan = fleet.planBefore;
     expect(plan.status, plan.stderr).to.equal(0);
     expect(plan.stderr).to.match(/warning: solo: the master Windows installation is not generalized.*Microsoft does not support cloning it.*same machine SID/);
-    expect(plan.stdout).to.include('+++ b/Windows/System32/config/SYSTEM');
-    expect(plan.stdout).to.include('master NOT generalized');
-    expect(plan.stdout).to.include('[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\ComputerName\\ComputerName]');
-    expect(plan.stdout).to.include(`-"ComputerName"="${MASTER_NAME}"`).and.include('+"ComputerName"="SOLO"');
-    expect(plan.stdout).to.include('+"ghostprep-01"="cmd /c echo first > C:\\\\first.txt"');
-    expect(plan.stdout, 'auto: no unattend.xml for a specialized image').to.not.include('unattend.xml');
+    const solo = planSection(plan.stdout, 'solo');
+    expect(solo).to.include('+++ b/Windows/System32/config/SYSTEM');
+    expect(solo).to.include('master NOT generalized');
+    expect(solo).to.include('[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\ComputerName\\ComputerName]');
+    expect(solo).to.include(`-"ComputerName"="${MASTER_NAME}"`).and.include('+"ComputerName"="SOLO"');
+    expect(solo).to.include('+"ghostprep-01"="cmd /c echo first > C:\\\\first.txt"');
+    expect(solo, 'auto: no unattend.xml for a specialized image').to.not.include('unattend.xml');
   });
 
   it('capture refuses the non-generalized master and names the risk', () => {
-    const r = ghostprep(['capture', '--target', path.join(work, 'base-specialized.qcow2'), '--library', path.join(work, 'lib'), '--name', 'win']);
+    const r = fleet.capture;
     expect(r.status).to.equal(1);
     expect(r.stderr).to.match(/is not sealed; still identifying:\n {2}Windows image state IMAGE_STATE_COMPLETE: the master Windows installation is not generalized/);
   });
 
   it('apply on the non-generalized clone warns too and succeeds (hive edits verified by reading back)', () => {
-    const apply = ghostprep(['apply', '-p', prof, '-i', single, '--state', path.join(work, 'state'), '--target', solo]);
+    const apply = fleet.apply;
     expect(apply.status, apply.stderr).to.equal(0);
-    applyStderr = apply.stderr;
-    expect(applyStderr).to.match(/warning: solo: the master Windows installation is not generalized/);
+    expect(apply.stderr).to.match(/warning: solo: the master Windows installation is not generalized/);
   });
 
   it('deploy of 2 clones from the non-generalized master warns about the risk for each machine', () => {
-    const inv2 = path.join(work, 'specialized.yaml');
-    writeFileSync(inv2, 'defaults: {profile: win}\nmachines:\n' + SPECIALIZED.map((n, i) => `  - {name: ${n}, mac: "52:54:00:30:00:1${i}", ip: 10.3.0.${i + 30}/24}\n`).join(''));
-    const r = ghostprep(['deploy', '-p', prof, '-i', inv2, '--base', path.join(work, 'base-specialized.qcow2'), '--out', outSpecialized, '--state', path.join(work, 'state'), '--jobs', '1']);
+    const r = fleet.deploySpec;
     expect(r.status, r.stderr + r.stdout).to.equal(0);
     for (const m of SPECIALIZED) expect(r.stderr).to.match(new RegExp(`warning: ${m}: the master Windows installation is not generalized.*same machine SID`));
     expect(r.stderr, 'windows.network cannot reach a specialized image').to.match(/warning: spec01: the network settings reach Windows only through unattend.xml, which is not written \(the image is not generalized\)/);
   });
 
   it('inspect (text and --json) shows the computer name and generalized state of Windows clones', () => {
-    const targets = ['--target', path.join(out, 'win01.qcow2'), '--target', path.join(outSpecialized, 'spec01.qcow2'), '--jobs', '1'];
-    const text = ghostprep(['inspect', ...targets]);
+    const text = fleet.inspectText;
     expect(text.status, text.stderr).to.equal(0);
     expect(text.stdout).to.match(/win01\.qcow2\n\s+distro:\s+Windows 10 Pro[^\n]*family windows\)\n\s+system root: \/Windows\n\s+computer:\s+WIN01 \(DNS host name WIN01\)\n\s+generalized: yes \(image state IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE\)/);
     expect(text.stdout).to.match(/spec01\.qcow2\n[\s\S]*?computer:\s+SPEC01 \(DNS host name SPEC01\)\n\s+generalized: NO: cloning it as is is unsupported by Microsoft/);
-    const json = ghostprep(['--json', 'inspect', ...targets]);
+    const json = fleet.inspectJson;
     expect(json.status, json.stderr).to.equal(0);
     const found = JSON.parse(json.stdout) as Array<{ target: string; identity: { windows: { computerName: string; hostname: string; generalized: boolean; imageState: string } } }>;
     expect(found.map((f) => [path.basename(f.target), f.identity.windows.computerName, f.identity.windows.hostname, f.identity.windows.generalized, f.identity.windows.imageState]).sort()).to.deep.equal([
@@ -534,14 +506,14 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
   });
 
   it('audit without --json lists each clone with its computer name and generalized state', () => {
-    const r = ghostprep(['audit', '--target', path.join(out, '*.qcow2'), '--target', path.join(outSpecialized, '*.qcow2'), '--jobs', '1']);
+    const r = fleet.auditText;
     expect(r.status, r.stderr + r.stdout).to.equal(0);
     for (const m of MACHINES) expect(r.stdout).to.match(new RegExp(`${m}\\.qcow2  ${m.toUpperCase()}  windows generalized  host ${m.toUpperCase()}`));
     for (const m of SPECIALIZED) expect(r.stdout).to.match(new RegExp(`${m}\\.qcow2  ${m.toUpperCase()}  windows NOT generalized  host ${m.toUpperCase()}`));
   });
 
   it('audit lists the three clones with their computer names as unique', () => {
-    const r = ghostprep(['audit', '--target', path.join(out, '*.qcow2'), '--json', '--jobs', '1']);
+    const r = fleet.auditJson;
     expect(r.status, r.stderr).to.equal(0);
     const report = JSON.parse(r.stdout) as { unique: boolean; duplicates: unknown[]; identities: Array<{ target: string; identity: { windows: { computerName: string; generalized: boolean } } }> };
     expect(report.unique).to.equal(true);
@@ -550,30 +522,24 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
     expect(report.identities.every((i) => i.identity.windows.generalized)).to.equal(true);
   });
 
-  it('reading the clones back: three computer names in the hives (hivexget) and in unattend.xml; RunOnce on the specialized one; inspect output', async () => {
+  it('reading the clones back: three computer names in the hives (hivexget) and in unattend.xml; RunOnce on the specialized one; inspect output', () => {
     const seen: Record<string, { unattend: string | null; hive: Record<string, string>; runOnce: string; inspect: string }> = {};
-    const host = path.join(work, 'hives');
-    mkdirSync(host, { recursive: true });
-    const targets = [...MACHINES.map((m) => ({ kind: 'image' as const, path: path.join(out, `${m}.qcow2`), machine: m })), { kind: 'image' as const, path: solo, machine: 'solo' }];
-    await new GuestfsBackend().forEachGuest(targets, { readonly: true, jobs: 1 }, async (t, g) => {
-      if (g instanceof Error) throw g;
-      const sys = path.join(host, `${t.machine}-SYSTEM`);
-      const sw = path.join(host, `${t.machine}-SOFTWARE`);
-      await fs.writeFile(sys, (await g.readFile('/Windows/System32/config/SYSTEM', { maxBytes: 1 << 26 }))!);
-      await fs.writeFile(sw, (await g.readFile('/Windows/System32/config/SOFTWARE', { maxBytes: 1 << 26 }))!);
+    for (const m of [...MACHINES, 'solo']) {
+      const c = fleet.clones[m];
+      expect(c, `${m}: ${fleet.readErrors[m]}`).to.not.equal(undefined);
       const cs = '\\ControlSet001';
-      seen[t.machine!] = {
-        unattend: (await g.readFile('/Windows/Panther/unattend.xml'))?.toString('utf8') ?? null,
+      seen[m] = {
+        unattend: c!.unattend,
         hive: {
-          computerName: hivexget(sys, `${cs}\\Control\\ComputerName\\ComputerName`, 'ComputerName'),
-          active: hivexget(sys, `${cs}\\Control\\ComputerName\\ActiveComputerName`, 'ComputerName'),
-          hostname: hivexget(sys, `${cs}\\Services\\Tcpip\\Parameters`, 'Hostname'),
-          nvHostname: hivexget(sys, `${cs}\\Services\\Tcpip\\Parameters`, 'NV Hostname'),
+          computerName: hivexget(c!.system, `${cs}\\Control\\ComputerName\\ComputerName`, 'ComputerName'),
+          active: hivexget(c!.system, `${cs}\\Control\\ComputerName\\ActiveComputerName`, 'ComputerName'),
+          hostname: hivexget(c!.system, `${cs}\\Services\\Tcpip\\Parameters`, 'Hostname'),
+          nvHostname: hivexget(c!.system, `${cs}\\Services\\Tcpip\\Parameters`, 'NV Hostname'),
         },
-        runOnce: execFileSync('hivexregedit', ['--export', sw, '\\Microsoft\\Windows\\CurrentVersion\\RunOnce'], { encoding: 'utf8' }),
-        inspect: formatIdentity(t.path, await inspectGuest(g)),
+        runOnce: execFileSync('hivexregedit', ['--export', c!.software, '\\Microsoft\\Windows\\CurrentVersion\\RunOnce'], { encoding: 'utf8' }),
+        inspect: c!.inspect,
       };
-    });
+    }
     for (const [i, m] of MACHINES.entries()) {
       const s = seen[m]!;
       const name = m.toUpperCase();
@@ -600,11 +566,8 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
   });
 
   it('plan after deploy and apply shows no changes on all four clones (registry values compared, not hive bytes)', function () {
-    if (!applyStderr) this.skip();
-    const all = path.join(work, 'all.yaml');
-    writeFileSync(all, INVENTORY.replace(/ip: (10\.3\.0\.\d+\/24)\}/g, (_m, ip: string) => `ip: ${ip}, target: ${path.join(out, `win0${Number(ip.split('.')[3]!.split('/')[0]) - 10}.qcow2`)}}`)
-      + `  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24, target: ${solo}}\n`);
-    const plan = ghostprep(['plan', '-p', prof, '-i', all, '--state', path.join(work, 'state'), '--jobs', '1', '--detailed-exitcode']);
+    if (fleet.apply.status !== 0) this.skip();
+    const plan = fleet.planAfter;
     expect(plan.status, plan.stdout + plan.stderr).to.equal(0);
   });
 });

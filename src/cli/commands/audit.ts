@@ -17,7 +17,8 @@ export function register(program: Command, run: (fn: (g: GlobalOptions) => Promi
     .addHelpText('after', `
 Exit 0 when every identity is unique, 5 when any is shared, 3 when some targets could not be read.
 Disk headers (partition table, filesystem, LVM and LUKS identities) are read host-side, and so
-are the files of guests on plain ext partitions; the other images are read many per appliance.
+are the files of guests on plain ext partitions and of Windows guests on NTFS partitions; the
+other images are read many per appliance.
 
 Examples:
   ghostprep audit --target 'rootfs:/srv/nodes/*'

@@ -46,7 +46,7 @@ Examples:
       if (t.kind !== 'image') throw new GhostprepError('capture takes a disk image (seal a rootfs tree, then build an image from it)');
       let identifying: string[] = [];
       if (o.sealCheck) {
-        let findings = o.hostRead ? (await readHostSideGuest(t, checkSeal))?.value : undefined;
+        let findings = o.hostRead ? (await readHostSideGuest(t, checkSeal, { windows: true }))?.value : undefined;
         if (!findings) {
           await (await backendFor('image')).forEachGuest([t], { readonly: true }, async (_t, guest) => {
             if (guest instanceof Error) throw guest;

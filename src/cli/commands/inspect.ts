@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { inspectGuest, type GuestIdentity } from '../../fleet/guest-identity.js';
 import { planSeal, selectSealOperations } from '../../fleet/seal.js';
 import { visitTargets } from '../../fleet/open.js';
+import { readHostSideGuest } from '../../fleet/host-read.js';
 import { parseTarget } from '../../fleet/targets.js';
 import { expandTargetGlob } from '../../util/glob.js';
 import { GhostprepError, errorMessage } from '../../util/errors.js';
@@ -15,16 +16,27 @@ export function register(program: Command, run: (fn: (g: GlobalOptions) => Promi
     .requiredOption('-t, --target <TARGET>', 'image, rootfs:DIR or glob (repeatable)', collect)
     .option('-j, --jobs <n>', 'appliances in parallel for images (default: one per core, ~2 GiB of RAM each)')
     .option('--drives-per-appliance <n>', `most images in one appliance (default ${DEFAULT_DRIVES_PER_APPLIANCE})`)
+    .option('--no-host-read', 'read every image in an appliance, none host-side')
     .addHelpText('after', `
+Windows guests on NTFS partitions are read host-side, as audit reads them; the other images are
+read many per appliance.
+
 Examples:
   ghostprep inspect --target rootfs:/srv/nodes/node01
   ghostprep inspect --target clones/node01.qcow2 --json`)
-    .action((o: { target: string[]; jobs?: string; drivesPerAppliance?: string }) => run(async (g) => {
+    .action((o: { target: string[]; jobs?: string; drivesPerAppliance?: string; hostRead: boolean }) => run(async (g) => {
       const visit = { jobs: positiveInt(o.jobs, '--jobs'), drivesPerAppliance: positiveInt(o.drivesPerAppliance, '--drives-per-appliance') };
       const targets = o.target.flatMap(expandTargetGlob).map((t) => parseTarget(t));
       if (!targets.length) throw new GhostprepError('no target matched');
       const found: Array<{ target: string; identity?: GuestIdentity; seal?: SealState; error?: string }> = [];
-      await visitTargets(targets, visit, async (t, guest) => {
+      // Windows images host-side (no appliance); the rest, and any this cannot read exactly, in appliances
+      const rest: typeof targets = [];
+      for (const t of targets) {
+        const identity = o.hostRead ? (await readHostSideGuest(t, inspectGuest, { linux: false, windows: true }))?.value : undefined;
+        if (identity) found.push({ target: t.path, identity });
+        else rest.push(t);
+      }
+      await visitTargets(rest, visit, async (t, guest) => {
         const name = t.kind === 'rootfs' ? `rootfs:${t.path}` : t.path;
         if (guest instanceof Error) { found.push({ target: name, error: guest.message }); return; }
         try {
