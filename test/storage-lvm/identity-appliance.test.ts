@@ -52,7 +52,7 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
     for (const n of names) targets.push({ kind: 'image', path: await cloneOf(masters.lvm, dir, n), format: 'qcow2', machine: n });
     const log: string[] = [];
     const backend = new GuestfsBackend({ verbose: (m) => log.push(m), drivesPerAppliance: 20 });
-    const seen = new Map<string, { renames: [string, string][]; root: string; fstab: string; grub: string }>();
+    const seen = new Map<string, { renames: [string, string][]; root: string; mounts: unknown[]; fstab: string; grub: string }>();
     await backend.forEachGuest(targets, {
       readonly: false, jobs: 1,
       deviceIdentity: (t) => ({ lvm: { newUuids: true, vgName: `vg-${t.machine}` } }),
@@ -62,13 +62,15 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
       // the storage-references operation, planned against the real renamed guest
       const planned = await storageReferencesOperation.plan({ guest: g, profile: {} } as unknown as OperationContext);
       const text = (p: string): string => (planned.find((c) => c.path === p) as { content: Buffer } | undefined)?.content.toString() ?? '';
-      seen.set(t.machine!, { renames: [...(g.deviceRenames?.vgs ?? [])], root: g.os.root, fstab: text('/etc/fstab'), grub: text('/etc/default/grub') });
+      seen.set(t.machine!, { renames: [...(g.deviceRenames?.vgs ?? [])], root: g.os.root, mounts: [...g.os.mounts], fstab: text('/etc/fstab'), grub: text('/etc/default/grub') });
     });
     expect(log.find((l) => /image\(s\) in/.test(l))).to.match(/3 image\(s\) in 1 appliance\(s\)/);
     const after = await Promise.all(targets.map((t) => probeLvm(t.path, 'qcow2')));
     for (const [i, n] of names.entries()) {
       expect(seen.get(n)!.renames).to.deep.equal([[MASTER_VG, `vg-${n}`]]);
       expect(seen.get(n)!.root).to.equal(`/dev/vg-${n}/root`);
+      // /var, which the fstab still names by the old VG when the guest is opened, is mounted from the renamed VG
+      expect(seen.get(n)!.mounts).to.deep.equal([{ mountpoint: '/', device: `/dev/vg-${n}/root` }, { mountpoint: '/var', device: `/dev/vg-${n}/var` }]);
       expect(seen.get(n)!.fstab).to.equal(FSTAB.replace('vg--master', `vg--${n}`).replace('/dev/vg-master/', `/dev/vg-${n}/`));
       expect(seen.get(n)!.grub).to.equal(GRUB.replaceAll('vg--master', `vg--${n}`).replaceAll('vg-master', `vg-${n}`));
       expect(after[i]!.vgNames).to.deep.equal([`vg-${n}`]);

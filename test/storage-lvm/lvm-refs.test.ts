@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { lvStartsOnPv } from '../../src/backends/guestfs/lvm-probe.js';
+import { fstabMounts } from '../../src/backends/guestfs/os-inspect.js';
 import { dmEscape, findVgReferences, mapperName, parseMapperName, rewriteVgReferences, vgNameProblem } from '../../src/storage/lvm-refs.js';
 
 const nameChar = fc.constantFrom(...'abcz09+_.-'.split(''));
@@ -198,5 +199,32 @@ describe('LV starts on a PV (lvm-probe)', () => {
   it('never throws on any text (a damaged or foreign metadata area)', () => {
     fc.assert(fc.property(fc.string({ maxLength: 400 }), (t) => { expect(lvStartsOnPv(t, 'PvUuid-0000-1111-2222-3333-4444-555555')).to.be.an('array'); }));
     fc.assert(fc.property(fc.integer({ min: 0, max: METADATA.length }), (cut) => { expect(lvStartsOnPv(METADATA.slice(0, cut), 'PvUuid-0000-1111-2222-3333-4444-555555')).to.be.an('array'); }));
+  });
+});
+
+describe('fstab mounts of a guest whose VG was just renamed (os-inspect)', () => {
+  const vol = (device: string, type = 'ext4') => ({ device, type, uuid: '', label: '', partUuid: '', partLabel: '' });
+
+  it('finds an LV the fstab names by its old VG under the new name, in both forms', () => {
+    const vols = [vol('/dev/sda1', 'LVM2_member'), vol('/dev/vg-node01/root'), vol('/dev/vg-node01/var'), vol('/dev/vg-node01/srv')];
+    const fstab = '/dev/mapper/vg--master-root / ext4 errors=remount-ro 0 1\n/dev/vg-master/var /var ext4 defaults 0 2\n/dev/mapper/vg--master-srv /srv ext4 defaults 0 2\n/dev/vg-other/x /x ext4 defaults 0 2\n';
+    const renamed = fstabMounts(fstab, vols[1]!, vols, new Map(), new Map([['vg-master', 'vg-node01']]));
+    expect(renamed.mounts).to.deep.equal([
+      { mountpoint: '/', device: '/dev/vg-node01/root' }, { mountpoint: '/srv', device: '/dev/vg-node01/srv' }, { mountpoint: '/var', device: '/dev/vg-node01/var' },
+    ]);
+    expect(renamed.notes.join('\n')).to.match(/\/x \(\/dev\/vg-other\/x\) is not on this image/);
+    // without the renames the old names find nothing (what a guest inspected after the rename saw)
+    expect(fstabMounts(fstab, vols[1]!, vols).mounts).to.deep.equal([{ mountpoint: '/', device: '/dev/vg-node01/root' }]);
+  });
+
+  it('property: any VG and LV names, either form, old name resolves to the renamed LV; an unrenamed VG does not', () => {
+    fc.assert(fc.property(lvmName, lvmName, lvmName, fc.boolean(), (from, to, lv, viaMapper) => {
+      fc.pre(from !== to);
+      const vols = [vol(`/dev/${to}/root`), vol(`/dev/${to}/${lv}`)];
+      const spec = viaMapper ? `/dev/mapper/${mapperName(from, lv)}` : `/dev/${from}/${lv}`;
+      const { mounts } = fstabMounts(`${spec} /data ext4 defaults 0 2\n`, vols[0]!, vols, new Map(), new Map([[from, to]]));
+      expect(mounts).to.deep.include({ mountpoint: '/data', device: `/dev/${to}/${lv}` });
+      expect(fstabMounts(`${spec} /data ext4 defaults 0 2\n`, vols[0]!, vols, new Map(), new Map([[`${from}x`, to]])).mounts.some((m) => m.mountpoint === '/data')).to.equal(false);
+    }));
   });
 });
