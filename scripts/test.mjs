@@ -70,10 +70,12 @@ const GROUPS = [
   { name: 'boot-net-nm', files: ['dist/test/boot/network/network-manager.test.js'], minutes: 4.0, after: ['boot-harness'] },
   { name: 'boot-net-eni', files: ['dist/test/boot/network/eni.test.js'], minutes: 3.5, after: ['boot-harness'] },
   { name: 'boot-net-summary', files: ['dist/test/boot/network/summary.test.js'], minutes: 0.1, after: ['boot-net-netplan', 'boot-net-networkd', 'boot-net-nm', 'boot-net-eni'] },
-  { name: 'boot-storage', files: ['dist/test/storage/boot-new-uuids.test.js'], minutes: 2.5, after: ['boot-harness'] },
+  // two boots: an ext4 clone with new UUIDs, an LVM clone on its renamed VG
+  { name: 'boot-storage', files: ['dist/test/storage/boot-new-uuids.test.js', 'dist/test/storage/boot-lvm.test.js'], minutes: 3.0, after: ['boot-harness'] },
   { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 5.1, after: ['boot-harness'] },
   { name: 'storage', files: ['dist/test/storage/new-uuids.test.js', 'dist/test/storage/rollback.test.js'], minutes: 4.0 },
-  { name: 'storage-lvm', files: ['dist/test/storage-lvm/identity-appliance.test.js'], minutes: 4.0 },
+  // the 20-clone LVM fleet (apply in one appliance, then audit) is most of it
+  { name: 'storage-lvm', files: ['dist/test/storage-lvm/identity-appliance.test.js'], minutes: 8.0 },
   { name: 'audit-images', files: ['dist/test/audit/audit-images.test.js'], minutes: 1.5 },
   { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 4.8 },
   { name: 'slurm-cluster', files: ['dist/test/export/slurm-cluster.test.js'], minutes: 2.9 },

@@ -12,7 +12,7 @@
  * `qemu-img dd`. Each volume start gets one 128 KiB read.
  */
 import { createHash } from 'node:crypto';
-import { parsePvLabel, readImageBytes, readPartitionTable } from '../backends/guestfs/lvm-probe.js';
+import { lvStartsOnPv, parsePvLabel, readImageBytes, readPartitionTable } from '../backends/guestfs/lvm-probe.js';
 import { openImageBytes, Qcow2Unsupported, type ImageBytes } from './qcow2.js';
 
 const SECTOR = 512;
@@ -26,7 +26,7 @@ export type Reader = (offset: number, length: number) => Promise<Buffer>;
 export type VolumeKind = 'ext' | 'xfs' | 'btrfs' | 'swap' | 'vfat' | 'ntfs' | 'luks1' | 'luks2' | 'lvm2-pv';
 
 export interface VolumeIdentity {
-  /** "disk" for a whole-disk volume, else the partition number as the kernel numbers it ("1", "5"). */
+  /** "disk" for a whole-disk volume, "VG/LV" for one on a logical volume, else the partition number as the kernel numbers it ("1", "5"). */
   readonly partition: string;
   readonly kind: VolumeKind;
   /** Filesystem UUID / volume serial, LUKS UUID, or LVM PV UUID (dashed like `pvs` prints it). */
@@ -188,6 +188,12 @@ export async function readVolume(read: Reader, offset: number, partition: string
 }
 
 async function readVgFrom(read: Reader, mda: number, head: Buffer, headOffset: number): Promise<{ name: string; uuid: string } | undefined> {
+  const text = await readMetadataText(read, mda, head, headOffset);
+  return text === undefined ? undefined : parseLvmMetadata(text);
+}
+
+/** The newest metadata text of the metadata area at `mda` (its first 64 KiB). */
+async function readMetadataText(read: Reader, mda: number, head: Buffer, headOffset: number): Promise<string | undefined> {
   const slice = async (at: number, len: number) =>
     at >= headOffset && at + len <= headOffset + head.length ? head.subarray(at - headOffset, at - headOffset + len) : read(at, len);
   const header = await slice(mda, SECTOR);
@@ -195,7 +201,27 @@ async function readVgFrom(read: Reader, mda: number, head: Buffer, headOffset: n
   const rawOffset = Number(header.readBigUInt64LE(40));
   const rawSize = Number(header.readBigUInt64LE(48));
   if (!rawOffset || !rawSize) return undefined;
-  return parseLvmMetadata((await slice(mda + rawOffset, Math.min(rawSize, 64 * 1024))).toString('latin1'));
+  return (await slice(mda + rawOffset, Math.min(rawSize, 64 * 1024))).toString('latin1');
+}
+
+/**
+ * The volumes on the logical volumes of the PV at `offset` (file systems and
+ * LUKS headers at each LV's start, `partition` "VG/LV"): clones of an LVM
+ * master share their file system UUIDs as much as their PV and VG UUIDs.
+ * Only LVs whose first extent is on this PV, linearly mapped, are read.
+ */
+async function readLvVolumes(read: Reader, offset: number, pv: VolumeIdentity): Promise<VolumeIdentity[]> {
+  const head = await read(offset, 4 * SECTOR);
+  const label = parsePvLabel(head);
+  if (!label?.mdaOffset || !pv.vgName) return [];
+  const text = await readMetadataText(read, offset + label.mdaOffset, head, offset);
+  if (text === undefined) return [];
+  const out: VolumeIdentity[] = [];
+  for (const lv of lvStartsOnPv(text, pv.uuid)) {
+    const v = await readVolume(read, offset + lv.offset, `${pv.vgName}/${lv.name}`);
+    if (v && v.kind !== 'lvm2-pv') out.push(v);
+  }
+  return out;
 }
 
 /** Every header identity of one disk: partition table GUIDs, then each volume (whole disk first). */
@@ -208,9 +234,11 @@ export async function readDiskIdentity(read: Reader): Promise<DiskIdentity> {
   const whole = await readVolume(read, 0, 'disk');
   if (whole && whole.kind !== 'vfat' && whole.kind !== 'ntfs') volumes.push(whole);
   else if (whole && !table.entries.length) volumes.push(whole);
+  if (whole?.kind === 'lvm2-pv') volumes.push(...await readLvVolumes(read, 0, whole));
   for (const e of table.entries) {
     const v = await readVolume(read, e.offset, String(e.number));
     if (v) volumes.push(v);
+    if (v?.kind === 'lvm2-pv') volumes.push(...await readLvVolumes(read, e.offset, v));
   }
   return {
     ...(mbrDiskId && { mbrDiskId }),

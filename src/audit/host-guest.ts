@@ -38,7 +38,8 @@ export class HostGuest implements GuestReader {
       const volumes = disk.volumes.filter((v) => v.kind === 'ext');
       const fss = new Map<string, ExtFs>();
       for (const v of volumes) {
-        const fs = await ExtFs.open(read, offsets.get(v.partition) ?? -1);
+        if (!offsets.has(v.partition)) continue; // on a logical volume: read in an appliance
+        const fs = await ExtFs.open(read, offsets.get(v.partition)!);
         if (fs) fss.set(v.partition, fs);
       }
       // the root: the one ext filesystem with /etc/fstab and an os-release

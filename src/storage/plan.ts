@@ -37,7 +37,8 @@ export function planNewUuids(machine: string, disks: readonly BlockDisk[]): Stor
       if (!sameId(disk.diskGuid, to)) changes.push({ op: 'disk-guid', device: disk.device, from: disk.diskGuid, to, source: NEW_UUIDS_SOURCE });
     }
     for (const v of disk.volumes) {
-      const role = prefix + roleOf(disk.device, v.device);
+      // an LV by its name: the VG's name may differ per clone (storage.lvm.vgName)
+      const role = prefix + (v.lv !== undefined ? `lv:${v.lv}` : roleOf(disk.device, v.device));
       if (disk.table === 'gpt' && v.partGuid && v.partnum !== undefined) {
         const to = deriveUuid(machine, `part-guid ${role}`);
         if (!sameId(v.partGuid, to)) {

@@ -76,6 +76,8 @@ export interface BlockVolume {
   readonly partnum?: number;
   /** GPT partition GUID (PARTUUID), when the disk is GPT. */
   readonly partGuid?: string;
+  /** The LV's name, when the device is a logical volume (listed on the disk of its VG's first PV). */
+  readonly lv?: string;
 }
 
 /** One disk of a guest: its partition table and the volumes on it. */

@@ -9,10 +9,18 @@
  *   UUID and its own passphrase, the master's slot is removed; each opens
  *   with its own key only; the headers pass the host's `cryptsetup luksDump`
  *   (which checks the LUKS2 checksums).
+ * - A fleet: 20 clones of the LVM master deployed through the CLI (`apply
+ *   --jobs 1`) with storage.lvm and storage.newUuids, then `ghostprep audit`
+ *   over them: every identity unique (exit 0), PV/VG UUIDs, VG names, file
+ *   system UUIDs and GPT GUIDs seen for each clone; the apply and the audit
+ *   each open all 20 in ONE appliance (the identities batch once renewed).
  */
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import type { TargetSpec } from '../../src/core/backend.js';
 import { GuestfsBackend, type GuestfsImageGuest } from '../../src/backends/guestfs/backend.js';
@@ -20,12 +28,35 @@ import { probeLvm, readImageBytes } from '../../src/backends/guestfs/lvm-probe.j
 import { luksDevicesOf, renewLuksIdentity } from '../../src/backends/guestfs/luks-identity.js';
 import { GuestfsError, GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { tempDir } from '../helpers/images.js';
+import { identityValues, type ComparableIdentity } from '../../src/audit/duplicates.js';
 import { storageReferencesOperation } from '../../src/operations/customize/storage-references.js';
 import type { OperationContext } from '../../src/core/operation.js';
 import { cloneOf, FSTAB, GRUB, identityMasters, MASTER_LUKS_KEY, MASTER_LUKS_UUID, MASTER_VG } from './images.js';
 
 process.env.LIBGUESTFS_BACKEND ??= 'direct';
 process.env.LIBGUESTFS_BACKEND_SETTINGS ??= 'force_tcg';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const LAUNCH_HOOK = fileURLToPath(new URL('../helpers/launch-log.js', import.meta.url));
+
+/**
+ * A ghostprep run with its appliance launches counted by the suite's own
+ * launch counter (test/helpers/launch-log.ts: each guestfish `run`), into a
+ * file of its own; the records are then added to the suite's launch log when
+ * there is one, so its table still counts them.
+ */
+function ghostprepCounted(args: string[], logFile: string): { status: number; stdout: string; stderr: string; appliances: number } {
+  const env = {
+    ...process.env, LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg', GHOSTPREP_LAUNCH_LOG: logFile,
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${LAUNCH_HOOK}`].filter(Boolean).join(' '),
+  };
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
+  let lines: string[] = [];
+  try { lines = readFileSync(logFile, 'utf8').split('\n').filter(Boolean); } catch { /* nothing launched */ }
+  if (process.env.GHOSTPREP_LAUNCH_LOG && lines.length) appendFileSync(process.env.GHOSTPREP_LAUNCH_LOG, lines.join('\n') + '\n');
+  const appliances = lines.filter((l) => (JSON.parse(l) as { kind: string }).kind === 'appliance').length;
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, appliances };
+}
 
 describe('LVM and LUKS identity per clone (appliance)', function () {
   this.timeout(30 * 60_000);
@@ -45,7 +76,7 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
     for (const n of names) targets.push({ kind: 'image', path: await cloneOf(masters.lvm, dir, n), format: 'qcow2', machine: n });
     const log: string[] = [];
     const backend = new GuestfsBackend({ verbose: (m) => log.push(m), drivesPerAppliance: 20 });
-    const seen = new Map<string, { renames: [string, string][]; root: string; fstab: string; grub: string }>();
+    const seen = new Map<string, { renames: [string, string][]; root: string; mounts: unknown[]; fstab: string; grub: string }>();
     await backend.forEachGuest(targets, {
       readonly: false, jobs: 1,
       deviceIdentity: (t) => ({ lvm: { newUuids: true, vgName: `vg-${t.machine}` } }),
@@ -55,13 +86,15 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
       // the storage-references operation, planned against the real renamed guest
       const planned = await storageReferencesOperation.plan({ guest: g, profile: {} } as unknown as OperationContext);
       const text = (p: string): string => (planned.find((c) => c.path === p) as { content: Buffer } | undefined)?.content.toString() ?? '';
-      seen.set(t.machine!, { renames: [...(g.deviceRenames?.vgs ?? [])], root: g.os.root, fstab: text('/etc/fstab'), grub: text('/etc/default/grub') });
+      seen.set(t.machine!, { renames: [...(g.deviceRenames?.vgs ?? [])], root: g.os.root, mounts: [...g.os.mounts], fstab: text('/etc/fstab'), grub: text('/etc/default/grub') });
     });
     expect(log.find((l) => /image\(s\) in/.test(l))).to.match(/3 image\(s\) in 1 appliance\(s\)/);
     const after = await Promise.all(targets.map((t) => probeLvm(t.path, 'qcow2')));
     for (const [i, n] of names.entries()) {
       expect(seen.get(n)!.renames).to.deep.equal([[MASTER_VG, `vg-${n}`]]);
       expect(seen.get(n)!.root).to.equal(`/dev/vg-${n}/root`);
+      // /var, which the fstab still names by the old VG when the guest is opened, is mounted from the renamed VG
+      expect(seen.get(n)!.mounts).to.deep.equal([{ mountpoint: '/', device: `/dev/vg-${n}/root` }, { mountpoint: '/var', device: `/dev/vg-${n}/var` }]);
       expect(seen.get(n)!.fstab).to.equal(FSTAB.replace('vg--master', `vg--${n}`).replace('/dev/vg-master/', `/dev/vg-${n}/`));
       expect(seen.get(n)!.grub).to.equal(GRUB.replaceAll('vg--master', `vg--${n}`).replaceAll('vg-master', `vg-${n}`));
       expect(after[i]!.vgNames).to.deep.equal([`vg-${n}`]);
@@ -79,6 +112,53 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
     });
     expect(log.find((l) => /image\(s\) in/.test(l))).to.match(/3 image\(s\) in 1 appliance\(s\)/);
     expect((await Promise.all(targets.map((t) => probeLvm(t.path, 'qcow2')))).map((a) => a.pvUuids[0])).to.deep.equal(pv);
+  });
+
+  it('20 LVM clones through the CLI (apply --jobs 1, storage.lvm + storage.newUuids): one appliance; audit finds no shared identity', async () => {
+    const fleet = path.join(dir, 'fleet');
+    await fs.mkdir(fleet);
+    const names = Array.from({ length: 20 }, (_, i) => `lvm${String(i + 1).padStart(2, '0')}`);
+    for (const n of names) await cloneOf(masters.lvm, fleet, n);
+    await fs.writeFile(path.join(dir, 'fleet.yaml'), 'profile: fleet\nstorage:\n  newUuids: true\n  lvm: {newUuids: true, vgName: "vg-{{machine.name}}"}\n');
+    await fs.writeFile(path.join(dir, 'fleet-inv.yaml'), `defaults: {profile: fleet}\nmachines:\n${names.map((n) => `  - {name: ${n}}`).join('\n')}\n`);
+    const applied = ghostprepCounted(['apply', '-v', '-p', path.join(dir, 'fleet.yaml'), '-i', path.join(dir, 'fleet-inv.yaml'), '--state', path.join(dir, 'fleet-state'),
+      '--target', path.join(fleet, '{name}.qcow2'), '--jobs', '1', '--report', path.join(dir, 'fleet-report.json')], path.join(dir, 'apply-launches.jsonl'));
+    expect(applied.status, applied.stderr + applied.stdout).to.equal(0);
+    // the file systems on the LVs (root, var): a new UUID each, all 40 distinct
+    const report = JSON.parse(await fs.readFile(path.join(dir, 'fleet-report.json'), 'utf8')) as { machines: Array<{ name: string; status: string; deviceChanges?: Array<{ op: string; from: string; to: string }> }> };
+    const fsUuids = report.machines.flatMap((m) => {
+      expect(m.status, m.name).to.equal('ok');
+      const changes = (m.deviceChanges ?? []).filter((c) => c.op === 'fs-uuid');
+      expect(changes, `${m.name}: ${JSON.stringify(m.deviceChanges)}`).to.have.length(2);
+      return changes.map((c) => c.to);
+    });
+    expect(new Set(fsUuids).size).to.equal(40);
+    expect(applied.appliances, 'appliances the apply launched').to.equal(1);
+
+    const audit = ghostprepCounted(['audit', '-v', '--target', path.join(fleet, '*.qcow2'), '--json', '--jobs', '1'], path.join(dir, 'audit-launches.jsonl'));
+    const a = JSON.parse(audit.stdout) as { targets: number; unique: boolean; errors: unknown[]; duplicates: unknown[]; identities: Array<{ target: string; identity: ComparableIdentity }> };
+    expect(a.errors).to.deep.equal([]);
+    expect(a.duplicates).to.deep.equal([]);
+    expect(a.unique).to.equal(true);
+    expect(a.targets).to.equal(20);
+    expect(audit.status, audit.stderr).to.equal(0);
+    // not unique by absence: each clone shows its own LVM and disk identity (and none of the master's)
+    const master = await probeLvm(masters.lvm, 'raw');
+    const kinds = new Map<string, number>();
+    for (const { target, identity } of a.identities) {
+      const values = identityValues(identity);
+      const count = (k: string): number => values.filter(([kind]) => kind === k).length;
+      const n = path.basename(target, '.qcow2');
+      expect(values, target).to.deep.include(['lvm-vg-name', `vg-${n}`]);
+      expect(values.map(([, v]) => v), target).to.not.include.members([MASTER_VG, master.pvUuids[0], master.vgUuids[0]]);
+      for (const k of ['lvm-pv-uuid', 'lvm-vg-uuid', 'lvm-vg-name', 'machine-id', 'hostname', 'gpt-disk-guid', 'gpt-partition-guid']) kinds.set(k, (kinds.get(k) ?? 0) + (count(k) ? 1 : 0));
+      // the two ext4 file systems on the LVs (root, var), read through the LVM metadata, with the UUIDs the apply gave
+      expect(values.filter(([kind]) => kind === 'filesystem-uuid').map(([, v]) => v).sort(), target)
+        .to.deep.equal(report.machines.find((m) => m.name === n)!.deviceChanges!.filter((c) => c.op === 'fs-uuid').map((c) => `ext ${c.to}`).sort());
+    }
+    for (const [k, c] of kinds) expect(c, `clones with a ${k}`).to.equal(20);
+    // the guest files (machine-id, hostname, SSH keys) of roots on LVM are read in an appliance: all 20 in one
+    expect(audit.appliances, 'appliances the audit launched').to.equal(1);
   });
 
   it('3 LUKS clones in one appliance: new UUIDs, own passphrases, master slot removed', async () => {

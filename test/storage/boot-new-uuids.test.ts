@@ -8,22 +8,13 @@
  * missing rewrite fails the boot (or leaves failed units).
  */
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { bootAndReport, bootPrerequisites, bootScratch, buildDebianBase, ROOT_FS_UUID, SKIP_BOOT, SKIP_BOOT_REASON } from '../helpers/boot.js';
 import { overlayOf } from '../helpers/images.js';
-import { ghostprep } from '../helpers/cli.js';
+import { applyStorageProfile, grubCfg, readCloneFiles } from '../helpers/boot-storage.js';
 
-const GRUB_CFG = (uuid: string) => `insmod part_msdos
-insmod ext2
-search --no-floppy --fs-uuid --set=root ${uuid}
-menuentry 'Debian GNU/Linux' --class debian 'gnulinux-simple-${uuid}' {
-\tsearch --no-floppy --fs-uuid --set=root ${uuid}
-\tlinux\t/vmlinuz root=UUID=${uuid} ro quiet
-\tinitrd\t/initrd.img
-}
-`;
+const GRUB_CFG = (uuid: string): string => grubCfg(uuid, `root=UUID=${uuid}`);
 
 describe('boot: a clone with new filesystem UUIDs boots from the root= of its own GRUB config', function () {
   this.timeout(1_800_000);
@@ -50,28 +41,15 @@ describe('boot: a clone with new filesystem UUIDs boots from the root= of its ow
     } finally {
       await s.close();
     }
-    writeFileSync(path.join(work, 'p.yaml'), 'profile: p\nstorage: {newUuids: true}\n');
-    writeFileSync(path.join(work, 'i.yaml'), 'defaults: {profile: p}\nmachines: [{name: boot01}]\n');
-    const report = path.join(work, 'report.json');
-    const r = ghostprep(['apply', '-p', path.join(work, 'p.yaml'), '-i', path.join(work, 'i.yaml'), '--state', path.join(work, 'state'), '--target', path.join(work, '{name}.qcow2'), '--report', report]);
-    expect(r.status, r.stderr + r.stdout).to.equal(0);
-    const m = (JSON.parse(readFileSync(report, 'utf8')) as { machines: Array<{ deviceChanges?: Array<{ op: string; to: string }> }> }).machines[0]!;
-    const newUuid = m.deviceChanges!.find((c) => c.op === 'fs-uuid')!.to;
+    const m = applyStorageProfile(work, 'boot01', 'profile: p\nstorage: {newUuids: true}\n');
+    const newUuid = m.deviceChanges.find((c) => c.op === 'fs-uuid')!.to;
     expect(newUuid).to.not.equal(ROOT_FS_UUID);
 
     // root= as the clone's own GRUB config says, and its fstab
-    const ro = await GuestfsSession.open({ drives: [{ path: clone, format: 'qcow2', readonly: true }] });
-    let grub: string;
-    let fstab: string;
-    let blkidUuid: string;
-    try {
-      blkidUuid = (await ro.fields('blkid', ['/dev/sda1'])).UUID!;
-      await ro.command('mount-ro', ['/dev/sda1', '/']);
-      grub = (await ro.command('read-file', ['/boot/grub/grub.cfg'])).toString('utf8');
-      fstab = (await ro.command('read-file', ['/etc/fstab'])).toString('utf8');
-    } finally {
-      await ro.close();
-    }
+    const read = await readCloneFiles(clone, '/dev/sda1', ['/boot/grub/grub.cfg', '/etc/fstab']);
+    const blkidUuid = read.blkidUuid;
+    const grub = read.files['/boot/grub/grub.cfg']!;
+    const fstab = read.files['/etc/fstab']!;
     expect(blkidUuid).to.equal(newUuid);
     expect(grub).to.equal(GRUB_CFG(newUuid));
     expect(fstab).to.contain(`UUID=${newUuid} / ext4`);

@@ -443,7 +443,9 @@ class BatchRun {
     const id = this.identities.get(p.target.path);
     const given = p.luks ? await luksKeysFor(this.open.luksKeyFiles) : [];
     const luksKeys = id?.luksKey !== undefined && p.luks ? [id.luksKey, ...given] : given;
-    const os = await openDrive(session, layout, index, p.target.path, { readonly: this.open.readonly, vgNames: id?.vgNames ?? p.vgNames, luksKeys, ...(p.partitions && { partitions: p.partitions }) });
+    // read-only, nothing was renamed: the fstab's VG names are still right
+    const vgRenames = !this.open.readonly && id?.renames.vgs.size ? id.renames.vgs : undefined;
+    const os = await openDrive(session, layout, index, p.target.path, { readonly: this.open.readonly, vgNames: id?.vgNames ?? p.vgNames, luksKeys, ...(p.partitions && { partitions: p.partitions }), ...(vgRenames && { vgRenames }) });
     const key = p.target.layoutKey;
     if (key && !p.luks && !p.vgNames.length && !layoutTemplates.has(key)) layoutTemplates.set(key, { os, index });
     return os;

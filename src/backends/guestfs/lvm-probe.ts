@@ -240,3 +240,56 @@ export function conflictKeys(realPath: string, lvm: LvmInfo): string[] {
 export function conflictKeysRenewed(realPath: string, lvm: LvmInfo, newVgName: string): string[] {
   return [`file:${realPath}`, `vg-name:${newVgName}`, ...(lvm.luksUuids.length ? ['luks'] : [])];
 }
+
+/** A logical volume whose first extent lies on one PV: where its data starts on that PV. */
+export interface LvStart {
+  readonly name: string;
+  /** Bytes from the start of the PV to the LV's first byte. */
+  readonly offset: number;
+}
+
+type LvmNode = { [key: string]: LvmNode | string };
+
+/** LVM's metadata text (`key = value`, `name { … }`, `[…]` lists) as nested records; values kept as their raw text. */
+export function parseLvmText(text: string): LvmNode {
+  const root: LvmNode = {};
+  const stack: LvmNode[] = [root];
+  const body = text.replace(/\0.*$/s, '');
+  const re = /([A-Za-z0-9+_.-]+)\s*\{|\}|([A-Za-z0-9_]+)\s*=\s*(\[[^\]]*\]|"(?:[^"\\]|\\.)*"|[^\s#]+)|#[^\n]*/g;
+  for (let m = re.exec(body); m; m = re.exec(body)) {
+    const top = stack.at(-1)!;
+    if (m[1] !== undefined) { const n: LvmNode = {}; top[m[1]] = n; stack.push(n); } else if (m[0] === '}') { if (stack.length > 1) stack.pop(); } else if (m[2] !== undefined) top[m[2]] = m[3]!;
+  }
+  return root;
+}
+
+/**
+ * Where each LV of the VG in `text` starts on the PV `pvUuid` (dashed form):
+ * the LVs whose first segment (start_extent 0) is linear (one stripe) on that
+ * PV; pe_start and extents are in 512-byte sectors. Others (striped, RAID,
+ * thin, or starting on another PV) are left out.
+ */
+export function lvStartsOnPv(text: string, pvUuid: string): LvStart[] {
+  const root = parseLvmText(text);
+  const vg = Object.values(root).find((v): v is LvmNode => typeof v === 'object' && typeof v.extent_size === 'string');
+  if (!vg) return [];
+  const num = (v: unknown): number => (typeof v === 'string' ? Number(v) : NaN);
+  const str = (v: unknown): string => (typeof v === 'string' ? v.replace(/^"|"$/g, '') : '');
+  const extent = num(vg.extent_size) * SECTOR;
+  const pvs = typeof vg.physical_volumes === 'object' ? vg.physical_volumes : {};
+  const pv = Object.entries(pvs).find(([, p]) => typeof p === 'object' && str(p.id) === pvUuid);
+  if (!pv || typeof pv[1] !== 'object' || !extent) return [];
+  const peStart = num(pv[1].pe_start) * SECTOR;
+  const out: LvStart[] = [];
+  const lvs = typeof vg.logical_volumes === 'object' ? vg.logical_volumes : {};
+  for (const [name, lv] of Object.entries(lvs)) {
+    if (typeof lv !== 'object') continue;
+    const seg = Object.values(lv).find((s): s is LvmNode => typeof s === 'object' && num(s.start_extent) === 0);
+    if (!seg || str(seg.type) !== 'striped' || num(seg.stripe_count) !== 1 || typeof seg.stripes !== 'string') continue;
+    const stripe = /^\[\s*"([^"]+)"\s*,\s*(\d+)\s*\]$/.exec(seg.stripes.trim());
+    if (!stripe || stripe[1] !== pv[0]) continue;
+    const at = peStart + Number(stripe[2]) * extent;
+    if (Number.isFinite(at)) out.push({ name, offset: at });
+  }
+  return out;
+}

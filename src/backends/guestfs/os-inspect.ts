@@ -137,6 +137,12 @@ export interface OpenDriveOptions {
    * found with them, the drive is inspected again from `list-partitions`.
    */
   readonly partitions?: readonly number[];
+  /**
+   * VGs this drive's identity pass renamed (old name -> new): the guest's
+   * fstab still names the old VG until storage-references rewrites it, so
+   * `/dev/OLD/LV` and `/dev/mapper/OLD-LV` are looked up under the new name.
+   */
+  readonly vgRenames?: ReadonlyMap<string, string>;
 }
 
 /** What one drive holds: its volumes, LUKS volumes opened, LUKS volumes left locked (no key given). */
@@ -181,7 +187,7 @@ async function openDriveFrom(session: GuestfsSession, layout: ApplianceLayout, i
     if (await etcIsLink(session, v.device)) linkedEtc.push(v.device);
     else if (await looksLikeRoot(session, v.device)) {
       roots.push(v);
-      found ??= await describeRoot(session, v, volumes, opened, image);
+      found ??= await describeRoot(session, v, volumes, opened, image, options.vgRenames);
       for (const m of found.mounts) skip.add(m.device);
     }
     const more = candidates.slice(i + 1).some((c) => !skip.has(c.device));
@@ -256,19 +262,22 @@ async function looksLikeRoot(session: GuestfsSession, device: string): Promise<b
 }
 
 /** Read os-release and fstab of the root mounted at /. */
-async function describeRoot(session: GuestfsSession, root: Volume, volumes: readonly Volume[], opened: readonly OpenedLuks[], image: string): Promise<InspectedOs> {
+async function describeRoot(session: GuestfsSession, root: Volume, volumes: readonly Volume[], opened: readonly OpenedLuks[], image: string, vgRenames?: ReadonlyMap<string, string>): Promise<InspectedOs> {
   const g = new GuestfsGuest(session, image, true);
   if (root.type === 'ntfs') return windowsRoot(root);
   const crypttab = opened.length ? (await g.readFile('/etc/crypttab', { maxBytes: 65536 }))?.toString('utf8') ?? '' : '';
   const osRelease = (await g.readFile('/etc/os-release', { maxBytes: 65536 })) ?? (await g.readFile('/usr/lib/os-release', { maxBytes: 65536 }));
   const fstab = (await g.readFile('/etc/fstab', { maxBytes: 1024 * 1024 }))?.toString('utf8') ?? '';
   const distro = detectDistro(osRelease?.toString('utf8'));
-  const { mounts, notes } = fstabMounts(fstab, root, volumes, cryptAliases(crypttab, volumes, opened));
+  const { mounts, notes } = fstabMounts(fstab, root, volumes, cryptAliases(crypttab, volumes, opened), vgRenames);
   return { type: 'linux', root: root.device, mounts, distro, product: distro.name, notes };
 }
 
-/** Mounts from fstab that live on this drive, root first, shallowest first. */
-export function fstabMounts(fstab: string, root: Volume, volumes: readonly Volume[], aliases: ReadonlyMap<string, string> = new Map()): { mounts: Mount[]; notes: string[] } {
+/**
+ * Mounts from fstab that live on this drive, root first, shallowest first.
+ * `vgRenames` (old VG name -> new): an LV named by its old VG is found under the new one.
+ */
+export function fstabMounts(fstab: string, root: Volume, volumes: readonly Volume[], aliases: ReadonlyMap<string, string> = new Map(), vgRenames: ReadonlyMap<string, string> = new Map()): { mounts: Mount[]; notes: string[] } {
   const mounts: Mount[] = [{ mountpoint: '/', device: root.device }];
   const notes: string[] = [];
   for (const raw of fstab.split('\n')) {
@@ -278,7 +287,7 @@ export function fstabMounts(fstab: string, root: Volume, volumes: readonly Volum
     if (!spec || !file || file === '/' || !file.startsWith('/')) continue;
     if (vfstype === 'swap' || file === 'none') continue;
     if (!safeMountpoint(file)) { notes.push(`fstab: refusing mountpoint ${JSON.stringify(file)}`); continue; }
-    const v = findVolume(aliases.get(spec) ?? spec, volumes);
+    const v = findVolume(aliases.get(spec) ?? spec, volumes) ?? renamedLv(spec, vgRenames, volumes);
     if (!v || !LINUX_FS.has(v.type) && v.type !== 'vfat') { notes.push(`fstab: ${file} (${spec}) is not on this image; not mounted`); continue; }
     if (!mounts.some((m) => m.mountpoint === file)) mounts.push({ mountpoint: file, device: v.device });
   }
@@ -349,6 +358,15 @@ function findByDeviceName(spec: string, volumes: readonly Volume[]): Volume | un
   const mapper = /^\/dev\/mapper\/(.+)$/.exec(spec);
   const lvPath = mapper ? mapperToLv(mapper[1]!) : spec;
   return volumes.find((v) => v.device === lvPath);
+}
+
+/** `/dev/OLD/LV` or `/dev/mapper/OLD-LV` of a VG renamed to NEW: the volume /dev/NEW/LV. */
+function renamedLv(spec: string, vgRenames: ReadonlyMap<string, string>, volumes: readonly Volume[]): Volume | undefined {
+  if (!vgRenames.size) return undefined;
+  const mapper = /^\/dev\/mapper\/(.+)$/.exec(spec);
+  const lv = /^\/dev\/([^/]+)\/([^/]+)$/.exec((mapper ? mapperToLv(mapper[1]!) : spec) ?? '');
+  const to = lv ? vgRenames.get(lv[1]!) : undefined;
+  return to === undefined ? undefined : volumes.find((v) => v.device === `/dev/${to}/${lv![2]}`);
 }
 
 /** dm names double the dashes inside VG and LV names: vg--a-root → /dev/vg-a/root. */

@@ -47,8 +47,10 @@ export class GuestfsBlockDevices implements BlockDevices {
   }
 
   private async readDisks(): Promise<BlockDisk[]> {
+    const onLvs = await this.logicalVolumes();
     const drives = drivesOf(this.os);
-    if (!drives.length) throw new GuestError(`${this.image}: the guest's root (${this.os.root}) is not on a plain partition (LVM or LUKS): its disk cannot be told, so its filesystem identities are left alone`, this.image);
+    for (const d of onLvs.keys()) if (!drives.includes(d)) drives.push(d);
+    if (!drives.length) throw new GuestError(`${this.image}: the guest's root (${this.os.root}) is not on a plain partition or a logical volume (LUKS): its disk cannot be told, so its filesystem identities are left alone`, this.image);
     const all = await this.session.lines('list-partitions');
     const disks: BlockDisk[] = [];
     for (const drive of drives) {
@@ -56,10 +58,39 @@ export class GuestfsBlockDevices implements BlockDevices {
       const parts = all.filter((p) => new RegExp(`^${drive}\\d+$`).test(p));
       const volumes: BlockVolume[] = [];
       for (const device of parts.length ? parts : [drive]) volumes.push(await this.volume(device));
+      for (const lv of onLvs.get(drive) ?? []) volumes.push({ ...await this.volume(lv.device), lv: lv.name });
       const diskGuid = table === 'gpt' ? (await this.session.text('part-get-disk-guid', [drive])).trim().toLowerCase() : undefined;
       disks.push({ device: drive, table, volumes, ...(diskGuid && { diskGuid }) });
     }
     return disks;
+  }
+
+  /**
+   * The logical volumes the guest mounts (root and fstab), by the drive of
+   * their VG's first PV: their file systems get new UUIDs like a partition's
+   * (the PVs and VG themselves are storage.lvm's). Named by LV, which stays
+   * the same on every clone and every apply (the VG may be renamed).
+   */
+  private async logicalVolumes(): Promise<Map<string, Array<{ device: string; name: string }>>> {
+    const out = new Map<string, Array<{ device: string; name: string }>>();
+    const devices = [this.os.root, ...this.os.mounts.map((m) => m.device)].filter((d) => !DRIVE_OF.test(d) && d.startsWith('/dev/'));
+    if (!devices.length) return out;
+    const lvs = new Set(await this.session.lines('lvs').catch(() => [] as string[]));
+    if (!lvs.size) return out;
+    let pvs: Array<{ device: string; uuid: string }> | undefined;
+    for (const d of devices) {
+      const lv = await this.session.text('lvm-canonical-lv-name', [d]).then((t) => t.trim(), () => '');
+      const m = /^\/dev\/([^/]+)\/([^/]+)$/.exec(lv);
+      if (!m || !lvs.has(lv)) continue;
+      pvs ??= await Promise.all((await this.session.lines('pvs')).map(async (device) => ({ device, uuid: (await this.session.text('pvuuid', [device])).trim() })));
+      const inVg = new Set((await this.session.lines('vgpvuuids', [m[1]!])).map((u) => u.trim()));
+      const drive = pvs.map((p) => (inVg.has(p.uuid) ? DRIVE_OF.exec(p.device)?.[1] : undefined)).find((x) => x !== undefined);
+      if (!drive) continue;
+      const list = out.get(drive) ?? [];
+      if (!list.some((x) => x.device === lv)) list.push({ device: lv, name: m[2]! });
+      out.set(drive, list);
+    }
+    return out;
   }
 
   private async volume(device: string): Promise<BlockVolume> {
