@@ -2,8 +2,8 @@
  * storage.luks.reencrypt: a volume key of each clone's own, by `cryptsetup
  * reencrypt` run in the appliance (luks-identity.ts), on 3 clones of one
  * small LUKS2 master (luks2-small.ts: 16 MiB of header, 8 MiB of data, built
- * on the host without an appliance; re-encryption under TCG costs about a
- * second per MiB) and a LUKS1 volume in ONE appliance:
+ * on the host without an appliance: every MiB re-encrypted costs TCG time)
+ * and a LUKS1 volume in ONE appliance:
  * - before: the host-side audit finds the 3 clones sharing the master's
  *   volume key (and LUKS UUID);
  * - one clone is left as an interrupted re-encryption leaves it (its key
