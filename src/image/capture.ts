@@ -28,6 +28,9 @@ export interface CaptureOptions {
   readonly onProgress?: (fraction: number) => void;
 }
 
+/** Tries of an encrypted capture that qemu-img's PBKDF2 timing refuses (each independent). */
+const CPU_TIMING_TRIES = 20;
+
 export async function capture(o: CaptureOptions): Promise<LibraryEntry> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(o.name)) throw new GhostprepError(`image name "${o.name}": use letters, digits, ".", "_" and "-"`);
   // checked early to fail before a long convert, and again under the lock at the end
@@ -48,14 +51,16 @@ export async function capture(o: CaptureOptions): Promise<LibraryEntry> {
   try {
     await mkdir(o.library, { recursive: true });
     await removeDeadHostTemps(o.library, 'capture');
-    // LUKS creation times PBKDF2 on this CPU; on a loaded machine qemu-img can
-    // fail with "Unable to get accurate CPU usage": that is worth another try.
+    // LUKS creation times a first PBKDF2 round on the thread's CPU clock; when that round
+    // ends within one clock tick, qemu-img (7.x) fails at once with "Unable to get accurate
+    // CPU usage" (seen on 1 run in 6 on a quiet host). It fails before converting anything,
+    // so another try costs milliseconds: up to CPU_TIMING_TRIES of them.
     for (let attempt = 1; ; attempt++) {
       try {
         await convert(args, o.onProgress);
         break;
       } catch (err) {
-        if (attempt >= 3 || !/accurate CPU usage/.test(String((err as { stderr?: string }).stderr))) throw err;
+        if (attempt >= CPU_TIMING_TRIES || !/accurate CPU usage/.test(String((err as { stderr?: string }).stderr))) throw err;
         await rm(tmp, { force: true });
       }
     }

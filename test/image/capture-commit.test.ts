@@ -6,9 +6,9 @@
  * with install advice, not "spawn ENOENT". No appliance, no qemu-img needed.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { capture } from '../../src/image/capture.js';
@@ -169,5 +169,39 @@ describe('temp images of killed captures and decrypts', () => {
     expect(await removeDeadHostTemps(dir, 'capture')).to.deep.equal([names.dead]);
     expect(readdirSync(dir).sort()).to.deep.equal([names.live, names.otherHost, names.otherStep, names.image].sort());
     expect(await removeDeadHostTemps(dir, 'decrypt')).to.deep.equal([names.otherStep]);
+  });
+});
+
+describe('an encrypted capture that qemu-img\'s PBKDF2 timing refuses', () => {
+  let savedPath: string | undefined;
+  const real = ['/usr/bin/qemu-img', '/usr/local/bin/qemu-img'].find((p) => existsSync(p));
+  afterEach(() => { if (savedPath !== undefined) process.env.PATH = savedPath; });
+
+  it('is tried again until qemu-img can time it (each try fails at once), and the image is a real encrypted one', async function () {
+    if (!real) this.skip();
+    const dir = tempDir('ghostprep-cputiming-');
+    // a qemu-img that fails as qemu 7 does when the first PBKDF2 round ends within one clock tick, 5 times, then is the real one
+    const bin = path.join(dir, 'bin');
+    const counter = path.join(dir, 'tries');
+    mkdirSync(bin);
+    writeFileSync(path.join(bin, 'qemu-img'), `#!/bin/sh
+if [ "$1" = convert ]; then
+  n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}
+  if [ $n -le 5 ]; then echo "qemu-img: $(eval echo \\\${$#}): Unable to get accurate CPU usage" >&2; exit 1; fi
+fi
+exec ${real} "$@"
+`, { mode: 0o755 });
+    const source = path.join(dir, 'master.qcow2');
+    execFileSync(real!, ['create', '-q', '-f', 'qcow2', source, '4M']);
+    writeFileSync(path.join(dir, 'key'), 'capture key 1f2e', { mode: 0o600 });
+    savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:${savedPath}`;
+    const entry = await capture({ source, library: path.join(dir, 'lib'), name: 'enc', compress: 'zstd', sealed: true, key: { file: path.join(dir, 'key') } });
+    // the 5 made-up failures, then the real qemu-img, which may itself fail that way a time or two
+    expect(Number(readFileSync(counter, 'utf8'))).to.be.within(6, 20);
+    expect(entry.encrypted).to.equal(true);
+    const info = JSON.parse(execFileSync(real!, ['info', '--output=json', path.join(dir, 'lib', 'enc.qcow2')], { encoding: 'utf8' })) as { encrypted?: boolean };
+    expect(info.encrypted).to.equal(true);
+    expect(readdirSync(path.join(dir, 'lib')).filter((n) => n.startsWith('.'))).to.deep.equal([]);
   });
 });
