@@ -1,13 +1,43 @@
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { copyFixture, REPO, tempDir } from '../helpers/rootfs.js';
 import { ghostprep } from '../helpers/cli.js';
 import { lockTarget, targetLockFiles } from '../../src/util/file-lock.js';
 
 const CLI = path.join(REPO, 'dist/src/cli/main.js');
+
+/** Preloaded into a run: it stops itself (SIGSTOP) once it has written a target lock (`.NAME.ghostprep-lock`). */
+const STOP_ON_TARGET_LOCK = `
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+const open = fs.openSync, close = fs.closeSync, locks = new Set();
+fs.openSync = function (file, flags, ...rest) {
+  const fd = open.call(this, file, flags, ...rest);
+  if (flags === 'wx' && String(file).endsWith('.ghostprep-lock')) locks.add(fd);
+  return fd;
+};
+fs.closeSync = function (fd) {
+  close.call(this, fd);
+  if (locks.delete(fd)) process.kill(process.pid, 'SIGSTOP');
+};
+syncBuiltinESMExports();
+`;
+
+/** Resolves true once process `pid` is stopped (state T in /proc), false once it has ended. */
+async function waitStopped(pid: number): Promise<boolean> {
+  for (;;) {
+    let stat: string;
+    try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return false; }
+    const state = /^\d+ \(.*\) (\S) /.exec(stat)?.[1];
+    if (state === 'T') return true;
+    if (state === 'Z') return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe('e2e: concurrent runs on one machine are refused', function () {
   this.timeout(120_000);
@@ -55,64 +85,45 @@ describe('e2e: two real runs on one target with different --state dirs', functio
     copyFixture('alpine319', path.join(trees, 'a'));
     const lock = path.join(trees, '.a.ghostprep-lock');
     const args = (state: string) => ['apply', '-p', path.join(work, 'p.yaml'), '-i', path.join(work, 'i.yaml'), '--target', `rootfs:${trees}/{name}`, '--state', state, '--json'];
-    // First run A: stopped (SIGSTOP) the moment its target lock appears, so that run B meets
-    // it for certain, whatever the speed of this host. A run may finish before the stop lands
-    // (nothing then holds the lock): that attempt starts over on a fresh copy.
-    for (let attempt = 1; ; attempt++) {
-      rmSync(path.join(trees, 'a'), { recursive: true, force: true });
-      copyFixture('alpine319', path.join(trees, 'a'));
-      const stateA = path.join(work, `state-a${attempt}`);
-      const stateB = path.join(work, `state-b${attempt}`);
-      let stopped = false;
-      const watcher = watch(trees, () => {
-        if (stopped || !existsSync(lock)) return;
-        try { a.kill('SIGSTOP'); stopped = true; } catch { /* ended */ }
-      });
-      const a = spawn(process.execPath, [CLI, ...args(stateA)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-      let outA = '';
-      a.stdout.setEncoding('utf8').on('data', (d: string) => (outA += d));
-      a.stderr.setEncoding('utf8').on('data', (d: string) => (outA += d));
-      const exitA = new Promise<number | null>((resolve) => a.on('close', (code) => resolve(code)));
-      // wait for A to be stopped, or to end
-      const ended = await Promise.race([exitA.then(() => true), new Promise<false>((resolve) => {
-        const poll = setInterval(() => { if (stopped) { clearInterval(poll); resolve(false); } }, 20);
-        void exitA.then(() => clearInterval(poll));
-      })]);
-      watcher.close();
-      const holder = existsSync(lock) ? readFileSync(lock, 'utf8') : '';
-      if (ended || !holder.startsWith(`${a.pid} `)) {
-        if (stopped) a.kill('SIGCONT');
-        await exitA;
-        expect(attempt, `run A never caught holding its target lock in ${attempt} attempts`).to.be.below(10);
-        continue;
-      }
-      let b: ReturnType<typeof ghostprep>;
-      try {
-        b = ghostprep(args(stateB));
-      } finally {
-        a.kill('SIGCONT');
-      }
-      expect(await exitA, outA).to.equal(0);
-      expect(b.status, b.stderr).to.equal(1);
-      const rep = JSON.parse(b.stdout) as { machines: Array<{ status: string; error: string }> };
-      expect(rep.machines[0]!.status).to.equal('failed');
-      expect(rep.machines[0]!.error).to.equal(`target ${path.join(trees, 'a')} is being changed by another ghostprep run (pid ${a.pid}, lock ${lock})`);
-      // B generated nothing for the machine it was refused (no keys, no machine-id in its state)
-      expect(existsSync(path.join(stateB, 'a', 'machine-id'))).to.equal(false);
-      expect(existsSync(path.join(stateB, 'a', 'ssh'))).to.equal(false);
-      // the tree is A's: its identity, and a plan with A's state finds nothing to change
-      expect(readFileSync(path.join(trees, 'a', 'etc/machine-id'), 'utf8')).to.equal(readFileSync(path.join(stateA, 'a', 'machine-id'), 'utf8'));
-      expect(readFileSync(path.join(trees, 'a', 'etc/ssh/ssh_host_ed25519_key'), 'utf8')).to.equal(readFileSync(path.join(stateA, 'a', 'ssh/ssh_host_ed25519_key'), 'utf8'));
-      const plan = ghostprep(['plan', ...args(stateA).slice(1, -1), '--detailed-exitcode']);
-      expect(plan.status, plan.stdout + plan.stderr).to.equal(0);
-      expect(existsSync(lock), 'released at exit').to.equal(false);
-      // and the refused run, once A is over, applies (its own identity): nothing was left locked
-      const again = ghostprep(args(stateB));
-      expect(again.status, again.stderr).to.equal(0);
-      if (attempt > 1) console.log(`      (run A caught holding the lock at attempt ${attempt})`);
-      rmSync(work, { recursive: true, force: true });
-      return;
+    // Run A stops itself (SIGSTOP) right after it has written its target lock: a preloaded module
+    // wraps the lock file's open and close, so that run B meets the lock for certain, whatever the
+    // speed or the load of this host.
+    const stopper = path.join(work, 'stop-on-target-lock.mjs');
+    writeFileSync(stopper, STOP_ON_TARGET_LOCK);
+    const stateA = path.join(work, 'state-a');
+    const stateB = path.join(work, 'state-b');
+    const a = spawn(process.execPath, ['--import', pathToFileURL(stopper).href, CLI, ...args(stateA)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let outA = '';
+    a.stdout.setEncoding('utf8').on('data', (d: string) => (outA += d));
+    a.stderr.setEncoding('utf8').on('data', (d: string) => (outA += d));
+    const exitA = new Promise<number | null>((resolve) => a.on('close', (code) => resolve(code)));
+    const stopped = await Promise.race([exitA.then(() => false), waitStopped(a.pid!)]);
+    expect(stopped, `run A ended without stopping at its target lock: ${outA}`).to.equal(true);
+    expect(readFileSync(lock, 'utf8')).to.match(new RegExp(`^${a.pid} `));
+    let b: ReturnType<typeof ghostprep>;
+    try {
+      b = ghostprep(args(stateB));
+    } finally {
+      a.kill('SIGCONT');
     }
+    expect(await exitA, outA).to.equal(0);
+    expect(b.status, b.stderr).to.equal(1);
+    const rep = JSON.parse(b.stdout) as { machines: Array<{ status: string; error: string }> };
+    expect(rep.machines[0]!.status).to.equal('failed');
+    expect(rep.machines[0]!.error).to.equal(`target ${path.join(trees, 'a')} is being changed by another ghostprep run (pid ${a.pid}, lock ${lock})`);
+    // B generated nothing for the machine it was refused (no keys, no machine-id in its state)
+    expect(existsSync(path.join(stateB, 'a', 'machine-id'))).to.equal(false);
+    expect(existsSync(path.join(stateB, 'a', 'ssh'))).to.equal(false);
+    // the tree is A's: its identity, and a plan with A's state finds nothing to change
+    expect(readFileSync(path.join(trees, 'a', 'etc/machine-id'), 'utf8')).to.equal(readFileSync(path.join(stateA, 'a', 'machine-id'), 'utf8'));
+    expect(readFileSync(path.join(trees, 'a', 'etc/ssh/ssh_host_ed25519_key'), 'utf8')).to.equal(readFileSync(path.join(stateA, 'a', 'ssh/ssh_host_ed25519_key'), 'utf8'));
+    const plan = ghostprep(['plan', ...args(stateA).slice(1, -1), '--detailed-exitcode']);
+    expect(plan.status, plan.stdout + plan.stderr).to.equal(0);
+    expect(existsSync(lock), 'released at exit').to.equal(false);
+    // and the refused run, once A is over, applies (its own identity): nothing was left locked
+    const again = ghostprep(args(stateB));
+    expect(again.status, again.stderr).to.equal(0);
+    rmSync(work, { recursive: true, force: true });
   });
 
   it('takes over a target lock left by a run that is gone, and refuses one held by a live process', () => {
