@@ -77,7 +77,7 @@ describe('renderer table', () => {
       ['network-manager', DISTROS.rocky9, /^\/etc\/NetworkManager\/system-connections\/ghostprep-[^/]+\.nmconnection$/, 0o600],
       ['ifcfg', DISTROS.centos7, /^\/etc\/sysconfig\/network-scripts\/(ifcfg|route|route6)-[^/]+$/, 0o644],
       ['ifcfg', DISTROS.sles15, /^\/etc\/sysconfig\/network\/(ifcfg|ifroute)-[^/]+$/, 0o644],
-      ['eni', DISTROS.debian, /^\/etc\/network\/interfaces\.d\/50-ghostprep$|^\/etc\/systemd\/network\/10-ghostprep-bond0\.link$/, 0o644],
+      ['eni', DISTROS.debian, /^\/etc\/network\/interfaces\.d\/50-ghostprep$/, 0o644],
     ];
     const model = interpret({ version: 2, ethernets: { eth0: { addresses: ['10.0.0.5/24'], routes: [{ to: '10.1.0.0/16', via: '10.0.0.1' }] } }, bonds: { bond0: { interfaces: [] } } });
     for (const [name, distro, re, mode] of expected) {

@@ -313,7 +313,7 @@ export const eni: Renderer = {
   priority: 50,
   dirs: [ENI_DIR],
   files: [ENI_MAIN],
-  docs: [{ files: [ENI_PATH, '/etc/systemd/network/10-ghostprep-NAME.link'], mode: 0o644, notes: `adds \`source ${ENI_DIR}/*\` to \`${ENI_MAIN}\` when missing; rewrites a plain (non-symlink) \`${RESOLV_CONF}\`; on Debian, the \`.link\` file is a bond's (\`MACAddressPolicy=none\`: udev leaves the bond's address alone while ifenslave adds its members)` }],
+  docs: [{ files: [ENI_PATH], mode: 0o644, notes: `adds \`source ${ENI_DIR}/*\` to \`${ENI_MAIN}\` when missing; rewrites a plain (non-symlink) \`${RESOLV_CONF}\`; on Debian, \`/etc/systemd/network/10-ghostprep-BOND.link\` per bond (\`MACAddressPolicy=none\`: udev leaves the bond's address alone while ifenslave adds its members)` }],
   async detect(guest) {
     // both: the file alone is read by nothing, ifup alone has nothing to read
     const probe = new Probe(guest);
