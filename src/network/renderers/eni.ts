@@ -14,9 +14,9 @@
 import type { GuestReader } from '../../core/backend.js';
 import type { Distro } from '../../core/distro.js';
 import type { FileChange } from '../../core/file-change.js';
-import type { Claims, EditedFile, Iface, IpFamily, NetworkModel, RenderedFile, Renderer, Route, WholeFile } from '../../core/network.js';
+import type { Claims, EditedFile, Iface, IpFamily, NetworkModel, RenderedFile, Renderer, Route } from '../../core/network.js';
 import { NetworkRenderError, requireName } from '../model.js';
-import { HEADER, file, ref, renameFiles, stem } from './common.js';
+import { HEADER, file, ref, renameFiles } from './common.js';
 import { Probe, del, isOurs, listFiles, namesTaken, readText, write } from './guest.js';
 
 export const ENI_MAIN = '/etc/network/interfaces';
@@ -157,23 +157,10 @@ function resolvEdit(model: NetworkModel): EditedFile[] {
   return [{ kind: 'edit', path: RESOLV_CONF, mode: 0o644, skipIfSymlink: true, reason: 'ifupdown applies dns-* options only through resolvconf; this resolv.conf is a plain file', apply: () => text }];
 }
 
-/**
- * systemd-udevd gives a new bond an address of its own (99-default.link,
- * MACAddressPolicy=persistent) while ifenslave is adding its members: a member
- * enslaved in between can be left out, and the bond comes up short of it. With
- * ifupdown the bond keeps the kernel's address (its first member's), as
- * ifenslave expects.
- */
-function bondLinkFiles(ctx: Ctx): WholeFile[] {
-  if (ctx.dialect !== 'debian') return [];
-  return ctx.model.interfaces.filter((i) => i.kind === 'bond').map((i) => file(`/etc/systemd/network/10-ghostprep-${stem(i)}.link`, 0o644,
-    [`# ${HEADER}`, '[Match]', `OriginalName=${name(i)}`, '', '[Link]', 'MACAddressPolicy=none', ''].join('\n')));
-}
-
 export function renderEni(model: NetworkModel, distro: Distro): RenderedFile[] {
   const ctx: Ctx = { model, dialect: distro.family === 'alpine' ? 'alpine' : 'debian' };
   const body = model.interfaces.map((i) => ifaceStanzas(ctx, i)).join('\n\n');
-  return [file(ENI_PATH, 0o644, `# ${HEADER}\n\n${body}\n`), sourceEdit(), ...resolvEdit(model), ...renameFiles(model, distro), ...bondLinkFiles(ctx)];
+  return [file(ENI_PATH, 0o644, `# ${HEADER}\n\n${body}\n`), sourceEdit(), ...resolvEdit(model), ...renameFiles(model, distro)];
 }
 
 // ------------------------------------------------------------ the master's files
@@ -313,7 +300,7 @@ export const eni: Renderer = {
   priority: 50,
   dirs: [ENI_DIR],
   files: [ENI_MAIN],
-  docs: [{ files: [ENI_PATH], mode: 0o644, notes: `adds \`source ${ENI_DIR}/*\` to \`${ENI_MAIN}\` when missing; rewrites a plain (non-symlink) \`${RESOLV_CONF}\`; on Debian, \`/etc/systemd/network/10-ghostprep-BOND.link\` per bond (\`MACAddressPolicy=none\`: udev leaves the bond's address alone while ifenslave adds its members)` }],
+  docs: [{ files: [ENI_PATH], mode: 0o644, notes: `adds \`source ${ENI_DIR}/*\` to \`${ENI_MAIN}\` when missing; rewrites a plain (non-symlink) \`${RESOLV_CONF}\`` }],
   async detect(guest) {
     // both: the file alone is read by nothing, ifup alone has nothing to read
     const probe = new Probe(guest);
