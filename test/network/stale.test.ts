@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { MemoryGuest } from '../../src/backends/memory.js';
 import { findStale, interpret } from '../../src/network/index.js';
-import { pruneEni } from '../../src/network/renderers/eni.js';
+import fc from 'fast-check';
+import { eniPatternTakes, pruneEni } from '../../src/network/renderers/eni.js';
 import type { FileChange } from '../../src/core/file-change.js';
 
 const model = interpret({ version: 2, ethernets: { lan: { match: { macaddress: '52:54:00:aa:bb:01' }, 'set-name': 'lan', dhcp4: true } } });
@@ -80,6 +81,49 @@ describe('findStale', () => {
   it('keeps kernel-named stanzas when the master configures more NICs than we rename', async () => {
     const g = new MemoryGuest({ '/etc/network/interfaces': 'auto lo\niface lo inet loopback\nallow-hotplug ens3\niface ens3 inet dhcp\nauto ens4\niface ens4 inet static\n  address 10.9.0.1/24\n' });
     expect(await findStale(g, model, [])).to.deep.equal([]);
+  });
+  it('drops an auto/allow- pattern that would take one of our NICs (ifup expands it to every matching card); keeps the others', async () => {
+    const bond = interpret({ version: 2, ethernets: { a: { match: { name: 'ens6' } }, b: { match: { macaddress: '52:54:00:aa:bb:07' }, 'set-name': 'uplink' } }, bonds: { bond1: { interfaces: ['a'] } } });
+    const text = 'auto lo\niface lo inet loopback\n\nallow-hotplug /en*=wired /wl*\niface wired inet dhcp\nauto mac/52:54:00:aa:bb:0?/1=m /eth9 address/52:54:00:aa:bb:07\n';
+    const [c] = await findStale(new MemoryGuest({ '/etc/network/interfaces': text }), bond, []);
+    expect(c!.reason).to.equal('master ifupdown stanzas for pattern /en*=wired, pattern mac/52:54:00:aa:bb:0?/1=m removed, the rest kept');
+    // a sysfs-attribute pattern cannot be judged offline and stays; so does the logical stanza
+    expect(c!.op === 'write' && c!.content.toString()).to.equal('auto lo\niface lo inet loopback\n\nallow-hotplug /wl*\niface wired inet dhcp\nauto /eth9 address/52:54:00:aa:bb:07\n');
+  });
+  it('eniPatternTakes reads [VARIABLE]/VALUE[/[OPTIONS]][=LOGICAL]', () => {
+    const names = new Set(['ens6', 'bond1']);
+    const macs = new Set(['52:54:00:aa:bb:07']);
+    expect(eniPatternTakes('/en*', names, macs)).to.deep.equal(['ens6']);
+    expect(eniPatternTakes('/*/2=x', names, macs)).to.deep.equal(['bond1', 'ens6']);
+    expect(eniPatternTakes('/ens6', names, macs)).to.deep.equal(['ens6']);
+    expect(eniPatternTakes('mac/52:54:00:AA:BB:*', names, macs)).to.deep.equal(['52:54:00:aa:bb:07']);
+    for (const notOne of ['ens6', '/dev/en*', 'address/52:54:*', '/wl*', 'en*', '/en*/x']) expect(eniPatternTakes(notOne, names, macs), notOne).to.deep.equal([]);
+  });
+  it('property: after pruneEni no auto/allow- name or name pattern left takes a claimed name; other lines stay', () => {
+    const word = fc.stringMatching(/^[a-z][a-z0-9]{0,3}$/);
+    const pat = fc.stringMatching(/^[a-z?*][a-z0-9?*]{0,3}$/);
+    const arg = fc.oneof(word, pat.map((p) => `/${p}`), fc.tuple(pat, word).map(([p, l]) => `/${p}=${l}`));
+    const line = fc.oneof(
+      fc.tuple(fc.constantFrom('auto', 'allow-hotplug'), fc.array(arg, { minLength: 1, maxLength: 4 })).map(([w, a]) => `${w} ${a.join(' ')}`),
+      word.map((w) => `iface ${w} inet dhcp`),
+      fc.constant('    mtu 1500'),
+      fc.constant('# a comment'),
+    );
+    // an independent reading of fnmatch for these patterns: * any run, ? one character
+    const re = (p: string) => new RegExp(`^${p.replace(/[*?]/g, (c) => (c === '*' ? '.*' : '.'))}$`);
+    fc.assert(fc.property(fc.array(line, { maxLength: 12 }), fc.uniqueArray(word, { minLength: 1, maxLength: 3 }), (lines, claimed) => {
+      const names = new Set(claimed);
+      const out = pruneEni(lines.join('\n') + '\n', names).text.split('\n');
+      for (const l of out) {
+        const [w, ...args] = l.trim().split(/\s+/);
+        if (w !== 'auto' && !w!.startsWith('allow-')) continue;
+        for (const a of args) {
+          const value = a.startsWith('/') ? a.slice(1).split('=')[0]! : a.split(/[:=]/)[0]!;
+          for (const n of names) if (n !== 'lo') expect(re(value).test(n), `${l} takes ${n}`).to.equal(false);
+        }
+      }
+      for (const l of lines) if (l.startsWith('#')) expect(out).to.include(l);
+    }), { numRuns: 500 });
   });
   it('pruneEni leaves unrelated files untouched', () => {
     const text = 'auto eth1\niface eth1 inet dhcp\n';

@@ -15,6 +15,7 @@ import type { GuestReader } from '../../core/backend.js';
 import type { Distro } from '../../core/distro.js';
 import type { FileChange } from '../../core/file-change.js';
 import type { Claims, EditedFile, Iface, IpFamily, NetworkModel, RenderedFile, Renderer, Route } from '../../core/network.js';
+import { globMatcher } from '../../util/glob.js';
 import { NetworkRenderError, requireName } from '../model.js';
 import { HEADER, file, ref, renameFiles } from './common.js';
 import { Probe, del, isOurs, listFiles, namesTaken, readText, write } from './guest.js';
@@ -174,9 +175,11 @@ const eniBase = (n: string): string => n.split(/[:=]/)[0]!;
  * Remove `iface` stanzas (with their options) and `auto`/`allow-*` entries
  * for the claimed names; everything else, lo included, stays byte for byte.
  */
-export function pruneEni(text: string, names: ReadonlySet<string>): { text: string; removed: string[] } {
-  const claimed = (n: string) => n !== 'lo' && names.has(eniBase(n));
+export function pruneEni(text: string, names: ReadonlySet<string>, macs: ReadonlySet<string> = new Set()): { text: string; removed: string[] } {
   const claimable = new Set([...names].filter((n) => n !== 'lo'));
+  const claimed = (n: string) => n !== 'lo' && names.has(eniBase(n));
+  // a pattern in auto/allow- lines is expanded to every matching card at ifup time: one that takes ours races our stanza
+  const takes = (a: string) => claimed(a) || eniPatternTakes(a, claimable, macs).length > 0;
   const out: string[] = [];
   const removed = new Set<string>();
   let skipping = false;
@@ -198,8 +201,8 @@ export function pruneEni(text: string, names: ReadonlySet<string>): { text: stri
     const mapped = word === 'mapping' ? args.find((a) => namesTaken(a, { names: claimable }).length) : undefined;
     if (mapped !== undefined) { skipping = true; removed.add(`mapping ${mapped}`); continue; }
     if (word === 'auto' || word!.startsWith('allow-')) {
-      const kept = args.filter((a) => !claimed(a));
-      args.filter(claimed).forEach((a) => removed.add(eniBase(a)));
+      const kept = args.filter((a) => !takes(a));
+      args.filter(takes).forEach((a) => removed.add(claimed(a) ? eniBase(a) : `pattern ${a}`));
       if (kept.length === args.length) out.push(line);
       else if (kept.length) out.push(`${word} ${kept.join(' ')}`);
       continue;
@@ -210,6 +213,23 @@ export function pruneEni(text: string, names: ReadonlySet<string>): { text: stri
   const result = out.join('\n');
   // the file's last newline belongs to the lines kept, not to a removed stanza
   return { text: text.endsWith('\n') && !result.endsWith('\n') ? result + '\n' : result, removed: [...removed].sort() };
+}
+
+/**
+ * The claimed names (or MACs) an ifupdown pattern of an auto/allow- line
+ * would take: `[VARIABLE]/VALUE[/[OPTIONS]][=LOGICAL]`, VALUE an fnmatch
+ * glob on the name, or with VARIABLE `mac` on the MAC address. Other
+ * variables (sysfs attributes) cannot be judged offline: none. GNU/Hurd's
+ * `/dev/…` names are names, not patterns.
+ */
+export function eniPatternTakes(arg: string, names: ReadonlySet<string>, macs: ReadonlySet<string>): string[] {
+  const m = /^([A-Za-z0-9_]*)\/([^/=]*)(?:\/\d*)?(?:=.*)?$/.exec(arg);
+  if (!m || arg.startsWith('/dev/')) return [];
+  const [, variable, value] = m as unknown as [string, string, string];
+  if (variable === '') return namesTaken(value, { names });
+  if (variable !== 'mac') return [];
+  const matches = globMatcher(value.toLowerCase(), 'fnmatch');
+  return [...macs].filter((mac) => matches(mac.toLowerCase())).sort();
 }
 
 /** Kernel-style NIC names (eth0, ens3, enp1s0, eno1, enx…) the master configures. */
@@ -243,7 +263,7 @@ async function staleEni(reader: GuestReader, c: Claims): Promise<FileChange[]> {
   const replaced = replacedKernelNames(mine.map((f) => f.text), c);
   const names = new Set([...c.names, ...replaced]);
   for (const f of mine) {
-    const pruned = pruneEni(f.text, names);
+    const pruned = pruneEni(f.text, names, c.macs);
     if (!pruned.removed.length) continue;
     const reason = `master ifupdown stanzas for ${pruned.removed.join(', ')}`;
     const onlyComments = pruned.text.split('\n').every((l) => l.trim() === '' || l.trim().startsWith('#'));
