@@ -15,8 +15,19 @@ export interface StoragePlan {
   /** old value (as found) -> new value, for every filesystem UUID and partition GUID that changes. */
   readonly ids: ReadonlyMap<string, string>;
   /** Volumes left as they are, and why (LVM, LUKS, a filesystem type without a settable UUID). */
-  readonly skipped: readonly string[];
+  readonly skipped: readonly SkippedVolume[];
 }
+
+/** A volume storage.newUuids leaves alone; `by` names the setting that renews it instead, if any. */
+export interface SkippedVolume {
+  readonly device: string;
+  readonly fstype: string;
+  readonly message: string;
+  readonly by?: 'storage.lvm' | 'storage.luks';
+}
+
+/** Volumes whose identity another storage setting renews: PVs (storage.lvm.newUuids), LUKS headers (storage.luks.newUuid). */
+const RENEWED_BY: Readonly<Record<string, SkippedVolume['by']>> = { LVM2_member: 'storage.lvm', crypto_LUKS: 'storage.luks' };
 
 /** A device's place on its disk, the same on every clone: "p2" for partition 2, "disk" for the whole disk. */
 export function roleOf(disk: string, device: string): string {
@@ -28,7 +39,7 @@ export function roleOf(disk: string, device: string): string {
 export function planNewUuids(machine: string, disks: readonly BlockDisk[]): StoragePlan {
   const changes: DeviceChange[] = [];
   const ids = new Map<string, string>();
-  const skipped: string[] = [];
+  const skipped: SkippedVolume[] = [];
   const multi = disks.length > 1;
   for (const [i, disk] of disks.entries()) {
     const prefix = multi ? `d${i}:` : '';
@@ -48,10 +59,12 @@ export function planNewUuids(machine: string, disks: readonly BlockDisk[]): Stor
       }
       if (!v.fstype) continue;
       if (!(UUID_FS_TYPES as readonly string[]).includes(v.fstype)) {
-        skipped.push(`${v.device} (${v.fstype}): its identity is not changed by storage.newUuids`);
+        const by = RENEWED_BY[v.fstype];
+        const message = `${v.device} (${v.fstype}): its identity is not changed by storage.newUuids${by ? ` (${by} renews it)` : ''}`;
+        skipped.push({ device: v.device, fstype: v.fstype, message, ...(by && { by }) });
         continue;
       }
-      if (!v.uuid) { skipped.push(`${v.device} (${v.fstype}): has no UUID`); continue; }
+      if (!v.uuid) { skipped.push({ device: v.device, fstype: v.fstype, message: `${v.device} (${v.fstype}): has no UUID` }); continue; }
       const fstype = v.fstype as UuidFsType;
       const to = fstype === 'vfat' ? deriveVfatSerial(machine, `fs ${role}`) : deriveUuid(machine, `fs ${role}`);
       if (sameId(v.uuid, to)) continue;

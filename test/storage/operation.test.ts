@@ -68,6 +68,20 @@ describe('storage-references operation', () => {
     expect(fstab && fstab.op === 'write' && fstab.content.toString()).to.contain(`UUID=${ids.get('0b3f6b3c-8a3e-4b6e-9d0c-2f5f1b7c9a11')} /`);
   });
 
+  it('warns of a PV it leaves alone only when storage.lvm does not renew it', async () => {
+    const pv = { device: '/dev/sda4', fstype: 'LVM2_member', uuid: 'x81VodWiIo67yyV6dA3BhbbD5B1oP1xc', label: '', partnum: 4 };
+    const warnings = async (lvm: boolean): Promise<string[]> => {
+      const out: string[] = [];
+      const g = guestWithDisk();
+      Object.assign(g, { blockDevices: { probe: async () => [{ ...DISK, volumes: [...DISK.volumes, pv] }], apply: async () => undefined, read: async () => '' } });
+      const c = ctx(g, true);
+      await storageReferencesOperation.plan({ ...c, profile: { profile: 'p', storage: { newUuids: true, ...(lvm && { lvm: { newUuids: true } }) } }, warn: (m: string) => out.push(m) } as unknown as OperationContext);
+      return out;
+    };
+    expect(await warnings(false)).to.deep.equal(['/dev/sda4 (LVM2_member): its identity is not changed by storage.newUuids (storage.lvm renews it)']);
+    expect(await warnings(true)).to.deep.equal([]);
+  });
+
   it('is refused on a guest without block devices (a rootfs tree)', async () => {
     const err = await storageReferencesOperation.plan(ctx(new MemoryGuest({ '/etc/fstab': 'x' }), true)).then(() => null, (e: Error) => e);
     expect(err?.message).to.contain('storage.newUuids needs a disk image or device target');

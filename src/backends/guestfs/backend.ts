@@ -44,9 +44,9 @@ export class GuestfsImageGuest extends GuestfsGuest {
   /** The guest's disk for device changes (storage-identity.ts). */
   readonly blockDevices: GuestfsBlockDevices;
   deviceRenames?: DeviceRenames;
-  constructor(session: GuestfsSession, description: string, readonly: boolean, readonly os: InspectedOs) {
+  constructor(session: GuestfsSession, description: string, readonly: boolean, readonly os: InspectedOs, layout?: ApplianceLayout) {
     super(session, description, readonly);
-    this.blockDevices = new GuestfsBlockDevices(session, os, description);
+    this.blockDevices = new GuestfsBlockDevices(session, os, description, layout);
   }
 }
 
@@ -277,7 +277,7 @@ class BatchRun {
       try {
         const os = await this.openLike(session, i, p) ?? await this.inspect(session, layout, i, p);
         for (const n of os.notes) this.backend.verbose?.(`${p.target.path}: ${n}`);
-        guest = this.guestOf(session, p, false, os);
+        guest = this.guestOf(session, layout, p, false, os);
       } catch (err) {
         await this.visitSafely(p.target, asError(err));
         continue;
@@ -329,7 +329,7 @@ class BatchRun {
     try {
       const os = await this.openLike(session, index, p) ?? await this.inspect(session, layout, index, p);
       for (const n of os.notes) this.backend.verbose?.(`${image}: ${n}`);
-      guest = this.guestOf(session, p, this.open.readonly, os);
+      guest = this.guestOf(session, layout, p, this.open.readonly, os);
     } catch (err) {
       await this.visitSafely(p.target, asError(err));
       return true; // inspection only read (or failed to mount); the next drive's umount-all covers it
@@ -346,8 +346,8 @@ class BatchRun {
     }
   }
 
-  private guestOf(session: GuestfsSession, p: Prepared, readonly: boolean, os: InspectedOs): GuestfsImageGuest {
-    const guest = new GuestfsImageGuest(session, p.target.path, readonly, os);
+  private guestOf(session: GuestfsSession, layout: ApplianceLayout, p: Prepared, readonly: boolean, os: InspectedOs): GuestfsImageGuest {
+    const guest = new GuestfsImageGuest(session, p.target.path, readonly, os, layout);
     const id = this.identities.get(p.target.path);
     if (id && (id.renames.vgs.size || id.renames.luksUuids.size || id.renames.pvUuids.size || id.renames.notes?.length)) guest.deviceRenames = id.renames;
     return guest;

@@ -71,30 +71,59 @@ export async function renewLvmIdentities(session: GuestfsSession, jobs: Readonly
       }
     }
   } finally {
-    if (session.alive) await session.command('lvm-clear-filter');
+    if (session.alive) await showDrivesExcept(session, todo.filter((j) => !out.has(j.index) || out.get(j.index) instanceof Error).map((j) => j.index));
   }
   return out;
+}
+
+/**
+ * Let LVM see every drive of the appliance again, except those whose identity
+ * could not be renewed: such a clone still carries the master's PV UUIDs, and
+ * with it in view LVM would refuse to activate every VG it duplicates (the
+ * other clones' too). It fails alone; the others go on.
+ */
+async function showDrivesExcept(session: GuestfsSession, failed: readonly number[]): Promise<void> {
+  if (!failed.length) {
+    await session.command('lvm-clear-filter');
+    return;
+  }
+  const shown = session.drives.map((_, i) => i).filter((i) => !failed.includes(i)).map(driveDevice);
+  // a guestfish string list: one argument, the devices separated by spaces
+  if (shown.length) await session.command('lvm-set-filter', [shown.join(' ')]);
 }
 
 async function renewOne(session: GuestfsSession, index: number, renames: ReadonlyMap<string, string>, newUuids: boolean): Promise<LvmIdentityChange> {
   // LVM now sees this drive only (its partitions included); the filter rescans and activates it.
   await session.command('lvm-set-filter', [driveDevice(index)]);
-  const pvNames = await session.lines('pvs');
-  const vgNames = await session.lines('vgs');
-  for (const vg of vgNames) await session.command('vg-activate', [false, vg]);
-  const pvs: Array<{ device: string; from: string; to: string }> = [];
-  const vgs: Array<{ from: string; to: string; uuidFrom: string; uuidTo: string }> = [];
-  for (const device of pvNames) {
-    const from = await session.text('pvuuid', [device]);
-    if (newUuids) await session.command('pvchange-uuid', [device]);
-    pvs.push({ device, from, to: newUuids ? await session.text('pvuuid', [device]) : from });
-  }
-  for (const vg of vgNames) {
-    const uuidFrom = await session.text('vguuid', [vg]);
+  // names and UUIDs in one call each (every LVM command rescans the drive)
+  const before = await lvmIds(session);
+  for (const vg of before.vgs.keys()) await session.command('vg-activate', [false, vg]);
+  if (newUuids) for (const device of before.pvs.keys()) await session.command('pvchange-uuid', [device]);
+  for (const vg of before.vgs.keys()) {
     if (newUuids) await session.command('vgchange-uuid', [vg]);
     const to = renames.get(vg) ?? vg;
     if (to !== vg) await session.command('vgrename', [vg, to]);
-    vgs.push({ from: vg, to, uuidFrom, uuidTo: newUuids ? await session.text('vguuid', [to]) : uuidFrom });
   }
+  const after = newUuids ? await lvmIds(session) : before;
+  return {
+    pvs: [...before.pvs].map(([device, from]) => ({ device, from, to: after.pvs.get(device) ?? from })),
+    vgs: [...before.vgs].map(([from, uuidFrom]) => {
+      const to = renames.get(from) ?? from;
+      return { from, to, uuidFrom, uuidTo: after.vgs.get(to) ?? uuidFrom };
+    }),
+  };
+}
+
+/** PV device → PV UUID and VG name → VG UUID, as LVM sees them now (in LVM's dashed form, as `pvuuid` prints them). */
+async function lvmIds(session: GuestfsSession): Promise<{ pvs: Map<string, string>; vgs: Map<string, string> }> {
+  const pvs = new Map((await session.records('pvs-full')).map((r) => [r.pv_name ?? '', lvmUuidDashed(r.pv_uuid ?? '')] as const).filter(([d]) => d));
+  const vgs = new Map((await session.records('vgs-full')).map((r) => [r.vg_name ?? '', lvmUuidDashed(r.vg_uuid ?? '')] as const).filter(([n]) => n));
   return { pvs, vgs };
+}
+
+/** The *-full calls give LVM UUIDs as 32 bare characters; LVM itself prints them in groups of 6-4-4-4-4-4-6. */
+export function lvmUuidDashed(uuid: string): string {
+  if (!/^[0-9A-Za-z]{32}$/.test(uuid)) return uuid;
+  const cuts = [6, 10, 14, 18, 22, 26];
+  return [0, ...cuts].map((from, i) => uuid.slice(from, [...cuts, 32][i])).join('-');
 }

@@ -51,36 +51,64 @@ interface Volume {
 /** No filesystem of the drive holds a root (a distinct class: openDrive retries it with the appliance's partition list). */
 class NoOsFoundError extends GuestError {}
 
-/** Appliance-wide facts, read once per session (partitions, LVM layout). */
+/**
+ * Appliance-wide facts, read once per session (partitions, LVM layout): with
+ * many drives in one appliance every LVM command scans them all, so each fact
+ * is read with one command for the whole appliance, not once per drive.
+ */
 export class ApplianceLayout {
   private partitions: Promise<string[]> | undefined;
   private lvm: Promise<Map<string, string[]>> | undefined;
   private lvs: Promise<string[]> | undefined;
+  private pvs: Promise<Map<string, string>> | undefined;
+  private readonly vgPvs = new Map<string, Promise<string[]>>();
   constructor(private readonly session: GuestfsSession) {}
+
+  /** Every partition the appliance sees. */
+  allPartitions(): Promise<string[]> {
+    this.partitions ??= this.session.lines('list-partitions');
+    return this.partitions;
+  }
 
   /** Partitions of the drive at `index`; the whole device when it has none. */
   async drivePartitions(index: number): Promise<string[]> {
-    this.partitions ??= this.session.lines('list-partitions');
-    const dev = driveDevice(index);
-    const re = new RegExp(`^${dev}\\d+$`);
-    const parts = (await this.partitions).filter((p) => re.test(p));
-    return parts.length ? parts : [dev];
+    return partitionsOfDrive(await this.allPartitions(), driveDevice(index));
   }
 
   /** Forget the LVM layout read so far: a LUKS volume just opened may hold new PVs. */
   forgetLvm(): void {
     this.lvm = undefined;
     this.lvs = undefined;
+    this.pvs = undefined;
+    this.vgPvs.clear();
+  }
+
+  /** Every logical volume, as /dev/VG/LV. */
+  logicalVolumeList(): Promise<string[]> {
+    this.lvs ??= this.session.lines('lvs');
+    return this.lvs;
+  }
+
+  /** PV device by its UUID (without dashes, lower case): one `pvs-full` for all of them. */
+  pvDevicesByUuid(): Promise<Map<string, string>> {
+    this.pvs ??= this.session.records('pvs-full').then((rs) => new Map(rs.filter((r) => r.pv_name && r.pv_uuid).map((r) => [normUuid(r.pv_uuid!), r.pv_name!])));
+    return this.pvs;
+  }
+
+  /** The PV UUIDs of a volume group (without dashes, lower case). */
+  vgPvUuids(vg: string): Promise<string[]> {
+    let p = this.vgPvs.get(vg);
+    if (!p) this.vgPvs.set(vg, (p = this.session.lines('vgpvuuids', [vg]).then((us) => us.map(normUuid))));
+    return p;
   }
 
   /** Logical volumes of these volume groups (names unique in this appliance). */
   async logicalVolumesOfVgs(vgs: readonly string[]): Promise<string[]> {
-    this.lvs ??= this.session.lines('lvs');
-    const all = await this.lvs;
+    const all = await this.logicalVolumeList();
     return all.filter((lv) => vgs.some((vg) => lv.startsWith(`/dev/${vg}/`)));
   }
 
-  /** Logical volumes whose volume group lives on these PV devices (slow path: ~4 s of LVM calls). */
+  /** Logical volumes whose volume group lives on these PV devices. */
   async logicalVolumes(pvs: readonly string[]): Promise<string[]> {
     if (!pvs.length) return [];
     this.lvm ??= this.readLvm();
@@ -88,18 +116,15 @@ export class ApplianceLayout {
     return pvs.flatMap((pv) => byPv.get(pv) ?? []);
   }
 
-  /** PV device → LVs of its VG. One `vgs`, one `lvs`, then a few cheap calls per VG/PV. */
+  /** PV device → LVs of its VG: one `lvs`, one `pvs-full`, one `vgs`, then one call per VG. */
   private async readLvm(): Promise<Map<string, string[]>> {
-    const s = this.session;
-    this.lvs ??= s.lines('lvs');
-    const lvs = await this.lvs;
+    const lvs = await this.logicalVolumeList();
     const out = new Map<string, string[]>();
-    const pvByUuid = new Map<string, string>();
-    for (const pv of await s.lines('pvs')) pvByUuid.set(normUuid(await s.text('pvuuid', [pv])), pv);
-    for (const vg of await s.lines('vgs')) {
+    const pvByUuid = await this.pvDevicesByUuid();
+    for (const vg of await this.session.lines('vgs')) {
       const vgLvs = lvs.filter((lv) => lv.startsWith(`/dev/${vg}/`));
-      for (const uuid of await s.lines('vgpvuuids', [vg])) {
-        const pv = pvByUuid.get(normUuid(uuid));
+      for (const uuid of await this.vgPvUuids(vg)) {
+        const pv = pvByUuid.get(uuid);
         if (pv) out.set(pv, [...(out.get(pv) ?? []), ...vgLvs]);
       }
     }
@@ -107,7 +132,14 @@ export class ApplianceLayout {
   }
 }
 
-function normUuid(u: string): string {
+/** A drive's partitions among the appliance's; the whole device when it has none. */
+export function partitionsOfDrive(all: readonly string[], drive: string): string[] {
+  const re = new RegExp(`^${drive}\\d+$`);
+  const parts = all.filter((p) => re.test(p));
+  return parts.length ? parts : [drive];
+}
+
+export function normUuid(u: string): string {
   return u.replace(/-/g, '').toLowerCase();
 }
 

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GuestError, errorMessage } from '../../util/errors.js';
 import { reverseDeviceChange, type BlockDevices, type BlockDisk, type BlockVolume, type DeviceChange, type FsUuidChange } from '../../storage/types.js';
-import { mountGuest, type InspectedOs } from './os-inspect.js';
+import { ApplianceLayout, mountGuest, partitionsOfDrive, type InspectedOs } from './os-inspect.js';
 import { GuestfsError, type GuestfsSession } from './session.js';
 
 const DRIVE_OF = /^(\/dev\/(?:sd|vd|hd)[a-z]+)\d*$/;
@@ -39,6 +39,8 @@ export class GuestfsBlockDevices implements BlockDevices {
     private readonly session: GuestfsSession,
     private readonly os: InspectedOs,
     private readonly image: string,
+    /** The appliance's partitions and LVM layout, read once for every guest of the appliance. */
+    private readonly layout = new ApplianceLayout(session),
   ) {}
 
   probe(): Promise<readonly BlockDisk[]> {
@@ -51,13 +53,12 @@ export class GuestfsBlockDevices implements BlockDevices {
     const drives = drivesOf(this.os);
     for (const d of onLvs.keys()) if (!drives.includes(d)) drives.push(d);
     if (!drives.length) throw new GuestError(`${this.image}: the guest's root (${this.os.root}) is not on a plain partition or a logical volume (LUKS): its disk cannot be told, so its filesystem identities are left alone`, this.image);
-    const all = await this.session.lines('list-partitions');
+    const all = await this.layout.allPartitions();
     const disks: BlockDisk[] = [];
     for (const drive of drives) {
       const table = await this.session.text('part-get-parttype', [drive]).then((t) => t.trim(), () => '');
-      const parts = all.filter((p) => new RegExp(`^${drive}\\d+$`).test(p));
       const volumes: BlockVolume[] = [];
-      for (const device of parts.length ? parts : [drive]) volumes.push(await this.volume(device));
+      for (const device of partitionsOfDrive(all, drive)) volumes.push(await this.volume(device));
       for (const lv of onLvs.get(drive) ?? []) volumes.push({ ...await this.volume(lv.device), lv: lv.name });
       const diskGuid = table === 'gpt' ? (await this.session.text('part-get-disk-guid', [drive])).trim().toLowerCase() : undefined;
       disks.push({ device: drive, table, volumes, ...(diskGuid && { diskGuid }) });
@@ -75,22 +76,30 @@ export class GuestfsBlockDevices implements BlockDevices {
     const out = new Map<string, Array<{ device: string; name: string }>>();
     const devices = [this.os.root, ...this.os.mounts.map((m) => m.device)].filter((d) => !DRIVE_OF.test(d) && d.startsWith('/dev/'));
     if (!devices.length) return out;
-    const lvs = new Set(await this.session.lines('lvs').catch(() => [] as string[]));
+    const lvs = new Set(await this.layout.logicalVolumeList().catch(() => [] as string[]));
     if (!lvs.size) return out;
-    let pvs: Array<{ device: string; uuid: string }> | undefined;
     for (const d of devices) {
-      const lv = await this.session.text('lvm-canonical-lv-name', [d]).then((t) => t.trim(), () => '');
+      // /dev/VG/LV as `lvs` lists it needs no lookup; /dev/mapper/VG-LV and the like do
+      const lv = lvs.has(d) ? d : await this.session.text('lvm-canonical-lv-name', [d]).then((t) => t.trim(), () => '');
       const m = /^\/dev\/([^/]+)\/([^/]+)$/.exec(lv);
       if (!m || !lvs.has(lv)) continue;
-      pvs ??= await Promise.all((await this.session.lines('pvs')).map(async (device) => ({ device, uuid: (await this.session.text('pvuuid', [device])).trim() })));
-      const inVg = new Set((await this.session.lines('vgpvuuids', [m[1]!])).map((u) => u.trim()));
-      const drive = pvs.map((p) => (inVg.has(p.uuid) ? DRIVE_OF.exec(p.device)?.[1] : undefined)).find((x) => x !== undefined);
+      const drive = await this.driveOfVg(m[1]!);
       if (!drive) continue;
       const list = out.get(drive) ?? [];
       if (!list.some((x) => x.device === lv)) list.push({ device: lv, name: m[2]! });
       out.set(drive, list);
     }
     return out;
+  }
+
+  /** The whole disk of a volume group's first PV (in `pvs` order) that is on a disk. */
+  private async driveOfVg(vg: string): Promise<string | undefined> {
+    const inVg = new Set(await this.layout.vgPvUuids(vg));
+    for (const [uuid, device] of await this.layout.pvDevicesByUuid()) {
+      const drive = inVg.has(uuid) ? DRIVE_OF.exec(device)?.[1] : undefined;
+      if (drive) return drive;
+    }
+    return undefined;
   }
 
   private async volume(device: string): Promise<BlockVolume> {

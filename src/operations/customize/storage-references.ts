@@ -90,7 +90,9 @@ export const storageReferencesOperation: Operation = {
         const plan = storagePlanOf(guest, machine.prepared.name);
         if (!plan) throw new GhostprepError(ROOTFS_REFUSAL);
         const { ids: found, skipped } = await plan;
-        for (const s of skipped) warn?.(s);
+        // a PV or LUKS header the profile renews through storage.lvm / storage.luks is not worth a warning
+        const renewed = { 'storage.lvm': profile.storage.lvm?.newUuids === true, 'storage.luks': profile.storage.luks?.newUuid === true };
+        for (const s of skipped) if (!(s.by && renewed[s.by])) warn?.(s.message);
         ids = found;
       }
     }
