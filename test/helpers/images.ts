@@ -26,6 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { guestfsEnv } from '../../src/backends/guestfs/env.js';
+import { removedAtExit } from './temp.js';
 
 export type ImageKind = 'ext4-gpt' | 'lvm' | 'xfs' | 'luks' | 'luks-lvm';
 
@@ -62,8 +63,9 @@ const CRYPTTAB: Partial<Record<ImageKind, string>> = {
   'luks-lvm': `sda1_crypt UUID=${LUKS_UUID} none luks,discard\n`,
 };
 
+/** A new directory under the system's tmp, removed when the test process exits (temp.ts). */
 export async function tempDir(prefix = 'ghostprep-test-'): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  return removedAtExit(await fs.mkdtemp(path.join(os.tmpdir(), prefix)));
 }
 
 /** A minimal plausible Debian tree, used when the fixture is not there. */

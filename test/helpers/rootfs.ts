@@ -6,6 +6,7 @@ import { chmodSync, cpSync, lchownSync, mkdtempSync, readFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { removedAtExit } from './temp.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const FIXTURES = path.join(REPO, 'fixtures');
@@ -30,6 +31,7 @@ export function copyFixture(name: string, dest: string): string {
   return dest;
 }
 
+/** A new directory under the system's tmp, removed when the test process exits (temp.ts). */
 export function tempDir(prefix = 'ghostprep-test-'): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
+  return removedAtExit(mkdtempSync(path.join(os.tmpdir(), prefix)));
 }

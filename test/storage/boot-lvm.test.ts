@@ -11,6 +11,7 @@
  * UUIDs that broke the metadata) fails the boot or leaves failed units.
  */
 import { expect } from 'chai';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { probeLvm } from '../../src/backends/guestfs/lvm-probe.js';
 import { bootAndReport, bootPrerequisites, bootScratch, SKIP_BOOT, SKIP_BOOT_REASON } from '../helpers/boot.js';
@@ -27,10 +28,16 @@ describe('boot: a clone of an LVM master with its own VG name boots from the roo
     const missing = await bootPrerequisites();
     if (missing) throw new Error(`boot prerequisites: ${missing}`);
   });
+  // the clone and its console log stay for a look when the boot fails (and with GHOSTPREP_BOOT_KEEP)
+  let scratch: string | undefined;
+  afterEach(function () {
+    if (scratch && this.currentTest?.state === 'passed' && !process.env.GHOSTPREP_BOOT_KEEP) rmSync(scratch, { recursive: true, force: true });
+  });
 
   it('applies storage.lvm {newUuids, vgName} and storage.newUuids to a clone, which then boots on vg-boot01', async () => {
     const master = await buildLvmBootMaster();
     const work = bootScratch('lvm');
+    scratch = work;
     const clone = await overlayOf(master.image, work, 'boot01');
     const before = await probeLvm(clone, 'qcow2');
     expect(before.vgNames).to.deep.equal([LVM_MASTER_VG]);

@@ -8,6 +8,7 @@
  * missing rewrite fails the boot (or leaves failed units).
  */
 import { expect } from 'chai';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { GuestfsSession } from '../../src/backends/guestfs/session.js';
 import { bootAndReport, bootPrerequisites, bootScratch, buildDebianBase, ROOT_FS_UUID, SKIP_BOOT, SKIP_BOOT_REASON } from '../helpers/boot.js';
@@ -24,10 +25,16 @@ describe('boot: a clone with new filesystem UUIDs boots from the root= of its ow
     const missing = await bootPrerequisites();
     if (missing) throw new Error(`boot prerequisites: ${missing}`);
   });
+  // the clone and its console log stay for a look when the boot fails (and with GHOSTPREP_BOOT_KEEP)
+  let scratch: string | undefined;
+  afterEach(function () {
+    if (scratch && this.currentTest?.state === 'passed' && !process.env.GHOSTPREP_BOOT_KEEP) rmSync(scratch, { recursive: true, force: true });
+  });
 
   it('applies storage.newUuids to a clone of the boot master, which then boots with root=UUID=<new>', async () => {
     const base = await buildDebianBase();
     const work = bootScratch('newuuids');
+    scratch = work;
     const clone = await overlayOf(base.image, work, 'boot01');
     // the master's boot configuration, by UUID (the boot master is booted directly, without GRUB)
     const s = await GuestfsSession.open({ drives: [{ path: clone, format: 'qcow2', readonly: false }] });
