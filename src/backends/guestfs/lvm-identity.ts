@@ -80,7 +80,9 @@ export async function renewLvmIdentities(session: GuestfsSession, jobs: Readonly
  * Let LVM see every drive of the appliance again, except those whose identity
  * could not be renewed: such a clone still carries the master's PV UUIDs, and
  * with it in view LVM would refuse to activate every VG it duplicates (the
- * other clones' too). It fails alone; the others go on.
+ * other clones' too). It fails alone; the others go on. (The filter names
+ * whole drives only: a LUKS guest, whose PVs would sit on /dev/mapper, always
+ * has an appliance of its own.)
  */
 async function showDrivesExcept(session: GuestfsSession, failed: readonly number[]): Promise<void> {
   if (!failed.length) {
