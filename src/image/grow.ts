@@ -11,6 +11,7 @@ import { errorMessage, GuestError } from '../util/errors.js';
 import { ApplianceLayout, openDrive } from '../backends/guestfs/os-inspect.js';
 import { scheduleBatches } from '../backends/guestfs/backend.js';
 import { conflictKeys, probeLvm } from '../backends/guestfs/lvm-probe.js';
+import { activateLvm } from '../backends/guestfs/luks.js';
 import { driveDevice, GuestfsSession, type SessionOptions } from '../backends/guestfs/session.js';
 
 export interface GrowResult {
@@ -84,6 +85,9 @@ export async function growDrive(session: GuestfsSession, index: number, image: s
     return { partition, filesystem: fsType, grown: partition };
   }
   await session.command('pvresize', [partition]);
+  // part-resize made the kernel re-read the table (the partition went and came back): rescan and
+  // activate, so that inspection sees the PV's VG and LVs rather than a device LVM has not caught up with
+  await activateLvm(session);
   const os = await openDrive(session, new ApplianceLayout(session), index, image, { readonly: false, ...(vgNames && { vgNames }) });
   await session.command('umount-all');
   await session.command('lvresize-free', [os.root, 100]);
