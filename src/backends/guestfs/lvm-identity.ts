@@ -118,9 +118,13 @@ async function renewOne(session: GuestfsSession, index: number, renames: Readonl
 
 /** PV device → PV UUID and VG name → VG UUID, as LVM sees them now (in LVM's dashed form, as `pvuuid` prints them). */
 async function lvmIds(session: GuestfsSession): Promise<{ pvs: Map<string, string>; vgs: Map<string, string> }> {
-  const pvs = new Map((await session.records('pvs-full')).map((r) => [r.pv_name ?? '', lvmUuidDashed(r.pv_uuid ?? '')] as const).filter(([d]) => d));
   const vgs = new Map((await session.records('vgs-full')).map((r) => [r.vg_name ?? '', lvmUuidDashed(r.vg_uuid ?? '')] as const).filter(([n]) => n));
-  return { pvs, vgs };
+  return { pvs: await pvUuids(session), vgs };
+}
+
+/** PV device → PV UUID of every PV LVM sees, with one `pvs-full` (every LVM command scans every drive). */
+export async function pvUuids(session: GuestfsSession): Promise<Map<string, string>> {
+  return new Map((await session.records('pvs-full')).map((r) => [r.pv_name ?? '', lvmUuidDashed(r.pv_uuid ?? '')] as const).filter(([d, u]) => d && u));
 }
 
 /** The *-full calls give LVM UUIDs as 32 bare characters; LVM itself prints them in groups of 6-4-4-4-4-4-6. */

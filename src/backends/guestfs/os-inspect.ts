@@ -19,6 +19,7 @@ import { GuestfsGuest } from './guest.js';
 import { findSystemRoot } from '../../distro/windows-root.js';
 import { activateLvm, openLuks, parseCrypttab, type OpenedLuks } from './luks.js';
 import { driveDevice, GuestfsError, type GuestfsSession } from './session.js';
+import { pvUuids } from './lvm-identity.js';
 
 const posix = path.posix;
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs']);
@@ -91,7 +92,7 @@ export class ApplianceLayout {
 
   /** PV device by its UUID (without dashes, lower case): one `pvs-full` for all of them. */
   pvDevicesByUuid(): Promise<Map<string, string>> {
-    this.pvs ??= this.session.records('pvs-full').then((rs) => new Map(rs.filter((r) => r.pv_name && r.pv_uuid).map((r) => [normUuid(r.pv_uuid!), r.pv_name!])));
+    this.pvs ??= pvUuids(this.session).then((byDevice) => new Map([...byDevice].map(([device, uuid]) => [normUuid(uuid), device])));
     return this.pvs;
   }
 
