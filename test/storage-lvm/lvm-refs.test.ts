@@ -7,7 +7,6 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { lvmUuidDashed } from '../../src/backends/guestfs/lvm-identity.js';
 import { lvStartsOnPv } from '../../src/backends/guestfs/lvm-probe.js';
 import { fstabMounts } from '../../src/backends/guestfs/os-inspect.js';
 import { dmEscape, findVgReferences, mapperName, parseMapperName, rewriteVgReferences, vgNameProblem } from '../../src/storage/lvm-refs.js';
@@ -186,19 +185,6 @@ metadata = "thin_tmeta"
 contents = "Text Format Volume Group"
 version = 1
 `;
-
-describe('LVM UUIDs from pvs-full/vgs-full (lvm-identity)', () => {
-  it('are given the dashes LVM prints (6-4-4-4-4-4-6), as pvuuid and vguuid give them', () => {
-    // pvs-full and pvuuid of one real PV
-    expect(lvmUuidDashed('x81VodWiIo67yyV6dA3BhbbD5B1oP1xc')).to.equal('x81Vod-WiIo-67yy-V6dA-3Bhb-bD5B-1oP1xc');
-    expect(lvmUuidDashed('x81Vod-WiIo-67yy-V6dA-3Bhb-bD5B-1oP1xc')).to.equal('x81Vod-WiIo-67yy-V6dA-3Bhb-bD5B-1oP1xc');
-    fc.assert(fc.property(fc.stringMatching(/^[0-9A-Za-z]{32}$/), (u) => {
-      const d = lvmUuidDashed(u);
-      expect(d.split('-').map((g) => g.length)).to.deep.equal([6, 4, 4, 4, 4, 4, 6]);
-      expect(d.replaceAll('-', '')).to.equal(u);
-    }));
-  });
-});
 
 describe('LV starts on a PV (lvm-probe)', () => {
   it('maps each linear LV to its byte offset on the PV; other PVs and segment types are left out', () => {

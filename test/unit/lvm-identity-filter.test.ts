@@ -11,23 +11,25 @@ import fc from 'fast-check';
 import { renewLvmIdentities } from '../../src/backends/guestfs/lvm-identity.js';
 import { GuestfsError, type GuestfsSession } from '../../src/backends/guestfs/session.js';
 
-/** A session of `drives` drives that runs nothing: each LVM command of a failing drive fails at `pvchange-uuid`. */
+/** A session of `drives` drives that runs nothing: each failing drive fails at `pvchange-uuid`. */
 function scripted(drives: number, failing: ReadonlySet<number>): { session: GuestfsSession; commands: string[] } {
   const commands: string[] = [];
   let shown = -1;
+  const letter = (i: number) => 'abcdefghijklmnopqrstuvwxyz'[i]!;
   const run = async (name: string, args: readonly unknown[] = []): Promise<string> => {
     commands.push([name, ...args.map(String)].join(' '));
     if (name === 'lvm-set-filter') shown = 'abcdefghijklmnopqrstuvwxyz'.indexOf(String(args[0]).slice(-1));
     if (name === 'pvchange-uuid' && failing.has(shown)) throw new GuestfsError('guestfish pvchange-uuid: failed', name, 'no');
-    if (name === 'pvs-full') return `[0] = {\n  pv_name: /dev/sd${'abcdefghijklmnopqrstuvwxyz'[shown]}1\n  pv_uuid: x81VodWiIo67yyV6dA3BhbbD5B1oP1x${shown % 10}\n}`;
-    if (name === 'vgs-full') return '[0] = {\n  vg_name: vg-master\n  vg_uuid: QPRxm2oGKcHOsMzLmZsNscR4I9uaeMzR\n}';
+    if (name === 'pvs') return `/dev/sd${letter(shown)}1`;
+    if (name === 'vgs') return 'vg-master';
+    if (name === 'pvuuid') return `x81Vod-WiIo-67yy-V6dA-3Bhb-bD5B-1oP1x${shown % 10}`;
+    if (name === 'vguuid') return 'QPRxm2-oGKc-HOsM-zLmZ-sNsc-R4I9-uaeMzR';
     return '';
   };
-  const records = async (name: string) => (await run(name)).split('[').filter(Boolean).map((block) => Object.fromEntries(block.split('\n').slice(1, -1).map((l) => l.trim().split(': ') as [string, string])));
   const session = {
     alive: true,
     drives: Array.from({ length: drives }, (_, i) => ({ path: `c${i}.qcow2`, format: 'qcow2', readonly: false })),
-    command: run, text: run, lines: async (n: string, a?: unknown[]) => (await run(n, a)).split('\n').filter(Boolean), records,
+    command: run, text: run, lines: async (n: string, a?: unknown[]) => (await run(n, a)).split('\n').filter(Boolean),
   } as unknown as GuestfsSession;
   return { session, commands };
 }
@@ -49,7 +51,7 @@ describe('LVM identity pass: the filter it leaves', () => {
       const out = await renewLvmIdentities(session, jobs(n));
       for (let i = 0; i < n; i++) expect(out.get(i) instanceof Error, `drive ${i}`).to.equal(failing.has(i));
       const good = Array.from({ length: n }, (_, i) => i).filter((i) => !failing.has(i)).map((i) => `/dev/sd${'abcdefgh'[i]}`);
-      expect(commands.at(-1)).to.equal(good.length ? `lvm-set-filter ${good.join(' ')}` : 'pvchange-uuid /dev/sd' + 'abcdefgh'[n - 1] + '1');
+      expect(commands.at(-1)).to.equal(good.length ? `lvm-set-filter ${good.join(' ')}` : `pvchange-uuid /dev/sd${'abcdefgh'[n - 1]}1`);
       expect(commands).to.not.include('lvm-clear-filter');
     }), { numRuns: 100 });
   });

@@ -97,39 +97,22 @@ async function showDrivesExcept(session: GuestfsSession, failed: readonly number
 async function renewOne(session: GuestfsSession, index: number, renames: ReadonlyMap<string, string>, newUuids: boolean): Promise<LvmIdentityChange> {
   // LVM now sees this drive only (its partitions included); the filter rescans and activates it.
   await session.command('lvm-set-filter', [driveDevice(index)]);
-  // names and UUIDs in one call each (every LVM command rescans the drive)
-  const before = await lvmIds(session);
-  for (const vg of before.vgs.keys()) await session.command('vg-activate', [false, vg]);
-  if (newUuids) for (const device of before.pvs.keys()) await session.command('pvchange-uuid', [device]);
-  for (const vg of before.vgs.keys()) {
+  const pvNames = await session.lines('pvs');
+  const vgNames = await session.lines('vgs');
+  for (const vg of vgNames) await session.command('vg-activate', [false, vg]);
+  const pvs: Array<{ device: string; from: string; to: string }> = [];
+  const vgs: Array<{ from: string; to: string; uuidFrom: string; uuidTo: string }> = [];
+  for (const device of pvNames) {
+    const from = await session.text('pvuuid', [device]);
+    if (newUuids) await session.command('pvchange-uuid', [device]);
+    pvs.push({ device, from, to: newUuids ? await session.text('pvuuid', [device]) : from });
+  }
+  for (const vg of vgNames) {
+    const uuidFrom = await session.text('vguuid', [vg]);
     if (newUuids) await session.command('vgchange-uuid', [vg]);
     const to = renames.get(vg) ?? vg;
     if (to !== vg) await session.command('vgrename', [vg, to]);
+    vgs.push({ from: vg, to, uuidFrom, uuidTo: newUuids ? await session.text('vguuid', [to]) : uuidFrom });
   }
-  const after = newUuids ? await lvmIds(session) : before;
-  return {
-    pvs: [...before.pvs].map(([device, from]) => ({ device, from, to: after.pvs.get(device) ?? from })),
-    vgs: [...before.vgs].map(([from, uuidFrom]) => {
-      const to = renames.get(from) ?? from;
-      return { from, to, uuidFrom, uuidTo: after.vgs.get(to) ?? uuidFrom };
-    }),
-  };
-}
-
-/** PV device → PV UUID and VG name → VG UUID, as LVM sees them now (in LVM's dashed form, as `pvuuid` prints them). */
-async function lvmIds(session: GuestfsSession): Promise<{ pvs: Map<string, string>; vgs: Map<string, string> }> {
-  const vgs = new Map((await session.records('vgs-full')).map((r) => [r.vg_name ?? '', lvmUuidDashed(r.vg_uuid ?? '')] as const).filter(([n]) => n));
-  return { pvs: await pvUuids(session), vgs };
-}
-
-/** PV device → PV UUID of every PV LVM sees, with one `pvs-full` (every LVM command scans every drive). */
-export async function pvUuids(session: GuestfsSession): Promise<Map<string, string>> {
-  return new Map((await session.records('pvs-full')).map((r) => [r.pv_name ?? '', lvmUuidDashed(r.pv_uuid ?? '')] as const).filter(([d, u]) => d && u));
-}
-
-/** The *-full calls give LVM UUIDs as 32 bare characters; LVM itself prints them in groups of 6-4-4-4-4-4-6. */
-export function lvmUuidDashed(uuid: string): string {
-  if (!/^[0-9A-Za-z]{32}$/.test(uuid)) return uuid;
-  const cuts = [6, 10, 14, 18, 22, 26];
-  return [0, ...cuts].map((from, i) => uuid.slice(from, [...cuts, 32][i])).join('-');
+  return { pvs, vgs };
 }

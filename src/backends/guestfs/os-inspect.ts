@@ -19,7 +19,6 @@ import { GuestfsGuest } from './guest.js';
 import { findSystemRoot } from '../../distro/windows-root.js';
 import { activateLvm, openLuks, parseCrypttab, type OpenedLuks } from './luks.js';
 import { driveDevice, GuestfsError, type GuestfsSession } from './session.js';
-import { pvUuids } from './lvm-identity.js';
 
 const posix = path.posix;
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs']);
@@ -90,9 +89,13 @@ export class ApplianceLayout {
     return this.lvs;
   }
 
-  /** PV device by its UUID (without dashes, lower case): one `pvs-full` for all of them. */
+  /** PV device by its UUID (without dashes, lower case): read once for the appliance, not once per guest. */
   pvDevicesByUuid(): Promise<Map<string, string>> {
-    this.pvs ??= pvUuids(this.session).then((byDevice) => new Map([...byDevice].map(([device, uuid]) => [normUuid(uuid), device])));
+    this.pvs ??= (async () => {
+      const out = new Map<string, string>();
+      for (const pv of await this.session.lines('pvs')) out.set(normUuid(await this.session.text('pvuuid', [pv])), pv);
+      return out;
+    })();
     return this.pvs;
   }
 
@@ -117,7 +120,7 @@ export class ApplianceLayout {
     return pvs.flatMap((pv) => byPv.get(pv) ?? []);
   }
 
-  /** PV device → LVs of its VG: one `lvs`, one `pvs-full`, one `vgs`, then one call per VG. */
+  /** PV device → LVs of its VG: one `lvs`, one `pvs`, one `vgs`, then one call per PV and per VG. */
   private async readLvm(): Promise<Map<string, string[]>> {
     const lvs = await this.logicalVolumeList();
     const out = new Map<string, string[]>();

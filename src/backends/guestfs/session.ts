@@ -309,21 +309,6 @@ export class GuestfsSession {
     return out;
   }
 
-  /** `[0] = { key: value … }` blocks (RStructList: pvs-full, vgs-full, lvs-full). */
-  async records(name: string, args: readonly Arg[] = [], options?: CommandOptions): Promise<Array<Record<string, string>>> {
-    const out: Array<Record<string, string>> = [];
-    let current: Record<string, string> | undefined;
-    for (const l of await this.lines(name, args, options)) {
-      if (/^\[\d+\] = \{$/.test(l)) out.push((current = {}));
-      else if (l === '}') current = undefined;
-      else if (current) {
-        const i = l.indexOf(':');
-        if (i > 0) current[l.slice(0, i).trim()] = l.slice(i + 1).trim();
-      }
-    }
-    return out;
-  }
-
   private send(line: string, timeoutMs: number, key?: string): Promise<Buffer> {
     if (this.closedError) return Promise.reject(this.withCommand(this.closedError, line));
     const seq = ++this.seq;
