@@ -54,7 +54,7 @@ class NoOsFoundError extends GuestError {}
 /**
  * Appliance-wide facts, read once per session (partitions, LVM layout): with
  * many drives in one appliance every LVM command scans them all, so each fact
- * is read with one command for the whole appliance, not once per drive.
+ * is read once for the whole appliance, not once per drive.
  */
 export class ApplianceLayout {
   private partitions: Promise<string[]> | undefined;
@@ -143,7 +143,7 @@ export function partitionsOfDrive(all: readonly string[], drive: string): string
   return parts.length ? parts : [drive];
 }
 
-export function normUuid(u: string): string {
+function normUuid(u: string): string {
   return u.replace(/-/g, '').toLowerCase();
 }
 
