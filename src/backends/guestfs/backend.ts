@@ -298,7 +298,7 @@ class BatchRun {
         continue;
       }
       await this.visitSafely(p.target, guest);
-      if (!session.alive) continue;
+      if (!session.alive || guest.flushed) continue;
       try {
         await session.command('umount-all');
       } catch (err) {
@@ -335,7 +335,7 @@ class BatchRun {
       return true; // inspection only read (or failed to mount); the next drive's umount-all covers it
     }
     await this.visitSafely(p.target, guest);
-    if (!session.alive) return true;
+    if (!session.alive || guest.flushed) return true;
     try {
       // Unmounting flushes the guest's writes to the image.
       await session.command('umount-all');

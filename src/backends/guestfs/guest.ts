@@ -79,6 +79,7 @@ export class GuestfsGuest implements Guest {
    */
   private async mutate<T>(p: string, follow: boolean, fn: (real: string) => Promise<T>, extra: (real: string) => string[] = () => []): Promise<T> {
     this.assertWritable(p);
+    this.writtenThrough = false;
     const real = await this.resolve(p, follow);
     try {
       return await fn(real);
@@ -242,7 +243,20 @@ export class GuestfsGuest implements Guest {
    * The last call on this guest: nothing is mounted afterwards.
    */
   async flush(): Promise<void> {
-    if (!this.readonly) await this.session.command('umount-all');
+    if (this.readonly) return;
+    await this.session.command('umount-all');
+    this.writtenThrough = true;
+  }
+
+  private writtenThrough = false;
+
+  /**
+   * flush() ran after the last write: every change of this guest is in its image and
+   * nothing of it is mounted. The backend then has nothing left to unmount, and an
+   * appliance that dies afterwards cannot cost this guest anything.
+   */
+  get flushed(): boolean {
+    return this.writtenThrough;
   }
 
   async writeFile(p: string, content: Buffer, attrs: WriteAttributes): Promise<void> {

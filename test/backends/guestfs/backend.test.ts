@@ -2,10 +2,13 @@
  * GuestfsBackend batching on real images: ext4 on GPT, two overlays of ONE
  * LVM guest (they must never share an appliance), xfs, and a broken image
  * that must fail alone; then a read-only pass that sees the writes; then
- * fresh copies with a layout hint and apply's preflight in one appliance.
+ * fresh copies with a layout hint and apply's preflight in one appliance,
+ * whose appliance is killed once the last guest has written its changes
+ * through (nothing may fail then).
  */
 import { expect } from 'chai';
 import { execa } from 'execa';
+import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Guest, TargetSpec } from '../../../src/core/backend.js';
@@ -13,6 +16,18 @@ import { GuestfsBackend, prepareTarget, scheduleBatches, type GuestfsImageGuest 
 import { probeLvm } from '../../../src/backends/guestfs/lvm-probe.js';
 import { driveDevice } from '../../../src/backends/guestfs/session.js';
 import { LVM_VG, overlayOf, stageTree, tempDir, testImage } from '../../helpers/images.js';
+
+/** The qemu processes whose command line names `file` (a drive of their appliance). */
+function qemuProcessesWith(file: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'latin1');
+      if (/qemu-system|qemu-kvm/.test(cmd) && cmd.includes(file)) pids.push(Number(p));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
 
 describe('GuestfsBackend batching (real appliances)', function () {
   this.timeout(600_000);
@@ -90,6 +105,9 @@ describe('GuestfsBackend batching (real appliances)', function () {
     const events: string[] = [];
     const prepared = new Map<string, unknown>();
     let hinted: string[];
+    /** What forEachGuest threw, with the appliance killed right after the last guest wrote its changes through. */
+    let batchError: unknown = null;
+    let killed: number[] = [];
 
     before(async () => {
       const base = await testImage('ext4-gpt');
@@ -121,7 +139,13 @@ describe('GuestfsBackend batching (real appliances)', function () {
         const hostname = (await guest.readFile('/etc/hostname'))?.toString().trim();
         if (t.machine!.startsWith('p')) events.push(`visit ${t.machine} ${hostname}`);
         else seen.push(`${t.machine} ${guest.os.root} ${hostname} ${(await guest.stat('/etc/hostname'))?.mode.toString(8)}`);
-      });
+        // the last guest: its writes go through (as apply's flush stage does), then the appliance dies
+        if (t.machine === 'p3') {
+          await guest.flush();
+          killed = qemuProcessesWith(t.path);
+          for (const pid of killed) process.kill(pid, 'SIGKILL');
+        }
+      }).catch((err: unknown) => { batchError = err; });
     });
 
     it('mounts fresh copies of one image like the first (layoutKey: one blkid), and inspects in full when that hint is wrong', () => {
@@ -135,6 +159,11 @@ describe('GuestfsBackend batching (real appliances)', function () {
       expect(events).to.deep.equal(['prepare p1 master', 'prepare p2 master', 'prepare p3 master', 'visit p1 p1', 'visit p3 p3']);
       // the copies were prepared too: every guest of the batch before the first visit
       expect([...prepared.keys()]).to.deep.equal(['c1', 'c2', 'whole', 'c3', 'p1', 'p2', 'p3']);
+    });
+
+    it('an appliance that dies after a guest wrote its changes through fails nothing: that guest is done', () => {
+      expect(killed, 'the qemu of the batch, found and killed').to.not.deep.equal([]);
+      expect(batchError, String((batchError as Error | null)?.message)).to.equal(null);
     });
   });
 
