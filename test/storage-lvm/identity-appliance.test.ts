@@ -5,15 +5,24 @@
  *   identities become unique before inspection), each guest opened, PV and
  *   VG UUIDs distinct and new, VG names per clone (read back on the host
  *   from the images' LVM metadata, not through ghostprep's appliance).
- * - LUKS: 3 clones of one LUKS2 master in ONE appliance: each gets a new
+ * - LUKS: 2 clones of one LUKS2 master in ONE appliance: each gets a new
  *   UUID and its own passphrase, the master's slot is removed; each opens
- *   with its own key only; the headers pass the host's `cryptsetup luksDump`
- *   (which checks the LUKS2 checksums).
- * - A fleet: 20 clones of the LVM master deployed through the CLI (`apply
+ *   with its own key only (not the master's, not the other clone's); the
+ *   headers pass the host's `cryptsetup luksDump` (which checks the LUKS2
+ *   checksums). Two clones are the fewest that can share an identity or a
+ *   key; each clone's new passphrase and each key tried on it is an argon2
+ *   derivation of seconds under TCG, so a third clone would repeat them.
+ * - A fleet: 5 clones of the LVM master deployed through the CLI (`apply
  *   --jobs 1`) with storage.lvm and storage.newUuids, then `ghostprep audit`
  *   over them: every identity unique (exit 0), PV/VG UUIDs, VG names, file
  *   system UUIDs and GPT GUIDs seen for each clone; the apply and the audit
- *   each open all 20 in ONE appliance (the identities batch once renewed).
+ *   each open all 5 in ONE appliance (the identities batch once renewed).
+ *   Five clones, all with the master's VG name and PV/VG UUIDs when the
+ *   appliance starts, are already a batch whose duplicates LVM would refuse
+ *   to activate side by side: every rule (one appliance, each identity
+ *   renewed and distinct, the audit finding nothing shared) holds or fails
+ *   for five as for any count; the throughput of large batches is the
+ *   benchmark's (bench/).
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
@@ -36,6 +45,8 @@ import { cloneOf, FSTAB, GRUB, identityMasters, MASTER_LUKS_KEY, MASTER_LUKS_UUI
 process.env.LIBGUESTFS_BACKEND ??= 'direct';
 process.env.LIBGUESTFS_BACKEND_SETTINGS ??= 'force_tcg';
 
+/** The CLI fleet's clones: one appliance's batch, all alike when it starts (see the header). */
+const FLEET = 5;
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const LAUNCH_HOOK = fileURLToPath(new URL('../helpers/launch-log.js', import.meta.url));
 
@@ -114,17 +125,17 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
     expect((await Promise.all(targets.map((t) => probeLvm(t.path, 'qcow2')))).map((a) => a.pvUuids[0])).to.deep.equal(pv);
   });
 
-  it('20 LVM clones through the CLI (apply --jobs 1, storage.lvm + storage.newUuids): one appliance; audit finds no shared identity', async () => {
+  it(`${FLEET} LVM clones through the CLI (apply --jobs 1, storage.lvm + storage.newUuids): one appliance; audit finds no shared identity`, async () => {
     const fleet = path.join(dir, 'fleet');
     await fs.mkdir(fleet);
-    const names = Array.from({ length: 20 }, (_, i) => `lvm${String(i + 1).padStart(2, '0')}`);
+    const names = Array.from({ length: FLEET }, (_, i) => `lvm${String(i + 1).padStart(2, '0')}`);
     for (const n of names) await cloneOf(masters.lvm, fleet, n);
     await fs.writeFile(path.join(dir, 'fleet.yaml'), 'profile: fleet\nstorage:\n  newUuids: true\n  lvm: {newUuids: true, vgName: "vg-{{machine.name}}"}\n');
     await fs.writeFile(path.join(dir, 'fleet-inv.yaml'), `defaults: {profile: fleet}\nmachines:\n${names.map((n) => `  - {name: ${n}}`).join('\n')}\n`);
     const applied = ghostprepCounted(['apply', '-v', '-p', path.join(dir, 'fleet.yaml'), '-i', path.join(dir, 'fleet-inv.yaml'), '--state', path.join(dir, 'fleet-state'),
       '--target', path.join(fleet, '{name}.qcow2'), '--jobs', '1', '--report', path.join(dir, 'fleet-report.json')], path.join(dir, 'apply-launches.jsonl'));
     expect(applied.status, applied.stderr + applied.stdout).to.equal(0);
-    // the file systems on the LVs (root, var): a new UUID each, all 40 distinct
+    // the file systems on the LVs (root, var): a new UUID each, all distinct
     const report = JSON.parse(await fs.readFile(path.join(dir, 'fleet-report.json'), 'utf8')) as { machines: Array<{ name: string; status: string; deviceChanges?: Array<{ op: string; from: string; to: string }> }> };
     const fsUuids = report.machines.flatMap((m) => {
       expect(m.status, m.name).to.equal('ok');
@@ -132,7 +143,7 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
       expect(changes, `${m.name}: ${JSON.stringify(m.deviceChanges)}`).to.have.length(2);
       return changes.map((c) => c.to);
     });
-    expect(new Set(fsUuids).size).to.equal(40);
+    expect(new Set(fsUuids).size).to.equal(2 * FLEET);
     expect(applied.appliances, 'appliances the apply launched').to.equal(1);
 
     const audit = ghostprepCounted(['audit', '-v', '--target', path.join(fleet, '*.qcow2'), '--json', '--jobs', '1'], path.join(dir, 'audit-launches.jsonl'));
@@ -140,7 +151,7 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
     expect(a.errors).to.deep.equal([]);
     expect(a.duplicates).to.deep.equal([]);
     expect(a.unique).to.equal(true);
-    expect(a.targets).to.equal(20);
+    expect(a.targets).to.equal(FLEET);
     expect(audit.status, audit.stderr).to.equal(0);
     // not unique by absence: each clone shows its own LVM and disk identity (and none of the master's)
     const master = await probeLvm(masters.lvm, 'raw');
@@ -156,13 +167,13 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
       expect(values.filter(([kind]) => kind === 'filesystem-uuid').map(([, v]) => v).sort(), target)
         .to.deep.equal(report.machines.find((m) => m.name === n)!.deviceChanges!.filter((c) => c.op === 'fs-uuid').map((c) => `ext ${c.to}`).sort());
     }
-    for (const [k, c] of kinds) expect(c, `clones with a ${k}`).to.equal(20);
-    // the guest files (machine-id, hostname, SSH keys) of roots on LVM are read in an appliance: all 20 in one
+    for (const [k, c] of kinds) expect(c, `clones with a ${k}`).to.equal(FLEET);
+    // the guest files (machine-id, hostname, SSH keys) of roots on LVM are read in an appliance: all of them in one
     expect(audit.appliances, 'appliances the audit launched').to.equal(1);
   });
 
-  it('3 LUKS clones in one appliance: new UUIDs, own passphrases, master slot removed', async () => {
-    const names = ['c1', 'c2', 'c3'];
+  it('2 LUKS clones in one appliance: new UUIDs, own passphrases, master slot removed', async () => {
+    const names = ['c1', 'c2'];
     const keys = names.map((n) => `clone key of ${n} 93ab`);
     const clones = await Promise.all(names.map((n) => cloneOf(masters.luks, dir, `luks-${n}`)));
     const session = await GuestfsSession.open({ drives: clones.map((p) => ({ path: p, format: 'qcow2', readonly: false })) });
@@ -178,7 +189,7 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
     };
     try {
       const uuids: string[] = [];
-      for (const [i, letter] of ['a', 'b', 'c'].entries()) {
+      for (const [i, letter] of ['a', 'b'].entries()) {
         const devs = await luksDevicesOf(session, `/dev/sd${letter}`, [`/dev/sd${letter}1`]);
         expect(devs).to.deep.equal([`/dev/sd${letter}1`]);
         const c = await renewLuksIdentity(session, devs[0]!, { newUuid: true, newKey: keys[i]!, removeMasterKeys: true }, [MASTER_LUKS_KEY], clones[i]!);
@@ -192,8 +203,8 @@ describe('LVM and LUKS identity per clone (appliance)', function () {
           expect(again.uuidTo).to.equal(c.uuidTo);
         }
       }
-      expect(new Set([...uuids, MASTER_LUKS_UUID]).size).to.equal(4);
-      for (const [i, letter] of ['a', 'b', 'c'].entries()) {
+      expect(new Set([...uuids, MASTER_LUKS_UUID]).size).to.equal(3);
+      for (const [i, letter] of ['a', 'b'].entries()) {
         const dev = `/dev/sd${letter}1`;
         expect(await session.text('luks-uuid', [dev])).to.equal(uuids[i]);
         expect(await opens(dev, keys[i]!), `${dev} with its own key`).to.equal(true);
