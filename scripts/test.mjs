@@ -73,7 +73,7 @@ const GROUPS = [
   { name: 'boot-storage', files: ['dist/test/storage/boot-new-uuids.test.js', 'dist/test/storage/boot-lvm.test.js'], minutes: 2.7, after: ['boot-harness'] },
   { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 2.5, after: ['boot-harness'] },
   { name: 'storage', files: ['dist/test/storage/new-uuids.test.js', 'dist/test/storage/rollback.test.js'], minutes: 1.8 },
-  // the 20-clone LVM fleet (apply in one appliance, then audit) is most of it
+  // the 5-clone LVM fleet (apply in one appliance, then audit) is most of it
   { name: 'storage-lvm', files: ['dist/test/storage-lvm/identity-appliance.test.js'], minutes: 7.4 },
   { name: 'audit-images', files: ['dist/test/audit/audit-images.test.js'], minutes: 0.5 },
   { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 4.7 },
