@@ -4,7 +4,10 @@
  * CLI and libguestfs; apply re-keys each clone (storage.luks: its own
  * passphrase, the master's slot removed, a new UUID), and the clones then
  * open with their own keys, the master's not given. Each LUKS guest gets an
- * appliance of its own.
+ * appliance of its own, and the key files are the same for every target of
+ * a run, so these checks cannot share appliances: one each for the missing
+ * key and the wrong key, two for apply, two for the inspect that reads the
+ * clones back (6 launches; the missing key file starts none).
  */
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
