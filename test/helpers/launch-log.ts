@@ -111,7 +111,11 @@ function observe(file: string, rawArgs: unknown, options: unknown, child?: Child
   if (tool !== 'guestfish' || c) return;
   const script = new GuestfishScript();
   const input = (options as { input?: unknown } | undefined)?.input;
-  if (typeof input === 'string' || Buffer.isBuffer(input)) for (const d of script.feed(String(input))) record({ kind: 'appliance', tool, drives: d });
+  // execa writes `input` to the child's stdin itself: counted here, its stdin is not watched too
+  if (typeof input === 'string' || Buffer.isBuffer(input)) {
+    for (const d of script.feed(String(input))) record({ kind: 'appliance', tool, drives: d });
+    return;
+  }
   const stdin = child?.stdin;
   if (stdin) {
     const seen = (chunk: unknown): void => {

@@ -36,7 +36,7 @@ describe('launch count (GHOSTPREP_LAUNCH_LOG)', () => {
     expect(s.feed('add c\nlaunch\n')).to.deep.equal([3]);
   });
 
-  it('a preloaded process logs its spawns (spawn, spawnSync, execFile, execSync), named by group and spec', () => {
+  it('a preloaded process logs its spawns (spawn, spawnSync, execFile, execSync, execa with input), named by group and spec', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ghostprep-launch-log-'));
     try {
       const log = path.join(dir, 'launches.jsonl');
@@ -55,6 +55,8 @@ spawnSync('qemu-system-x86_64', ['-m', '64'], { input: '' });
 await new Promise((r) => execFile('mkfs.ext4', ['-q', 'x'], r));
 execSync('mkfs.ext4 -F y </dev/null');
 spawnSync('true');
+const { execa } = await import(${JSON.stringify(import.meta.resolve('execa'))});
+await execa('guestfish', ['--keys-from-stdin'], { input: '-add-drive "c" format:raw\\n-run\\n' });
 `);
       const r = spawnSync(process.execPath, [`--import=${path.join(REPO, 'dist/test/helpers/launch-log.js')}`, script], {
         encoding: 'utf8',
@@ -67,6 +69,8 @@ spawnSync('true');
         { kind: 'vm', tool: 'qemu-system-x86_64', group: 'g1', file: 'dist/test/x.test.js' },
         { kind: 'mkfs', tool: 'mkfs.ext4', group: 'g1', file: 'dist/test/x.test.js' },
         { kind: 'mkfs', tool: 'mkfs.ext4', group: 'g1', file: 'dist/test/x.test.js' },
+        // execa's input reaches the child through its stdin: one launch, not two
+        { kind: 'appliance', tool: 'guestfish', drives: 1, group: 'g1', file: 'dist/test/x.test.js' },
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
