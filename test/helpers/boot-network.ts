@@ -17,7 +17,8 @@
  *   GHOSTPREP-BOOT json-addr=…                    (ip -j addr)
  *   GHOSTPREP-BOOT json-route4=… / json-route6=…  (ip -j -4 / -6 route show table main)
  *   GHOSTPREP-BOOT failed=UNIT                    (systemctl --failed)
- * The expected addresses come on the kernel command line (ghostprep.expect=a,b,…): the
+ * The expected addresses come on the kernel command line (ghostprep.expect=a,b,…), and the
+ * bond and bridge ports with their masters (ghostprep.expect-master=port:master,…): the
  * report waits up to 420 s (guest uptime) for all of them, then 10 s more so that what should not come
  * up (the master's DHCP on a clone NIC) has the time to show.
  */
@@ -102,11 +103,16 @@ const NET_REPORT_SCRIPT = `#!/bin/sh
 out=/dev/ttyS0
 say() { printf 'GHOSTPREP-BOOT %s\\n' "$*" >"$out"; }
 expect=$(sed -n 's/.*ghostprep\\.expect=\\([^ ]*\\).*/\\1/p' /proc/cmdline | tr ',' ' ')
+ports=$(sed -n 's/.*ghostprep\\.expect-master=\\([^ ]*\\).*/\\1/p' /proc/cmdline | tr ',' ' ')
 start=$(cut -d. -f1 /proc/uptime)
 while :; do
   missing=
   now=$(ip -o addr show)
   for a in $expect; do printf '%s\\n' "$now" | grep -qF " $a/" || missing="$missing $a"; done
+  for pm in $ports; do
+    l=$(readlink "/sys/class/net/\${pm%%:*}/master" 2>/dev/null)
+    [ "\${l##*/}" = "\${pm#*:}" ] || missing="$missing \${pm%%:*}>\${pm#*:}"
+  done
   i=$(( $(cut -d. -f1 /proc/uptime) - start ))
   [ -z "$missing" ] || [ "$i" -ge 420 ] && break
   sleep 2
@@ -171,8 +177,8 @@ const BLACKLIST = ['floppy', 'pcspkr', 'kvm', 'kvm_amd', 'kvm_intel', 'ata_piix'
   'sha1_ssse3', 'polyval_clmulni', 'polyval_generic', 'powernow_k8', 'button', 'sg', 'sr_mod', 'cdrom', 'qemu_fw_cfg', 'efi_pstore'];
 
 /** Kernel command line of a matrix boot: longer systemd start timeouts (TCG on a busy host), fewer modules, quieter console. */
-export function matrixAppend(expectAddrs: readonly string[]): string {
-  return `ghostprep.expect=${expectAddrs.join(',')} no_timer_check systemd.default_timeout_start_sec=900 systemd.show_status=error modprobe.blacklist=${BLACKLIST.join(',')}`;
+export function matrixAppend(expectAddrs: readonly string[], ports: ReadonlyArray<readonly [string, string]> = []): string {
+  return `ghostprep.expect=${expectAddrs.join(',')}${ports.length ? ` ghostprep.expect-master=${ports.map(([p, m]) => `${p}:${m}`).join(',')}` : ''} no_timer_check systemd.default_timeout_start_sec=900 systemd.show_status=error modprobe.blacklist=${BLACKLIST.join(',')}`;
 }
 
 /** Shell run in the chroot of a master tree after its network config is written. */
@@ -352,6 +358,11 @@ interface NetCase {
   readonly network: { ethernets?: Record<string, unknown>; bonds?: Record<string, unknown>; vlans?: Record<string, unknown>; bridges?: Record<string, unknown> };
   /** Addresses the guest must show (without prefix): the report waits for them. */
   readonly waitFor: readonly string[];
+  /**
+   * Ports and the bond or bridge each must be enslaved to: the report waits for them too (an
+   * address on a bond or bridge can be up before its ports have joined it).
+   */
+  readonly ports?: ReadonlyArray<readonly [string, string]>;
   /** Interface names this case brings (the guest must have exactly the union). */
   readonly names: readonly string[];
   readonly check: (g: GuestNet) => void;
@@ -406,7 +417,7 @@ const BOND_VLAN: NetCase = {
     bonds: { bond0: { interfaces: ['abm0', 'abm1'], parameters: { mode: 'active-backup', 'mii-monitor-interval': 100, primary: 'abm0' } } },
     vlans: { 'bond0.30': { id: 30, link: 'bond0', addresses: ['192.168.30.10/24'] } },
   },
-  waitFor: ['192.168.30.10'], names: ['abm0', 'abm1', 'bond0', 'bond0.30'],
+  waitFor: ['192.168.30.10'], ports: [['abm0', 'bond0'], ['abm1', 'bond0']], names: ['abm0', 'abm1', 'bond0', 'bond0.30'],
   check: (g) => {
     expect(g.kind('bond0'), 'bond0 kind').to.equal('bond');
     expect(g.data('bond0').mode, 'bond0 mode').to.equal('active-backup');
@@ -448,7 +459,7 @@ const BOND_BY_NAME: NetCase = {
     ethernets: { 'port-a': { match: { name: 'ens11' } }, 'port-b': { match: { name: 'ens12' } } },
     bonds: { bond1: { interfaces: ['port-a', 'port-b'], parameters: { mode: 'active-backup', 'mii-monitor-interval': 100 }, addresses: ['192.168.60.10/24'] } },
   },
-  waitFor: ['192.168.60.10'], names: ['ens11', 'ens12', 'bond1'],
+  waitFor: ['192.168.60.10'], ports: [['ens11', 'bond1'], ['ens12', 'bond1']], names: ['ens11', 'ens12', 'bond1'],
   check: (g) => {
     expect(g.kind('bond1'), 'bond1 kind').to.equal('bond');
     expect(g.data('bond1').mode, 'bond1 mode').to.equal('active-backup');
@@ -468,7 +479,7 @@ const BRIDGE: NetCase = {
     ethernets: { uplink: { match: { macaddress: mac(0x61) }, 'set-name': 'brport0' } },
     bridges: { br0: { interfaces: ['uplink'], parameters: { stp: false }, addresses: ['192.168.70.10/24'] } },
   },
-  waitFor: ['192.168.70.10'], names: ['brport0', 'br0'],
+  waitFor: ['192.168.70.10'], ports: [['brport0', 'br0']], names: ['brport0', 'br0'],
   check: (g) => {
     expect(g.kind('br0'), 'br0 kind').to.equal('bridge');
     expect(g.data('br0').stp_state, 'br0 stp_state').to.equal(0);
@@ -627,7 +638,7 @@ export function describeStack(stack: Stack): void {
           const report = await bootAndReport(path.join(scratch!, 'images', `${name}.qcow2`), {
             kernel: master.kernel, initrd: master.initrd, timeoutMs, consoleLog: path.join(scratch!, `${name}.console.log`),
             nics: b.cases.flatMap((c) => c.nics).sort((x, y) => x.slot - y.slot),
-            append: matrixAppend(b.cases.flatMap((c) => c.waitFor)),
+            append: matrixAppend(b.cases.flatMap((c) => c.waitFor), b.cases.flatMap((c) => c.ports ?? [])),
           });
           guests.set(b.id, new GuestNet(report.console, report.durationMs / 1000));
         } catch (e) {
