@@ -17,7 +17,8 @@
  *   GHOSTPREP-BOOT json-addr=…                    (ip -j addr)
  *   GHOSTPREP-BOOT json-route4=… / json-route6=…  (ip -j -4 / -6 route show table main)
  *   GHOSTPREP-BOOT failed=UNIT                    (systemctl --failed)
- * The expected addresses come on the kernel command line (ghostprep.expect=a,b,…): the
+ * The expected addresses come on the kernel command line (ghostprep.expect=a,b,…), and the
+ * bond and bridge ports with their masters (ghostprep.expect-master=port:master,…): the
  * report waits up to 420 s (guest uptime) for all of them, then 10 s more so that what should not come
  * up (the master's DHCP on a clone NIC) has the time to show.
  */
@@ -36,8 +37,6 @@ import { REPO } from './rootfs.js';
 export type Stack = 'netplan' | 'networkd' | 'network-manager' | 'eni';
 export const STACKS: readonly Stack[] = ['netplan', 'networkd', 'network-manager', 'eni'];
 
-/** The master's own network config: bound to its NIC (ens3, QEMU's default MAC) or to every `en*` interface. */
-type MasterVariant = 'nic' | 'wildcard';
 interface MasterFile { readonly path: string; readonly content: string; readonly mode: number }
 
 interface StackRecipe {
@@ -47,7 +46,12 @@ interface StackRecipe {
   readonly purge: readonly string[];
   /** systemctl enable, in the chroot. */
   readonly enable: readonly string[];
-  readonly master: Record<MasterVariant, MasterFile>;
+  /**
+   * The master's own network config, both kinds masters have: one bound to its NIC (ens3, QEMU's
+   * default MAC) and one matching every `en*` interface (two files; for ifupdown two stanzas of
+   * /etc/network/interfaces). ghostprep's stale rules judge each file, and each ENI stanza, on its own.
+   */
+  readonly master: readonly MasterFile[];
   /** A file of the clone that shows ghostprep picked this stack's renderer. */
   readonly rendered: string;
 }
@@ -57,40 +61,39 @@ const MASTER_MAC = '52:54:00:12:34:56';
 const RECIPES: Record<Stack, StackRecipe> = {
   netplan: {
     install: ['netplan.io'], purge: ['ifupdown', 'isc-dhcp-client'], enable: ['systemd-networkd.service'],
-    master: {
-      nic: { path: 'etc/netplan/01-master.yaml', mode: 0o600, content: `network:\n  version: 2\n  renderer: networkd\n  ethernets:\n    ens3:\n      match: {macaddress: "${MASTER_MAC}"}\n      set-name: ens3\n      dhcp4: true\n` },
-      wildcard: { path: 'etc/netplan/01-master.yaml', mode: 0o600, content: `network:\n  version: 2\n  renderer: networkd\n  ethernets:\n    all-wired:\n      match: {name: "en*"}\n      dhcp4: true\n` },
-    },
+    master: [
+      { path: 'etc/netplan/01-master.yaml', mode: 0o600, content: `network:\n  version: 2\n  renderer: networkd\n  ethernets:\n    ens3:\n      match: {macaddress: "${MASTER_MAC}"}\n      set-name: ens3\n      dhcp4: true\n` },
+      { path: 'etc/netplan/02-all-wired.yaml', mode: 0o600, content: `network:\n  version: 2\n  renderer: networkd\n  ethernets:\n    all-wired:\n      match: {name: "en*"}\n      dhcp4: true\n` },
+    ],
     rendered: 'etc/netplan/50-ghostprep.yaml',
   },
   networkd: {
     install: [], purge: ['ifupdown', 'isc-dhcp-client'], enable: ['systemd-networkd.service'],
-    master: {
-      nic: { path: 'etc/systemd/network/20-wired.network', mode: 0o644, content: '[Match]\nName=ens3\n\n[Network]\nDHCP=ipv4\n' },
-      wildcard: { path: 'etc/systemd/network/20-wired.network', mode: 0o644, content: '[Match]\nName=en*\n\n[Network]\nDHCP=ipv4\n' },
-    },
+    master: [
+      { path: 'etc/systemd/network/20-wired.network', mode: 0o644, content: '[Match]\nName=ens3\n\n[Network]\nDHCP=ipv4\n' },
+      { path: 'etc/systemd/network/25-all-wired.network', mode: 0o644, content: '[Match]\nName=en*\n\n[Network]\nDHCP=ipv4\n' },
+    ],
     rendered: 'etc/systemd/network',
   },
   'network-manager': {
     install: ['network-manager'], purge: ['ifupdown', 'isc-dhcp-client'], enable: ['NetworkManager.service'],
-    master: {
-      nic: {
+    master: [
+      {
         path: 'etc/NetworkManager/system-connections/Wired connection 1.nmconnection', mode: 0o600,
         content: '[connection]\nid=Wired connection 1\nuuid=8f1f3a52-3c0e-4d7b-9a51-0f2b1c9e7d01\ntype=ethernet\ninterface-name=ens3\n\n[ethernet]\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=ignore\n',
       },
-      wildcard: {
-        path: 'etc/NetworkManager/system-connections/Wired connection 1.nmconnection', mode: 0o600,
-        content: '[connection]\nid=Wired connection 1\nuuid=8f1f3a52-3c0e-4d7b-9a51-0f2b1c9e7d01\ntype=ethernet\nmulti-connect=3\n\n[match]\ninterface-name=en*\n\n[ethernet]\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=ignore\n',
+      {
+        path: 'etc/NetworkManager/system-connections/Wired connection 2.nmconnection', mode: 0o600,
+        content: '[connection]\nid=Wired connection 2\nuuid=8f1f3a52-3c0e-4d7b-9a51-0f2b1c9e7d02\ntype=ethernet\nmulti-connect=3\n\n[match]\ninterface-name=en*\n\n[ethernet]\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=ignore\n',
       },
-    },
+    ],
     rendered: 'etc/NetworkManager/system-connections',
   },
   eni: {
     install: ['ifenslave', 'bridge-utils', 'vlan'], purge: [], enable: [],
-    master: {
-      nic: { path: 'etc/network/interfaces', mode: 0o644, content: 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nallow-hotplug ens3\niface ens3 inet dhcp\n' },
-      wildcard: { path: 'etc/network/interfaces', mode: 0o644, content: 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nallow-hotplug /en*=wired\niface wired inet dhcp\n' },
-    },
+    master: [
+      { path: 'etc/network/interfaces', mode: 0o644, content: 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nallow-hotplug ens3\niface ens3 inet dhcp\n\nallow-hotplug /en*=wired\niface wired inet dhcp\n' },
+    ],
     rendered: 'etc/network/interfaces.d/50-ghostprep',
   },
 };
@@ -100,11 +103,16 @@ const NET_REPORT_SCRIPT = `#!/bin/sh
 out=/dev/ttyS0
 say() { printf 'GHOSTPREP-BOOT %s\\n' "$*" >"$out"; }
 expect=$(sed -n 's/.*ghostprep\\.expect=\\([^ ]*\\).*/\\1/p' /proc/cmdline | tr ',' ' ')
+ports=$(sed -n 's/.*ghostprep\\.expect-master=\\([^ ]*\\).*/\\1/p' /proc/cmdline | tr ',' ' ')
 start=$(cut -d. -f1 /proc/uptime)
 while :; do
   missing=
   now=$(ip -o addr show)
   for a in $expect; do printf '%s\\n' "$now" | grep -qF " $a/" || missing="$missing $a"; done
+  for pm in $ports; do
+    l=$(readlink "/sys/class/net/\${pm%%:*}/master" 2>/dev/null)
+    [ "\${l##*/}" = "\${pm#*:}" ] || missing="$missing \${pm%%:*}>\${pm#*:}"
+  done
   i=$(( $(cut -d. -f1 /proc/uptime) - start ))
   [ -z "$missing" ] || [ "$i" -ge 420 ] && break
   sleep 2
@@ -169,8 +177,8 @@ const BLACKLIST = ['floppy', 'pcspkr', 'kvm', 'kvm_amd', 'kvm_intel', 'ata_piix'
   'sha1_ssse3', 'polyval_clmulni', 'polyval_generic', 'powernow_k8', 'button', 'sg', 'sr_mod', 'cdrom', 'qemu_fw_cfg', 'efi_pstore'];
 
 /** Kernel command line of a matrix boot: longer systemd start timeouts (TCG on a busy host), fewer modules, quieter console. */
-export function matrixAppend(expectAddrs: readonly string[]): string {
-  return `ghostprep.expect=${expectAddrs.join(',')} no_timer_check systemd.default_timeout_start_sec=900 systemd.show_status=error modprobe.blacklist=${BLACKLIST.join(',')}`;
+export function matrixAppend(expectAddrs: readonly string[], ports: ReadonlyArray<readonly [string, string]> = []): string {
+  return `ghostprep.expect=${expectAddrs.join(',')}${ports.length ? ` ghostprep.expect-master=${ports.map(([p, m]) => `${p}:${m}`).join(',')}` : ''} no_timer_check systemd.default_timeout_start_sec=900 systemd.show_status=error modprobe.blacklist=${BLACKLIST.join(',')}`;
 }
 
 /** Shell run in the chroot of a master tree after its network config is written. */
@@ -178,6 +186,17 @@ const MASTER_NET_CUSTOMIZE = `${MASTER_CUSTOMIZE}
 systemctl mask ${MASKED.join(' ')} 2>/dev/null
 mkdir -p /etc/systemd/system/networking.service.d
 printf '[Service]\\nTimeoutStartSec=15min\\n' > /etc/systemd/system/networking.service.d/ghostprep-boot-timeout.conf
+`;
+
+/**
+ * ifupdown-pre.service (the eni master) holds the network back until udev has settled, with
+ * `udevadm settle` (120 s) in a unit of TimeoutSec=180: under TCG on a busy host, the coldplug
+ * of ten NICs can take longer, and the unit then fails. The same command with room to wait.
+ */
+const IFUPDOWN_PRE_DROPIN = `[Service]
+TimeoutStartSec=15min
+ExecStart=
+ExecStart=/bin/sh -c 'if [ "$CONFIGURE_INTERFACES" != "no" ] && [ -n "$(ifquery --read-environment --list --exclude=lo)" ] && [ -x /bin/udevadm ]; then udevadm settle --timeout=840; fi'
 `;
 
 export interface NetPackages {
@@ -245,16 +264,21 @@ async function buildNetPackagesUncached(stack: Stack, log: Log): Promise<NetPack
 
 /**
  * Make a copy of the package tree into the stack's master (seconds, so not cached): its own
- * network config (`variant`), hostname `master`, its machine-id and host keys, the report
+ * network configs (bound to ens3, and matching en*), hostname `master`, its machine-id and host keys, the report
  * unit, the units a test boot does not need masked.
  */
-export async function makeMaster(tree: string, stack: Stack, variant: MasterVariant): Promise<void> {
-  const f = RECIPES[stack].master[variant];
-  mkdirSync(path.dirname(path.join(tree, f.path)), { recursive: true });
-  writeFileSync(path.join(tree, f.path), f.content, { mode: f.mode });
+export async function makeMaster(tree: string, stack: Stack): Promise<void> {
+  for (const f of RECIPES[stack].master) {
+    mkdirSync(path.dirname(path.join(tree, f.path)), { recursive: true });
+    writeFileSync(path.join(tree, f.path), f.content, { mode: f.mode });
+  }
   mkdirSync(path.join(tree, 'usr/local/sbin'), { recursive: true });
   writeFileSync(path.join(tree, 'usr/local/sbin/ghostprep-boot-report'), NET_REPORT_SCRIPT, { mode: 0o755 });
   writeFileSync(path.join(tree, 'etc/systemd/system/ghostprep-boot-report.service'), NET_REPORT_UNIT, { mode: 0o644 });
+  if (existsSync(path.join(tree, 'lib/systemd/system/ifupdown-pre.service'))) {
+    mkdirSync(path.join(tree, 'etc/systemd/system/ifupdown-pre.service.d'), { recursive: true });
+    writeFileSync(path.join(tree, 'etc/systemd/system/ifupdown-pre.service.d/ghostprep-boot-timeout.conf'), IFUPDOWN_PRE_DROPIN, { mode: 0o644 });
+  }
   await execa('chroot', [tree, '/bin/sh', '-c', MASTER_NET_CUSTOMIZE], { all: true, env: CHROOT_ENV }).catch(fail(`customizing the ${stack} master`));
 }
 
@@ -334,11 +358,16 @@ interface NetCase {
   readonly network: { ethernets?: Record<string, unknown>; bonds?: Record<string, unknown>; vlans?: Record<string, unknown>; bridges?: Record<string, unknown> };
   /** Addresses the guest must show (without prefix): the report waits for them. */
   readonly waitFor: readonly string[];
+  /**
+   * Ports and the bond or bridge each must be enslaved to: the report waits for them too (an
+   * address on a bond or bridge can be up before its ports have joined it).
+   */
+  readonly ports?: ReadonlyArray<readonly [string, string]>;
   /** Interface names this case brings (the guest must have exactly the union). */
   readonly names: readonly string[];
   readonly check: (g: GuestNet) => void;
 }
-export interface NetBoot { readonly id: string; readonly master: MasterVariant; readonly cases: readonly NetCase[] }
+export interface NetBoot { readonly id: string; readonly cases: readonly NetCase[] }
 
 const mac = (n: number): string => `52:54:00:6e:00:${n.toString(16).padStart(2, '0')}`;
 
@@ -388,7 +417,7 @@ const BOND_VLAN: NetCase = {
     bonds: { bond0: { interfaces: ['abm0', 'abm1'], parameters: { mode: 'active-backup', 'mii-monitor-interval': 100, primary: 'abm0' } } },
     vlans: { 'bond0.30': { id: 30, link: 'bond0', addresses: ['192.168.30.10/24'] } },
   },
-  waitFor: ['192.168.30.10'], names: ['abm0', 'abm1', 'bond0', 'bond0.30'],
+  waitFor: ['192.168.30.10'], ports: [['abm0', 'bond0'], ['abm1', 'bond0']], names: ['abm0', 'abm1', 'bond0', 'bond0.30'],
   check: (g) => {
     expect(g.kind('bond0'), 'bond0 kind').to.equal('bond');
     expect(g.data('bond0').mode, 'bond0 mode').to.equal('active-backup');
@@ -425,16 +454,16 @@ const VLAN_ON_NIC: NetCase = {
 
 const BOND_BY_NAME: NetCase = {
   id: 'bond-ids≠names+wildcard-master', title: "a bond whose member IDs differ from their interface names, on a master whose own config matches en*",
-  nics: [{ slot: 6, mac: mac(0x51) }, { slot: 7, mac: mac(0x52) }],
+  nics: [{ slot: 11, mac: mac(0x51) }, { slot: 12, mac: mac(0x52) }],
   network: {
-    ethernets: { 'port-a': { match: { name: 'ens6' } }, 'port-b': { match: { name: 'ens7' } } },
+    ethernets: { 'port-a': { match: { name: 'ens11' } }, 'port-b': { match: { name: 'ens12' } } },
     bonds: { bond1: { interfaces: ['port-a', 'port-b'], parameters: { mode: 'active-backup', 'mii-monitor-interval': 100 }, addresses: ['192.168.60.10/24'] } },
   },
-  waitFor: ['192.168.60.10'], names: ['ens6', 'ens7', 'bond1'],
+  waitFor: ['192.168.60.10'], ports: [['ens11', 'bond1'], ['ens12', 'bond1']], names: ['ens11', 'ens12', 'bond1'],
   check: (g) => {
     expect(g.kind('bond1'), 'bond1 kind').to.equal('bond');
     expect(g.data('bond1').mode, 'bond1 mode').to.equal('active-backup');
-    for (const [m, n] of [['ens6', 0x51], ['ens7', 0x52]] as const) {
+    for (const [m, n] of [['ens11', 0x51], ['ens12', 0x52]] as const) {
       expect(g.link(m).master, `${m} enslaved to`).to.equal('bond1');
       expect(g.hwaddr(m), `${m} hardware MAC`).to.equal(mac(n));
       hasAddrs(g, m, []);
@@ -445,12 +474,12 @@ const BOND_BY_NAME: NetCase = {
 
 const BRIDGE: NetCase = {
   id: 'bridge-stp-off', title: 'a bridge over one NIC with STP off',
-  nics: [{ slot: 8, mac: mac(0x61) }],
+  nics: [{ slot: 13, mac: mac(0x61) }],
   network: {
     ethernets: { uplink: { match: { macaddress: mac(0x61) }, 'set-name': 'brport0' } },
     bridges: { br0: { interfaces: ['uplink'], parameters: { stp: false }, addresses: ['192.168.70.10/24'] } },
   },
-  waitFor: ['192.168.70.10'], names: ['brport0', 'br0'],
+  waitFor: ['192.168.70.10'], ports: [['brport0', 'br0']], names: ['brport0', 'br0'],
   check: (g) => {
     expect(g.kind('br0'), 'br0 kind').to.equal('bridge');
     expect(g.data('br0').stp_state, 'br0 stp_state').to.equal(0);
@@ -463,7 +492,7 @@ const BRIDGE: NetCase = {
 
 const JUMBO: NetCase = {
   id: 'mtu9000+route-metric', title: 'MTU 9000 and an extra route with a metric',
-  nics: [{ slot: 3, mac: mac(0x71) }],
+  nics: [{ slot: 14, mac: mac(0x71) }],
   network: { ethernets: { jumbo: { match: { macaddress: mac(0x71) }, 'set-name': 'jumbo0', mtu: 9000, addresses: ['192.168.80.10/24'], routes: [{ to: '192.168.180.0/24', via: '192.168.80.1', metric: 50 }] } } },
   waitFor: ['192.168.80.10'], names: ['jumbo0'],
   check: (g) => {
@@ -477,13 +506,16 @@ const JUMBO: NetCase = {
 };
 
 /**
- * Two boots per stack, several cases per boot (distinct NICs, names and subnets, so they
- * don't interfere). The master's own config is bound to ens3 in the first boot and matches
- * every `en*` interface in the second, where the bond members keep their kernel names.
+ * One boot per stack for the whole matrix: every case has NICs of its own (PCI slots 3 and
+ * 6-14, eleven NICs), interface names and subnets of its own, so the cases cannot interfere,
+ * and each is checked on its own interfaces. The master carries both of its own configs, the
+ * one bound to ens3 (slot 3, renamed static0 by the clone) and the one matching every `en*`
+ * interface (the by-name bond members ens11/ens12 keep their kernel names, which it matches):
+ * `nothing-extra` then shows that neither brought anything up. A boot per master config would
+ * prove nothing more: ghostprep judges each master file on its own, and no case shares a NIC.
  */
 export const NET_BOOTS: readonly NetBoot[] = [
-  { id: 'b1', master: 'nic', cases: [STATIC, DHCP_STATIC, BOND_VLAN, VLAN_ON_NIC] },
-  { id: 'b2', master: 'wildcard', cases: [BOND_BY_NAME, BRIDGE, JUMBO] },
+  { id: 'b1', cases: [STATIC, DHCP_STATIC, BOND_VLAN, VLAN_ON_NIC, BOND_BY_NAME, BRIDGE, JUMBO] },
 ];
 
 /** The guest has exactly the interfaces and global addresses the boot's cases ask for: nothing extra came up. */
@@ -563,9 +595,9 @@ async function ghostprep(args: string[]): Promise<string> {
 }
 
 /**
- * The mocha suite of one stack: build (or find) its master, make one clone tree per boot
- * (the second with the master's wildcard config), `ghostprep apply` both, make their disk
- * images, boot both at once, then one test per case and per boot ("nothing extra").
+ * The mocha suite of one stack: build (or find) its master, make one clone tree per boot,
+ * `ghostprep apply` it, make its disk image, boot it, then one test per case and per boot
+ * ("nothing extra").
  */
 export function describeStack(stack: Stack): void {
   describe(`boot matrix: ${stack}`, function () {
@@ -587,7 +619,7 @@ export function describeStack(stack: Stack): void {
       for (const b of NET_BOOTS) {
         const tree = path.join(scratch, 'trees', machineName(stack, b));
         await copyTree(master.rootfs, tree);
-        await makeMaster(tree, stack, b.master);
+        await makeMaster(tree, stack);
       }
       await ghostprep(['apply', '-p', profile, '-i', inventory, '--target', `rootfs:${scratch}/trees/{name}`, '--state', path.join(scratch, 'state'), '--report', path.join(scratch, 'report.json')]);
       mkdirSync(path.join(scratch, 'images'));
@@ -606,7 +638,7 @@ export function describeStack(stack: Stack): void {
           const report = await bootAndReport(path.join(scratch!, 'images', `${name}.qcow2`), {
             kernel: master.kernel, initrd: master.initrd, timeoutMs, consoleLog: path.join(scratch!, `${name}.console.log`),
             nics: b.cases.flatMap((c) => c.nics).sort((x, y) => x.slot - y.slot),
-            append: matrixAppend(b.cases.flatMap((c) => c.waitFor)),
+            append: matrixAppend(b.cases.flatMap((c) => c.waitFor), b.cases.flatMap((c) => c.ports ?? [])),
           });
           guests.set(b.id, new GuestNet(report.console, report.durationMs / 1000));
         } catch (e) {
@@ -624,7 +656,7 @@ export function describeStack(stack: Stack): void {
     };
 
     for (const boot of NET_BOOTS) {
-      describe(`boot ${boot.id} (master config ${boot.master === 'nic' ? 'bound to ens3' : 'matching en*'})`, () => {
+      describe(`boot ${boot.id} (master configs bound to ens3 and matching en*)`, () => {
         for (const c of boot.cases) {
           it(`${c.id}: ${c.title}`, function () {
             const g = guest(boot);

@@ -23,10 +23,13 @@ import { expect } from 'chai';
 import { execa } from 'execa';
 import { guestfsEnv } from '../../src/backends/guestfs/env.js';
 import { GuestfsSession } from '../../src/backends/guestfs/session.js';
+import { probeLvm, type LvmInfo } from '../../src/backends/guestfs/lvm-probe.js';
 import {
-  BOOT_CACHE, CHROOT_ENV, RECIPE_HASH, buildDebianBase, copyTree, defaultLog, fail, hash, removeOtherEntries, removeStaleBuilds, timed, withBuildLock, type Log,
+  BOOT_CACHE, CHROOT_ENV, RECIPE_HASH, ROOT_FS_UUID, bootScratch, buildDebianBase, buildImageFromTree, copyTree, defaultLog, fail, hash, removeOtherEntries,
+  removeStaleBuilds, timed, withBuildLock, type DebianBase, type Log,
 } from './boot.js';
 import { ghostprep } from './cli.js';
+import { overlayOf } from './images.js';
 
 /** The LVM master's VG and root LV, and its root file system's UUID. */
 export const LVM_MASTER_VG = 'vg-master';
@@ -164,26 +167,118 @@ export interface AppliedClone {
   readonly deviceChanges: Array<{ op: string; from?: string; to: string; device?: string }>;
 }
 
-/** `ghostprep apply` of one machine with `profileYaml` onto `clone` (its target); the report's machine entry. */
-export function applyStorageProfile(work: string, name: string, profileYaml: string): AppliedClone {
-  writeFileSync(path.join(work, 'p.yaml'), profileYaml);
-  writeFileSync(path.join(work, 'i.yaml'), `defaults: {profile: p}\nmachines: [{name: ${name}}]\n`);
-  const report = path.join(work, 'report.json');
-  const r = ghostprep(['apply', '-p', path.join(work, 'p.yaml'), '-i', path.join(work, 'i.yaml'), '--state', path.join(work, 'state'), '--target', path.join(work, '{name}.qcow2'), '--report', report]);
-  expect(r.status, r.stderr + r.stdout).to.equal(0);
-  const m = (JSON.parse(readFileSync(report, 'utf8')) as { machines: Array<AppliedClone & { deviceChanges?: AppliedClone['deviceChanges'] }> }).machines[0]!;
-  return { deviceChanges: m.deviceChanges ?? [] };
+/** One clone read back: its root device, what blkid says of it, and some of its files. */
+export interface CloneFiles { readonly rootDevice: string; readonly blkidUuid: string; readonly files: Record<string, string> }
+
+/** The GRUB config of the Debian boot master's clone: its root named by file system UUID. */
+export const uuidGrubCfg = (uuid: string): string => grubCfg(uuid, `root=UUID=${uuid}`);
+
+/** Machine names and profiles of the two storage boot clones. */
+export const UUIDS_CLONE = 'boot01';
+export const LVM_CLONE = 'boot02';
+const UUIDS_PROFILE = 'profile: uuids\nstorage: {newUuids: true}\n';
+const LVM_PROFILE = 'profile: lvm\nstorage:\n  newUuids: true\n  lvm: {newUuids: true, vgName: "vg-{{machine.name}}"}\n';
+
+/**
+ * The clones of the storage boot proofs (boot-new-uuids.test, boot-lvm.test), made once per
+ * process and shared by both files:
+ *  - `boot01`, the Debian boot master (root by UUID= in /etc/fstab) with a GRUB config that
+ *    names its root by UUID (search --fs-uuid, root=UUID=) and /etc/kernel/cmdline: a disk
+ *    made from a copy of the master's tree plus those two files (buildImageFromTree, no
+ *    appliance); profile `storage: {newUuids: true}`;
+ *  - `boot02`, an overlay of the LVM boot master; profile `storage: {newUuids, lvm:
+ *    {newUuids, vgName: "vg-{{machine.name}}"}}`.
+ * Both are applied by one `ghostprep apply --jobs 1` (one appliance: the two clones share
+ * nothing that could conflict in it) and read back through one read-only appliance. Each
+ * apply and each read is what a run for one clone alone does; the two boots stay two (two
+ * masters, two kernels' initramfs).
+ */
+export interface StorageBootClones {
+  readonly work: string;
+  readonly base: DebianBase;
+  readonly lvmMaster: LvmBootMaster;
+  readonly uuids: { readonly clone: string; readonly applied: AppliedClone; readonly read: CloneFiles };
+  readonly lvm: { readonly clone: string; readonly before: LvmInfo; readonly after: LvmInfo; readonly applied: AppliedClone; readonly read: CloneFiles };
 }
 
-/** Files of a clone read through one read-only appliance, with the root device it mounts. */
-export async function readCloneFiles(clone: string, rootDevice: string, files: readonly string[]): Promise<{ blkidUuid: string; files: Record<string, string> }> {
-  const ro = await GuestfsSession.open({ drives: [{ path: clone, format: 'qcow2', readonly: true }] });
+let clonesPromise: Promise<StorageBootClones> | undefined;
+let keepWork = false;
+
+/** The storage boot clones (made on the first call of the process). */
+export function storageBootClones(): Promise<StorageBootClones> {
+  clonesPromise ??= makeStorageBootClones();
+  return clonesPromise;
+}
+
+/** A test that failed keeps the clones and console logs for a look (so does GHOSTPREP_BOOT_KEEP). */
+export function keepStorageBootClones(): void {
+  keepWork = true;
+}
+
+// root-level hook (mocha loads this helper with the spec files that use it): the clones go once both files are done
+after(async () => {
+  if (!clonesPromise) return;
+  const c = await clonesPromise.catch(() => undefined);
+  if (c && !keepWork && !process.env.GHOSTPREP_BOOT_KEEP) rmSync(c.work, { recursive: true, force: true });
+});
+
+async function makeStorageBootClones(): Promise<StorageBootClones> {
+  const base = await buildDebianBase();
+  const lvmMaster = await buildLvmBootMaster();
+  const work = bootScratch('storage');
+  // boot01: the master's tree with its GRUB config by UUID (the boot master is booted directly, without GRUB)
+  const tree = await copyTree(base.rootfs, path.join(work, 'tree'));
+  mkdirSync(path.join(tree, 'boot/grub'), { recursive: true });
+  writeFileSync(path.join(tree, 'boot/grub/grub.cfg'), uuidGrubCfg(ROOT_FS_UUID));
+  mkdirSync(path.join(tree, 'etc/kernel'), { recursive: true });
+  writeFileSync(path.join(tree, 'etc/kernel/cmdline'), `root=UUID=${ROOT_FS_UUID} ro quiet\n`);
+  const uuidsClone = await buildImageFromTree(tree, path.join(work, `${UUIDS_CLONE}.qcow2`));
+  rmSync(tree, { recursive: true, force: true });
+  // boot02: an overlay of the LVM master
+  const lvmClone = await overlayOf(lvmMaster.image, work, LVM_CLONE);
+  const before = await probeLvm(lvmClone, 'qcow2');
+
+  const applied = applyStorageProfiles(work, [{ name: UUIDS_CLONE, profile: 'uuids', yaml: UUIDS_PROFILE }, { name: LVM_CLONE, profile: 'lvm', yaml: LVM_PROFILE }]);
+  const after = await probeLvm(lvmClone, 'qcow2');
+  const [uuidsRead, lvmRead] = await readClonesFiles([
+    { clone: uuidsClone, rootDevice: '/dev/sda1', files: ['/boot/grub/grub.cfg', '/etc/fstab'] },
+    // the VG the clone has now (the LVM test checks it is vg-boot02)
+    { clone: lvmClone, rootDevice: `/dev/${after.vgNames[0] ?? LVM_MASTER_VG}/${LVM_ROOT_LV}`, files: ['/boot/grub/grub.cfg', '/etc/fstab', '/etc/default/grub', '/etc/kernel/cmdline'] },
+  ]);
+  return {
+    work, base, lvmMaster,
+    uuids: { clone: uuidsClone, applied: applied.get(UUIDS_CLONE)!, read: uuidsRead! },
+    lvm: { clone: lvmClone, before, after, applied: applied.get(LVM_CLONE)!, read: lvmRead! },
+  };
+}
+
+/** One `ghostprep apply --jobs 1` of `machines` (each with its own profile) onto WORK/{name}.qcow2; each machine's report entry. */
+export function applyStorageProfiles(work: string, machines: ReadonlyArray<{ name: string; profile: string; yaml: string }>): Map<string, AppliedClone> {
+  const profiles = path.join(work, 'profiles');
+  mkdirSync(profiles, { recursive: true });
+  for (const m of machines) writeFileSync(path.join(profiles, `${m.profile}.yaml`), m.yaml);
+  writeFileSync(path.join(work, 'i.yaml'), `machines:\n${machines.map((m) => `  - {name: ${m.name}, profile: ${m.profile}}`).join('\n')}\n`);
+  const report = path.join(work, 'report.json');
+  const r = ghostprep(['apply', '-p', profiles, '-i', path.join(work, 'i.yaml'), '--state', path.join(work, 'state'), '--target', path.join(work, '{name}.qcow2'), '--jobs', '1', '--report', report]);
+  expect(r.status, r.stderr + r.stdout).to.equal(0);
+  const entries = (JSON.parse(readFileSync(report, 'utf8')) as { machines: Array<{ name: string; status: string; deviceChanges?: AppliedClone['deviceChanges'] }> }).machines;
+  return new Map(entries.map((m) => [m.name, { deviceChanges: m.deviceChanges ?? [] }]));
+}
+
+/** Files of clones read through one read-only appliance (all clones its drives), with the root device each mounts. */
+export async function readClonesFiles(clones: ReadonlyArray<{ clone: string; rootDevice: string; files: readonly string[] }>): Promise<CloneFiles[]> {
+  const ro = await GuestfsSession.open({ drives: clones.map((c) => ({ path: c.clone, format: 'qcow2', readonly: true })) });
   try {
-    const blkidUuid = (await ro.fields('blkid', [rootDevice])).UUID!;
-    await ro.command('mount-ro', [rootDevice, '/']);
-    const out: Record<string, string> = {};
-    for (const f of files) out[f] = (await ro.command('read-file', [f])).toString('utf8');
-    return { blkidUuid, files: out };
+    const out: CloneFiles[] = [];
+    for (const c of clones) {
+      const blkidUuid = (await ro.fields('blkid', [c.rootDevice])).UUID!;
+      await ro.command('mount-ro', [c.rootDevice, '/']);
+      const files: Record<string, string> = {};
+      for (const f of c.files) files[f] = (await ro.command('read-file', [f])).toString('utf8');
+      await ro.command('umount-all');
+      out.push({ rootDevice: c.rootDevice, blkidUuid, files });
+    }
+    return out;
   } finally {
     await ro.close();
   }
