@@ -60,9 +60,9 @@ function createNamed(file: string, mode: number): boolean {
 }
 
 /** What a lock file held when read: its text, and which file it was (inode, mtime) to tell it from a newer one. */
-interface SeenLock { readonly text: string; readonly ino: number; readonly mtimeMs: number }
+export interface SeenLock { readonly text: string; readonly ino: number; readonly mtimeMs: number }
 
-function readLock(file: string): SeenLock | undefined {
+export function readLock(file: string): SeenLock | undefined {
   let fd: number;
   try { fd = openSync(file, 'r'); } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -96,7 +96,7 @@ function unnamedTooLong(seen: { mtimeMs: number }): boolean {
  * claims go once the lock is replaced: a run that claims afterwards finds a
  * different lock and reads it again.
  */
-function takeOver(lock: string, seen: SeenLock, mode: number): 'ours' | 'changed' | LockOwner | null {
+export function takeOver(lock: string, seen: SeenLock, mode: number): 'ours' | 'changed' | LockOwner | null {
   const claims: string[] = [];
   try {
     for (let n = 0; ; n++) {
@@ -106,8 +106,13 @@ function takeOver(lock: string, seen: SeenLock, mode: number): 'ours' | 'changed
       const other = readLock(claim);
       if (!other) { n--; claims.pop(); continue; } // released meanwhile: try the same one again
       const taker = parseLockOwner(other.text);
-      if (!taker && !unnamedTooLong(other)) { claims.length = 0; return null; }
-      if (taker && !lockHolderGone(taker)) { claims.length = 0; return taker; }
+      if (taker ? !lockHolderGone(taker) : !unnamedTooLong(other)) {
+        claims.length = 0;
+        // A run that read the dead lock late may claim after the winner's claims went; it
+        // then finds the lock changed and loses. The lock's own holder is the one to name.
+        if (!sameLock(readLock(lock), seen)) return 'changed';
+        return taker ?? null;
+      }
     }
     if (!sameLock(readLock(lock), seen)) return 'changed';
     const fresh = `${lock}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;

@@ -6,12 +6,12 @@
  */
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { lockOrRefuse, withFileLock } from '../../src/util/file-lock.js';
+import { lockOrRefuse, readLock, takeOver, withFileLock } from '../../src/util/file-lock.js';
 import { tempDir } from '../helpers/rootfs.js';
 
 describe('locks whose file names no holder', () => {
@@ -123,6 +123,21 @@ describe('taking over a dead holder\'s lock', function () {
     expect(() => lockOrRefuse(file, 'target t')).to.throw(`target t is being changed by another ghostprep run (pid ${process.ppid}, lock ${file})`);
     expect(readFileSync(file, 'utf8')).to.equal(stale);
     expect(existsSync(claim)).to.equal(true);
+  });
+
+  it('a live claim on a lock already taken over by another run: the lock changed, so its holder is named, not the claim\'s', () => {
+    // a run that read the dead lock late claims after the winner's claims went; a third run meets its claim
+    const file = path.join(dir, 'claimed-late.lock');
+    writeFileSync(file, `${deadPid()} ${host}\n`);
+    const seen = readLock(file)!;
+    const winner = `${file}.winner`;
+    writeFileSync(winner, `${process.ppid} ${host}\n`);
+    renameSync(winner, file);
+    const claim = `${file}.takeover-${seen.ino}-0`;
+    writeFileSync(claim, `${process.pid} ${host}\n`);
+    expect(takeOver(file, seen, 0o600)).to.equal('changed');
+    expect(readFileSync(file, 'utf8')).to.equal(`${process.ppid} ${host}\n`);
+    expect(() => lockOrRefuse(file, 'target t')).to.throw(`target t is being changed by another ghostprep run (pid ${process.ppid}, lock ${file})`);
   });
 
   it('another user\'s lock that this run cannot read is respected: refused at once, not read in a loop', function () {
