@@ -1,11 +1,12 @@
 /**
- * `ghostprep export slurm` on a real (one-host) Slurm: a 3-task job array,
- * at most 2 tasks at a time (the third waits for a free slot), deploys 8
- * clones of the cached test image, one shard per task (uneven slices of 2, 1
- * and 5 by name hash, none empty), then the dependent job merges the shard
- * reports and audits the clones. Each task is one appliance (--jobs 1); the
- * clone count is not the point: every extra clone is one more drive and
- * customization in a shard's appliance and proves nothing the 8 do not.
+ * `ghostprep export slurm` on a real (one-host) Slurm: a 2-task job array
+ * (--max-parallel 2: both tasks deploy at once into one --out and one
+ * --state) deploys 5 clones of the cached test image, one shard per task
+ * (slices of 3 and 2 by name hash, none empty), then the dependent job
+ * merges the shard reports and audits the clones. Each task is one appliance
+ * (--jobs 1): two tasks are what shows shards running side by side and
+ * merged; a third would be one more appliance and prove nothing the two do
+ * not, as would more clones (one more drive and customization each).
  *
  * Needs slurm-wlm and munge (.ci/apt-packages.d/slurm.txt) and root. In CI a
  * missing Slurm fails the test; elsewhere GHOSTPREP_SKIP_SLURM=1 skips it.
@@ -19,8 +20,8 @@ import { testImage } from '../helpers/images.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { slurmMissing, startSlurm, type SlurmCluster } from '../helpers/slurm.js';
 
-const N = 8;
-const TASKS = 3;
+const N = 5;
+const TASKS = 2;
 const PROFILE = `
 profile: hpc
 site: {domain: hpc.example.org, gateway: 10.3.0.1, dns: [10.3.0.2]}

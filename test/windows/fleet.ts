@@ -5,19 +5,22 @@
  * over as many clones and machines as its assertions allow, so that a run
  * is one appliance (--jobs 1) shared by both specs' machines:
  *
- *   plan      solo (specialized overlay, profile win) and ua01 (the generalized base, profile winua)
  *   capture   the specialized base (refused)
  *   apply     solo
  *   deploy    generalized base: win01-03 (win), ua01-03 and ua04 (winua; ua04's plan fails)
  *   deploy    specialized base: spec01-02 (win), us01-03 (winua)
  *   inspect   win01 and spec01, text and --json
  *   audit     text over the five win/spec clones, --json over win01-03
- *   plan      win01-03 and solo after deploy and apply (--detailed-exitcode)
+ *   plan      (--detailed-exitcode) win01-03 and solo after deploy and apply (no changes), and
+ *             two targets nothing ever writes: pre (an overlay of the specialized base, profile
+ *             win) and ua01 (the generalized base itself, profile winua), whose plans are those
+ *             of a clone before any run
  *
- * Five appliance launches (capture's seal check, inspect and audit read the
- * NTFS images host-side, no appliance) for what was fifteen when each spec ran its own and read its
- * clones back in an appliance of its own. The clones are then read back
- * host-side with ntfs-3g's tools (ntfs-read.ts: no appliance).
+ * Four appliance launches (capture's seal check, inspect and audit read the
+ * NTFS images host-side, no appliance): one plan, after everything, shows
+ * both the plans of untouched images and the empty plans of the written
+ * clones. The clones are then read back host-side with ntfs-3g's tools
+ * (ntfs-read.ts: no appliance).
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -105,7 +108,6 @@ export interface WindowsFleet {
   readonly specBase: string;
   readonly blobs: Record<string, string>;
   readonly passwords: Record<string, string>;
-  readonly planBefore: Run;
   readonly capture: Run;
   readonly apply: Run;
   readonly deployGen: Run & { report: string };
@@ -114,7 +116,8 @@ export interface WindowsFleet {
   readonly inspectJson: Run;
   readonly auditText: Run;
   readonly auditJson: Run;
-  readonly planAfter: Run;
+  /** The one plan run, last: pre and ua01 (untouched) with their changes, win01-03 and solo with none. */
+  readonly plan: Run;
   /** Every clone (win01-03, solo, ua01-03, us01-03) by machine name; a clone that could not be read is in readErrors. */
   readonly clones: Record<string, CloneReadBack>;
   readonly readErrors: Record<string, string>;
@@ -152,6 +155,7 @@ async function runFleet(): Promise<WindowsFleet> {
   const gen = f('gen');
   const spec = f('spec');
   const solo = f('solo.qcow2');
+  const pre = f('pre.qcow2');
   const profiles = ['-p', f('win.yaml'), '-p', f('winua.yaml')];
 
   // inputs
@@ -170,19 +174,18 @@ async function runFleet(): Promise<WindowsFleet> {
   const specBase = f('spec-base.qcow2');
   copyFileSync(images.generalized, genBase);
   copyFileSync(images.specialized, specBase);
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', specBase, solo]);
+  for (const overlay of [solo, pre]) execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', specBase, overlay]);
   writeFileSync(f('single.yaml'), 'defaults: {profile: win}\nmachines:\n  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24}\n');
-  writeFileSync(f('plan-before.yaml'), `defaults: {profile: win}\nmachines:\n  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24, target: ${solo}}\n  - {name: ua01, profile: winua, target: ${genBase}}\n`);
   writeFileSync(f('gen.yaml'), INVENTORY + ua(UA_MACHINES)
     + `  - {name: ${BONDED}, profile: winua, network: {version: 2, ethernets: {e1: {match: {macaddress: "52:54:00:00:00:41"}}}, bonds: {bond0: {interfaces: [e1], dhcp4: true}}}}\n`);
   writeFileSync(f('spec.yaml'), 'defaults: {profile: win}\nmachines:\n'
     + SPECIALIZED.map((n, i) => `  - {name: ${n}, mac: "52:54:00:30:00:1${i}", ip: 10.3.0.${i + 30}/24}\n`).join('') + ua(UA_SPEC));
   writeFileSync(f('all.yaml'), 'defaults: {profile: win}\nmachines:\n'
     + MACHINES.map((n, i) => winEntry(n, i).replace(/\}\n$/, `, target: ${path.join(gen, `${n}.qcow2`)}}\n`)).join('')
-    + `  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24, target: ${solo}}\n`);
+    + `  - {name: solo, mac: "52:54:00:30:00:09", ip: 10.3.0.19/24, target: ${solo}}\n`
+    + `  - {name: pre, mac: "52:54:00:30:00:08", ip: 10.3.0.18/24, target: ${pre}}\n  - {name: ua01, profile: winua, target: ${genBase}}\n`);
 
-  // before anything is written: the plans of a specialized clone and of the generalized base, and capture's refusal
-  const planBefore = run(['plan', ...profiles, '-i', f('plan-before.yaml'), '--state', state, '--jobs', '1']);
+  // before anything is written: capture's refusal
   const capture = run(['capture', '--target', specBase, '--library', f('lib'), '--name', 'win']);
   const apply = run(['apply', '-p', f('win.yaml'), '-i', f('single.yaml'), '--state', state, '--target', solo]);
   const deploy = (inventory: string, base: string, out: string, report: string): Run & { report: string } => {
@@ -201,7 +204,7 @@ async function runFleet(): Promise<WindowsFleet> {
   const inspectJson = run(['--json', 'inspect', ...inspectTargets]);
   const auditText = run(['audit', '--target', path.join(gen, 'win*.qcow2'), '--target', path.join(spec, 'spec*.qcow2'), '--jobs', '1']);
   const auditJson = run(['audit', '--target', path.join(gen, 'win*.qcow2'), '--json', '--jobs', '1']);
-  const planAfter = run(['plan', '-p', f('win.yaml'), '-i', f('all.yaml'), '--state', state, '--jobs', '1', '--detailed-exitcode']);
+  const plan = run(['plan', ...profiles, '-i', f('all.yaml'), '--state', state, '--jobs', '1', '--detailed-exitcode']);
 
   const clones: Record<string, CloneReadBack> = {};
   const readErrors: Record<string, string> = {};
@@ -225,5 +228,5 @@ async function runFleet(): Promise<WindowsFleet> {
       inspect: formatIdentity(image, await inspectGuest(guest)),
     };
   }
-  return { images, work, state, gen, spec, solo, specBase, blobs, passwords, planBefore, capture, apply, deployGen, deploySpec, inspectText, inspectJson, auditText, auditJson, planAfter, clones, readErrors, outputs };
+  return { images, work, state, gen, spec, solo, specBase, blobs, passwords, capture, apply, deployGen, deploySpec, inspectText, inspectJson, auditText, auditJson, plan, clones, readErrors, outputs };
 }

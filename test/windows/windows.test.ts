@@ -419,10 +419,10 @@ windows:
 });
 
 describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestfs)', function () {
-  // The ghostprep runs are the scenario of fleet.ts, shared with unattended.test.ts (five appliance launches for
-  // both specs: plan, apply, two deploys, plan after, --jobs 1 wherever several images are opened; capture's seal
-  // check, inspect and audit, text and --json, read the NTFS images host-side); the clones are read back
-  // host-side with ntfs-3g's tools.
+  // The ghostprep runs are the scenario of fleet.ts, shared with unattended.test.ts (four appliance launches for
+  // both specs: apply, two deploys, one plan of untouched images and written clones at the end, --jobs 1
+  // wherever several images are opened; capture's seal check, inspect and audit, text and --json, read the
+  // NTFS images host-side); the clones are read back host-side with ntfs-3g's tools.
   this.timeout(1_200_000);
   let fleet: WindowsFleet;
   let images: WindowsImages;
@@ -460,16 +460,17 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
   });
 
   it('a non-generalized master: plan warns about the risk and shows the registry changes as a .reg diff', () => {
-    const plan = fleet.planBefore;
-    expect(plan.status, plan.stderr).to.equal(0);
-    expect(plan.stderr).to.match(/warning: solo: the master Windows installation is not generalized.*Microsoft does not support cloning it.*same machine SID/);
-    const solo = planSection(plan.stdout, 'solo');
-    expect(solo).to.include('+++ b/Windows/System32/config/SYSTEM');
-    expect(solo).to.include('master NOT generalized');
-    expect(solo).to.include('[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\ComputerName\\ComputerName]');
-    expect(solo).to.include(`-"ComputerName"="${MASTER_NAME}"`).and.include('+"ComputerName"="SOLO"');
-    expect(solo).to.include('+"ghostprep-01"="cmd /c echo first > C:\\\\first.txt"');
-    expect(solo, 'auto: no unattend.xml for a specialized image').to.not.include('unattend.xml');
+    // pre: an overlay of the non-generalized master that no run writes
+    const plan = fleet.plan;
+    expect(plan.status, plan.stdout + plan.stderr).to.equal(2); // --detailed-exitcode: changes (pre and ua01)
+    expect(plan.stderr).to.match(/warning: pre: the master Windows installation is not generalized.*Microsoft does not support cloning it.*same machine SID/);
+    const pre = planSection(plan.stdout, 'pre');
+    expect(pre).to.include('+++ b/Windows/System32/config/SYSTEM');
+    expect(pre).to.include('master NOT generalized');
+    expect(pre).to.include('[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\ComputerName\\ComputerName]');
+    expect(pre).to.include(`-"ComputerName"="${MASTER_NAME}"`).and.include('+"ComputerName"="PRE"');
+    expect(pre).to.include('+"ghostprep-01"="cmd /c echo first > C:\\\\first.txt"');
+    expect(pre, 'auto: no unattend.xml for a specialized image').to.not.include('unattend.xml');
   });
 
   it('capture refuses the non-generalized master and names the risk', () => {
@@ -567,7 +568,9 @@ describe('windows: deploy, plan, apply, audit and inspect on NTFS images (guestf
 
   it('plan after deploy and apply shows no changes on all four clones (registry values compared, not hive bytes)', function () {
     if (fleet.apply.status !== 0) this.skip();
-    const plan = fleet.planAfter;
-    expect(plan.status, plan.stdout + plan.stderr).to.equal(0);
+    // the same plan run shows the changes of the untouched pre and ua01 (exit 2); these four have none
+    const plan = fleet.plan;
+    expect(plan.status, plan.stdout + plan.stderr).to.equal(2);
+    for (const m of [...MACHINES, 'solo']) expect(planSection(plan.stdout, m), `${m}\n${plan.stdout.slice(0, 3000)}`).to.match(new RegExp(`^=== ${m} \\([^\\n]*\\): no changes\\n+$`));
   });
 });

@@ -123,12 +123,34 @@ describe('GuestfsSession (real guestfish)', function () {
   });
 
   it('leaves no qemu behind when the Node process gets SIGTERM', async () => {
+    // The signal comes while the appliance boots: its process group (guestfish, qemu, libguestfs's
+    // recovery process) is the one a launched appliance has, and the handler is installed when the
+    // session starts guestfish. Waiting for the launch to end would only add a TCG boot.
     const img = await overlayOf(await testImage('ext4-gpt'), dir, 'sigterm');
     const script = path.join(dir, 'child.mjs');
     const mod = path.join(REPO_ROOT, 'dist/src/backends/guestfs/session.js');
-    await fs.writeFile(script, `import { GuestfsSession } from ${JSON.stringify(mod)};
-const s = await GuestfsSession.open({ drives: [{ path: ${JSON.stringify(img)}, format: 'qcow2', readonly: true }] });
-console.log('PID ' + s.pid);
+    await fs.writeFile(script, `import { readdirSync, readFileSync } from 'node:fs';
+import { GuestfsSession } from ${JSON.stringify(mod)};
+// writable: qemu is given the image itself (a read-only drive is given an overlay of it)
+GuestfsSession.open({ drives: [{ path: ${JSON.stringify(img)}, format: 'qcow2', readonly: false }] }).catch((e) => { console.error(String(e)); process.exit(9); });
+// [pid, ppid, pgrp, comm, cmdline] of every process
+const procs = () => readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).flatMap((p) => {
+  try {
+    const s = readFileSync('/proc/' + p + '/stat', 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return [[Number(p), Number(f[1]), Number(f[2]), s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), readFileSync('/proc/' + p + '/cmdline', 'latin1')]];
+  } catch { return []; }
+});
+// guestfish (our child) once the appliance's qemu (the one given the drive, not a probe of qemu's
+// features) runs in its process group
+const timer = setInterval(() => {
+  const all = procs();
+  const fish = all.find(([, ppid, , comm]) => ppid === process.pid && comm === 'guestfish');
+  if (fish && all.some(([, , pgrp, comm, cmd]) => pgrp === fish[0] && /qemu/.test(comm) && cmd.includes(${JSON.stringify(img)}))) {
+    clearInterval(timer);
+    console.log('PID ' + fish[0]);
+  }
+}, 20);
 setInterval(() => {}, 1000);
 `);
     const child = execa('node', [script], { reject: false, buffer: false });
@@ -139,8 +161,8 @@ setInterval(() => {}, 1000);
       });
       child.then((r) => reject(new Error(`child exited early: ${r.exitCode}`)), reject);
     });
-    const { stdout } = await execa('ps', ['-o', 'comm=', '-g', String(pid)]);
-    expect(stdout).to.match(/qemu/);
+    const { stdout } = await execa('ps', ['-ww', '-o', 'comm=,args=', '-g', String(pid)]);
+    expect(stdout.split('\n').filter((l) => /^qemu/.test(l) && l.includes(img)), stdout).to.have.length(1);
     child.kill('SIGTERM');
     const r = await child;
     expect(r.signal).to.equal('SIGTERM'); // our handler re-raised the signal: default death
