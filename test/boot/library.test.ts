@@ -1,5 +1,5 @@
 /**
- * Real boots of the ghost-imaging loop (issue 6), on a copy of the Debian 12
+ * Real boots of the ghost-imaging loop, on a copy of the Debian 12
  * master of the boot harness (the cached image is never written):
  *
  *  1. seal → capture into a library → `images verify` → `deploy --base
