@@ -30,7 +30,7 @@
  */
 import { expect } from 'chai';
 import { expectOnlyBaseDiskShared } from '../helpers/audit.js';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { GuestfsSession } from '../../src/backends/guestfs/session.js';
@@ -39,6 +39,7 @@ import { sha256File } from '../../src/image/checksum.js';
 import { testImage } from '../helpers/images.js';
 import { tempDir } from '../helpers/rootfs.js';
 import { count } from '../helpers/trust-counts.js';
+import { processesWith, qemuProcessesWith } from '../helpers/processes.js';
 import { addStateSecrets, gp, recordFile, show, type RunResult } from '../helpers/trust-run.js';
 import { writeInputs } from './profile.js';
 
@@ -62,18 +63,6 @@ function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
-}
-
-/** Processes whose command line mentions `needle` (our unique work dir): [pid, cmdline]. */
-function processesWith(needle: string): Array<[number, string]> {
-  const out: Array<[number, string]> = [];
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'latin1').split('\0').join(' ');
-      if (cmd.includes(needle) && Number(p) !== process.pid) out.push([Number(p), cmd]);
-    } catch { /* gone */ }
-  }
-  return out;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -159,11 +148,11 @@ describe(`trust: kill -9 three times during a ${N}-clone deploy, each time resum
         // the strike must land: a qemu not found yet (between appliances) is looked for again
         const strike = () => setTimeout(function tryStrike(tries = 0) {
           if (kind === 'qemu-mid') {
-            const qemu = processesWith(out).filter(([, c]) => /qemu-system|qemu-kvm/.test(c));
+            const qemu = qemuProcessesWith(out);
             if (!qemu.length && tries < 240 && child.exitCode === null) { setTimeout(() => tryStrike(tries + 1), 250); return; }
-            for (const [pid] of qemu) process.kill(pid, 'SIGKILL');
-            killedQemu.push(...qemu.map(([p]) => p));
-            struck = `killed qemu ${qemu.map(([p]) => p).join(',') || '(none found)'} after ${done.length} clone(s)`;
+            for (const pid of qemu) process.kill(pid, 'SIGKILL');
+            killedQemu.push(...qemu);
+            struck = `killed qemu ${qemu.join(',') || '(none found)'} after ${done.length} clone(s)`;
           } else {
             struck = child.exitCode === null && child.kill('SIGKILL') ? `killed ghostprep after ${done.length} clone(s)` : '';
           }

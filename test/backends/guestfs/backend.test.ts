@@ -8,7 +8,6 @@
  */
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Guest, TargetSpec } from '../../../src/core/backend.js';
@@ -16,18 +15,7 @@ import { GuestfsBackend, prepareTarget, scheduleBatches, type GuestfsImageGuest 
 import { probeLvm } from '../../../src/backends/guestfs/lvm-probe.js';
 import { driveDevice } from '../../../src/backends/guestfs/session.js';
 import { LVM_VG, overlayOf, stageTree, tempDir, testImage } from '../../helpers/images.js';
-
-/** The qemu processes whose command line names `file` (a drive of their appliance). */
-function qemuProcessesWith(file: string): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'latin1');
-      if (/qemu-system|qemu-kvm/.test(cmd) && cmd.includes(file)) pids.push(Number(p));
-    } catch { /* gone */ }
-  }
-  return pids;
-}
+import { qemuProcessesWith } from '../../helpers/processes.js';
 
 describe('GuestfsBackend batching (real appliances)', function () {
   this.timeout(600_000);
