@@ -160,6 +160,16 @@ const env = (g) => withLaunchLog({
 });
 
 const workers = Math.max(1, Number(process.env.GHOSTPREP_TEST_WORKERS) || 2);
+// CPU seconds of every finished process below this one (cutime + cstime, ticks of 1/100 s): a group's
+// mocha process is reaped with its appliances and VMs, so the growth since the last reading is that
+// group's CPU (Slurm's jobs, which slurmd starts, are not in it)
+const childCpu = () => {
+  try {
+    const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100;
+  } catch { return NaN; }
+};
+let cpuRead = childCpu();
 const started = Date.now();
 const clock = () => {
   const s = Math.round((Date.now() - started) / 1000);
@@ -189,10 +199,13 @@ async function worker(id) {
     console.log(`[${clock()}] worker ${id}: ${g.name} started (log ${log})`);
     const out = createWriteStream(log);
     const code = await runMocha(g.files, env(g), out);
+    const cpuNow = childCpu();
+    const cpu = (cpuNow - cpuRead) / 60;
+    cpuRead = cpuNow;
     await new Promise((r) => out.end(r));
     const minutes = (Date.now() - t0) / 60000;
-    results.push({ name: g.name, code, minutes });
-    console.log(`\n===== [${clock()}] ${g.name}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`} after ${minutes.toFixed(1)} min (worker ${id}) =====`);
+    results.push({ name: g.name, code, minutes, cpu });
+    console.log(`\n===== [${clock()}] ${g.name}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`} after ${minutes.toFixed(1)} min, CPU ${cpu.toFixed(1)} min (worker ${id}) =====`);
     process.stdout.write(readFileSync(log, 'utf8'));
     rmSync(log, { force: true });
     done.add(g.name);
@@ -213,12 +226,11 @@ console.log(Reporter.table(rows, `per-file time, all groups, slowest first (${cl
 // Slurm's jobs, which slurmd starts): how busy the workers kept the cores
 const cpu = (() => {
   try {
-    const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
-    const s = (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, clock ticks of 1/100 s
+    const s = childCpu();
     const wall = (Date.now() - started) / 1000;
     return `; CPU ${(s / 60).toFixed(1)} min = ${Math.round((100 * s) / (wall * os.cpus().length))}% of ${os.cpus().length} cores over the wall time (load now ${os.loadavg()[0].toFixed(1)})`;
   } catch { return ''; }
 })();
 printLaunches();
-console.log(`ghostprep tests: ${results.map((r) => `${r.name} ${r.code === 0 ? 'passed' : 'FAILED'} ${r.minutes.toFixed(1)} min`).join(', ')}; ${clock()} in all${cpu}`);
+console.log(`ghostprep tests: ${results.map((r) => `${r.name} ${r.code === 0 ? 'passed' : 'FAILED'} ${r.minutes.toFixed(1)} min (CPU ${r.cpu.toFixed(1)})`).join(', ')}; ${clock()} in all${cpu}`);
 process.exit(results.some((r) => r.code !== 0) ? 1 : 0);
