@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import { lvStartsOnPv, parsePvLabel, readImageBytes, readPartitionTable } from '../backends/guestfs/lvm-probe.js';
 import { openImageBytes, Qcow2Unsupported, type ImageBytes } from './qcow2.js';
+import { formatGuid } from '../storage/gpt.js';
 
 const SECTOR = 512;
 /** One read per volume start: covers the btrfs superblock (64 KiB + 4 KiB) and a default LUKS2 header. */
@@ -49,14 +50,7 @@ export interface DiskIdentity {
   readonly volumes: readonly VolumeIdentity[];
 }
 
-/** A GUID as stored in GPT: the first three fields little-endian. */
-export function formatGuid(b: Buffer): string {
-  const h = (from: number, to: number, rev: boolean) => {
-    const part = [...b.subarray(from, to)];
-    return (rev ? part.reverse() : part).map((x) => x.toString(16).padStart(2, '0')).join('');
-  };
-  return `${h(0, 4, true)}-${h(4, 6, true)}-${h(6, 8, true)}-${h(8, 10, false)}-${h(10, 16, false)}`;
-}
+export { formatGuid };
 
 /** A UUID stored byte for byte (ext, xfs, btrfs, swap). */
 export function formatUuid(b: Buffer): string {

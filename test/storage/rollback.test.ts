@@ -1,14 +1,20 @@
 /**
  * Device changes are all-or-nothing on the machine: a change that fails
  * part-way undoes the ones already made, and a machine rolled back after its
- * device changes gets its old identities back. On an overlay of the
- * multi-filesystem test image, in the appliance new-uuids.test.ts shares.
+ * device changes gets its old identities back. GPT GUIDs are edited in both
+ * copies of the table; a table with a damaged backup is left to sgdisk,
+ * which writes the backup again. On an overlay of the multi-filesystem test
+ * image, in the appliance new-uuids.test.ts shares.
  */
 import { expect } from 'chai';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { GuestfsBlockDevices } from '../../src/backends/guestfs/storage-identity.js';
 import type { InspectedOs } from '../../src/backends/guestfs/os-inspect.js';
 import { detectDistro } from '../../src/distro/detect.js';
 import type { DeviceChange } from '../../src/storage/types.js';
+import { checkTable, entriesLength, parseGptHeader } from '../../src/storage/gpt.js';
+import { tempDir } from '../helpers/images.js';
 import { multiFsImage } from './storage-image.js';
 import { storageAppliance } from './storage-appliance.js';
 
@@ -45,6 +51,35 @@ describe('storage device changes: undone on failure and on rollback', function (
       for (const c of good) expect((await devices.read(c)).toLowerCase(), `${c.op} ${c.device} rolled back`).to.equal(c.from.toLowerCase());
       expect(await s.lines('mounts')).to.include.members(['/dev/sda2', '/dev/sda3']);
       expect((await s.command('read-file', ['/srv/marker'])).toString()).to.equal('on /dev/sda3\n');
+
+      // GPT GUIDs are written into both copies of the table by ghostprep itself; a table whose backup is
+      // damaged is left to sgdisk (part-set-*-guid), which changes the GUID and writes a whole backup again
+      const readTable = async () => {
+        const header = await s.command('pread-device', ['/dev/sda', 512, 512]);
+        const h = parseGptHeader(header);
+        if (!h.ok) throw new Error(h.reason);
+        const entries = await s.command('pread-device', ['/dev/sda', entriesLength(h.value), Number(h.value.entriesLba) * 512]);
+        const backupHeader = await s.command('pread-device', ['/dev/sda', 512, Number(h.value.backupLba) * 512]);
+        const b = parseGptHeader(backupHeader);
+        const backupEntries = b.ok ? await s.command('pread-device', ['/dev/sda', entriesLength(b.value), Number(b.value.entriesLba) * 512]) : Buffer.alloc(0);
+        return { primary: { header, entries }, backup: { header: backupHeader, entries: backupEntries }, backupLba: h.value.backupLba };
+      };
+      expect(checkTable((await readTable()).primary, (await readTable()).backup).ok, 'a whole table after the edits').to.equal(true);
+      const zeros = path.join(await tempDir(), 'zeros');
+      writeFileSync(zeros, Buffer.alloc(512));
+      await s.command('upload-offset', [zeros, '/dev/sda', Number((await readTable()).backupLba) * 512]);
+      const damaged = await readTable();
+      expect(checkTable(damaged.primary, damaged.backup).ok, 'backup header destroyed').to.equal(false);
+      const gpt: DeviceChange[] = [
+        { op: 'disk-guid', device: '/dev/sda', from: ids.disk, to: '0e4e4e4e-0000-4000-8000-0000000000d1', source: 't' },
+        { op: 'part-guid', device: '/dev/sda3', disk: '/dev/sda', partnum: 3, from: ids.part[3]!, to: '0e4e4e4e-0000-4000-8000-0000000000b3', source: 't' },
+      ];
+      await devices.apply(gpt);
+      for (const c of gpt) expect((await devices.read(c)).toLowerCase(), `${c.op} ${c.device} applied by sgdisk`).to.equal(c.to.toLowerCase());
+      const repaired = await readTable();
+      expect(checkTable(repaired.primary, repaired.backup).ok, 'sgdisk wrote the backup again').to.equal(true);
+      expect(await devices.rollback(gpt)).to.deep.equal([]);
+      for (const c of gpt) expect((await devices.read(c)).toLowerCase(), `${c.op} ${c.device} rolled back`).to.equal(c.from.toLowerCase());
     } finally {
       await s.command('umount-all');
     }
