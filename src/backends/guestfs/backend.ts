@@ -18,7 +18,7 @@ import { imageFormat } from '../image-format.js';
 import { GuestfsGuest } from './guest.js';
 import { ApplianceLayout, mountGuest, mountLike, openDrive, type InspectedOs } from './os-inspect.js';
 import { conflictKeys, conflictKeysRenewed, probeLvm } from './lvm-probe.js';
-import { luksKeysFor } from './luks.js';
+import { LUKS_KEY_ENV, luksKeysFor } from './luks.js';
 import { driveDevice, GuestfsSession, type SessionOptions } from './session.js';
 import { GuestfsBlockDevices } from './storage-identity.js';
 import { lvmWork, renewLvmIdentities } from './lvm-identity.js';
@@ -66,6 +66,8 @@ export interface Prepared {
   readonly vgNames: readonly string[];
   /** The header probe saw a LUKS volume: passphrases are needed to look inside. */
   readonly luks: boolean;
+  /** The UUIDs of the LUKS headers the probe saw. */
+  readonly luksUuids: readonly string[];
   /** Partition numbers from the host-side table read (lvm-probe.ts), when exact. */
   readonly partitions?: readonly number[];
   /** The LVM/LUKS identity this clone is to get (OpenOptions.deviceIdentity). */
@@ -151,7 +153,9 @@ export class GuestfsBackend implements Backend {
     const prepared: Prepared[] = [];
     await pool(targets, 4, async (t) => {
       try {
-        prepared.push(await prepareTarget(t, { identity: options.deviceIdentity?.(t), readonly: options.readonly }));
+        const p = await prepareTarget(t, { identity: options.deviceIdentity?.(t), readonly: options.readonly });
+        await refuseLockedLuks(p, options.luksKeyFiles);
+        prepared.push(p);
       } catch (err) {
         await run.visitSafely(t, asError(err));
       }
@@ -164,6 +168,17 @@ export class GuestfsBackend implements Backend {
     await pool(batches, jobs, (b) => run.batch(b));
     run.finish();
   }
+}
+
+/**
+ * A LUKS volume seen in the image's headers with no passphrase to try (no
+ * key file, no passphrase of the clone's own): its machine would fail in the
+ * appliance, so it fails here, before an appliance is launched for it.
+ */
+async function refuseLockedLuks(p: Prepared, keyFiles: readonly string[] | undefined): Promise<void> {
+  if (!p.luks || p.identity?.luks?.newKey !== undefined || (await luksKeysFor(keyFiles)).length) return;
+  const uuids = p.luksUuids.length ? ` (LUKS UUID ${p.luksUuids.join(', ')})` : '';
+  throw new GuestError(`${p.target.path}: a volume on its disk is encrypted with LUKS${uuids}: give its passphrase with --luks-key-file FILE (or ${LUKS_KEY_ENV}=FILE); no appliance was started for it`, p.target.path);
 }
 
 /** Format and conflict keys of one target; throws for targets this backend cannot open. */
@@ -187,7 +202,7 @@ export async function prepareTarget(t: TargetSpec, opts: { identity?: DeviceIden
   // Renewed in the appliance before anything else (lvm-identity.ts): only the new name can collide.
   const renewed = !opts.readonly && spec?.newUuids && spec.vgName !== undefined && lvm.vgNames.length === 1 && lvm.vgNames[0] !== spec.vgName;
   const keys = renewed ? conflictKeysRenewed(real, lvm, spec.vgName!) : conflictKeys(real, lvm);
-  return { target: t, format, keys, vgNames: lvm.vgNames, luks: lvm.luksUuids.length > 0, ...(lvm.partitions && { partitions: lvm.partitions }), ...(opts.identity && { identity: opts.identity }) };
+  return { target: t, format, keys, vgNames: lvm.vgNames, luks: lvm.luksUuids.length > 0, luksUuids: lvm.luksUuids, ...(lvm.partitions && { partitions: lvm.partitions }), ...(opts.identity && { identity: opts.identity }) };
 }
 
 /**

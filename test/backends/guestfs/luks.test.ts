@@ -5,12 +5,13 @@
  * passphrase, the master's slot removed, a new UUID), and the clones then
  * open with their own keys, the master's not given. Each LUKS guest gets an
  * appliance of its own, and the key files are the same for every target of
- * a run, so these checks cannot share appliances: one each for the missing
- * key and the wrong key, two for apply, two for the inspect that reads the
- * clones back (6 launches; the missing key file starts none).
+ * a run, so these checks cannot share appliances: one for the wrong key,
+ * two for apply, two for the inspect that reads the clones back (5
+ * launches; a missing key, or a missing key file, starts none: the LUKS
+ * header is seen on the host before any appliance).
  */
 import { expect } from 'chai';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { LUKS_PASSPHRASE, LUKS_UUID, overlayOf, tempDir, testImage } from '../../helpers/images.js';
@@ -87,10 +88,15 @@ describe('guestfs: guest roots on LUKS (real images)', function () {
     writeFileSync(path.join(dir, 'inv.yaml'), 'defaults: {profile: sec}\nmachines:\n  - {name: plain}\n  - {name: lvm}\n');
   });
 
-  it('without a key: the machine fails with a message naming the LUKS volume and the option', () => {
-    const r = run(['inspect', '--target', plain]);
+  it('without a key: the machine fails before any appliance starts, with a message naming the LUKS volume and the option', () => {
+    // every guestfish command of the run would be traced here: none is sent
+    const trace = path.join(dir, 'no-key.trace');
+    process.env.GHOSTPREP_TRACE = trace;
+    let r: ReturnType<typeof run>;
+    try { r = run(['inspect', '--target', plain]); } finally { delete process.env.GHOSTPREP_TRACE; }
     expect(r.status).to.equal(1);
-    expect(r.stdout + r.stderr).to.contain(`${plain}: /dev/sda1 (on /dev/sda) is encrypted with LUKS: give its passphrase with --luks-key-file FILE`);
+    expect(r.stdout + r.stderr).to.contain(`${plain}: a volume on its disk is encrypted with LUKS (LUKS UUID ${LUKS_UUID}): give its passphrase with --luks-key-file FILE (or GHOSTPREP_LUKS_KEY_FILE=FILE); no appliance was started for it`);
+    expect(existsSync(trace), 'a guestfish command was sent').to.equal(false);
   });
 
   it('with a wrong key: says so, and the passphrases appear nowhere', () => {
