@@ -331,7 +331,23 @@ export class GuestfsBlockDevices implements BlockDevices {
     } catch (err) {
       throw new StepError(step[0]!, err, step);
     }
+    await this.settlePartitions(drive);
     return true;
+  }
+
+  /**
+   * After a write to a whole disk, the partitions vanish and come back: udev
+   * watches block devices and has the kernel re-read the table when one is
+   * closed after a write. Re-read it here (every blockdev call first waits
+   * for udev's queue to empty) and wait for the events of that re-read, so
+   * that the next command finds every partition. A disk with a partition in
+   * use (an active PV) is not re-read by anyone: its partitions stay.
+   */
+  private async settlePartitions(drive: string): Promise<void> {
+    await this.session.command('blockdev-rereadpt', [drive]).catch((err: unknown) => {
+      if (!(err instanceof GuestfsError) || !this.session.alive) throw err;
+    });
+    await this.session.command('blockdev-getss', [drive]);
   }
 
   private async diskGuid(drive: string): Promise<string> {
