@@ -80,6 +80,21 @@ describe('storage device changes: undone on failure and on rollback', function (
       expect(checkTable(repaired.primary, repaired.backup).ok, 'sgdisk wrote the backup again').to.equal(true);
       expect(await devices.rollback(gpt)).to.deep.equal([]);
       for (const c of gpt) expect((await devices.read(c)).toLowerCase(), `${c.op} ${c.device} rolled back`).to.equal(c.from.toLowerCase());
+
+      // a write to the whole disk makes udev have the kernel re-read its table (the partitions go and come
+      // back): the changes on a partition right after a GPT edit, and the remount, must find it every time
+      for (let round = 0; round < 4; round++) {
+        const guid = `0e4e4e4e-0000-4000-8000-00000000${String(round).padStart(4, '0')}`;
+        const uuid = `0e4e4e4e-0000-4000-8000-0000000001${String(round).padStart(2, '0')}`;
+        const before = { disk: await devices.read(gpt[0]!), fs: await devices.read(good[0]!) };
+        const step: DeviceChange[] = [
+          { op: 'disk-guid', device: '/dev/sda', from: before.disk, to: guid, source: 't' },
+          { op: 'fs-uuid', device: '/dev/sda2', fstype: 'ext4', from: before.fs, to: uuid, source: 't' },
+        ];
+        await devices.apply(step);
+        expect([await devices.read(step[0]!), await devices.read(step[1]!)].map((x) => x.toLowerCase()), `round ${round}`).to.deep.equal([guid, uuid]);
+        expect(await s.lines('mounts'), `round ${round}: mounted again`).to.include.members(['/dev/sda2', '/dev/sda3']);
+      }
     } finally {
       await s.command('umount-all');
     }
