@@ -134,34 +134,64 @@ const building = new Map<string, Promise<string>>();
 
 /** Path of a cached qcow2 test image of `kind` (built on first use). Read-only use only. */
 export function testImage(kind: ImageKind, fixture = FIXTURE): Promise<string> {
-  const key = `${kind}:${fixture}`;
-  let p = building.get(key);
-  if (!p) building.set(key, (p = buildCached(kind, fixture)));
-  return p;
+  return testImages([kind], fixture).then((m) => m[kind]!);
 }
 
-async function buildCached(kind: ImageKind, fixture: string): Promise<string> {
-  const tree = await stageTree(kind, fixture);
+type ApplianceKind = Exclude<ImageKind, 'ext4-gpt'>;
+
+/**
+ * Paths of several cached test images (each built on first use). The kinds
+ * built in an appliance that are not cached yet are built in ONE appliance,
+ * a drive each, instead of a launch each.
+ */
+export async function testImages(kinds: readonly ImageKind[], fixture = FIXTURE): Promise<Partial<Record<ImageKind, string>>> {
+  const fresh = [...new Set(kinds)].filter((k) => !building.has(`${k}:${fixture}`));
+  if (fresh.length) {
+    const batch = buildBatch(fresh, fixture);
+    for (const k of fresh) building.set(`${k}:${fixture}`, batch.then((m) => m[k]!));
+  }
+  const out: Partial<Record<ImageKind, string>> = {};
+  for (const k of kinds) out[k] = await building.get(`${k}:${fixture}`)!;
+  return out;
+}
+
+interface Staged { readonly kind: ImageKind; readonly tree: string; readonly out: string }
+
+async function buildBatch(kinds: readonly ImageKind[], fixture: string): Promise<Partial<Record<ImageKind, string>>> {
+  const staged: Staged[] = [];
+  const result: Partial<Record<ImageKind, string>> = {};
   try {
-    const hash = createHash('sha256').update(`${kind}\0${RECIPE_VERSION}\0${await treeHash(tree)}`).digest('hex').slice(0, 16);
-    const out = path.join(CACHE_DIR, `${kind}-${hash}.qcow2`);
-    if (await exists(out)) return out;
+    for (const kind of kinds) {
+      const tree = await stageTree(kind, fixture);
+      const hash = createHash('sha256').update(`${kind}\0${RECIPE_VERSION}\0${await treeHash(tree)}`).digest('hex').slice(0, 16);
+      staged.push({ kind, tree, out: path.join(CACHE_DIR, `${kind}-${hash}.qcow2`) });
+    }
+    const missing: Staged[] = [];
+    for (const s of staged) {
+      if (await exists(s.out)) result[s.kind] = s.out;
+      else missing.push(s);
+    }
+    if (!missing.length) return result;
     await fs.mkdir(CACHE_DIR, { recursive: true });
     const work = await tempDir('ghostprep-build-');
     try {
-      const raw = path.join(work, 'disk.raw');
-      if (kind === 'ext4-gpt') await buildExt4(tree, raw);
-      else await buildWithGuestfish(kind, tree, raw, work);
-      const tmp = `${out}.tmp-${process.pid}`;
-      await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, tmp]);
-      await fs.chmod(tmp, 0o444); // a test writing to the shared base fails loudly
-      await fs.rename(tmp, out);
-      return out;
+      const raws = missing.map((s) => path.join(work, `${s.kind}.raw`));
+      for (const [i, s] of missing.entries()) if (s.kind === 'ext4-gpt') await buildExt4(s.tree, raws[i]!);
+      const inAppliance = missing.flatMap((s, i) => (s.kind === 'ext4-gpt' ? [] : [{ kind: s.kind as ApplianceKind, tree: s.tree, raw: raws[i]! }]));
+      if (inAppliance.length) await buildWithGuestfish(inAppliance, work);
+      for (const [i, s] of missing.entries()) {
+        const tmp = `${s.out}.tmp-${process.pid}`;
+        await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raws[i]!, tmp]);
+        await fs.chmod(tmp, 0o444); // a test writing to the shared base fails loudly
+        await fs.rename(tmp, s.out);
+        result[s.kind] = s.out;
+      }
+      return result;
     } finally {
       await fs.rm(work, { recursive: true, force: true });
     }
   } finally {
-    await fs.rm(path.dirname(tree), { recursive: true, force: true });
+    for (const s of staged) await fs.rm(path.dirname(s.tree), { recursive: true, force: true });
   }
 }
 
@@ -179,32 +209,38 @@ async function buildExt4(tree: string, raw: string): Promise<void> {
   await execa('mkfs.ext4', ['-F', '-q', '-U', EXT4_FS_UUID, '-L', 'root', '-E', `offset=${start * 512}`, '-d', tree, raw, `${Math.floor(sectors / 2)}k`]);
 }
 
-async function buildWithGuestfish(kind: 'lvm' | 'xfs' | 'luks' | 'luks-lvm', tree: string, raw: string, work: string): Promise<void> {
-  const tarball = path.join(work, 'tree.tar');
-  await execa('tar', ['--numeric-owner', '-C', tree, '-cf', tarball, '.']);
-  await fs.writeFile(raw, '');
-  await fs.truncate(raw, 512 * MiB);
-  const lvm = [
-    'part-disk /dev/sda gpt', 'pvcreate /dev/sda1', `vgcreate ${LVM_VG} /dev/sda1`,
-    `lvcreate root ${LVM_VG} 200`, `lvcreate-free var ${LVM_VG} 100`,
-    `mkfs ext4 /dev/${LVM_VG}/root`, `mkfs ext4 /dev/${LVM_VG}/var`,
-    `mount /dev/${LVM_VG}/root /`, 'mkdir-p /var', `mount /dev/${LVM_VG}/var /var`,
-  ];
-  const xfs = ['part-disk /dev/sda gpt', `mkfs xfs /dev/sda1 label:${XFS_LABEL}`, 'mount /dev/sda1 /'];
-  const open = ['cryptsetup-open /dev/sda1 cr', LUKS_PASSPHRASE];
-  const luks = [...open, 'mkfs ext4 /dev/mapper/cr', 'mount /dev/mapper/cr /'];
-  const luksLvm = [
-    ...open, 'pvcreate /dev/mapper/cr', `vgcreate ${LUKS_VG} /dev/mapper/cr`, `lvcreate-free root ${LUKS_VG} 100`,
-    `mkfs ext4 /dev/${LUKS_VG}/root`, `mount /dev/${LUKS_VG}/root /`,
-  ];
-  const steps = { lvm, xfs, luks, 'luks-lvm': luksLvm }[kind];
-  if (kind === 'luks' || kind === 'luks-lvm') await luksPartition(raw, work);
-  const script = [
-    `add-drive ${raw} format:raw`, 'run',
-    ...steps,
-    `tar-in ${tarball} /`, 'umount-all', 'exit',
-  ].join('\n') + '\n';
-  await execa('guestfish', ['--keys-from-stdin'], { input: script, env: guestfsEnv(), extendEnv: false });
+/** Builds each image on its own drive of one appliance (drive i is /dev/sd{a+i}). */
+async function buildWithGuestfish(images: ReadonlyArray<{ kind: ApplianceKind; tree: string; raw: string }>, work: string): Promise<void> {
+  const script: string[] = [];
+  for (const img of images) {
+    await fs.writeFile(img.raw, '');
+    await fs.truncate(img.raw, 512 * MiB);
+    if (img.kind === 'luks' || img.kind === 'luks-lvm') await luksPartition(img.raw, work);
+    script.push(`add-drive ${img.raw} format:raw`);
+  }
+  script.push('run');
+  for (const [i, img] of images.entries()) {
+    const dev = `/dev/sd${String.fromCharCode(97 + i)}`;
+    const tarball = path.join(work, `${img.kind}.tar`);
+    await execa('tar', ['--numeric-owner', '-C', img.tree, '-cf', tarball, '.']);
+    const lvm = [
+      `part-disk ${dev} gpt`, `pvcreate ${dev}1`, `vgcreate ${LVM_VG} ${dev}1`,
+      `lvcreate root ${LVM_VG} 200`, `lvcreate-free var ${LVM_VG} 100`,
+      `mkfs ext4 /dev/${LVM_VG}/root`, `mkfs ext4 /dev/${LVM_VG}/var`,
+      `mount /dev/${LVM_VG}/root /`, 'mkdir-p /var', `mount /dev/${LVM_VG}/var /var`,
+    ];
+    const xfs = [`part-disk ${dev} gpt`, `mkfs xfs ${dev}1 label:${XFS_LABEL}`, `mount ${dev}1 /`];
+    const mapper = `cr${i}`;
+    const open = [`cryptsetup-open ${dev}1 ${mapper}`, LUKS_PASSPHRASE];
+    const luks = [...open, `mkfs ext4 /dev/mapper/${mapper}`, `mount /dev/mapper/${mapper} /`];
+    const luksLvm = [
+      ...open, `pvcreate /dev/mapper/${mapper}`, `vgcreate ${LUKS_VG} /dev/mapper/${mapper}`, `lvcreate-free root ${LUKS_VG} 100`,
+      `mkfs ext4 /dev/${LUKS_VG}/root`, `mount /dev/${LUKS_VG}/root /`,
+    ];
+    script.push(...{ lvm, xfs, luks, 'luks-lvm': luksLvm }[img.kind], `tar-in ${tarball} /`, 'umount-all');
+  }
+  script.push('exit');
+  await execa('guestfish', ['--keys-from-stdin'], { input: script.join('\n') + '\n', env: guestfsEnv(), extendEnv: false });
 }
 
 /** GPT with one partition at 1 MiB whose first 16 MiB are a LUKS2 header made by the host's cryptsetup. */

@@ -14,7 +14,7 @@ import type { Guest, TargetSpec } from '../../../src/core/backend.js';
 import { GuestfsBackend, prepareTarget, scheduleBatches, type GuestfsImageGuest } from '../../../src/backends/guestfs/backend.js';
 import { probeLvm } from '../../../src/backends/guestfs/lvm-probe.js';
 import { driveDevice } from '../../../src/backends/guestfs/session.js';
-import { LVM_VG, overlayOf, stageTree, tempDir, testImage } from '../../helpers/images.js';
+import { LVM_VG, overlayOf, stageTree, tempDir, testImage, testImages } from '../../helpers/images.js';
 import { qemuProcessesWith } from '../../helpers/processes.js';
 
 describe('GuestfsBackend batching (real appliances)', function () {
@@ -25,7 +25,9 @@ describe('GuestfsBackend batching (real appliances)', function () {
 
   before(async () => {
     dir = await tempDir();
-    const lvm = await testImage('lvm');
+    // the images not cached yet are built together: one appliance for lvm and xfs
+    const images = await testImages(['ext4-gpt', 'lvm', 'xfs']);
+    const lvm = images.lvm!;
     targets = [
       { kind: 'image', path: await overlayOf(await testImage('ext4-gpt'), dir, 'ext4'), machine: 'ext4' },
       { kind: 'image', path: await overlayOf(lvm, dir, 'lvm-a'), machine: 'lvm-a' },

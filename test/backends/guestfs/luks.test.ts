@@ -14,7 +14,7 @@ import { expect } from 'chai';
 import { existsSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { LUKS_PASSPHRASE, LUKS_UUID, overlayOf, tempDir, testImage } from '../../helpers/images.js';
+import { LUKS_PASSPHRASE, LUKS_UUID, overlayOf, tempDir, testImages } from '../../helpers/images.js';
 import { ghostprep } from '../../helpers/cli.js';
 import { luksKeyFilesFromEnv, mapperName, parseCrypttab, readLuksKeys } from '../../../src/backends/guestfs/luks.js';
 import { parseLuksUuid, conflictKeys } from '../../../src/backends/guestfs/lvm-probe.js';
@@ -76,8 +76,10 @@ describe('guestfs: guest roots on LUKS (real images)', function () {
 
   before(async () => {
     dir = await tempDir('ghostprep-luks-');
-    plain = await overlayOf(await testImage('luks'), dir, 'plain');
-    lvm = await overlayOf(await testImage('luks-lvm'), dir, 'lvm');
+    // built together when not cached yet: one appliance for both
+    const images = await testImages(['luks', 'luks-lvm']);
+    plain = await overlayOf(images.luks!, dir, 'plain');
+    lvm = await overlayOf(images['luks-lvm']!, dir, 'lvm');
     key = path.join(dir, 'root.key');
     wrong = path.join(dir, 'wrong.key');
     writeFileSync(key, LUKS_PASSPHRASE + '\n', { mode: 0o600 });
