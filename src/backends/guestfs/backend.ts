@@ -64,9 +64,7 @@ export interface Prepared {
   readonly format: string;
   readonly keys: readonly string[];
   readonly vgNames: readonly string[];
-  /** The header probe saw a LUKS volume: passphrases are needed to look inside. */
-  readonly luks: boolean;
-  /** The UUIDs of the LUKS headers the probe saw. */
+  /** The UUIDs of the LUKS headers the probe saw (any: passphrases are needed to look inside). */
   readonly luksUuids: readonly string[];
   /** Partition numbers from the host-side table read (lvm-probe.ts), when exact. */
   readonly partitions?: readonly number[];
@@ -170,13 +168,16 @@ export class GuestfsBackend implements Backend {
   }
 }
 
+/** The header probe saw a LUKS volume: passphrases are needed to look inside. */
+const isLuks = (p: Prepared): boolean => p.luksUuids.length > 0;
+
 /**
  * A LUKS volume seen in the image's headers with no passphrase to try (no
  * key file, no passphrase of the clone's own): its machine would fail in the
  * appliance, so it fails here, before an appliance is launched for it.
  */
 async function refuseLockedLuks(p: Prepared, keyFiles: readonly string[] | undefined): Promise<void> {
-  if (!p.luks || p.identity?.luks?.newKey !== undefined || (await luksKeysFor(keyFiles)).length) return;
+  if (!isLuks(p) || p.identity?.luks?.newKey !== undefined || (await luksKeysFor(keyFiles)).length) return;
   const uuids = p.luksUuids.length ? ` (LUKS UUID ${p.luksUuids.join(', ')})` : '';
   throw new GuestError(`${p.target.path}: a volume on its disk is encrypted with LUKS${uuids}: give its passphrase with --luks-key-file FILE (or ${LUKS_KEY_ENV}=FILE); no appliance was started for it`, p.target.path);
 }
@@ -202,7 +203,7 @@ export async function prepareTarget(t: TargetSpec, opts: { identity?: DeviceIden
   // Renewed in the appliance before anything else (lvm-identity.ts): only the new name can collide.
   const renewed = !opts.readonly && spec?.newUuids && spec.vgName !== undefined && lvm.vgNames.length === 1 && lvm.vgNames[0] !== spec.vgName;
   const keys = renewed ? conflictKeysRenewed(real, lvm, spec.vgName!) : conflictKeys(real, lvm);
-  return { target: t, format, keys, vgNames: lvm.vgNames, luks: lvm.luksUuids.length > 0, luksUuids: lvm.luksUuids, ...(lvm.partitions && { partitions: lvm.partitions }), ...(opts.identity && { identity: opts.identity }) };
+  return { target: t, format, keys, vgNames: lvm.vgNames, luksUuids: lvm.luksUuids, ...(lvm.partitions && { partitions: lvm.partitions }), ...(opts.identity && { identity: opts.identity }) };
 }
 
 /**
@@ -376,7 +377,7 @@ class BatchRun {
    */
   private async renewIdentities(session: GuestfsSession, batch: readonly Prepared[]): Promise<void> {
     const lvmJobs = batch.flatMap((p, index) => (p.identity?.lvm && p.vgNames.length ? [{ index, image: p.target.path, spec: p.identity.lvm, vgNames: p.vgNames }] : []));
-    const luksJobs = batch.flatMap((p, index) => (p.identity?.luks && p.luks ? [{ index, p, spec: p.identity.luks }] : []));
+    const luksJobs = batch.flatMap((p, index) => (p.identity?.luks && isLuks(p) ? [{ index, p, spec: p.identity.luks }] : []));
     if (!lvmJobs.length && !luksJobs.length) return;
     const fail = async (p: Prepared, err: Error): Promise<void> => {
       this.identityFailed.add(p.target.path);
@@ -456,20 +457,20 @@ class BatchRun {
 
   private async inspect(session: GuestfsSession, layout: ApplianceLayout, index: number, p: Prepared): Promise<InspectedOs> {
     const id = this.identities.get(p.target.path);
-    const given = p.luks ? await luksKeysFor(this.open.luksKeyFiles) : [];
-    const luksKeys = id?.luksKey !== undefined && p.luks ? [id.luksKey, ...given] : given;
+    const given = isLuks(p) ? await luksKeysFor(this.open.luksKeyFiles) : [];
+    const luksKeys = id?.luksKey !== undefined && isLuks(p) ? [id.luksKey, ...given] : given;
     // read-only, nothing was renamed: the fstab's VG names are still right
     const vgRenames = !this.open.readonly && id?.renames.vgs.size ? id.renames.vgs : undefined;
     const os = await openDrive(session, layout, index, p.target.path, { readonly: this.open.readonly, vgNames: id?.vgNames ?? p.vgNames, luksKeys, ...(p.partitions && { partitions: p.partitions }), ...(vgRenames && { vgRenames }) });
     const key = p.target.layoutKey;
-    if (key && !p.luks && !p.vgNames.length && !layoutTemplates.has(key)) layoutTemplates.set(key, { os, index });
+    if (key && !isLuks(p) && !p.vgNames.length && !layoutTemplates.has(key)) layoutTemplates.set(key, { os, index });
     return os;
   }
 
   /** A copy of an image already inspected in this process: mounted like it (os-inspect.ts mountLike). */
   private async openLike(session: GuestfsSession, index: number, p: Prepared): Promise<InspectedOs | undefined> {
     const template = p.target.layoutKey ? layoutTemplates.get(p.target.layoutKey) : undefined;
-    if (!template || p.luks || p.vgNames.length) return undefined;
+    if (!template || isLuks(p) || p.vgNames.length) return undefined;
     return mountLike(session, template, index, p.target.path, this.open.readonly);
   }
 

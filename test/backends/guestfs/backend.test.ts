@@ -29,11 +29,11 @@ describe('GuestfsBackend batching (real appliances)', function () {
     const images = await testImages(['ext4-gpt', 'lvm', 'xfs']);
     const lvm = images.lvm!;
     targets = [
-      { kind: 'image', path: await overlayOf(await testImage('ext4-gpt'), dir, 'ext4'), machine: 'ext4' },
+      { kind: 'image', path: await overlayOf(images['ext4-gpt']!, dir, 'ext4'), machine: 'ext4' },
       { kind: 'image', path: await overlayOf(lvm, dir, 'lvm-a'), machine: 'lvm-a' },
       { kind: 'image', path: path.join(dir, 'broken.qcow2'), machine: 'broken' },
       { kind: 'image', path: await overlayOf(lvm, dir, 'lvm-b'), machine: 'lvm-b' },
-      { kind: 'image', path: await overlayOf(await testImage('xfs'), dir, 'xfs'), machine: 'xfs' },
+      { kind: 'image', path: await overlayOf(images.xfs!, dir, 'xfs'), machine: 'xfs' },
     ];
     await fs.writeFile(targets[2]!.path, 'QFI\xfb this is not a qcow2 image');
   });
