@@ -9,12 +9,10 @@
  * backup, copies that disagree) is reported as unusable: the caller leaves
  * it to those calls, whose sgdisk repairs it.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { GuestError, errorMessage } from '../../util/errors.js';
 import { checkTable, editCopy, entriesLength, parseGptHeader, partitionGuids, type GptCopy, type GptHeader, type GuidEdit } from '../../storage/gpt.js';
 import { GuestfsError, type GuestfsSession } from './session.js';
+import { uploadBytes, type ByteWrite } from './device-bytes.js';
 
 /** Both copies of a well-formed GPT as read from a drive. */
 export interface GptTable {
@@ -28,8 +26,6 @@ export interface GptTable {
 
 /** Writing the table (or waiting for its partitions after) failed: part of it may have been written. */
 export class GptWriteError extends GuestError {}
-
-export interface ByteWrite { readonly offset: number; readonly bytes: Buffer }
 
 const hasProtectiveEntry = (mbr: Buffer): boolean => mbr.length >= 512 && mbr.readUInt16LE(510) === 0xaa55 && [0, 1, 2, 3].some((i) => mbr[446 + 16 * i + 4] === 0xee);
 
@@ -145,21 +141,4 @@ function contiguous(writes: readonly ByteWrite[]): ByteWrite[] {
     else out.push(w);
   }
   return out;
-}
-
-/**
- * Bytes written to `device` at each offset, in order, through `upload-offset` of a host
- * file that only this process can read (bytes may be NUL, which no guestfish argument carries).
- */
-export async function uploadBytes(session: GuestfsSession, device: string, writes: readonly ByteWrite[]): Promise<void> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'ghostprep-bytes-'));
-  try {
-    for (const [i, w] of writes.entries()) {
-      const file = path.join(dir, String(i));
-      await writeFile(file, w.bytes, { mode: 0o600 });
-      await session.command('upload-offset', [file, device, w.offset]);
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }

@@ -32,6 +32,7 @@ import path from 'node:path';
 import { errorMessage, GuestError } from '../../util/errors.js';
 import type { LuksIdentitySpec } from '../../core/device-identity.js';
 import { GuestfsError, type GuestfsSession } from './session.js';
+import { uploadBytes } from './device-bytes.js';
 
 const MAGIC = Buffer.from('LUKS\xba\xbe', 'latin1');
 const MAGIC2 = Buffer.from('SKUL\xba\xbe', 'latin1');
@@ -149,19 +150,11 @@ async function readHeader(session: GuestfsSession, device: string, offset: numbe
 }
 
 /**
- * Write the binary header (4096 bytes) of one copy: through a host file and
- * `upload-offset`, because a checksum may hold NUL bytes, which no guestfish
- * argument can carry. The binary header holds no secret (UUID, salt, checksum).
+ * Write the binary header (4096 bytes) of one copy from a host file (a checksum
+ * may hold NUL bytes). The binary header holds no secret (UUID, salt, checksum).
  */
 async function writeBinaryHeader(session: GuestfsSession, device: string, offset: number, header: Buffer): Promise<void> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ghostprep-luks-'));
-  try {
-    const file = path.join(dir, 'header');
-    await fs.writeFile(file, header.subarray(0, BINARY_HEADER), { mode: 0o600 });
-    await session.command('upload-offset', [file, device, offset]);
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  await uploadBytes(session, device, [{ offset, bytes: header.subarray(0, BINARY_HEADER) }]);
 }
 
 /** Set a new UUID in every header copy of `device`; returns the old and new UUID. */

@@ -20,7 +20,8 @@ import type { GuidEdit } from '../../storage/gpt.js';
 import { reverseDeviceChange, type BlockDevices, type BlockDisk, type BlockVolume, type DeviceChange, type FsUuidChange } from '../../storage/types.js';
 import { ApplianceLayout, mountGuest, partitionsOfDrive, type InspectedOs } from './os-inspect.js';
 import { GuestfsError, type GuestfsSession } from './session.js';
-import { ApplianceGpt, GptWriteError, uploadBytes } from './gpt-table.js';
+import { ApplianceGpt, GptWriteError } from './gpt-table.js';
+import { uploadBytes } from './device-bytes.js';
 
 const isGptChange = (c: DeviceChange): boolean => c.op === 'part-guid' || c.op === 'disk-guid';
 
