@@ -1,14 +1,15 @@
 /**
  * GPT headers as bytes: read the disk GUID and the partitions' unique GUIDs,
- * and give one of them a new value in both copies of the table (primary and
- * backup), with both CRC32s of each header recomputed, as sgdisk's
- * `--disk-guid` and `--partition-guid` do. Pure: the caller reads the
- * sectors and writes the results back (in an appliance, on a host file).
+ * and give one of them a new value in a copy of the table, with both CRC32s
+ * of its header recomputed, as sgdisk's `--disk-guid` and `--partition-guid`
+ * do; the caller edits both copies (primary and backup) alike. Pure: the
+ * caller reads the sectors and writes the results back (in an appliance, on
+ * a host file).
  *
  * Only a well-formed table is edited: both headers present, pointing at each
  * other, with good CRCs and equal contents apart from their positions.
  * Anything else (a damaged or missing backup, a header larger than a sector)
- * is reported as `unusable` with the reason, and the caller leaves the table to
+ * is a `Parsed` failure with its reason, and the caller leaves the table to
  * a tool that can repair it.
  */
 import { crc32 } from 'node:zlib';

@@ -64,10 +64,11 @@ describe('storage device changes: undone on failure and on rollback', function (
         const backupEntries = b.ok ? await s.command('pread-device', ['/dev/sda', entriesLength(b.value), Number(b.value.entriesLba) * 512]) : Buffer.alloc(0);
         return { primary: { header, entries }, backup: { header: backupHeader, entries: backupEntries }, backupLba: h.value.backupLba };
       };
-      expect(checkTable((await readTable()).primary, (await readTable()).backup).ok, 'a whole table after the edits').to.equal(true);
+      const whole = await readTable();
+      expect(checkTable(whole.primary, whole.backup).ok, 'a whole table after the edits').to.equal(true);
       const zeros = path.join(await tempDir(), 'zeros');
       writeFileSync(zeros, Buffer.alloc(512));
-      await s.command('upload-offset', [zeros, '/dev/sda', Number((await readTable()).backupLba) * 512]);
+      await s.command('upload-offset', [zeros, '/dev/sda', Number(whole.backupLba) * 512]);
       const damaged = await readTable();
       expect(checkTable(damaged.primary, damaged.backup).ok, 'backup header destroyed').to.equal(false);
       const gpt: DeviceChange[] = [
