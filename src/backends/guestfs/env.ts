@@ -4,6 +4,9 @@
  * and the CLI can check tools without launching anything.
  */
 import fs from 'node:fs';
+import { applianceCacheBase, uncompressedKernel, USER_APPLIANCE_VARS, type UncompressedKernel } from './appliance-kernel.js';
+import type { NotUsable } from './kernel-image.js';
+import { GhostprepError } from '../../util/errors.js';
 
 export const GUESTFISH_INSTALL = 'install it: apt-get install libguestfs-tools (Debian/Ubuntu) or dnf install guestfs-tools';
 
@@ -27,6 +30,8 @@ function runsUnderHypervisor(): boolean {
 }
 
 let tcgAnnounced = false;
+/** The appliance kernel decision, made once per process and cache (it reads /boot and may write the cache). */
+const kernelChoice = new Map<string, UncompressedKernel | NotUsable>();
 
 /**
  * Environment for guestfish. LIBGUESTFS_BACKEND defaults to `direct` (the
@@ -35,7 +40,9 @@ let tcgAnnounced = false;
  * nested: nested KVM hangs the appliance on the machines we measured on, and
  * TCG only costs launch time. A user who knows better sets the variable
  * (even to an empty string) and we leave it alone. Says so once through
- * `verbose`.
+ * `verbose`. Under TCG the appliance boots an uncompressed kernel
+ * (appliance-kernel.ts) unless GHOSTPREP_APPLIANCE_KERNEL=host or the user
+ * chose the kernel or cache through libguestfs's and supermin's own variables.
  */
 export function guestfsEnv(base: NodeJS.ProcessEnv = process.env, verbose?: (msg: string) => void): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
@@ -49,5 +56,23 @@ export function guestfsEnv(base: NodeJS.ProcessEnv = process.env, verbose?: (msg
       verbose('libguestfs: KVM is unusable or nested here; exported LIBGUESTFS_BACKEND_SETTINGS=force_tcg (set it yourself to override)');
     }
   }
-  return env;
+  return { ...env, ...applianceKernelEnv(env, verbose) };
+}
+
+/** SUPERMIN_* and LIBGUESTFS_CACHEDIR for an uncompressed appliance kernel, or nothing. */
+function applianceKernelEnv(env: NodeJS.ProcessEnv, verbose?: (msg: string) => void): NodeJS.ProcessEnv {
+  if (!/\bforce_tcg\b/.test(env.LIBGUESTFS_BACKEND_SETTINGS ?? '')) return {};
+  const mode = env.GHOSTPREP_APPLIANCE_KERNEL ?? 'uncompressed';
+  if (mode !== 'host' && mode !== 'uncompressed') {
+    throw new GhostprepError(`GHOSTPREP_APPLIANCE_KERNEL=${mode}: say 'uncompressed' (the default under TCG) or 'host' (the kernel as libguestfs finds it)`);
+  }
+  if (mode === 'host' || USER_APPLIANCE_VARS.some((v) => env[v] !== undefined)) return {};
+  const cacheBase = applianceCacheBase(env);
+  let choice = kernelChoice.get(cacheBase);
+  if (!choice) {
+    choice = uncompressedKernel({ boot: '/boot', modules: '/lib/modules', cacheBase });
+    kernelChoice.set(cacheBase, choice);
+    verbose?.('reason' in choice ? `libguestfs: the appliance boots the host kernel as it is: ${choice.reason}` : choice.note);
+  }
+  return 'reason' in choice ? {} : choice.env;
 }
