@@ -32,9 +32,9 @@ const READ_ONLY_FAILURE = /cannot write \/etc\/hostname: .*fs-read-only\.qcow2: 
 interface Case {
   readonly name: string;
   readonly why: string;
-  /** guestfish commands run with the image's root mounted at / (unless `unmounted`); `device` is its root filesystem's. */
+  /** guestfish commands run with the image's root mounted at / (unless `unmounted`); `device` is its root filesystem's (API name), `drive` its drive's index. */
   readonly unmounted?: true;
-  readonly steps: (canary: string, device: string) => Step[] | ((s: GuestfsSession) => Promise<void>);
+  readonly steps: (canary: string, device: string, drive: number) => Step[] | ((s: GuestfsSession) => Promise<void>);
   readonly expect: 'ok' | RegExp;
 }
 
@@ -75,9 +75,11 @@ const CASES: Case[] = [
   {
     // the ext4 `read-only` feature: the kernel refuses to mount it writable, so every write fails
     name: 'fs-read-only', why: 'a guest filesystem that cannot be written (ext4 read-only feature, tune2fs -O read-only)',
-    // on the unmounted filesystem: an umount first would let the partition's node lag behind on a loaded host
+    // on the unmounted filesystem: an umount first would let the partition's node lag behind on a loaded host.
+    // `debug sh` runs with the kernel's names, which need not follow the drive order of guestfs's API (the
+    // daemon translates /dev/sdX for API calls only): the drive is found by the serial libguestfs gives it.
     unmounted: true,
-    steps: (_canary, device) => [['debug', 'sh', `udevadm settle; for i in $(seq 300); do [ -b ${device} ] && break; sleep 0.1; done; tune2fs -O read-only ${device}`]],
+    steps: (_canary, _device, drive) => [['debug', 'sh', `udevadm settle; d=$(readlink -f /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_hd${drive}); for i in $(seq 300); do [ -b \${d}1 ] && break; sleep 0.1; done; tune2fs -O read-only \${d}1`]],
     expect: READ_ONLY_FAILURE,
   },
 ];
@@ -135,7 +137,7 @@ describe('trust: hostile qcow2 images in one appliance', function () {
         const order = [...CASES.entries()].sort(([, a], [, b]) => Number(!a.unmounted) - Number(!b.unmounted));
         for (const [i, c] of order) {
           if (!c.unmounted) await session.command('mount', [`${driveDevice(i)}1`, '/']);
-          const steps = c.steps(canary, `${driveDevice(i)}1`);
+          const steps = c.steps(canary, `${driveDevice(i)}1`, i);
           if (typeof steps === 'function') await steps(session);
           else for (const [cmd, ...a] of steps) await session.command(cmd, a);
           await session.command('umount-all');

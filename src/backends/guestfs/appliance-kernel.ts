@@ -80,7 +80,7 @@ function decompress(compression: KernelCompression, payload: Buffer, size: numbe
 }
 
 /** vmlinux from a bzImage, checked: the size the build recorded, and a PVH entry QEMU can start. */
-function uncompress(kernelFile: string): Buffer | NotUsable {
+export function uncompressKernel(kernelFile: string): Buffer | NotUsable {
   const found = compressedKernel(fs.readFileSync(kernelFile));
   if ('reason' in found) return found;
   const vmlinux = decompress(found.compression, found.payload, found.size);
@@ -126,7 +126,7 @@ export function uncompressedKernel(paths: KernelPaths): UncompressedKernel | Not
     const target = path.join(dir, 'vmlinux');
     let made = false;
     if (!fs.existsSync(target)) {
-      const vmlinux = uncompress(kernel.path);
+      const vmlinux = uncompressKernel(kernel.path);
       if ('reason' in vmlinux) return { reason: `${kernel.path}: ${vmlinux.reason}` };
       fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
       const temp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
