@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 /**
  * `npm test`: the whole suite as groups of spec files, one mocha process per
- * group, taken from a queue by two workers side by side. Nearly all the time
- * goes to QEMU under TCG, which keeps one core busy per VM or appliance; on
- * 2 cores, two workers take about half the wall time of one, and a queue
- * keeps both busy until the end (two fixed lanes would leave one idle).
+ * group, taken from a queue by three workers side by side. Nearly all the
+ * time goes to QEMU under TCG, which keeps one core busy per VM or appliance;
+ * on 2 cores, two workers take about half the wall time of one, and a third
+ * fills the time a group spends waiting rather than computing (downloads of
+ * debootstrap and apt, Slurm's jobs, kill points, the wait for a guest's
+ * report): the two cores went from 85% to 92% busy. A queue keeps the
+ * workers busy until the end (fixed lanes would leave one idle).
  *
  * GROUPS below: which files run together, what must end before a group may
  * start (`after`), and the minutes each is expected to take (from the
@@ -28,7 +31,7 @@
  * Debian packages of .ci/apt-packages.d, installed when missing and root on
  * Debian, else one message naming them) and the build.
  *
- *   npm test                                   two workers
+ *   npm test                                   three workers
  *   GHOSTPREP_TEST_WORKERS=1 npm test          the same groups one after the other
  *   GHOSTPREP_TEST_GROUPS=trust,trust-secrets npm test   only these groups
  *   npm test -- dist/test/unit                 just these specs, one mocha process
@@ -51,40 +54,40 @@ const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
  * Each file goes to the first group that names it (an exact path, or a
  * directory ending in /). Minutes: each group's time in a full run of
  * `.ci/run` on a fresh clone (every cache cold, as in CI) on a 2-core host with
- * both workers busy (59 min of groups, 29:28 wall).
+ * the three workers busy (73 min of groups, 24:34 wall).
  */
 const GROUPS = [
-  // one 10-clone deploy killed three times (4 to 6 launches, 35 to 45 drives: where the kills land)
-  { name: 'trust-kill', files: ['dist/test/trust/interrupt.test.js'], minutes: 3.1 },
+  // one 10-clone deploy killed three times (4 to 6 launches, 35 to 49 drives: where the kills land)
+  { name: 'trust-kill', files: ['dist/test/trust/interrupt.test.js'], minutes: 4.7 },
   // after every other group (the scan reads all their ghostprep runs' outputs): `after` is filled in below
-  { name: 'trust-secrets', files: ['dist/test/trust/summary.test.js', 'dist/test/trust/secrets.test.js'], minutes: 0.4, after: ['*'] },
-  { name: 'trust', files: ['dist/test/trust/'], minutes: 2.8 },
+  { name: 'trust-secrets', files: ['dist/test/trust/summary.test.js', 'dist/test/trust/secrets.test.js'], minutes: 0.3, after: ['*'] },
+  { name: 'trust', files: ['dist/test/trust/'], minutes: 4.1 },
   // the first boot file builds the debootstrap master (cached under .cache/boot); the others wait for it
   { name: 'boot-harness', files: ['dist/test/boot/harness.test.js'], minutes: 2.6 },
-  { name: 'boot-library', files: ['dist/test/boot/library.test.js'], minutes: 3.6, after: ['boot-harness'] },
+  { name: 'boot-library', files: ['dist/test/boot/library.test.js'], minutes: 4.1, after: ['boot-harness'] },
   // the network boot matrix: one master per stack, one boot each (ten NICs)
-  { name: 'boot-net-netplan', files: ['dist/test/boot/network/netplan.test.js'], minutes: 1.6, after: ['boot-harness'] },
-  { name: 'boot-net-networkd', files: ['dist/test/boot/network/networkd.test.js'], minutes: 1.5, after: ['boot-harness'] },
-  { name: 'boot-net-nm', files: ['dist/test/boot/network/network-manager.test.js'], minutes: 1.7, after: ['boot-harness'] },
-  { name: 'boot-net-eni', files: ['dist/test/boot/network/eni.test.js'], minutes: 1.6, after: ['boot-harness'] },
+  { name: 'boot-net-netplan', files: ['dist/test/boot/network/netplan.test.js'], minutes: 2.2, after: ['boot-harness'] },
+  { name: 'boot-net-networkd', files: ['dist/test/boot/network/networkd.test.js'], minutes: 1.6, after: ['boot-harness'] },
+  { name: 'boot-net-nm', files: ['dist/test/boot/network/network-manager.test.js'], minutes: 2.5, after: ['boot-harness'] },
+  { name: 'boot-net-eni', files: ['dist/test/boot/network/eni.test.js'], minutes: 1.9, after: ['boot-harness'] },
   { name: 'boot-net-summary', files: ['dist/test/boot/network/summary.test.js'], minutes: 0.1, after: ['boot-net-netplan', 'boot-net-networkd', 'boot-net-nm', 'boot-net-eni'] },
   // two boots: an ext4 clone with new UUIDs, an LVM clone on its renamed VG
-  { name: 'boot-storage', files: ['dist/test/storage/boot-new-uuids.test.js', 'dist/test/storage/boot-lvm.test.js'], minutes: 4.8, after: ['boot-harness'] },
-  { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 2.0, after: ['boot-harness'] },
-  { name: 'storage', files: ['dist/test/storage/new-uuids.test.js', 'dist/test/storage/rollback.test.js'], minutes: 3.8 },
+  { name: 'boot-storage', files: ['dist/test/storage/boot-new-uuids.test.js', 'dist/test/storage/boot-lvm.test.js'], minutes: 4.5, after: ['boot-harness'] },
+  { name: 'boot-clones', files: ['dist/test/boot/'], minutes: 2.4, after: ['boot-harness'] },
+  { name: 'storage', files: ['dist/test/storage/new-uuids.test.js', 'dist/test/storage/rollback.test.js'], minutes: 4.9 },
   // the 5-clone LVM fleet (apply in one appliance, then audit) is most of it
-  { name: 'storage-lvm', files: ['dist/test/storage-lvm/identity-appliance.test.js'], minutes: 4.9 },
-  { name: 'audit-images', files: ['dist/test/audit/audit-images.test.js'], minutes: 1.0 },
-  { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 3.3 },
-  { name: 'slurm-cluster', files: ['dist/test/export/slurm-cluster.test.js'], minutes: 1.1 },
-  { name: 'windows', files: ['dist/test/windows/'], minutes: 2.6 },
-  { name: 'luks', files: ['dist/test/backends/guestfs/luks.test.js'], minutes: 2.9 },
+  { name: 'storage-lvm', files: ['dist/test/storage-lvm/identity-appliance.test.js'], minutes: 5.9 },
+  { name: 'audit-images', files: ['dist/test/audit/audit-images.test.js'], minutes: 0.8 },
+  { name: 'images', files: ['dist/test/e2e/images.test.js'], minutes: 5.3 },
+  { name: 'slurm-cluster', files: ['dist/test/export/slurm-cluster.test.js'], minutes: 1.0 },
+  { name: 'windows', files: ['dist/test/windows/'], minutes: 3.6 },
+  { name: 'luks', files: ['dist/test/backends/guestfs/luks.test.js'], minutes: 3.5 },
   // cryptsetup reencrypt in the appliance: data rewritten under TCG, a group of its own so it runs beside the others
-  { name: 'luks-reencrypt', files: ['dist/test/storage-lvm/luks-reencrypt.test.js'], minutes: 2.1 },
-  { name: 'guestfs', files: ['dist/test/backends/guestfs/', 'dist/test/image/', 'dist/test/e2e/pipeline.test.js'], minutes: 6.6 },
+  { name: 'luks-reencrypt', files: ['dist/test/storage-lvm/luks-reencrypt.test.js'], minutes: 2.6 },
+  { name: 'guestfs', files: ['dist/test/backends/guestfs/', 'dist/test/image/', 'dist/test/e2e/pipeline.test.js'], minutes: 7.4 },
   // the fuzzer's fixed-seed budget: its own process, next to the others, not lengthening `rest`
-  { name: 'fuzz', files: ['dist/test/fuzz/'], minutes: 1.5 },
-  { name: 'rest', files: [], minutes: 2.8 },
+  { name: 'fuzz', files: ['dist/test/fuzz/'], minutes: 2.1 },
+  { name: 'rest', files: [], minutes: 4.8 },
 ];
 
 function specs(dir) {
@@ -159,7 +162,7 @@ const env = (g) => withLaunchLog({
   NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${cliRecord}`].filter(Boolean).join(' '),
 });
 
-const workers = Math.max(1, Number(process.env.GHOSTPREP_TEST_WORKERS) || 2);
+const workers = Math.max(1, Number(process.env.GHOSTPREP_TEST_WORKERS) || 3);
 // CPU seconds of every finished process below this one (cutime + cstime, ticks of 1/100 s): a group's
 // mocha process is reaped with its appliances and VMs, so the growth since the last reading is that
 // group's CPU (Slurm's jobs, which slurmd starts, are not in it)
