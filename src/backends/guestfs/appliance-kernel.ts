@@ -45,18 +45,20 @@ interface HostKernel {
   readonly version: string;
 }
 
-/** The running kernel if /boot has it with its modules, else the newest such kernel (supermin's own rule). */
-function hostKernel(paths: KernelPaths): HostKernel | undefined {
+/** The vmlinuz-VERSION files of /boot (none when it cannot be read). */
+function bootKernels(paths: KernelPaths): HostKernel[] {
   let names: string[];
   try {
     names = fs.readdirSync(paths.boot);
   } catch {
-    return undefined;
+    return [];
   }
-  const kernels = names
-    .filter((n) => /^vmlinuz-\S+$/.test(n))
-    .map((n) => ({ path: path.join(paths.boot, n), version: n.slice('vmlinuz-'.length) }))
-    .filter((k) => fs.existsSync(path.join(paths.modules, k.version)));
+  return names.filter((n) => /^vmlinuz-\S+$/.test(n)).map((n) => ({ path: path.join(paths.boot, n), version: n.slice('vmlinuz-'.length) }));
+}
+
+/** The running kernel if /boot has it with its modules, else the newest such kernel (supermin's own rule). */
+function hostKernel(paths: KernelPaths): HostKernel | undefined {
+  const kernels = bootKernels(paths).filter((k) => fs.existsSync(path.join(paths.modules, k.version)));
   const running = kernels.find((k) => k.version === os.release());
   return running ?? kernels.sort((a, b) => b.version.localeCompare(a.version, 'en', { numeric: true }))[0];
 }
@@ -105,11 +107,7 @@ function pruneStale(paths: KernelPaths, keep: ReadonlySet<string>): void {
 }
 
 function installedEntries(paths: KernelPaths): Set<string> {
-  const names = new Set<string>();
-  for (const n of fs.readdirSync(paths.boot).filter((f) => /^vmlinuz-\S+$/.test(f))) {
-    names.add(entryName({ path: path.join(paths.boot, n), version: n.slice('vmlinuz-'.length) }));
-  }
-  return names;
+  return new Set(bootKernels(paths).map(entryName));
 }
 
 /**
