@@ -88,6 +88,14 @@ export class MemoryGuest implements Guest {
     for (const d of missing.reverse()) this.entries.set(d, { type: 'dir', mode: 0o755, uid: 0, gid: 0 });
   }
 
+  /** As a write's parents are made on a real file system: a file (or anything but a directory) on the way is ENOTDIR. */
+  private makeParentDirs(abs: string, p: string): void {
+    let dir = path.dirname(abs);
+    while (!this.entries.has(dir)) dir = path.dirname(dir);
+    if (this.entries.get(dir)!.type !== 'dir') throw new GuestError(`cannot write ${p}: ${dir} is not a directory`, p);
+    this.ensureParents(abs);
+  }
+
   /**
    * Resolve symlinks inside the map, as chroot would; `follow` applies to the last component.
    * A link target is walked component by component, not normalized first: `b -> b/../a`
@@ -156,13 +164,13 @@ export class MemoryGuest implements Guest {
     // /etc/hostname -> /etc/shadow must not clobber shadow), a directory is refused
     const abs = this.writable(p);
     if (this.entries.get(abs)?.type === 'dir') throw new GuestError(`${p} is a directory`, p);
-    this.ensureParents(abs);
+    this.makeParentDirs(abs, p);
     this.entries.set(abs, { type: 'file', content: Buffer.from(content), ...attrs });
   }
   async mkdir(p: string, attrs: WriteAttributes): Promise<void> {
     const abs = this.resolve(this.writable(p), true);
     if (this.entries.get(abs)?.type === 'dir') return;
-    this.ensureParents(abs);
+    this.makeParentDirs(abs, p);
     this.entries.set(abs, { type: 'dir', ...attrs });
   }
   async remove(p: string, options: { recursive?: boolean } = {}): Promise<void> {
@@ -177,7 +185,7 @@ export class MemoryGuest implements Guest {
   }
   async symlink(target: string, p: string): Promise<void> {
     const abs = this.writable(p);
-    this.ensureParents(abs);
+    this.makeParentDirs(abs, p);
     this.entries.set(abs, { type: 'symlink', target });
   }
   async rename(from: string, to: string): Promise<void> {
@@ -188,9 +196,9 @@ export class MemoryGuest implements Guest {
     if (src === '/' || dst === '/') throw new GuestError('cannot rename the guest root', from);
     if (dst.startsWith(src + '/')) throw new GuestError(`cannot move ${from} into itself`, from);
     const moved = [...this.entries].filter(([k]) => k === src || k.startsWith(src + '/'));
+    this.makeParentDirs(dst, to); // before anything moves: a refused rename changes nothing
     await this.remove(to, { recursive: true });
     for (const [k] of moved) this.entries.delete(k);
-    this.ensureParents(dst);
     for (const [k, v] of moved) this.entries.set(dst + k.slice(src.length), v);
   }
   async chmod(p: string, mode: number): Promise<void> {

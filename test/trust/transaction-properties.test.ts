@@ -57,6 +57,12 @@ const change: fc.Arbitrary<FileChange> = fc.oneof(
   fc.record({ path: planPath, target: linkTarget }).map((c) => ({ op: 'symlink' as const, source: 'prop', path: c.path, target: c.target })),
 );
 
+async function expectRejected(p: Promise<unknown>, message: RegExp): Promise<void> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err, 'rejected').to.be.instanceOf(Error);
+  expect((err as Error).message).to.match(message);
+}
+
 /** One change per path, the last one, as assemblePlan leaves them. */
 function dedupe(changes: readonly FileChange[]): FileChange[] {
   const last = new Map(changes.map((c, i) => [c.path, i]));
@@ -177,6 +183,22 @@ describe('trust: preflight + transaction properties over hostile trees', functio
       expect(snapshotDiff(snapshotMemory(once), snapshotMemory(g))).to.deep.equal([]);
     }), { seed: SEED, numRuns: 300 * SCALE });
     console.log(`      ${resumed} killed runs finished by the next one`);
+  });
+
+  it('MemoryGuest writes below a file fail as on disk (ENOTDIR), so a plan that needs one path as file and directory through a link is rolled back', async () => {
+    // found by the kill-and-resume property (seed 1401167236): /etc -> a/../b makes /etc/ssh/a a file below /b/ssh
+    const tree: TreeSpec[] = [{ path: '/a/a', kind: 'file', content: '', mode: 0o644, target: '/' }, { path: '/etc', kind: 'link', content: '', mode: 0o644, target: 'a/../b' }];
+    const write = (p: string): FileChange => ({ op: 'write', source: 'prop', path: p, content: Buffer.alloc(0), mode: 0o644, uid: 0, gid: 0 });
+    const g = memoryFrom(tree);
+    expect((await applyOnce(g, [write('/b/ssh'), write('/etc/ssh/a')], 0, true, () => snapshotMemory(g))).kind).to.equal('rolled-back');
+    const direct = memoryFrom(tree);
+    await direct.writeFile('/b', Buffer.from('x'), { mode: 0o644, uid: 0, gid: 0 });
+    const before = snapshotMemory(direct);
+    await expectRejected(direct.writeFile('/etc/ssh', Buffer.alloc(0), { mode: 0o644, uid: 0, gid: 0 }), /\/b is not a directory/);
+    await expectRejected(direct.mkdir('/b/c', { mode: 0o755, uid: 0, gid: 0 }), /\/b is not a directory/);
+    await expectRejected(direct.symlink('/x', '/b/d'), /\/b is not a directory/);
+    await expectRejected(direct.rename('/a/a', '/b/e'), /\/b is not a directory/);
+    expect(snapshotDiff(before, snapshotMemory(direct)), 'a refused write changes nothing').to.deep.equal([]);
   });
 
   it('rootfs: the same on disk (FIFOs included), and nothing beside the tree changes', async () => {
