@@ -162,24 +162,54 @@ export async function preflightChange(guest: GuestReader, c: FileChange, opts: P
 export async function preflightPlan(guest: GuestReader, changes: readonly FileChange[], opts: PreflightOptions = {}): Promise<string[]> {
   const problems: string[] = [];
   for (const c of changes) problems.push(...(await preflightChange(guest, c, opts)));
-  return [...problems, ...planConflicts(changes)];
+  return [...problems, ...planConflicts(changes, await landings(guest, changes))];
+}
+
+/**
+ * Where each change lands in the guest as it is before the plan (links of the
+ * path resolved, the last component not followed); a change whose path cannot
+ * be walked has its own problem already and no landing.
+ */
+async function landings(guest: GuestReader, changes: readonly FileChange[]): Promise<Map<FileChange, string>> {
+  const out = new Map<FileChange, string>();
+  for (const c of changes) {
+    if (!c.path.startsWith('/') || c.op === 'registry') continue;
+    try {
+      out.set(c, (await walk(guest, path.resolve('/', c.path), false)).real);
+    } catch (err) {
+      if (!(err instanceof PathProblem)) throw err;
+    }
+  }
+  return out;
 }
 
 /**
  * Changes of one plan that contradict each other: a path planned below another
  * that the plan writes as a file, makes a symlink or deletes (the later change
- * would fail, or undo the earlier one). Only a directory may have planned children.
+ * would fail, undo the earlier one, or go through a link the plan itself makes,
+ * which no check before the commit saw). Compared as written and, when given,
+ * where each lands: `/etc/ssh/a` lands below `/b/ssh` when /etc is a link to
+ * /b. Only a directory may have planned children.
  */
-export function planConflicts(changes: readonly FileChange[]): string[] {
+export function planConflicts(changes: readonly FileChange[], landing?: ReadonlyMap<FileChange, string>): string[] {
+  const problems = new Set(conflictsBy(changes, (c) => (c.path.startsWith('/') ? path.resolve('/', c.path) : undefined), ''));
+  if (landing) for (const p of conflictsBy(changes, (c) => landing.get(c), ' (where it lands)')) problems.add(p);
+  return [...problems];
+}
+
+function conflictsBy(changes: readonly FileChange[], keyOf: (c: FileChange) => string | undefined, how: string): string[] {
   const byPath = new Map<string, FileChange>();
-  for (const c of changes) if (c.path.startsWith('/')) byPath.set(path.resolve('/', c.path), c);
+  for (const c of changes) {
+    const key = keyOf(c);
+    if (key !== undefined) byPath.set(key, c);
+  }
   const problems: string[] = [];
   for (const [p, c] of byPath) {
     for (let d = path.dirname(p); d !== '/'; d = path.dirname(d)) {
       const a = byPath.get(d);
-      if (!a || a.op === 'mkdir') continue;
+      if (!a || a.op === 'mkdir' || a === c) continue;
       const what = a.op === 'delete' ? 'deletes' : a.op === 'symlink' ? 'makes a symlink of' : 'writes as a file';
-      problems.push(`${c.path} is planned below ${a.path}, which the plan ${what} (${a.source}, ${c.source})`);
+      problems.push(`${c.path} is planned below ${a.path}${how}, which the plan ${what} (${a.source}, ${c.source})`);
       break;
     }
   }

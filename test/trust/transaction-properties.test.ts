@@ -185,12 +185,17 @@ describe('trust: preflight + transaction properties over hostile trees', functio
     console.log(`      ${resumed} killed runs finished by the next one`);
   });
 
-  it('MemoryGuest writes below a file fail as on disk (ENOTDIR), so a plan that needs one path as file and directory through a link is rolled back', async () => {
-    // found by the kill-and-resume property (seed 1401167236): /etc -> a/../b makes /etc/ssh/a a file below /b/ssh
+  it('a plan whose changes land below one another through links is refused before writing (and MemoryGuest fails a write below a file, as a disk does)', async () => {
+    // found by the kill-and-resume property: /etc -> a/../b puts /etc/ssh/a below /b/ssh (seed 1401167236);
+    // /a -> /etc/a puts /a/a below the link /etc/a the plan makes, so it would be written through it (seed 109)
     const tree: TreeSpec[] = [{ path: '/a/a', kind: 'file', content: '', mode: 0o644, target: '/' }, { path: '/etc', kind: 'link', content: '', mode: 0o644, target: 'a/../b' }];
     const write = (p: string): FileChange => ({ op: 'write', source: 'prop', path: p, content: Buffer.alloc(0), mode: 0o644, uid: 0, gid: 0 });
     const g = memoryFrom(tree);
-    expect((await applyOnce(g, [write('/b/ssh'), write('/etc/ssh/a')], 0, true, () => snapshotMemory(g))).kind).to.equal('rolled-back');
+    expect((await applyOnce(g, [write('/b/ssh'), write('/etc/ssh/a')], 0, true, () => snapshotMemory(g))).kind).to.equal('refused');
+    expect(await preflightPlan(g, [write('/b/ssh'), write('/etc/ssh/a')])).to.deep.equal(['/etc/ssh/a is planned below /b/ssh (where it lands), which the plan writes as a file (prop, prop)']);
+    const linked = memoryFrom([{ path: '/a', kind: 'link', content: '', mode: 0o644, target: '/etc/a' }]);
+    const plan: FileChange[] = [{ op: 'symlink', source: 'prop', path: '/etc/a', target: '../../../../run' }, { op: 'symlink', source: 'prop', path: '/a/a', target: '/' }];
+    expect(await preflightPlan(linked, plan)).to.deep.equal(['/a/a is planned below /etc/a (where it lands), which the plan makes a symlink of (prop, prop)']);
     const direct = memoryFrom(tree);
     await direct.writeFile('/b', Buffer.from('x'), { mode: 0o644, uid: 0, gid: 0 });
     const before = snapshotMemory(direct);
