@@ -104,6 +104,11 @@ function modeProblem(c: FileChange & { mode: number }, dir: boolean, opts: Prefl
 
 /** The problems of one change ("" prefix-free messages naming the path); empty: fine. */
 export async function preflightChange(guest: GuestReader, c: FileChange, opts: PreflightOptions = {}): Promise<string[]> {
+  return checkChange(guest, c, opts);
+}
+
+/** preflightChange, also noting in `landing` where the change lands when its path can be walked. */
+async function checkChange(guest: GuestReader, c: FileChange, opts: PreflightOptions, landing?: Map<FileChange, string>): Promise<string[]> {
   const p = c.path;
   if (!p.startsWith('/')) return [`${p}: not an absolute path`];
   const norm = path.resolve('/', p);
@@ -124,6 +129,7 @@ export async function preflightChange(guest: GuestReader, c: FileChange, opts: P
   let w: Walked;
   try {
     w = await walk(guest, norm, false);
+    landing?.set(c, w.real);
     // a directory is made through a final link (chmod and chown follow it): it must lead to one
     if (c.op === 'mkdir' && w.st?.type === 'symlink') {
       const to = await walk(guest, norm, true);
@@ -161,26 +167,11 @@ export async function preflightChange(guest: GuestReader, c: FileChange, opts: P
 /** Every problem of a machine's plan; empty: the plan can be committed. */
 export async function preflightPlan(guest: GuestReader, changes: readonly FileChange[], opts: PreflightOptions = {}): Promise<string[]> {
   const problems: string[] = [];
-  for (const c of changes) problems.push(...(await preflightChange(guest, c, opts)));
-  return [...problems, ...planConflicts(changes, await landings(guest, changes))];
-}
-
-/**
- * Where each change lands in the guest as it is before the plan (links of the
- * path resolved, the last component not followed); a change whose path cannot
- * be walked has its own problem already and no landing.
- */
-async function landings(guest: GuestReader, changes: readonly FileChange[]): Promise<Map<FileChange, string>> {
-  const out = new Map<FileChange, string>();
-  for (const c of changes) {
-    if (!c.path.startsWith('/') || c.op === 'registry') continue;
-    try {
-      out.set(c, (await walk(guest, path.resolve('/', c.path), false)).real);
-    } catch (err) {
-      if (!(err instanceof PathProblem)) throw err;
-    }
-  }
-  return out;
+  // where each change lands in the guest before the plan (links resolved, the last component not
+  // followed); a change whose path cannot be walked has a problem of its own and no landing
+  const landing = new Map<FileChange, string>();
+  for (const c of changes) problems.push(...(await checkChange(guest, c, opts, landing)));
+  return [...problems, ...planConflicts(changes, landing)];
 }
 
 /**
