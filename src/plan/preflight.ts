@@ -183,24 +183,26 @@ export async function preflightPlan(guest: GuestReader, changes: readonly FileCh
  * /b. Only a directory may have planned children.
  */
 export function planConflicts(changes: readonly FileChange[], landing?: ReadonlyMap<FileChange, string>): string[] {
-  const problems = new Set(conflictsBy(changes, (c) => (c.path.startsWith('/') ? path.resolve('/', c.path) : undefined), ''));
-  if (landing) for (const p of conflictsBy(changes, (c) => landing.get(c), ' (where it lands)')) problems.add(p);
-  return [...problems];
+  const written = conflictsBy(changes, (c) => (c.path.startsWith('/') ? path.resolve('/', c.path) : undefined), '');
+  // one problem per change: where it lands is said only when its path as written conflicts with none
+  const landed = landing ? conflictsBy(changes, (c) => landing.get(c), ' (where it lands)') : new Map<FileChange, string>();
+  return [...written.values(), ...[...landed].filter(([c]) => !written.has(c)).map(([, problem]) => problem)];
 }
 
-function conflictsBy(changes: readonly FileChange[], keyOf: (c: FileChange) => string | undefined, how: string): string[] {
+/** The first conflict of each change whose key (a path) lies below another change's. */
+function conflictsBy(changes: readonly FileChange[], keyOf: (c: FileChange) => string | undefined, how: string): Map<FileChange, string> {
   const byPath = new Map<string, FileChange>();
   for (const c of changes) {
     const key = keyOf(c);
     if (key !== undefined) byPath.set(key, c);
   }
-  const problems: string[] = [];
+  const problems = new Map<FileChange, string>();
   for (const [p, c] of byPath) {
     for (let d = path.dirname(p); d !== '/'; d = path.dirname(d)) {
       const a = byPath.get(d);
-      if (!a || a.op === 'mkdir' || a === c) continue;
+      if (!a || a.op === 'mkdir') continue;
       const what = a.op === 'delete' ? 'deletes' : a.op === 'symlink' ? 'makes a symlink of' : 'writes as a file';
-      problems.push(`${c.path} is planned below ${a.path}${how}, which the plan ${what} (${a.source}, ${c.source})`);
+      problems.set(c, `${c.path} is planned below ${a.path}${how}, which the plan ${what} (${a.source}, ${c.source})`);
       break;
     }
   }

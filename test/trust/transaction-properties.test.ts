@@ -193,6 +193,8 @@ describe('trust: preflight + transaction properties over hostile trees', functio
     const g = memoryFrom(tree);
     expect((await applyOnce(g, [write('/b/ssh'), write('/etc/ssh/a')], 0, true, () => snapshotMemory(g))).kind).to.equal('refused');
     expect(await preflightPlan(g, [write('/b/ssh'), write('/etc/ssh/a')])).to.deep.equal(['/etc/ssh/a is planned below /b/ssh (where it lands), which the plan writes as a file (prop, prop)']);
+    // without links, as written and where it lands are the same conflict: said once
+    expect(await preflightPlan(memoryFrom([]), [write('/opt/a'), write('/opt/a/b')])).to.deep.equal(['/opt/a/b is planned below /opt/a, which the plan writes as a file (prop, prop)']);
     const linked = memoryFrom([{ path: '/a', kind: 'link', content: '', mode: 0o644, target: '/etc/a' }]);
     const plan: FileChange[] = [{ op: 'symlink', source: 'prop', path: '/etc/a', target: '../../../../run' }, { op: 'symlink', source: 'prop', path: '/a/a', target: '/' }];
     expect(await preflightPlan(linked, plan)).to.deep.equal(['/a/a is planned below /etc/a (where it lands), which the plan makes a symlink of (prop, prop)']);
