@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { errorMessage } from '../../util/errors.js';
 import { compressedKernel, hasPvhEntry, type KernelCompression, type NotUsable } from './kernel-image.js';
 
 /** Where the kernels and their appliances live: ${XDG_CACHE_HOME:-~/.cache}/ghostprep/appliance. */
@@ -138,7 +139,7 @@ export function uncompressedKernel(paths: KernelPaths): UncompressedKernel | Not
       note: `libguestfs: the appliance boots ${kernel.path} uncompressed (${made ? 'made' : 'kept'} in ${dir}): no decompression under TCG`,
     };
   } catch (err) {
-    return { reason: `${kernel.path}: ${(err as Error).message}` };
+    return { reason: `${kernel.path}: ${errorMessage(err)}` };
   }
 }
 
